@@ -1,0 +1,293 @@
+/**
+ * Loading the config: YAML text, a file, or CLI flags all become one document that goes through
+ * the one schema ({@linkcode configSchema}), and every problem becomes a path-qualified
+ * {@linkcode ConfigError}. Also the reverse: the normalised, secret-free YAML form for
+ * `main.ts check --config`.
+ *
+ * @module
+ */
+
+import YAML from "yaml";
+import type { z } from "zod";
+import { formatEndpoint } from "../../net/address.ts";
+import { formatCidr } from "../../net/cidr.ts";
+import { ConfigError, formatConfigPath } from "./errors.ts";
+import { parsePasswordHash } from "./password.ts";
+import { configSchema } from "./schema.ts";
+import type { Config, DestinationPattern, RuleConfig } from "./types.ts";
+
+/**
+ * The embedded default config: listens on `127.0.0.1:1080` and `[::1]:1080`, no
+ * authentication, the safe default rules. Every other key is spelled out with its default value.
+ */
+export const DEFAULT_CONFIG_YAML: string = `# dualgate default configuration
+listen: ["127.0.0.1:1080", "[::1]:1080"]
+auth:
+  users: []                      # none => no authentication
+resolver:
+  prefer: happy-eyeballs         # or ipv6 | ipv4 | ipv6-only | ipv4-only
+  hosts: {}
+  hosts_file: /etc/hosts
+  servers: []                    # none => the system configuration
+  timeout: 5                     # seconds
+  cache_size: 10000
+  max_ttl: 300                   # seconds
+  negative_ttl: 30               # seconds
+# rules: absent => allow all but the safe defaults
+timeouts:                        # seconds
+  handshake: 10
+  connect: 10
+  idle: 300
+  drain: 10
+limits:
+  max_connections: 4096
+  max_connections_per_client: 512
+log:
+  level: info                    # or debug | warning | error
+  format: text                   # or json
+`;
+
+/** CLI flags that shape the config (`main.ts serve [--config FILE] [--listen ADDR:PORT]...`). */
+export interface ConfigFlags {
+  /** A YAML config file; without it, {@linkcode DEFAULT_CONFIG_YAML}. */
+  readonly config?: string | undefined;
+  /** Listen addresses; when non-empty they replace the `listen` list of the file or default. */
+  readonly listen?: readonly string[] | undefined;
+}
+
+/**
+ * Parses and validates YAML config text. Empty text (or a document that is only `null`) is
+ * the default config.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./load.ts";
+ * const config = parseConfig('listen: ["[::]:1080"]\nlog: { level: debug }');
+ * console.log(config.listen.length, config.log.level); // 1 "debug"
+ * ```
+ *
+ * @param yamlText The YAML document.
+ * @returns The validated config.
+ * @throws {ConfigError} naming the path of the first problem, or `""` for a YAML syntax error.
+ */
+export function parseConfig(yamlText: string): Config {
+  return validate(readYaml(yamlText));
+}
+
+/**
+ * Reads, parses and validates a YAML config file.
+ *
+ * @param path The file.
+ * @returns The validated config.
+ * @throws {ConfigError} when the file cannot be read, is not YAML, or is not a valid config.
+ */
+export async function loadConfigFile(path: string): Promise<Config> {
+  return validate(readYaml(await readConfigText(path)));
+}
+
+/**
+ * Builds the config from CLI flags: the file named by `--config` (or the embedded default),
+ * with `--listen` values, when given, replacing its `listen` list. The flags become part of
+ * the document before validation, so they are checked exactly as the YAML would be.
+ *
+ * @param flags The parsed flags.
+ * @returns The validated config.
+ * @throws {ConfigError} as {@linkcode loadConfigFile}; a bad `--listen` value names
+ *   `listen[i]` and says it came from `--listen`.
+ */
+export async function configFromFlags(flags: ConfigFlags): Promise<Config> {
+  const document = readYaml(
+    flags.config === undefined ? DEFAULT_CONFIG_YAML : await readConfigText(flags.config),
+  );
+  const listen = flags.listen ?? [];
+  if (listen.length === 0) return validate(document);
+  const base = document ?? {};
+  // A document that is not a mapping is left for the schema to refuse.
+  if (typeof base !== "object" || Array.isArray(base)) return validate(base);
+  try {
+    return validate({ ...base, listen: [...listen] });
+  } catch (error) {
+    if (error instanceof ConfigError && /^listen(\[|$)/.test(error.path)) {
+      throw new ConfigError(error.path, `${error.reason} (given by --listen)`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
+ * The config in its YAML key form (snake_case keys, addresses and prefixes as text, times in
+ * seconds) as a plain, YAML-serialisable object, with secrets redacted: a password becomes
+ * `"<redacted>"` and a hash keeps only its scrypt parameters (`scrypt$16384$8$1$<redacted>`).
+ * `rules` is left out when absent (the defaults apply). Parsing it again gives the same
+ * config, apart from the redacted secrets.
+ *
+ * @param config A validated config.
+ * @returns The plain object.
+ */
+export function normalizeConfig(config: Config): Record<string, unknown> {
+  const seconds = (ms: number) => ms / 1000;
+  const hosts: Record<string, string[]> = {};
+  for (const [name, addresses] of Object.entries(config.resolver.hosts)) {
+    hosts[name] = [...addresses];
+  }
+  return {
+    listen: config.listen.map((entry) => formatEndpoint(entry.endpoint)),
+    auth: {
+      users: config.auth.users.map((user) => {
+        if (user.passwordHash === undefined) return { name: user.name, password: "<redacted>" };
+        const parsed = parsePasswordHash(user.passwordHash).hash;
+        return {
+          name: user.name,
+          password_hash: parsed
+            ? `scrypt$${parsed.N}$${parsed.r}$${parsed.p}$<redacted>`
+            : "<redacted>",
+        };
+      }),
+    },
+    resolver: {
+      prefer: config.resolver.prefer,
+      hosts,
+      hosts_file: config.resolver.hostsFile,
+      servers: [...config.resolver.servers],
+      timeout: seconds(config.resolver.timeoutMs),
+      cache_size: config.resolver.cacheSize,
+      max_ttl: config.resolver.maxTtlSeconds,
+      negative_ttl: config.resolver.negativeTtlSeconds,
+    },
+    ...(config.rules !== null && { rules: config.rules.map(normalizeRule) }),
+    timeouts: {
+      handshake: seconds(config.timeouts.handshakeMs),
+      connect: seconds(config.timeouts.connectMs),
+      idle: seconds(config.timeouts.idleMs),
+      drain: seconds(config.timeouts.drainMs),
+    },
+    limits: {
+      max_connections: config.limits.maxConnections,
+      max_connections_per_client: config.limits.maxConnectionsPerClient,
+    },
+    log: { level: config.log.level, format: config.log.format },
+  };
+}
+
+/**
+ * The normalised config ({@linkcode normalizeConfig}) as YAML text, secrets redacted.
+ *
+ * @param config A validated config.
+ * @returns YAML text.
+ */
+export function formatConfigYaml(config: Config): string {
+  return YAML.stringify(normalizeConfig(config));
+}
+
+function normalizeRule(rule: RuleConfig): Record<string, unknown> {
+  const pattern = (to: DestinationPattern) =>
+    to.kind === "cidr" ? formatCidr(to.cidr) : to.kind === "suffix" ? `*.${to.suffix}` : to.name;
+  return {
+    action: rule.action,
+    ...(rule.from && { from: rule.from.map(formatCidr) }),
+    ...(rule.to && { to: rule.to.map(pattern) }),
+    ...(rule.ports && {
+      ports: rule.ports.map((range) =>
+        range.from === range.to ? range.from : `${range.from}-${range.to}`
+      ),
+    }),
+    ...(rule.users && { users: [...rule.users] }),
+    ...(rule.commands && { commands: [...rule.commands] }),
+  };
+}
+
+async function readConfigText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotFound
+      ? "no such file"
+      : error instanceof Error
+      ? error.message
+      : String(error);
+    throw new ConfigError("", `Cannot read config file "${path}": ${reason}`, { cause: error });
+  }
+}
+
+/** Parses YAML text into plain data (`null` for an empty document). */
+function readYaml(text: string): unknown {
+  let document: YAML.Document.Parsed;
+  try {
+    document = YAML.parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotCapable) {
+      throw new Deno.errors.NotCapable(
+        "Cannot parse config: the yaml package reads the LOG_TOKENS and LOG_STREAM " +
+          "environment variables; run with --allow-env=LOG_TOKENS,LOG_STREAM",
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const [error] = document.errors;
+  if (error) {
+    const where = error.linePos?.[0];
+    const what = error.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+    const at = where ? ` at line ${where.line}, column ${where.col}` : "";
+    throw new ConfigError("", `Cannot parse YAML: ${what}${at}`, { cause: error });
+  }
+  try {
+    return document.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new ConfigError("", `Cannot parse YAML: ${reason}`, { cause: error });
+  }
+}
+
+/** Validates a YAML document against the schema; the first issue becomes a ConfigError. */
+function validate(document: unknown): Config {
+  const result = configSchema.safeParse(document, { reportInput: true });
+  if (result.success) return result.data;
+  const [issue] = result.error.issues;
+  if (!issue) throw new ConfigError("", "Cannot load config: invalid");
+  const [path, reason] = describeIssue(issue);
+  throw new ConfigError(formatConfigPath(path), reason, { cause: result.error });
+}
+
+const KIND_NAMES: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping",
+};
+
+function kindOf(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (value instanceof Date) return "a date";
+  if (typeof value === "object") return "a mapping";
+  return `a ${typeof value}`;
+}
+
+/** The path and a lower-case reason for one zod issue, in the config's own words. */
+function describeIssue(issue: z.core.$ZodIssue): [PropertyKey[], string] {
+  const path = [...issue.path];
+  switch (issue.code) {
+    case "unrecognized_keys": {
+      const [key, ...more] = issue.keys;
+      const also = more.length > 0 ? ` (also ${more.map((k) => `"${k}"`).join(", ")})` : "";
+      return [[...path, key ?? ""], `unknown key${also}`];
+    }
+    case "invalid_type":
+      if (issue.input === undefined) return [path, "is required"];
+      return [
+        path,
+        `must be ${KIND_NAMES[issue.expected] ?? issue.expected}, not ${kindOf(issue.input)}`,
+      ];
+    case "invalid_value": {
+      const values = issue.values.map((v) => String(v)).join(", ");
+      if (issue.input === undefined) return [path, `is required: one of ${values}`];
+      return [path, `must be one of ${values}, not ${JSON.stringify(issue.input)}`];
+    }
+    case "invalid_union":
+      return [path, `must be a number or a string, not ${kindOf(issue.input)}`];
+    default:
+      return [path, issue.message];
+  }
+}

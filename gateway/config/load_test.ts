@@ -1,0 +1,329 @@
+import assert from "node:assert/strict";
+import { formatEndpoint } from "../../net/address.ts";
+import { formatCidr } from "../../net/cidr.ts";
+import { ConfigError } from "./errors.ts";
+import {
+  configFromFlags,
+  DEFAULT_CONFIG_YAML,
+  formatConfigYaml,
+  loadConfigFile,
+  normalizeConfig,
+  parseConfig,
+} from "./load.ts";
+import type { Config } from "./types.ts";
+
+/** DESIGN.md's short form, verbatim, minus `routes` and `translators`. */
+const SHORT_FORM = `listen: ["192.0.2.10:1080", "[2001:db8::10]:1080"]
+auth:
+  users:
+    - { name: alice, password: change-me }     # present => RFC 1929 required
+resolver:
+  prefer: happy-eyeballs                       # or ipv6 | ipv4 | ipv6-only | ipv4-only
+  hosts: { intranet.example: ["192.0.2.20", "2001:db8::20"] }
+rules:                                         # absent => allow all but the safe defaults
+  - { action: allow, from: ["192.0.2.0/24", "2001:db8::/32"] }
+  - { action: deny, to: ["169.254.0.0/16"] }
+`;
+
+const HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A".repeat(43) + "=";
+
+function assertConfigError(yaml: string, path: string, reason?: RegExp): ConfigError {
+  let caught: unknown;
+  try {
+    parseConfig(yaml);
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof ConfigError, `expected a ConfigError for ${JSON.stringify(yaml)}`);
+  assert.equal(caught.path, path, caught.message);
+  assert.equal(caught.message, path === "" ? caught.reason : `${path}: ${caught.reason}`);
+  if (reason) assert.match(caught.reason, reason);
+  return caught;
+}
+
+function listenOf(config: Config): string[] {
+  return config.listen.map((entry) => formatEndpoint(entry.endpoint));
+}
+
+Deno.test("parseConfig() accepts DESIGN.md's short form", () => {
+  const config = parseConfig(SHORT_FORM);
+  assert.deepEqual(listenOf(config), ["192.0.2.10:1080", "[2001:db8::10]:1080"]);
+  assert.deepEqual(config.auth.users, [{ name: "alice", password: "change-me" }]);
+  assert.equal(config.resolver.prefer, "happy-eyeballs");
+  assert.deepEqual({ ...config.resolver.hosts }, {
+    "intranet.example": ["192.0.2.20", "2001:db8::20"],
+  });
+  const rules = config.rules;
+  assert.ok(rules);
+  assert.equal(rules.length, 2);
+  assert.equal(rules[0]!.action, "allow");
+  assert.deepEqual(rules[0]!.from!.map(formatCidr), ["192.0.2.0/24", "2001:db8::/32"]);
+  assert.equal(rules[0]!.to, undefined);
+  assert.equal(rules[1]!.action, "deny");
+  assert.deepEqual(rules[1]!.to!.map((p) => p.kind === "cidr" && formatCidr(p.cidr)), [
+    "169.254.0.0/16",
+  ]);
+});
+
+Deno.test("parseConfig() gives every default for an empty document", () => {
+  for (const text of ["", "# only a comment\n", "null", "~"]) {
+    const config = parseConfig(text);
+    assert.deepEqual(listenOf(config), ["127.0.0.1:1080", "[::1]:1080"]);
+    assert.deepEqual(config.auth, { users: [] });
+    assert.equal(config.resolver.prefer, "happy-eyeballs");
+    assert.deepEqual({ ...config.resolver.hosts }, {});
+    assert.equal(config.resolver.hostsFile, "/etc/hosts");
+    assert.deepEqual(config.resolver.servers, []);
+    assert.equal(config.resolver.timeoutMs, 5000);
+    assert.equal(config.resolver.cacheSize, 10000);
+    assert.equal(config.resolver.maxTtlSeconds, 300);
+    assert.equal(config.resolver.negativeTtlSeconds, 30);
+    assert.equal(config.rules, null);
+    assert.deepEqual(config.timeouts, {
+      handshakeMs: 10000,
+      connectMs: 10000,
+      idleMs: 300000,
+      drainMs: 10000,
+    });
+    assert.deepEqual(config.limits, { maxConnections: 4096, maxConnectionsPerClient: 512 });
+    assert.deepEqual(config.log, { level: "info", format: "text" });
+  }
+});
+
+Deno.test("parseConfig() treats empty sections as their defaults", () => {
+  assert.deepEqual(
+    parseConfig("auth:\nresolver:\ntimeouts:\nlimits:\nlog:\n"),
+    parseConfig(""),
+  );
+});
+
+Deno.test("DEFAULT_CONFIG_YAML parses to the defaults", () => {
+  assert.deepEqual(parseConfig(DEFAULT_CONFIG_YAML), parseConfig(""));
+});
+
+Deno.test("parseConfig() reads every key", () => {
+  const config = parseConfig(`
+listen: "[::]:1081"
+auth:
+  users:
+    - { name: bob, password_hash: "${HASH}" }
+resolver:
+  prefer: ipv6-only
+  hosts: { "Host.Example.": 192.0.2.1, other: ["2001:DB8:0::1"] }
+  hosts_file: /tmp/hosts
+  servers: ["192.0.2.53", "192.0.2.54:5353", "[2001:db8::53]:53", "2001:db8::54"]
+  timeout: 2.5
+  cache_size: 0
+  max_ttl: 60
+  negative_ttl: 0
+rules:
+  - action: allow
+    from: 10.0.0.0/8
+    to: ["*.Example.COM", "host.example.", "2001:db8::/32", "192.0.2.1"]
+    ports: [80, "443", "1000-2000"]
+    users: bob
+    commands: [connect, udp]
+  - action: deny
+timeouts: { handshake: 1, connect: 2, idle: 3, drain: 0.5 }
+limits: { max_connections: 10, max_connections_per_client: 2 }
+log: { level: debug, format: json }
+`);
+  assert.deepEqual(listenOf(config), ["[::]:1081"]);
+  assert.deepEqual(config.auth.users, [{ name: "bob", passwordHash: HASH }]);
+  assert.deepEqual(config.resolver, {
+    prefer: "ipv6-only",
+    hosts: Object.assign(Object.create(null), {
+      "host.example": ["192.0.2.1"],
+      other: ["2001:db8::1"],
+    }),
+    hostsFile: "/tmp/hosts",
+    servers: ["192.0.2.53", "192.0.2.54:5353", "[2001:db8::53]:53", "2001:db8::54"],
+    timeoutMs: 2500,
+    cacheSize: 0,
+    maxTtlSeconds: 60,
+    negativeTtlSeconds: 0,
+  });
+  const [allow, deny] = config.rules!;
+  assert.deepEqual(allow!.from!.map(formatCidr), ["10.0.0.0/8"]);
+  assert.deepEqual(allow!.to!.map((p) => p.kind === "cidr" ? formatCidr(p.cidr) : p), [
+    { kind: "suffix", suffix: "example.com" },
+    { kind: "name", name: "host.example" },
+    "2001:db8::/32",
+    "192.0.2.1/32",
+  ]);
+  assert.deepEqual(allow!.ports, [{ from: 80, to: 80 }, { from: 443, to: 443 }, {
+    from: 1000,
+    to: 2000,
+  }]);
+  assert.deepEqual(allow!.users, ["bob"]);
+  assert.deepEqual(allow!.commands, ["connect", "udp"]);
+  assert.deepEqual(deny, { action: "deny" });
+  assert.deepEqual(config.timeouts, {
+    handshakeMs: 1000,
+    connectMs: 2000,
+    idleMs: 3000,
+    drainMs: 500,
+  });
+  assert.deepEqual(config.limits, { maxConnections: 10, maxConnectionsPerClient: 2 });
+  assert.deepEqual(config.log, { level: "debug", format: "json" });
+});
+
+Deno.test("parseConfig() errors name their path", () => {
+  assertConfigError("colour: blue", "colour", /^unknown key$/);
+  assertConfigError(
+    "auth: { users: [{ name: a, password: b, nick: c }] }",
+    "auth.users[0].nick",
+    /unknown key/,
+  );
+  assertConfigError(
+    "rules: [{ action: allow, from: [10.0.0.0/8, 10.0.0.0/33] }]",
+    "rules[0].from[1]",
+    /0\.\.32/,
+  );
+  assertConfigError(
+    "rules: [{ action: allow, from: [10.0.0.0/8, example.com] }]",
+    "rules[0].from[1]",
+  );
+  assertConfigError("resolver: { prefer: fastest }", "resolver.prefer", /one of happy-eyeballs/);
+  assertConfigError('listen: ["192.0.2.1:0"]', "listen[0]", /1\.\.65535/);
+  assertConfigError('listen: ["192.0.2.1:65536"]', "listen[0]", /1\.\.65535/);
+  assertConfigError('listen: ["192.0.2.1"]', "listen[0]");
+  assertConfigError('listen: ["127.0.0.1:1080", "2001:db8::10:1080"]', "listen[1]", /brackets/);
+  assertConfigError('listen: ["example.com:1080"]', "listen[0]", /not an IPv4 address/);
+  assertConfigError("listen: []", "listen", /at least one/);
+  assertConfigError('listen: ["[::1]:1080", "[0::1]:1080"]', "listen[1]", /duplicate/);
+  assertConfigError(
+    "auth: { users: [{ name: a, password: b }, { name: a, password: c }] }",
+    "auth.users[1].name",
+    /duplicate user name "a"/,
+  );
+  assertConfigError(
+    `auth: { users: [{ name: a, password: b, password_hash: "${HASH}" }] }`,
+    "auth.users[0]",
+    /exactly one of password and password_hash/,
+  );
+  assertConfigError("auth: { users: [{ name: a }] }", "auth.users[0]", /password/);
+  assertConfigError(
+    'auth: { users: [{ name: a, password_hash: "md5$abc" }] }',
+    "auth.users[0].password_hash",
+    /scrypt\$N\$r\$p/,
+  );
+  assertConfigError(
+    'auth: { users: [{ name: a, password_hash: "scrypt$1000$8$1$AAAA$AAAA" }] }',
+    "auth.users[0].password_hash",
+    /power of two/,
+  );
+  assertConfigError(
+    `auth: { users: [{ name: a, password: "${"é".repeat(128)}" }] }`,
+    "auth.users[0].password",
+    /1\.\.255 bytes/,
+  );
+  assertConfigError(
+    "auth: { users: [{ name: a, password: 1234 }] }",
+    "auth.users[0].password",
+    /string/,
+  );
+  assertConfigError("routes: []", "routes", /^not supported by this version yet$/);
+  assertConfigError("translators: [{ type: ftp }]", "translators", /^not supported/);
+  assertConfigError("rules: []", "rules", /^must not be empty; omit it for the defaults$/);
+  assertConfigError("rules: [{ from: 10.0.0.0/8 }]", "rules[0].action", /required/);
+  assertConfigError("rules: [{ action: allow, users: bob }]", "rules[0].users[0]", /auth\.users/);
+  assertConfigError("rules: [{ action: allow, ports: [80, 5-3] }]", "rules[0].ports[1]");
+  assertConfigError("rules: [{ action: allow, to: [a*b] }]", "rules[0].to[0]", /wildcard/);
+  assertConfigError("rules: [{ action: allow, commands: [ping] }]", "rules[0].commands[0]");
+  assertConfigError(
+    'resolver: { hosts: { x: ["::1", "nope"] } }',
+    "resolver.hosts.x[1]",
+    /not an IP address/,
+  );
+  assertConfigError(
+    'resolver: { hosts: { "A.example": 192.0.2.1, "a.example.": 192.0.2.2 } }',
+    'resolver.hosts["a.example."]',
+    /same name/,
+  );
+  assertConfigError('resolver: { servers: ["192.0.2.1:0"] }', "resolver.servers[0]");
+  assertConfigError("timeouts: { idle: 0 }", "timeouts.idle", /greater than 0/);
+  assertConfigError("timeouts: { idle: 30000000 }", "timeouts.idle", /at most/);
+  assertConfigError("limits: { max_connections: 1.5 }", "limits.max_connections", /integer/);
+  assertConfigError("log: { level: verbose }", "log.level");
+  assertConfigError("- 1", "", /mapping/);
+});
+
+Deno.test("parseConfig() reports a YAML syntax error with its line and column", () => {
+  assertConfigError("listen: [1,\n b: }", "", /^Cannot parse YAML: .* at line 2, column \d+$/);
+  assertConfigError("log: {}\nlog: {}\n", "", /unique.* at line 2, column 1$/);
+});
+
+Deno.test("configFromFlags() uses the default without flags", async () => {
+  assert.deepEqual(await configFromFlags({}), parseConfig(""));
+});
+
+Deno.test("configFromFlags() lets --listen replace the listen list", async () => {
+  const flagged = await configFromFlags({ listen: ["[::]:1080", "0.0.0.0:1081"] });
+  assert.deepEqual(listenOf(flagged), ["[::]:1080", "0.0.0.0:1081"]);
+
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(file, SHORT_FORM);
+    const fromFile = await configFromFlags({ config: file });
+    assert.deepEqual(fromFile, await loadConfigFile(file));
+    const both = await configFromFlags({ config: file, listen: ["127.0.0.2:9050"] });
+    assert.deepEqual(listenOf(both), ["127.0.0.2:9050"]);
+    assert.deepEqual(both.auth, fromFile.auth);
+    await assert.rejects(
+      configFromFlags({ config: file, listen: ["::1:1080"] }),
+      (error: unknown) =>
+        error instanceof ConfigError && error.path === "listen[0]" &&
+        /brackets.*\(given by --listen\)$/.test(error.reason),
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("loadConfigFile() reports an unreadable file", async () => {
+  await assert.rejects(
+    loadConfigFile("/nonexistent/dualgate.yaml"),
+    (error: unknown) =>
+      error instanceof ConfigError && error.path === "" &&
+      error.message === 'Cannot read config file "/nonexistent/dualgate.yaml": no such file',
+  );
+});
+
+Deno.test("normalizeConfig() gives the YAML form with secrets redacted", () => {
+  const config = parseConfig(
+    SHORT_FORM.replace(
+      "{ name: alice, password: change-me }",
+      `{ name: alice, password: s3cret }\n    - { name: bob, password_hash: "${HASH}" }`,
+    ),
+  );
+  const normal = normalizeConfig(config);
+  assert.deepEqual(normal.auth, {
+    users: [
+      { name: "alice", password: "<redacted>" },
+      { name: "bob", password_hash: "scrypt$16384$8$1$<redacted>" },
+    ],
+  });
+  const text = formatConfigYaml(config);
+  assert.ok(!text.includes("s3cret"));
+  assert.ok(!text.includes("AAAAAAAA"));
+  assert.deepEqual(normal.listen, ["192.0.2.10:1080", "[2001:db8::10]:1080"]);
+  assert.deepEqual(normal.rules, [
+    { action: "allow", from: ["192.0.2.0/24", "2001:db8::/32"] },
+    { action: "deny", to: ["169.254.0.0/16"] },
+  ]);
+});
+
+Deno.test("formatConfigYaml() output parses back to the same config", () => {
+  const config = parseConfig(`
+listen: ["[::]:1080"]
+resolver: { hosts: { a.example: ["::1"] }, servers: ["[2001:db8::53]:53"], timeout: 0.25 }
+rules:
+  - { action: allow, to: ["*.example.com", "host", "10.0.0.0/8"], ports: [22, "80-81"] }
+  - { action: deny, commands: bind }
+timeouts: { idle: 60 }
+`);
+  assert.deepEqual(parseConfig(formatConfigYaml(config)), config);
+  assert.equal(normalizeConfig(parseConfig("")).rules, undefined);
+  assert.deepEqual(parseConfig(formatConfigYaml(parseConfig(""))), parseConfig(""));
+});

@@ -1,0 +1,74 @@
+/**
+ * One log line per finished connection: who, as whom, to what (as requested and as used), the
+ * family pair, bytes each way, duration and reply code.
+ *
+ * @module
+ */
+
+import { formatEndpoint, type IpEndpoint } from "../../net/address.ts";
+import type { SocksTarget } from "../../socks5/types.ts";
+import { logger } from "./log.ts";
+
+/** What a finished connection leaves behind. */
+export interface ConnectionRecord {
+  /** The client. */
+  readonly client: IpEndpoint;
+  /** RFC 1929 user, if any. */
+  readonly user?: string;
+  /** The command name (`connect`, `bind`, `udp`). */
+  readonly command?: string;
+  /** Destination as requested. */
+  readonly target?: SocksTarget;
+  /** The peer actually connected. */
+  readonly used?: IpEndpoint;
+  /** `relayed` after a success reply; `rejected` before. */
+  readonly outcome: "relayed" | "rejected";
+  /** REP sent, if any. */
+  readonly reply?: number;
+  /** Why it was rejected or how the relay ended. */
+  readonly reason?: string;
+  /** Bytes client → destination. */
+  readonly bytesUp?: number;
+  /** Bytes destination → client. */
+  readonly bytesDown?: number;
+  /** `performance.now()` at accept. */
+  readonly startedAt: number;
+}
+
+/** Formats a SOCKS target as requested (`name:port`, `addr:port`, `[v6]:port`). */
+export function formatTarget(target: SocksTarget): string {
+  const a = target.address;
+  if (a.family === "name") return `${a.name}:${target.port}`;
+  return formatEndpoint({ address: a, port: target.port });
+}
+
+/** The `v4→v6` style family pair of a relayed connection. */
+export function familyPair(client: IpEndpoint, used: IpEndpoint | undefined): string {
+  const to = used ? `v${used.address.family}` : "?";
+  return `v${client.address.family}→${to}`;
+}
+
+const connLogger = logger("conn");
+
+/** Writes the record as one structured log line. */
+export function logConnection(record: ConnectionRecord): void {
+  const fields: Record<string, unknown> = {
+    client: formatEndpoint(record.client),
+    user: record.user ?? "-",
+    command: record.command ?? "-",
+    dest: record.target ? formatTarget(record.target) : "-",
+    used: record.used ? formatEndpoint(record.used) : "-",
+    families: familyPair(record.client, record.used),
+    up: record.bytesUp ?? 0,
+    down: record.bytesDown ?? 0,
+    durationMs: Math.round(performance.now() - record.startedAt),
+    rep: record.reply ?? "-",
+    outcome: record.outcome,
+  };
+  if (record.reason) fields.reason = record.reason;
+  const message = "{outcome} {client} user={user} {command} {dest} via {used} {families} " +
+    "up={up} down={down} {durationMs}ms rep={rep}" + (record.reason ? " ({reason})" : "");
+  if (record.outcome === "relayed") connLogger.info(message, fields);
+  else connLogger.warn(message, fields);
+}
+

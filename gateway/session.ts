@@ -1,0 +1,218 @@
+/**
+ * One client: negotiate -> authenticate -> rules -> dispatch by command.
+ *
+ * @module
+ */
+
+import { endpointFromNetAddr, type IpEndpoint } from "../net/address.ts";
+import {
+  encodeMethodSelection,
+  encodePasswordAuthReply,
+  encodeReply,
+  readGreeting,
+  readPasswordAuthRequest,
+  readRequest,
+  ZERO_TARGET,
+} from "../socks5/codec.ts";
+import { SocksProtocolError } from "../socks5/errors.ts";
+import { ExactReader } from "../socks5/exact_reader.ts";
+import {
+  AuthMethod,
+  Command,
+  Reply,
+  type ReplyCode,
+  type SocksRequest,
+} from "../socks5/types.ts";
+import { verifyPassword } from "./config/password.ts";
+import type { Config, UserConfig } from "./config/types.ts";
+import { handleConnect } from "./connect.ts";
+import type { ConnectionRecord } from "./observe/connection_log.ts";
+import type { AccessRules } from "./rules.ts";
+import type { Dialer } from "./upstream/types.ts";
+
+/** What every session shares: configuration and the gateway's services. */
+export interface SessionServices {
+  /** The validated configuration. */
+  readonly config: Config;
+  /** Compiled access rules. */
+  readonly rules: AccessRules;
+  /** Outbound connections. */
+  readonly dialer: Dialer;
+  /** Users by name. */
+  readonly users: ReadonlyMap<string, UserConfig>;
+  /** True when the address is one of this host's own. */
+  readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
+  /** Aborted when the gateway stops draining: relays close at once. */
+  readonly shutdown: AbortSignal;
+  /** Receives one record per finished connection. */
+  readonly record: (record: ConnectionRecord) => void;
+}
+
+/** A session after the handshake: what command handlers get. */
+export interface Handshaken {
+  /** The client connection. */
+  readonly conn: Deno.TcpConn;
+  /** Buffered reader over `conn` (holds bytes pipelined after the request). */
+  readonly reader: ExactReader;
+  /** The client's address and port. */
+  readonly client: IpEndpoint;
+  /** The gateway address the client reached. */
+  readonly local: IpEndpoint;
+  /** True when the client is on the gateway host. */
+  readonly clientIsLocal: boolean;
+  /** RFC 1929 user, if authenticated. */
+  readonly user?: string;
+  /** The request. */
+  readonly request: SocksRequest;
+  /** When the client was accepted (ms, performance clock). */
+  readonly startedAt: number;
+}
+
+const FAILURE_LINGER_MS = 1000;
+
+/** Writes all of `bytes`. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/** Sends a complete failure reply, then closes "shortly after" (RFC 1928 §6). */
+export async function failAndClose(conn: Deno.TcpConn, reply: ReplyCode): Promise<void> {
+  try {
+    await writeAll(conn, encodeReply({ reply, bound: ZERO_TARGET }));
+  } catch { /* the client is gone */ }
+  await lingerAndClose(conn);
+}
+
+/**
+ * Closes after a half-close and a short wait for the client's own FIN, so that bytes the client
+ * sent meanwhile do not turn our close into a reset that destroys the reply in flight.
+ */
+export async function lingerAndClose(conn: Deno.TcpConn): Promise<void> {
+  try {
+    await conn.closeWrite();
+    const sink = new Uint8Array(512);
+    const deadline = AbortSignal.timeout(FAILURE_LINGER_MS);
+    const closed = new Promise<void>((resolve) =>
+      deadline.addEventListener("abort", () => resolve(), { once: true })
+    );
+    const drain = (async () => {
+      while (!deadline.aborted && (await conn.read(sink)) !== null) { /* discard */ }
+    })().catch(() => {});
+    await Promise.race([drain, closed]);
+  } catch { /* already gone */ }
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+function selectMethod(offered: readonly number[], authRequired: boolean): number {
+  if (authRequired) {
+    return offered.includes(AuthMethod.UsernamePassword)
+      ? AuthMethod.UsernamePassword
+      : AuthMethod.NoAcceptableMethods;
+  }
+  return offered.includes(AuthMethod.NoAuthentication)
+    ? AuthMethod.NoAuthentication
+    : AuthMethod.NoAcceptableMethods;
+}
+
+/** Outcome of the handshake phase. */
+type HandshakeOutcome =
+  | { readonly ok: true; readonly user?: string; readonly request: SocksRequest }
+  | { readonly ok: false; readonly reply?: ReplyCode; readonly reason: string };
+
+async function handshake(
+  conn: Deno.TcpConn,
+  reader: ExactReader,
+  services: SessionServices,
+): Promise<HandshakeOutcome> {
+  const greeting = await readGreeting(reader);
+  const method = selectMethod(greeting.methods, services.users.size > 0);
+  await writeAll(conn, encodeMethodSelection(method));
+  if (method === AuthMethod.NoAcceptableMethods) {
+    return { ok: false, reason: "no acceptable authentication method" };
+  }
+  let user: string | undefined;
+  if (method === AuthMethod.UsernamePassword) {
+    const credentials = await readPasswordAuthRequest(reader);
+    const known = services.users.get(credentials.username);
+    const accepted = known !== undefined && await verifyPassword(credentials.password, known);
+    await writeAll(conn, encodePasswordAuthReply(accepted ? 0 : 1));
+    if (!accepted) return { ok: false, reason: "authentication failed" };
+    user = credentials.username;
+  }
+  const request = await readRequest(reader);
+  return user === undefined ? { ok: true, request } : { ok: true, user, request };
+}
+
+/**
+ * Runs one client from accept to close. Never throws: every failure becomes a reply code (when
+ * a reply is still possible), a close, and a log record.
+ */
+export async function runSession(conn: Deno.TcpConn, services: SessionServices): Promise<void> {
+  const startedAt = performance.now();
+  const client = endpointFromNetAddr(conn.remoteAddr);
+  const local = endpointFromNetAddr(conn.localAddr);
+  const reader = new ExactReader(conn);
+  const timeoutMs = services.config.timeouts.handshakeMs;
+  const timer = setTimeout(() => {
+    try {
+      conn.close();
+    } catch { /* closed already */ }
+  }, timeoutMs);
+  let outcome: HandshakeOutcome;
+  try {
+    outcome = await handshake(conn, reader, services);
+  } catch (error) {
+    outcome = {
+      ok: false,
+      reason: error instanceof Error ? error.message : String(error),
+      ...(error instanceof SocksProtocolError && error.reply !== undefined
+        ? { reply: error.reply }
+        : {}),
+    };
+  } finally {
+    clearTimeout(timer);
+  }
+  const base = {
+    client,
+    startedAt,
+  };
+  if (!outcome.ok) {
+    if (outcome.reply !== undefined) await failAndClose(conn, outcome.reply);
+    else await lingerAndClose(conn);
+    services.record({
+      ...base,
+      outcome: "rejected",
+      reason: outcome.reason,
+      ...(outcome.reply !== undefined ? { reply: outcome.reply } : {}),
+    });
+    return;
+  }
+  const session: Handshaken = {
+    conn,
+    reader,
+    client,
+    local,
+    clientIsLocal: services.isLocalAddress(client),
+    request: outcome.request,
+    startedAt,
+    ...(outcome.user !== undefined ? { user: outcome.user } : {}),
+  };
+  switch (outcome.request.command) {
+    case Command.Connect:
+      await handleConnect(session, services);
+      return;
+    default:
+      await failAndClose(conn, Reply.CommandNotSupported);
+      services.record({
+        ...base,
+        ...(session.user !== undefined ? { user: session.user } : {}),
+        target: outcome.request.target,
+        outcome: "rejected",
+        reason: `command ${outcome.request.command} not supported`,
+        reply: Reply.CommandNotSupported,
+      });
+  }
+}

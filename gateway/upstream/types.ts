@@ -1,0 +1,40 @@
+/**
+ * The Dialer contract: how a session gets an outbound connection for a SOCKS target.
+ * Types only.
+ *
+ * @module
+ */
+
+import type { IpAddress, IpEndpoint } from "../../net/address.ts";
+import type { SocksTarget } from "../../socks5/types.ts";
+
+/** Per-dial context: who asks, and a filter the rules impose on the addresses tried. */
+export interface DialRequest {
+  /** The requested destination (name or address). */
+  readonly target: SocksTarget;
+  /** Aborts the whole attempt (the connect timeout). */
+  readonly signal: AbortSignal;
+  /** Rules verdict for a candidate address; denied ones are never dialed. */
+  readonly permit: (address: IpAddress) => boolean;
+}
+
+/** A connected outbound stream. */
+export interface Dialed {
+  /** The connection. */
+  readonly conn: Deno.TcpConn;
+  /** The peer actually connected (the resolved address, or the next hop). */
+  readonly remote: IpEndpoint;
+  /** The gateway's local end of the connection (CONNECT's BND). */
+  readonly local: IpEndpoint;
+  /** How the name was resolved, for the log (`literal`, `hosts`, `dns`, ...). */
+  readonly resolvedBy?: string;
+}
+
+/**
+ * Opens an outbound connection to a SOCKS target. Fails with a `SocksReplyError` carrying the
+ * precise REP code.
+ */
+export interface Dialer {
+  /** Dials `request.target`. */
+  dial(request: DialRequest): Promise<Dialed>;
+}

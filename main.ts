@@ -1,0 +1,161 @@
+/**
+ * dualgate command line: dispatch only.
+ *
+ * ```
+ * main.ts serve   [--config FILE] [--listen ADDR:PORT]...
+ * main.ts check   --config FILE
+ * main.ts resolve NAME [--config FILE]
+ * main.ts version
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import denoJson from "./deno.json" with { type: "json" };
+import { ConfigError } from "./gateway/config/errors.ts";
+import { configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
+import { startGateway } from "./gateway/mod.ts";
+import { logger, setupLogging } from "./gateway/observe/log.ts";
+import { formatIp } from "./net/address.ts";
+import { orderAddresses, Resolver } from "./resolver/mod.ts";
+
+/** The version printed by `main.ts version`. */
+export const VERSION: string = denoJson.version;
+
+const USAGE = `dualgate ${VERSION}: a SOCKS5 IPv4/IPv6 gateway (RFC 3089)
+
+Usage:
+  main.ts serve   [--config FILE] [--listen ADDR:PORT]...   run the gateway
+  main.ts check   --config FILE                             validate and print the config
+  main.ts resolve NAME [--config FILE]                      what the gateway's resolver answers
+  main.ts version                                           print the version
+
+Without --config and --listen, serve listens on 127.0.0.1:1080 and [::1]:1080, no auth.
+`;
+
+const encoder = new TextEncoder();
+
+function print(text: string): void {
+  Deno.stdout.writeSync(encoder.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+function printError(text: string): void {
+  Deno.stderr.writeSync(encoder.encode(`dualgate: ${text}\n`));
+}
+
+async function serve(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: "string", short: "c" },
+      listen: { type: "string", short: "l", multiple: true },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const config = await configFromFlags({
+    ...(values.config !== undefined ? { config: values.config } : {}),
+    ...(values.listen !== undefined ? { listen: values.listen } : {}),
+  });
+  await setupLogging(config.log);
+  const gateway = startGateway(config);
+  const log = logger("main");
+  const stopped = Promise.withResolvers<void>();
+  const onSignal = (signal: Deno.Signal) => () => {
+    log.info("{signal} received: stopping (drain up to {drainMs} ms)", {
+      signal,
+      drainMs: config.timeouts.drainMs,
+    });
+    gateway.stop().then(stopped.resolve, stopped.resolve);
+  };
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
+    const handler = onSignal(signal);
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  await stopped.promise;
+  for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  log.info("stopped");
+  return 0;
+}
+
+async function check(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c" } },
+    strict: true,
+  });
+  if (values.config === undefined) {
+    printError("Cannot check: --config FILE is required");
+    return 2;
+  }
+  const config = await configFromFlags({ config: values.config });
+  print(formatConfigYaml(config));
+  return 0;
+}
+
+async function resolve(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { config: { type: "string", short: "c" } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (positionals.length !== 1) {
+    printError("Cannot resolve: give exactly one NAME");
+    return 2;
+  }
+  const config = await configFromFlags(
+    values.config !== undefined ? { config: values.config } : {},
+  );
+  const resolver = new Resolver(config.resolver);
+  const answer = await resolver.resolve(positionals[0]!);
+  print(`name: ${answer.name}`);
+  print(`source: ${answer.source}`);
+  for (const address of answer.v6) print(`AAAA ${formatIp(address)}`);
+  for (const address of answer.v4) print(`A ${formatIp(address)}`);
+  const order = orderAddresses(answer, config.resolver.prefer).map(formatIp);
+  print(`dial order (${config.resolver.prefer}): ${order.join(" ") || "(none)"}`);
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  serve,
+  check,
+  resolve,
+  version: () => {
+    print(`dualgate ${VERSION} (deno ${Deno.version.deno})`);
+    return Promise.resolve(0);
+  },
+};
+
+/** Runs the CLI with `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
+    print(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    printError(`Cannot run: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      printError(error.message);
+      return 1;
+    }
+    if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE")) {
+      printError(`${error.message}\n\n${USAGE}`);
+      return 2;
+    }
+    printError(error instanceof Error ? error.message : String(error));
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,441 @@
+/**
+ * The gateway's resolver: IP literals, static names, the hosts file, a cache, then DNS.
+ *
+ * @module
+ */
+
+import type { FamilyPreference, ResolverConfig } from "../gateway/config/types.ts";
+import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from "../net/address.ts";
+import { SocksReplyError } from "../socks5/errors.ts";
+import { Reply } from "../socks5/types.ts";
+import { NameCache } from "./cache.ts";
+import { parseHostsFile } from "./hosts_file.ts";
+import { literalAddress, normalizeName } from "./name.ts";
+
+/** Where an answer came from. */
+export type ResolveSource = "literal" | "static" | "hosts" | "dns" | "cache";
+
+/** The addresses of a name, by family. */
+export interface ResolvedName {
+  /** The normalized name; for a literal, the text as given. */
+  readonly name: string;
+  /** IPv4 addresses, in answer order. */
+  readonly v4: IpAddress[];
+  /** IPv6 addresses, in answer order. */
+  readonly v6: IpAddress[];
+  /** Where the answer came from. */
+  readonly source: ResolveSource;
+}
+
+/** A DNS record type the resolver asks for. */
+export type DnsRecordType = "A" | "AAAA";
+
+/** A DNS answer record: the address text, or the address text with its TTL in seconds. */
+export type DnsRecord = string | { readonly data: string; readonly ttl: number };
+
+/** Options passed to a {@linkcode DnsQuery}. */
+export interface DnsQueryOptions {
+  /** The server to ask; absent means the system configuration. */
+  readonly nameServer?: { readonly ipAddr: string; readonly port: number };
+  /** Aborts the query (timeout or caller gone). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One DNS query, shaped like `Deno.resolveDns`. "No such record" is an empty array or a
+ * `Deno.errors.NotFound` rejection; any other rejection is a failure worth trying the next
+ * server for.
+ */
+export type DnsQuery = (
+  name: string,
+  type: DnsRecordType,
+  options: DnsQueryOptions,
+) => Promise<readonly DnsRecord[]>;
+
+/** Test hooks and tuning for {@linkcode Resolver}. */
+export interface ResolverOptions {
+  /** Replaces `Deno.resolveDns`. @default Deno.resolveDns */
+  readonly query?: DnsQuery;
+  /** Clock in milliseconds, for the cache and the hosts file re-check. @default Date.now */
+  readonly now?: () => number;
+  /** How often, at most, the hosts file's mtime is checked for changes. @default 5000 */
+  readonly hostsCheckIntervalMs?: number;
+}
+
+/** Counters for metrics; plain numbers that only grow. */
+export interface ResolverStats {
+  /** Names answered from the cache (positive or negative). */
+  hits: number;
+  /** Names that needed DNS (joining a lookup already in flight included). */
+  misses: number;
+  /** DNS queries sent (one per record type per server tried). */
+  queries: number;
+}
+
+/**
+ * A name that does not resolve: REP 4 (host unreachable). Thrown for names with no A or AAAA
+ * record, DNS timeouts and failures, and names that are not valid host names.
+ */
+export class NameNotResolvedError extends SocksReplyError {
+  /** The name as asked for. */
+  readonly hostname: string;
+  /** True when the lookup gave up because DNS did not answer within the timeout. */
+  readonly timedOut: boolean;
+
+  /** Creates the error; the message is `Cannot resolve "<hostname>": <reason>`. */
+  constructor(
+    hostname: string,
+    reason: string,
+    options?: ErrorOptions & { readonly timedOut?: boolean },
+  ) {
+    super(Reply.HostUnreachable, `Cannot resolve ${JSON.stringify(hostname)}: ${reason}`, options);
+    this.name = "NameNotResolvedError";
+    this.hostname = hostname;
+    this.timedOut = options?.timedOut ?? false;
+  }
+}
+
+interface NameServer {
+  readonly ipAddr: string;
+  readonly port: number;
+}
+
+type QueryOutcome =
+  | { readonly kind: "records"; readonly addresses: IpAddress[]; readonly ttl: number | undefined }
+  | { readonly kind: "none" }
+  | { readonly kind: "error"; readonly error: unknown; readonly timedOut: boolean };
+
+interface InflightLookup {
+  readonly promise: Promise<ResolvedName>;
+  readonly controller: AbortController;
+  waiters: number;
+}
+
+interface HostsSnapshot {
+  readonly map: Map<string, IpAddress[]>;
+  readonly stamp: string | null;
+  checkedAt: number;
+}
+
+const denoQuery: DnsQuery = (name, type, options) =>
+  Deno.resolveDns(
+    name,
+    type,
+    options.nameServer
+      ? { nameServer: { ...options.nameServer }, signal: options.signal }
+      : { signal: options.signal },
+  );
+
+/**
+ * Resolves names the way the gateway needs them, in this order: an IP literal sent as a name
+ * is the address; then the config's static `hosts`; then the hosts file (read on first use,
+ * re-read when its mtime changes); then the cache; then DNS, with A and AAAA asked in
+ * parallel (`ipv4-only` skips AAAA, `ipv6-only` skips A), each query bounded by `timeoutMs`
+ * and tried against the configured `servers` in order until one answers.
+ *
+ * A source answers only if it has an address the family preference allows; otherwise the
+ * next source is asked. Concurrent lookups of one name share one set of queries. Answers
+ * "no such record" are cached for `negativeTtlSeconds`; timeouts and server failures are not.
+ *
+ * `Deno.resolveDns` (Deno 2.9) reports no TTLs, so DNS answers live `maxTtlSeconds` unless
+ * the `query` function returns records with a `ttl`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Resolver } from "./resolver.ts";
+ *
+ * const resolver = new Resolver({
+ *   prefer: "happy-eyeballs",
+ *   hosts: { "intranet.example": ["192.0.2.20", "2001:db8::20"] },
+ *   hostsFile: "",
+ *   servers: [],
+ *   timeoutMs: 5000,
+ *   cacheSize: 100,
+ *   maxTtlSeconds: 300,
+ *   negativeTtlSeconds: 30,
+ * });
+ * const answer = await resolver.resolve("Intranet.Example.");
+ * assert.equal(answer.source, "static");
+ * assert.equal(answer.v4.length + answer.v6.length, 2);
+ * ```
+ */
+export class Resolver {
+  /** Counters for metrics. */
+  readonly stats: ResolverStats = { hits: 0, misses: 0, queries: 0 };
+
+  readonly #prefer: FamilyPreference;
+  readonly #static: Map<string, IpAddress[]>;
+  readonly #hostsFile: string;
+  readonly #servers: readonly (NameServer | undefined)[];
+  readonly #timeoutMs: number;
+  readonly #negativeTtlSeconds: number;
+  readonly #cache: NameCache;
+  readonly #query: DnsQuery;
+  readonly #now: () => number;
+  readonly #hostsCheckIntervalMs: number;
+  readonly #inflight = new Map<string, InflightLookup>();
+  #hosts: HostsSnapshot | undefined;
+  #hostsLoading: Promise<Map<string, IpAddress[]>> | undefined;
+
+  /**
+   * Creates a resolver. Nothing is read or sent until the first {@linkcode Resolver.resolve}.
+   *
+   * @throws {RangeError} when a static host address or a DNS server is not an IP literal.
+   */
+  constructor(config: ResolverConfig, options: ResolverOptions = {}) {
+    this.#prefer = config.prefer;
+    this.#static = new Map();
+    for (const [rawName, texts] of Object.entries(config.hosts)) {
+      const name = normalizeName(rawName);
+      if (name === null) {
+        throw new RangeError(
+          `Cannot create resolver: hosts name ${JSON.stringify(rawName)} is invalid`,
+        );
+      }
+      const list = this.#static.get(name) ?? [];
+      for (const text of texts) {
+        const parsed = parseIp(text);
+        if (!parsed) {
+          throw new RangeError(
+            `Cannot create resolver: hosts[${
+              JSON.stringify(rawName)
+            }] address "${text}" is not an IP`,
+          );
+        }
+        const address = unmapIpv4(parsed);
+        if (!list.some((known) => sameIp(known, address))) list.push(address);
+      }
+      this.#static.set(name, list);
+    }
+    this.#hostsFile = config.hostsFile;
+    this.#servers = config.servers.length > 0 ? config.servers.map(parseServer) : [undefined];
+    this.#timeoutMs = config.timeoutMs;
+    this.#negativeTtlSeconds = config.negativeTtlSeconds;
+    this.#now = options.now ?? Date.now;
+    this.#cache = new NameCache({
+      maxSize: config.cacheSize,
+      maxTtlSeconds: config.maxTtlSeconds,
+      negativeTtlSeconds: config.negativeTtlSeconds,
+      now: this.#now,
+    });
+    this.#query = options.query ?? denoQuery;
+    this.#hostsCheckIntervalMs = options.hostsCheckIntervalMs ?? 5000;
+  }
+
+  /**
+   * Resolves `name` to its addresses.
+   *
+   * @throws {NameNotResolvedError} (REP 4) when the name has no usable address, is invalid,
+   *   or DNS timed out or failed.
+   * @throws the signal's reason when `options.signal` aborts first.
+   */
+  async resolve(name: string, options: { signal?: AbortSignal } = {}): Promise<ResolvedName> {
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const literal = literalAddress(name);
+    if (literal) {
+      return literal.family === 4
+        ? { name, v4: [literal], v6: [], source: "literal" }
+        : { name, v4: [], v6: [literal], source: "literal" };
+    }
+    const normalized = normalizeName(name);
+    if (normalized === null) throw new NameNotResolvedError(name, "not a valid host name");
+
+    const fromStatic = this.#answer(normalized, this.#static.get(normalized), "static");
+    if (fromStatic) return fromStatic;
+
+    if (this.#hostsFile !== "") {
+      const hosts = await raceSignal(this.#loadHosts(), signal);
+      const fromHosts = this.#answer(normalized, hosts.get(normalized), "hosts");
+      if (fromHosts) return fromHosts;
+    }
+
+    const cached = this.#cache.get(normalized);
+    if (cached) {
+      this.stats.hits++;
+      if (cached.kind === "negative") throw new NameNotResolvedError(normalized, cached.reason);
+      return { name: normalized, v4: [...cached.v4], v6: [...cached.v6], source: "cache" };
+    }
+
+    this.stats.misses++;
+    let entry = this.#inflight.get(normalized);
+    // A lookup every waiter gave up on is being cancelled; start afresh rather than join it.
+    if (!entry || entry.controller.signal.aborted) {
+      const controller = new AbortController();
+      const promise = this.#lookup(normalized, controller.signal).finally(() => {
+        if (this.#inflight.get(normalized) === entry) this.#inflight.delete(normalized);
+      });
+      // Every waiter may leave before the lookup settles; its rejection is theirs to ignore.
+      promise.catch(() => {});
+      entry = { promise, controller, waiters: 0 };
+      this.#inflight.set(normalized, entry);
+    }
+    const shared = entry;
+    shared.waiters++;
+    try {
+      const answer = await raceSignal(shared.promise, signal);
+      return { ...answer, v4: [...answer.v4], v6: [...answer.v6] };
+    } finally {
+      // The last waiter to give up cancels the queries; after settling this is a no-op.
+      if (--shared.waiters === 0) shared.controller.abort();
+    }
+  }
+
+  #answer(
+    name: string,
+    addresses: readonly IpAddress[] | undefined,
+    source: ResolveSource,
+  ): ResolvedName | undefined {
+    if (!addresses) return undefined;
+    const v4 = this.#prefer === "ipv6-only" ? [] : addresses.filter((a) => a.family === 4);
+    const v6 = this.#prefer === "ipv4-only" ? [] : addresses.filter((a) => a.family === 6);
+    return v4.length + v6.length > 0 ? { name, v4, v6, source } : undefined;
+  }
+
+  async #lookup(name: string, signal: AbortSignal): Promise<ResolvedName> {
+    const types: DnsRecordType[] = this.#prefer === "ipv4-only"
+      ? ["A"]
+      : this.#prefer === "ipv6-only"
+      ? ["AAAA"]
+      : ["A", "AAAA"];
+    const outcomes = await Promise.all(types.map((type) => this.#queryType(name, type, signal)));
+    const v4: IpAddress[] = [];
+    const v6: IpAddress[] = [];
+    let ttl: number | undefined;
+    let failure: (QueryOutcome & { kind: "error" }) | undefined;
+    for (const outcome of outcomes) {
+      if (outcome.kind === "records") {
+        for (const address of outcome.addresses) (address.family === 4 ? v4 : v6).push(address);
+        if (outcome.ttl !== undefined) ttl = Math.min(ttl ?? Infinity, outcome.ttl);
+      } else if (outcome.kind === "error") {
+        if (!failure || (outcome.timedOut && !failure.timedOut)) failure = outcome;
+      }
+    }
+    if (v4.length + v6.length > 0) {
+      // One family failed: keep what we have, but only briefly, so the other is asked again.
+      if (failure) ttl = Math.min(ttl ?? Infinity, this.#negativeTtlSeconds);
+      this.#cache.setPositive(name, v4, v6, ttl);
+      return { name, v4, v6, source: "dns" };
+    }
+    if (failure) {
+      throw failure.timedOut
+        ? new NameNotResolvedError(name, `DNS query timed out after ${this.#timeoutMs} ms`, {
+          cause: failure.error,
+          timedOut: true,
+        })
+        : new NameNotResolvedError(name, `DNS query failed: ${errorMessage(failure.error)}`, {
+          cause: failure.error,
+        });
+    }
+    const reason = `no ${types.join(" or ")} record`;
+    this.#cache.setNegative(name, reason);
+    throw new NameNotResolvedError(name, reason);
+  }
+
+  async #queryType(name: string, type: DnsRecordType, signal: AbortSignal): Promise<QueryOutcome> {
+    let failure: QueryOutcome = { kind: "error", error: undefined, timedOut: false };
+    for (const server of this.#servers) {
+      signal.throwIfAborted();
+      this.stats.queries++;
+      const timeout = AbortSignal.timeout(this.#timeoutMs);
+      const querySignal = AbortSignal.any([signal, timeout]);
+      try {
+        const records = await this.#query(
+          name,
+          type,
+          server ? { nameServer: server, signal: querySignal } : { signal: querySignal },
+        );
+        const addresses: IpAddress[] = [];
+        let ttl: number | undefined;
+        for (const record of records) {
+          const text = typeof record === "string" ? record : record.data;
+          const address = parseIp(text);
+          if (!address || address.family !== (type === "A" ? 4 : 6)) continue;
+          addresses.push(address);
+          if (typeof record !== "string") ttl = Math.min(ttl ?? Infinity, record.ttl);
+        }
+        // An empty answer is authoritative: another server would not know better.
+        return addresses.length > 0 ? { kind: "records", addresses, ttl } : { kind: "none" };
+      } catch (error) {
+        signal.throwIfAborted();
+        if (error instanceof Deno.errors.NotFound) return { kind: "none" };
+        failure = {
+          kind: "error",
+          error,
+          timedOut: timeout.aborted || error instanceof Deno.errors.TimedOut,
+        };
+      }
+    }
+    return failure;
+  }
+
+  #loadHosts(): Promise<Map<string, IpAddress[]>> {
+    const current = this.#hosts;
+    if (current && this.#now() - current.checkedAt < this.#hostsCheckIntervalMs) {
+      return Promise.resolve(current.map);
+    }
+    this.#hostsLoading ??= this.#reloadHosts().finally(() => {
+      this.#hostsLoading = undefined;
+    });
+    return this.#hostsLoading;
+  }
+
+  async #reloadHosts(): Promise<Map<string, IpAddress[]>> {
+    const checkedAt = this.#now();
+    let stamp: string | null = null;
+    try {
+      const info = await Deno.stat(this.#hostsFile);
+      stamp = `${info.mtime?.getTime() ?? "?"}:${info.size}`;
+    } catch {
+      // A missing or unreadable hosts file means no entries, not a failure of every lookup.
+    }
+    const current = this.#hosts;
+    if (current && stamp !== null && current.stamp === stamp) {
+      current.checkedAt = checkedAt;
+      return current.map;
+    }
+    let map = new Map<string, IpAddress[]>();
+    if (stamp !== null) {
+      try {
+        map = parseHostsFile(await Deno.readTextFile(this.#hostsFile));
+      } catch {
+        stamp = null;
+      }
+    }
+    this.#hosts = { map, stamp, checkedAt };
+    return map;
+  }
+}
+
+/**
+ * Parses a DNS server as configured: `ip`, `ip:port`, `[v6]` or `[v6]:port`.
+ *
+ * @throws {RangeError} when it is none of those.
+ */
+function parseServer(text: string): NameServer {
+  const bare = parseIp(text);
+  if (bare) return { ipAddr: formatIp(bare), port: 53 };
+  const match = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:]+):(\d{1,5})$/.exec(text);
+  const address = match ? parseIp(match[1]!) : null;
+  const port = match ? Number(match[2]) : NaN;
+  if (!address || !(port >= 1 && port <= 65535)) {
+    throw new RangeError(`Cannot create resolver: DNS server "${text}" is not IP[:PORT]`);
+  }
+  return { ipAddr: formatIp(address), port };
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Settles with `promise`, or rejects with the signal's reason when it aborts first. */
+function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
