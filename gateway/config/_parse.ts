@@ -54,7 +54,7 @@ function splitHostPort(
   return ok({ host, port: text.slice(colon + 1) });
 }
 
-/** Parses a listen address: `192.0.2.10:1080` or `[2001:db8::10]:1080`, port 1..65535. */
+/** Parses a listen address: `192.0.2.10:1080` or `[2001:db8::10]:1080`, port 0..65535 (0: any free port). */
 export function parseListenAddress(text: string): Parsed<IpEndpoint> {
   const split = splitHostPort(text.trim(), false);
   if (!split.ok) return split;
@@ -64,7 +64,7 @@ export function parseListenAddress(text: string): Parsed<IpEndpoint> {
   if (!address || (!bracketed && address.family === 6)) {
     return no(`"${host}" is not an IP${bracketed ? "v6" : "v4"} address`);
   }
-  const parsedPort = parsePort(port ?? "", 1);
+  const parsedPort = parsePort(port ?? "", 0);
   if (!parsedPort.ok) return parsedPort;
   return ok({ address, port: parsedPort.value });
 }

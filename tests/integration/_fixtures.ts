@@ -1,0 +1,156 @@
+/**
+ * In-process fixtures for integration tests: a gateway on loopback, loopback servers, and a
+ * raw SOCKS5 client that speaks bytes exactly as the test writes them.
+ *
+ * @module
+ */
+
+import { parseConfig } from "../../gateway/config/load.ts";
+import type { Config } from "../../gateway/config/types.ts";
+import { type ConnectionRecord, type Gateway, startGateway } from "../../gateway/mod.ts";
+import { formatIp, type IpEndpoint } from "../../net/address.ts";
+import { Resolver } from "../../resolver/mod.ts";
+import { readReply } from "../../socks5/codec.ts";
+import { ExactReader } from "../../socks5/exact_reader.ts";
+import type { SocksReply } from "../../socks5/types.ts";
+
+/** A gateway started from YAML, with every connection record collected. */
+export interface TestGateway extends AsyncDisposable {
+  /** The gateway. */
+  readonly gateway: Gateway;
+  /** Records of finished connections. */
+  readonly records: ConnectionRecord[];
+  /** The validated config. */
+  readonly config: Config;
+  /** The first endpoint of the given family. */
+  endpoint(family: 4 | 6): IpEndpoint;
+}
+
+/**
+ * Starts a gateway on `127.0.0.1:0` and `[::1]:0` (unless the YAML sets `listen`), with a
+ * resolver that never leaves the process: static hosts and an empty DNS answer.
+ */
+export function startTestGateway(yaml = ""): TestGateway {
+  const text = /^listen:/m.test(yaml) ? yaml : `listen: ["127.0.0.1:0", "[::1]:0"]\n${yaml}`;
+  const config = parseConfig(text);
+  const records: ConnectionRecord[] = [];
+  const resolver = new Resolver({ ...config.resolver, hostsFile: "" }, {
+    query: () => Promise.resolve([]),
+  });
+  const gateway = startGateway(config, { resolver, onRecord: (r) => records.push(r) });
+  return {
+    gateway,
+    records,
+    config,
+    endpoint(family) {
+      const found = gateway.endpoints.find((e) => e.address.family === family);
+      if (!found) throw new Error(`no IPv${family} listener`);
+      return found;
+    },
+    [Symbol.asyncDispose]: () => gateway.stop(0),
+  };
+}
+
+/** A loopback TCP server running `handler` per connection, closed on dispose. */
+export interface TestServer extends AsyncDisposable {
+  /** Bound port. */
+  readonly port: number;
+  /** The listener's address. */
+  readonly hostname: string;
+}
+
+/** Starts a TCP server on `hostname` (port 0) that runs `handler` for each connection. */
+export function startServer(
+  hostname: string,
+  handler: (conn: Deno.TcpConn) => Promise<void>,
+): TestServer {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const handlers = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const p = handler(conn).catch(() => {}).finally(() => {
+        try {
+          conn.close();
+        } catch { /* closed by handler */ }
+        handlers.delete(p);
+      });
+      handlers.add(p);
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    hostname,
+    [Symbol.asyncDispose]: async () => {
+      listener.close();
+      await loop;
+      await Promise.all([...handlers]);
+    },
+  };
+}
+
+/** Echo server handler: returns every byte, half-closes after the client's EOF. */
+export async function echo(conn: Deno.TcpConn): Promise<void> {
+  const buffer = new Uint8Array(64 * 1024);
+  while (true) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    await writeAll(conn, buffer.subarray(0, n));
+  }
+  await conn.closeWrite();
+}
+
+/** Writes every byte. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/** Reads until EOF. */
+export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>> {
+  const chunks: Uint8Array[] = [];
+  const buffer = new Uint8Array(64 * 1024);
+  let total = 0;
+  while (true) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    chunks.push(buffer.slice(0, n));
+    total += n;
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Connects to a gateway endpoint. */
+export function connectTo(endpoint: IpEndpoint): Promise<Deno.TcpConn> {
+  return Deno.connect({ hostname: formatIp(endpoint.address), port: endpoint.port });
+}
+
+/** Reads a SOCKS reply. */
+export function readSocksReply(reader: ExactReader): Promise<SocksReply> {
+  return readReply(reader);
+}
+
+/** SHA-256 as hex. */
+export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Random bytes of any length. */
+export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(length);
+  for (let offset = 0; offset < length; offset += 65536) {
+    crypto.getRandomValues(out.subarray(offset, Math.min(length, offset + 65536)));
+  }
+  return out;
+}
+
+/** An ExactReader over a connection. */
+export function readerOf(conn: Deno.Conn): ExactReader {
+  return new ExactReader(conn);
+}
