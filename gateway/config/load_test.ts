@@ -186,7 +186,6 @@ Deno.test("parseConfig() errors name their path", () => {
   );
   assertConfigError("resolver: { prefer: fastest }", "resolver.prefer", /one of happy-eyeballs/);
   assertConfigError('listen: ["192.0.2.1:65536"]', "listen[0]", /0\.\.65535/);
-  assertConfigError('listen: ["192.0.2.1:65536"]', "listen[0]", /1\.\.65535/);
   assertConfigError('listen: ["192.0.2.1"]', "listen[0]");
   assertConfigError('listen: ["127.0.0.1:1080", "2001:db8::10:1080"]', "listen[1]", /brackets/);
   assertConfigError('listen: ["example.com:1080"]', "listen[0]", /not an IPv4 address/);
