@@ -149,7 +149,9 @@ export async function main(args: string[]): Promise<number> {
       printError(error.message);
       return 1;
     }
-    if (error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE")) {
+    if (
+      error instanceof TypeError && "code" in error && String(error.code).startsWith("ERR_PARSE")
+    ) {
       printError(`${error.message}\n\n${USAGE}`);
       return 2;
     }

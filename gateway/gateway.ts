@@ -59,8 +59,10 @@ function hostAddresses(): IpAddress[] {
 
 function isOpenProxy(config: Config, endpoint: IpEndpoint): boolean {
   return config.auth.users.length === 0 && config.rules === null &&
-    !HOST_LOCAL_CIDRS.some((cidr) => cidrContains(cidr, endpoint.address) &&
-      endpoint.address.bytes.some((b) => b !== 0));
+    !HOST_LOCAL_CIDRS.some((cidr) =>
+      cidrContains(cidr, endpoint.address) &&
+      endpoint.address.bytes.some((b) => b !== 0)
+    );
 }
 
 /** Starts listening on every configured address and serves clients until stopped. */

@@ -16,13 +16,7 @@ import {
 } from "../socks5/codec.ts";
 import { SocksProtocolError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
-import {
-  AuthMethod,
-  Command,
-  Reply,
-  type ReplyCode,
-  type SocksRequest,
-} from "../socks5/types.ts";
+import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
 import { verifyPassword } from "./config/password.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import { handleConnect } from "./connect.ts";

@@ -65,7 +65,11 @@ export function parseIpv6(text: string): IpAddress | null {
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const groups = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const groups = [
+    ...head,
+    ...new Array<number>(halves.length === 2 ? missing : 0).fill(0),
+    ...tail,
+  ];
   const bytes = new Uint8Array(16);
   groups.forEach((g, i) => {
     bytes[i * 2] = g >> 8;

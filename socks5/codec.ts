@@ -62,7 +62,9 @@ export async function readMethodSelection(reader: ExactReader): Promise<number> 
 export async function readPasswordAuthRequest(reader: ExactReader): Promise<PasswordAuthRequest> {
   const [version, userLength] = await reader.readExact(2, "authentication request");
   if (version !== PASSWORD_AUTH_VERSION) {
-    throw new SocksProtocolError(`Cannot authenticate: sub-negotiation version ${version} is not 1`);
+    throw new SocksProtocolError(
+      `Cannot authenticate: sub-negotiation version ${version} is not 1`,
+    );
   }
   if (userLength === 0) throw new SocksProtocolError("Cannot authenticate: empty user name");
   const user = await reader.readExact(userLength!, "authentication request");
@@ -201,7 +203,10 @@ export async function readReply(reader: ExactReader): Promise<SocksReply> {
 }
 
 /** The all-zero IPv4 endpoint that failure replies carry. */
-export const ZERO_TARGET: SocksTarget = { address: { family: 4, bytes: new Uint8Array(4) }, port: 0 };
+export const ZERO_TARGET: SocksTarget = {
+  address: { family: 4, bytes: new Uint8Array(4) },
+  port: 0,
+};
 
 /** Encodes a UDP datagram: `RSV(2) FRAG ATYP DST.ADDR DST.PORT DATA`. */
 export function encodeUdpDatagram(datagram: UdpDatagram): Uint8Array {

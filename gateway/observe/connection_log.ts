@@ -71,4 +71,3 @@ export function logConnection(record: ConnectionRecord): void {
   if (record.outcome === "relayed") connLogger.info(message, fields);
   else connLogger.warn(message, fields);
 }
-

@@ -73,7 +73,10 @@ for (const family of [4, 6] as const) {
       await using gw = startTestGateway(HOSTS);
       await using srv = startServer(server === "v4" ? "127.0.0.1" : "::1", echo);
       using conn = await connectTo(gw.endpoint(family));
-      const { reply, reader } = await socksConnect(conn, nameTarget(`${server}.test.example`, srv.port));
+      const { reply, reader } = await socksConnect(
+        conn,
+        nameTarget(`${server}.test.example`, srv.port),
+      );
       assert.equal(reply.reply, 0);
       assert.equal(reply.bound.address.family, server === "v4" ? 4 : 6);
       assert.notEqual(reply.bound.port, 0);
@@ -200,11 +203,14 @@ Deno.test("negotiation: greeting, request and data in one segment reach the serv
   using conn = await connectTo(gw.endpoint(4));
   const reader = readerOf(conn);
   const data = new TextEncoder().encode("pipelined payload");
-  await writeAll(conn, Uint8Array.from([
-    ...encodeGreeting({ methods: [0] }),
-    ...encodeRequest({ command: 1, target: nameTarget("v4.test.example", srv.port) }),
-    ...data,
-  ]));
+  await writeAll(
+    conn,
+    Uint8Array.from([
+      ...encodeGreeting({ methods: [0] }),
+      ...encodeRequest({ command: 1, target: nameTarget("v4.test.example", srv.port) }),
+      ...data,
+    ]),
+  );
   await conn.closeWrite();
   assert.equal(await readMethodSelection(reader), 0);
   assert.equal((await readSocksReply(reader)).reply, 0);

@@ -1,0 +1,79 @@
+/**
+ * Runs the real gateway (`main.ts serve`) on the gateway host of a test topology.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import type { SpawnedProcess, Topology } from "./netns.ts";
+
+/** Path of main.ts. */
+export const MAIN_TS: string = fileURLToPath(new URL("../../main.ts", import.meta.url));
+/** The repository root. */
+export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
+
+let cached: Promise<void> | undefined;
+
+/**
+ * Caches main.ts's dependencies on the host: the gateway namespace has no route to a
+ * registry. Once per process.
+ */
+export function cacheMain(): Promise<void> {
+  cached ??= (async () => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["cache", MAIN_TS],
+      cwd: REPO_ROOT,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(180_000),
+    }).output();
+    if (!out.success) {
+      throw new Error(`deno cache main.ts failed:\n${new TextDecoder().decode(out.stderr)}`);
+    }
+  })();
+  return cached;
+}
+
+/** Options of {@linkcode startDualgate}. */
+export interface StartDualgateOptions {
+  /** Where the config file is written. */
+  dir: string;
+  /** Host to run on. @default "gateway" */
+  host?: "gateway" | "client4" | "client6" | "server4" | "server6";
+  /** Endpoints to wait for (address, port); @default the gateway's v4 and v6 on 1080 */
+  waitFor?: readonly (readonly [string, number])[];
+  /** Config file name. @default "dualgate.yaml" */
+  fileName?: string;
+}
+
+/** Starts `main.ts serve --config` with `yaml` and waits until it listens. */
+export async function startDualgate(
+  topo: Topology,
+  yaml: string,
+  options: StartDualgateOptions,
+): Promise<SpawnedProcess> {
+  await cacheMain();
+  const config = `${options.dir}/${options.fileName ?? "dualgate.yaml"}`;
+  await Deno.writeTextFile(config, yaml);
+  const host = options.host ?? "gateway";
+  const process = topo.spawn(
+    host,
+    Deno.execPath(),
+    ["run", "--allow-all", MAIN_TS, "serve", "--config", config],
+    { cwd: REPO_ROOT, env: { NO_COLOR: "1" } },
+  );
+  const waits = options.waitFor ??
+    [[topo.addresses.gateway.v4, 1080], [topo.addresses.gateway.v6, 1080]] as const;
+  try {
+    for (const [address, port] of waits) {
+      await process.waitForTcp(address, port, { timeoutMs: 30_000 });
+    }
+  } catch (error) {
+    await process[Symbol.asyncDispose]();
+    throw new Error(
+      `dualgate did not start: ${error}\nstdout: ${process.stdout}\nstderr: ${process.stderr}`,
+    );
+  }
+  return process;
+}
