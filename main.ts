@@ -5,6 +5,7 @@
  * main.ts serve   [--config FILE] [--listen ADDR:PORT]...
  * main.ts check   --config FILE
  * main.ts resolve NAME [--config FILE]
+ * main.ts socksify --gateway URL[,URL...] [--bypass NAME]... -- COMMAND [ARGS...]
  * main.ts version
  * ```
  *
@@ -19,6 +20,7 @@ import { startGateway } from "./gateway/mod.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
+import { runSocksify } from "./client/socksify.ts";
 
 /** The version printed by `main.ts version`. */
 export const VERSION: string = denoJson.version;
@@ -29,6 +31,8 @@ Usage:
   main.ts serve   [--config FILE] [--listen ADDR:PORT]...   run the gateway
   main.ts check   --config FILE                             validate and print the config
   main.ts resolve NAME [--config FILE]                      what the gateway's resolver answers
+  main.ts socksify --gateway socks5://[USER:PASS@]HOST:PORT[,URL...] [--bypass NAME]...
+                   -- COMMAND [ARGS...]                      run a program through the gateway
   main.ts version                                           print the version
 
 Without --config and --listen, serve listens on 127.0.0.1:1080 and [::1]:1080, no auth.
@@ -120,10 +124,41 @@ async function resolve(args: string[]): Promise<number> {
   return 0;
 }
 
+async function socksify(args: string[]): Promise<number> {
+  const separator = args.indexOf("--");
+  const own = separator < 0 ? args : args.slice(0, separator);
+  const command = separator < 0 ? [] : args.slice(separator + 1);
+  const { values, positionals } = parseArgs({
+    args: own,
+    options: {
+      gateway: { type: "string", short: "g", multiple: true },
+      bypass: { type: "string", multiple: true },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  const gateways = (values.gateway ?? []).flatMap((g) => g.split(",")).filter((g) => g !== "");
+  if (gateways.length === 0) {
+    printError("Cannot socksify: --gateway socks5://HOST:PORT is required");
+    return 2;
+  }
+  const program = [...positionals, ...command];
+  if (program.length === 0) {
+    printError("Cannot socksify: give the program after --");
+    return 2;
+  }
+  return await runSocksify({
+    gateways,
+    command: program,
+    ...(values.bypass !== undefined ? { bypass: values.bypass } : {}),
+  });
+}
+
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   serve,
   check,
   resolve,
+  socksify,
   version: () => {
     print(`dualgate ${VERSION} (deno ${Deno.version.deno})`);
     return Promise.resolve(0);

@@ -23,7 +23,15 @@ import {
 const SOCKS_VERSION = 5;
 const PASSWORD_AUTH_VERSION = 1;
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+const utf8Decoder = new TextDecoder("utf-8", { fatal: true });
+
+function decodeText(bytes: Uint8Array, what: string, reply?: number): string {
+  try {
+    return utf8Decoder.decode(bytes);
+  } catch {
+    throw new SocksProtocolError(`Cannot read ${what}: not valid UTF-8`, reply);
+  }
+}
 
 /** Decodes the client's greeting: `VER NMETHODS METHODS...`. */
 export async function readGreeting(reader: ExactReader): Promise<Greeting> {
@@ -71,7 +79,10 @@ export async function readPasswordAuthRequest(reader: ExactReader): Promise<Pass
   const passwordLength = await reader.readByte("authentication request");
   if (passwordLength === 0) throw new SocksProtocolError("Cannot authenticate: empty password");
   const password = await reader.readExact(passwordLength, "authentication request");
-  return { username: utf8Decoder.decode(user), password: utf8Decoder.decode(password) };
+  return {
+    username: decodeText(user, "authentication request"),
+    password: decodeText(password, "authentication request"),
+  };
 }
 
 /** Encodes an RFC 1929 request. */
@@ -125,7 +136,7 @@ function decodeName(bytes: Uint8Array, what: string): SocksAddress {
   if (bytes.includes(0)) {
     throw new SocksProtocolError(`Cannot read ${what}: NUL in domain name`, Reply.GeneralFailure);
   }
-  return { family: "name", name: utf8Decoder.decode(bytes) };
+  return { family: "name", name: decodeText(bytes, what, Reply.GeneralFailure) };
 }
 
 /** Size in bytes of `ATYP ADDR PORT` for `target`. */

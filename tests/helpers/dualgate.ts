@@ -77,3 +77,93 @@ export async function startDualgate(
   }
   return process;
 }
+
+/** A gateway process on this host's loopback (not in a namespace). */
+export interface LocalGatewayProcess extends AsyncDisposable {
+  /** The process id. */
+  readonly pid: number;
+  /** `host:port` strings it listens on, as logged. */
+  readonly endpoints: readonly { hostname: string; port: number }[];
+  /** Everything it wrote to stderr so far. */
+  readonly stderr: () => string;
+  /** Resolves with the exit status. */
+  readonly status: Promise<Deno.CommandStatus>;
+  /** Resident set size in bytes, from /proc. */
+  rss(): number;
+}
+
+/**
+ * Starts `main.ts serve --config` with `yaml` as a child process on this host and waits for its
+ * "listening on" lines (one per `listen` entry; use port 0 for free ports).
+ */
+export async function spawnLocalGateway(
+  yaml: string,
+  options: { dir: string; listeners: number },
+): Promise<LocalGatewayProcess> {
+  const config = `${options.dir}/dualgate-local.yaml`;
+  await Deno.writeTextFile(config, yaml);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN_TS, "serve", "--config", config],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const endpoints: { hostname: string; port: number }[] = [];
+  const ready = Promise.withResolvers<void>();
+  const decoder = new TextDecoder();
+  const pump = (async () => {
+    for await (const chunk of child.stderr) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.length > 4_000_000) text = text.slice(-2_000_000);
+      if (endpoints.length < options.listeners) {
+        for (const match of text.matchAll(/listening on \[?([^\s\]]+?)\]?:(\d+)/g)) {
+          if (
+            endpoints.length < options.listeners &&
+            !endpoints.some((e) => e.port === Number(match[2]) && e.hostname === match[1])
+          ) {
+            endpoints.push({ hostname: match[1]!, port: Number(match[2]) });
+          }
+        }
+        if (endpoints.length >= options.listeners) ready.resolve();
+      }
+    }
+  })();
+  const timer = setTimeout(
+    () => ready.reject(new Error(`gateway did not start:\n${text}`)),
+    30_000,
+  );
+  child.status.then(() => ready.reject(new Error(`gateway exited:\n${text}`)));
+  try {
+    await ready.promise;
+  } catch (error) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await child.status;
+    await pump;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return {
+    pid: child.pid,
+    endpoints,
+    stderr: () => text,
+    status: child.status,
+    rss() {
+      const status = Deno.readTextFileSync(`/proc/${child.pid}/status`);
+      const kib = Number(status.match(/VmRSS:\s+(\d+) kB/)?.[1] ?? 0);
+      return kib * 1024;
+    },
+    [Symbol.asyncDispose]: async () => {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited */ }
+      await child.status;
+      await pump;
+    },
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * Dialing through a list of gateways: CONNECT, BIND and UDP ASSOCIATE over Deno sockets.
+ *
+ * Gateways are tried in order, each with a connect timeout; a transport failure (refused,
+ * unreachable, timeout, malformed answer) moves on to the next one, while a SOCKS reply error is
+ * the gateway's answer about the destination and is thrown as is (REP kept end to end).
+ *
+ * @module
+ */
+
+import { formatIp } from "../net/address.ts";
+import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
+import { SocksReplyError } from "../socks5/errors.ts";
+import { Command, type SocksTarget } from "../socks5/types.ts";
+import type { GatewayEndpoint } from "./gateway_url.ts";
+
+/** Options of {@linkcode connectVia} and its siblings. */
+export interface ConnectViaOptions {
+  /**
+   * Time allowed for each gateway: TCP connect plus the SOCKS handshake, in milliseconds.
+   * @default {10000}
+   */
+  readonly connectTimeoutMs?: number;
+  /** Aborts the whole attempt. @default {undefined} */
+  readonly signal?: AbortSignal;
+  /**
+   * The TCP dialer (the Deno preload passes the original `Deno.connect`).
+   * @default {Deno.connect}
+   */
+  readonly dial?: (options: Deno.ConnectOptions) => Promise<Deno.TcpConn>;
+}
+
+/** A connection through a gateway. */
+export interface GatewayConnection {
+  /** The socket to the gateway, past the handshake: application bytes from here on. */
+  readonly conn: Deno.TcpConn;
+  /** BND.ADDR / BND.PORT of the reply. */
+  readonly bound: SocksTarget;
+  /** The gateway that answered. */
+  readonly gateway: GatewayEndpoint;
+}
+
+/** Formats a SOCKS target for messages (`name:port`, `[v6]:port`). */
+export function formatTarget(target: SocksTarget): string {
+  const a = target.address;
+  if (a.family === "name") return `${a.name}:${target.port}`;
+  return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
+}
+
+async function handshakeVia(
+  gateways: readonly GatewayEndpoint[],
+  command: number,
+  target: SocksTarget,
+  options: ConnectViaOptions,
+): Promise<GatewayConnection> {
+  if (gateways.length === 0) {
+    throw new TypeError(`Cannot connect to ${formatTarget(target)}: no gateway is configured`);
+  }
+  const dial = options.dial ?? Deno.connect;
+  const errors: unknown[] = [];
+  for (const gateway of gateways) {
+    options.signal?.throwIfAborted();
+    const timeout = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
+    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+    let conn: Deno.TcpConn | undefined;
+    try {
+      conn = await dial({ hostname: gateway.hostname, port: gateway.port, signal });
+      const handshakeOptions = gateway.credentials
+        ? { credentials: gateway.credentials, signal }
+        : { signal };
+      const { bound } = await socksHandshake(conn, { command, target }, handshakeOptions);
+      return { conn, bound, gateway };
+    } catch (error) {
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+      if (error instanceof SocksReplyError) {
+        throw new SocksReplyError(
+          error.reply,
+          `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}: ${error.message}`,
+          { cause: error },
+        );
+      }
+      options.signal?.throwIfAborted();
+      errors.push(error);
+    }
+  }
+  const reasons = errors.map((e) => e instanceof Error ? e.message : String(e)).join("; ");
+  throw new AggregateError(
+    errors,
+    `Cannot connect to ${formatTarget(target)}: no gateway answered (${reasons})`,
+  );
+}
+
+/**
+ * Opens a CONNECT to `target` through the first gateway that answers.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectVia } from "./connect.ts";
+ * import { parseGatewayUrl } from "./gateway_url.ts";
+ *
+ * const gateways = ["socks5://192.0.2.1:1080", "socks5://[2001:db8:1::1]:1080"].map(parseGatewayUrl);
+ * const { conn } = await connectVia(gateways, {
+ *   address: { family: "name", name: "v6.dualgate.example" },
+ *   port: 80,
+ * }, { connectTimeoutMs: 3000 });
+ * conn.close();
+ * ```
+ *
+ * @throws {SocksReplyError} with the gateway's REP (4 for a name it cannot resolve, 5 refused…).
+ * @throws {AggregateError} when no gateway could be reached.
+ */
+export function connectVia(
+  gateways: readonly GatewayEndpoint[],
+  target: SocksTarget,
+  options: ConnectViaOptions = {},
+): Promise<GatewayConnection> {
+  return handshakeVia(gateways, Command.Connect, target, options);
+}
+
+/** A BIND in progress: the gateway listens at `bound`; the peer is awaited with `accept()`. */
+export interface GatewayBinding extends GatewayConnection {
+  /** Waits for the second reply; resolves to the peer's address (the connection then relays). */
+  accept(options?: { readonly signal?: AbortSignal }): Promise<SocksTarget>;
+}
+
+/**
+ * Opens a BIND (RFC 1928 §4): the gateway listens for one connection from `target` (the expected
+ * peer); `bound` is where the peer must connect.
+ *
+ * @throws {SocksReplyError} with the gateway's REP.
+ */
+export async function bindVia(
+  gateways: readonly GatewayEndpoint[],
+  target: SocksTarget,
+  options: ConnectViaOptions = {},
+): Promise<GatewayBinding> {
+  const result = await handshakeVia(gateways, Command.Bind, target, options);
+  return {
+    ...result,
+    accept: async (acceptOptions = {}) =>
+      (await readBindSecondReply(result.conn, acceptOptions)).bound,
+  };
+}
+
+/**
+ * Opens a UDP ASSOCIATE (RFC 1928 §7). `target` is where the client will send from (all zeros
+ * when unknown); `bound` is the gateway's relay endpoint. The association lives as long as
+ * `conn`; datagrams are framed with `encodeUdpDatagram`/`decodeUdpDatagram` from `socks5/codec.ts`.
+ *
+ * @throws {SocksReplyError} with the gateway's REP.
+ */
+export function associateUdpVia(
+  gateways: readonly GatewayEndpoint[],
+  target: SocksTarget,
+  options: ConnectViaOptions = {},
+): Promise<GatewayConnection> {
+  return handshakeVia(gateways, Command.UdpAssociate, target, options);
+}

@@ -1,0 +1,42 @@
+/**
+ * Private helper: run an abortable operation under a deadline, clearing the timer on every
+ * path (tests run with the op and resource sanitizers on).
+ *
+ * @module
+ */
+
+/** Runs `operation` with a signal that aborts on `signal` or after `ms` milliseconds. */
+export async function withTimeout<T>(
+  ms: number,
+  signal: AbortSignal,
+  operation: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener("abort", onAbort, { once: true });
+  const timer = setTimeout(
+    () => controller.abort(new Deno.errors.TimedOut(`timed out after ${ms} ms`)),
+    ms,
+  );
+  try {
+    return await operation(controller.signal);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Closes a connection or listener, ignoring "already closed". */
+export function closeQuietly(resource: { close(): void } | null | undefined): void {
+  try {
+    resource?.close();
+  } catch {
+    // Already closed: closing is idempotent here.
+  }
+}
+
+/** A human-readable reason from an unknown error. */
+export function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

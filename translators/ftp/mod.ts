@@ -1,0 +1,38 @@
+/**
+ * The FTP translator: PORT/PASV/LPRT/LPSV/EPRT/EPSV across IPv4 and IPv6 (RFC 959, 1639, 2428),
+ * with RFC 2577 data-connection rules and SOCKS-mode expectations.
+ *
+ * @module
+ */
+
+import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
+import { type FtpOptions, ftpOptionsSchema } from "./options.ts";
+import { FtpSession } from "./session.ts";
+
+export { type FtpOptions, ftpOptionsSchema } from "./options.ts";
+export { type FtpReply, FtpSession } from "./session.ts";
+
+/** Creates a configured FTP translator (what the registry does with a `type: ftp` entry). */
+export function createFtpTranslator(options: FtpOptions & TranslatorCommonOptions): Translator {
+  const ports = new Set(options.ports);
+  return {
+    type: "ftp",
+    match(ctx) {
+      if (!ports.has(ctx.target.port)) return "decline";
+      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
+      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
+    },
+    startSession(ctx, broker) {
+      return new FtpSession(ctx, broker, options);
+    },
+  };
+}
+
+/** The FTP plugin, as listed in `translators/registry.ts`. */
+export const ftpTranslatorFactory: TranslatorFactory<FtpOptions> = {
+  type: "ftp",
+  description: "FTP across IPv4 and IPv6: PORT/PASV/LPRT/LPSV/EPRT/EPSV translation",
+  defaultPorts: [21],
+  optionsSchema: ftpOptionsSchema,
+  create: createFtpTranslator,
+};

@@ -1,0 +1,522 @@
+/**
+ * One translated FTP control session: the state machine of the translation table
+ * (docs: /work/shared/notes/ftp-translation.md §3.4, §3.5, §3.8).
+ *
+ * Client commands are handled one at a time (the line loop waits for each hook); server
+ * replies are correlated in order with a queue of what the gateway forwarded or asked.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
+import { closeQuietly, reasonOf, withTimeout } from "../_timeout.ts";
+import type {
+  DataChannelBroker,
+  DataListener,
+  Line,
+  LineIo,
+  LineVerdict,
+  Side,
+  TranslatorContext,
+  TranslatorSession,
+} from "../types.ts";
+import {
+  type ActiveParse,
+  endsReply,
+  eprtProtocol,
+  format227,
+  format228,
+  format229,
+  format522,
+  formatEprt,
+  formatHostPort,
+  formatLongHostPort,
+  parseCommand,
+  parseEprt,
+  parseLprt,
+  parsePort,
+  parseReplyLine,
+  passivePort,
+} from "./codec.ts";
+import type { FtpOptions } from "./options.ts";
+
+const logger = getLogger(["dualgate", "translators", "ftp"]);
+
+/** A whole server reply: its code and lines (without CRLF). */
+export interface FtpReply {
+  /** The code of the first line. */
+  readonly code: number;
+  /** All lines, first to last. */
+  readonly lines: readonly string[];
+}
+
+/** How one server reply is handled, decided when its first line arrives. */
+type Disposition =
+  | { readonly kind: "forward"; readonly filterFeat: boolean }
+  | { readonly kind: "drop" }
+  | Ask;
+
+interface Ask {
+  readonly kind: "ask";
+  readonly lines: string[];
+  settled: boolean;
+  resolve(reply: FtpReply): void;
+  reject(error: unknown): void;
+}
+
+const MAX_ASK_LINES = 64;
+const PASSIVE_VERBS = new Set(["PASV", "EPSV", "LPSV"]);
+const ACTIVE_VERBS = new Set(["PORT", "EPRT", "LPRT"]);
+const TLS_VERBS = new Set(["PBSZ", "PROT", "CCC", "ADAT"]);
+/** FEAT lines hidden: TLS cannot be translated; pure-ftpd's ESTA/ESTP/PRET carry addresses. */
+const HIDDEN_FEATURES = /^\s*(AUTH|PBSZ|PROT|CCC|ADAT|ESTA|ESTP|PRET)(\s|$)/i;
+
+/** The server did not answer a command the gateway sent, or went away. */
+class ServerGoneError extends Error {
+  /** True when the client was already sent a 421 for it. */
+  readonly notified: boolean;
+  constructor(message: string, notified = false) {
+    super(message);
+    this.notified = notified;
+  }
+}
+
+/** The FTP session hooks; see the module doc. */
+export class FtpSession implements TranslatorSession {
+  readonly #ctx: TranslatorContext;
+  readonly #broker: DataChannelBroker;
+  readonly #options: FtpOptions;
+  readonly #queue: Disposition[] = [];
+  #current: { code: number; disposition: Disposition } | null = null;
+  #epsvAll = false;
+  #closed = new AbortController();
+  /** The pending data setup (listener, expectation): at most one per session. */
+  #setup = new AbortController();
+  /** Running data relays: aborted by ABOR, REIN, QUIT and the session's end. */
+  #transfers = new AbortController();
+  readonly #tasks = new Set<Promise<void>>();
+
+  /** Creates the hooks for one session. */
+  constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: FtpOptions) {
+    this.#ctx = ctx;
+    this.#broker = broker;
+    this.#options = options;
+  }
+
+  /** Handles one client command. */
+  async onClientLine(line: Line, io: LineIo): Promise<LineVerdict> {
+    const command = parseCommand(line.text);
+    const { verb } = command;
+    try {
+      if (verb === "EPSV" && command.argument.trim().toUpperCase() === "ALL") {
+        // Answered and enforced here: servers disagree on it (200, 220, 500) and vsftpd still
+        // accepts EPRT afterwards.
+        this.#resetSetup();
+        this.#epsvAll = true;
+        await io.sendToClient("200 EPSV ALL command successful");
+        return "consumed";
+      }
+      if (this.#epsvAll && verb !== "EPSV" && (PASSIVE_VERBS.has(verb) || ACTIVE_VERBS.has(verb))) {
+        await io.sendToClient(`501 ${verb} not allowed after EPSV ALL`);
+        return "consumed";
+      }
+      if (PASSIVE_VERBS.has(verb)) {
+        await this.#passive(io, verb, command.argument.trim());
+        return "consumed";
+      }
+      if (ACTIVE_VERBS.has(verb)) {
+        await this.#active(io, verb, command.argument.trim());
+        return "consumed";
+      }
+      if (this.#options.refuseTls && verb === "AUTH") {
+        await io.sendToClient("534 TLS cannot be used through this translating gateway");
+        return "consumed";
+      }
+      if (this.#options.refuseTls && TLS_VERBS.has(verb)) {
+        await io.sendToClient("503 No security exchange through this translating gateway");
+        return "consumed";
+      }
+      if (verb === "ABOR" || verb === "QUIT" || verb === "REIN") {
+        this.#resetData();
+        if (verb === "REIN") this.#epsvAll = false;
+      }
+      this.#queue.push({
+        kind: "forward",
+        filterFeat: verb === "FEAT" && this.#options.refuseTls,
+      });
+      if (command.text === line.text) return "forward";
+      await io.sendToServer(command.text);
+      return "consumed";
+    } catch (error) {
+      if (!(error instanceof ServerGoneError)) throw error;
+      if (!error.notified) {
+        await io.sendToClient(`421 Service not available: ${error.message}`).catch(() => {});
+      }
+      io.close();
+      return "consumed";
+    }
+  }
+
+  /** Handles one server line, as part of a whole reply. */
+  onServerLine(line: Line, _io: LineIo): LineVerdict {
+    const text = line.text;
+    if (this.#current) {
+      const current = this.#current;
+      const last = endsReply(text, current.code);
+      if (last) this.#current = null;
+      return this.#dispatch(current.disposition, text, false, last, current.code);
+    }
+    const reply = parseReplyLine(text);
+    // Not a reply: junk between replies is relayed as it is.
+    if (!reply) return "forward";
+    let disposition: Disposition;
+    if (reply.code < 200) {
+      // A preliminary reply belongs to a forwarded transfer command; never to a command the
+      // gateway sent (those get no 1yz), so it is dropped then.
+      disposition = this.#queue[0]?.kind === "ask" ? { kind: "drop" } : forward;
+    } else {
+      // Extra replies with nothing outstanding pass through.
+      disposition = this.#queue.shift() ?? forward;
+    }
+    if (reply.continues) this.#current = { code: reply.code, disposition };
+    return this.#dispatch(disposition, text, true, !reply.continues, reply.code);
+  }
+
+  /** The server ended the control connection: commands the gateway sent will get no reply. */
+  async onEnd(side: Side, io: LineIo): Promise<void> {
+    if (side !== "server") return;
+    const waiting = this.#queue.some((entry) => entry.kind === "ask" && !entry.settled);
+    const message = "the server closed the connection";
+    // Told here, before the client's stream is half-closed after this hook.
+    if (waiting) await io.sendToClient(`421 Service not available: ${message}`).catch(() => {});
+    this.#failAsks(new ServerGoneError(message, waiting));
+  }
+
+  /** Answers an over-long command before the session closes. */
+  async onLineTooLong(side: Side, io: LineIo): Promise<void> {
+    if (side === "client") await io.sendToClient("500 Command line too long").catch(() => {});
+  }
+
+  /** Ends every listener, expectation and data relay, and waits for their tasks. */
+  async close(): Promise<void> {
+    this.#closed.abort();
+    this.#setup.abort();
+    this.#transfers.abort();
+    this.#failAsks(new ServerGoneError("the session ended"));
+    await Promise.allSettled([...this.#tasks]);
+  }
+
+  #dispatch(
+    disposition: Disposition,
+    text: string,
+    first: boolean,
+    last: boolean,
+    code: number,
+  ): LineVerdict {
+    switch (disposition.kind) {
+      case "forward":
+        if (disposition.filterFeat && !first && !last && HIDDEN_FEATURES.test(text)) {
+          return "consumed";
+        }
+        return "forward";
+      case "drop":
+        return "consumed";
+      case "ask":
+        if (disposition.settled) return "consumed";
+        if (disposition.lines.length < MAX_ASK_LINES) disposition.lines.push(text);
+        if (last) {
+          disposition.settled = true;
+          disposition.resolve({ code, lines: disposition.lines });
+        }
+        return "consumed";
+    }
+  }
+
+  #failAsks(error: Error): void {
+    for (const disposition of this.#queue) {
+      if (disposition.kind === "ask" && !disposition.settled) {
+        disposition.settled = true;
+        disposition.reject(error);
+      }
+    }
+  }
+
+  /** Sends a command of the gateway's own and waits for its whole final reply. */
+  #ask(io: LineIo, command: string): Promise<FtpReply> {
+    return withTimeout(
+      this.#options.replyTimeoutMs,
+      this.#closed.signal,
+      (signal) =>
+        new Promise<FtpReply>((resolve, reject) => {
+          const ask: Ask = {
+            kind: "ask",
+            lines: [],
+            settled: false,
+            resolve,
+            reject,
+          };
+          const onAbort = () => {
+            if (ask.settled) return;
+            // The reply may still come: it is then dropped, keeping later replies in step.
+            ask.settled = true;
+            reject(new ServerGoneError(`no reply from the server to ${command.split(" ")[0]}`));
+          };
+          signal.addEventListener("abort", onAbort, { once: true });
+          const settle = <T>(f: (value: T) => void) => (value: T) => {
+            signal.removeEventListener("abort", onAbort);
+            f(value);
+          };
+          ask.resolve = settle(resolve);
+          ask.reject = settle(reject);
+          this.#queue.push(ask);
+          io.sendToServer(command).catch((error) => {
+            if (ask.settled) return;
+            ask.settled = true;
+            ask.reject(new ServerGoneError(reasonOf(error)));
+          });
+        }),
+    );
+  }
+
+  /**
+   * Tries `commands` in order until one succeeds; any 5xx or 425 means "try the next form".
+   * Returns the successful reply, or the last failure.
+   */
+  async #tryInOrder(
+    io: LineIo,
+    commands: readonly string[],
+    succeeded: (reply: FtpReply) => boolean,
+  ): Promise<{ ok: boolean; reply: FtpReply }> {
+    let reply: FtpReply = { code: 425, lines: ["425 Cannot open data connection"] };
+    for (const command of commands) {
+      reply = await this.#ask(io, command);
+      if (succeeded(reply)) return { ok: true, reply };
+      // A transient failure other than 425 (421 closing, 450 busy) ends the attempt.
+      if (reply.code >= 400 && reply.code < 500 && reply.code !== 425) break;
+    }
+    return { ok: false, reply };
+  }
+
+  async #relayFailure(io: LineIo, reply: FtpReply, fallback: string): Promise<void> {
+    if (reply.code >= 400) {
+      for (const line of reply.lines) await io.sendToClient(line);
+    } else {
+      await io.sendToClient(fallback);
+    }
+  }
+
+  async #passive(io: LineIo, verb: string, argument: string): Promise<void> {
+    const clientFamily = this.#ctx.client.address.family;
+    const serverFamily = this.#ctx.server.address.family;
+    if (verb === "PASV" && clientFamily === 6) {
+      await io.sendToClient("502 PASV not supported on IPv6, use EPSV");
+      return;
+    }
+    if (verb === "EPSV" && argument !== "") {
+      if (!/^\d{1,5}$/.test(argument)) {
+        await io.sendToClient("501 Syntax error in EPSV argument");
+        return;
+      }
+      if (Number(argument) !== eprtProtocol(clientFamily)) {
+        await io.sendToClient(format522([eprtProtocol(clientFamily)]));
+        return;
+      }
+    }
+    this.#resetSetup();
+    const setup = this.#setup.signal;
+    // Toward IPv6 never PASV: servers answer it with 0,0,0,0, 425, malformed 227s or a 228.
+    const commands = serverFamily === 6 ? ["EPSV", "LPSV"] : ["EPSV", "PASV"];
+    const portOf = (reply: FtpReply) => passivePort(reply.code, reply.lines.join("\n"));
+    const { ok, reply } = await this.#tryInOrder(io, commands, (reply) => portOf(reply) !== null);
+    const serverPort = ok ? portOf(reply) : null;
+    if (serverPort === null) {
+      await this.#relayFailure(io, reply, "425 Cannot open data connection: no passive port");
+      return;
+    }
+    // Never the address of a 227/228: the control connection's peer.
+    const serverData: IpEndpoint = { address: this.#ctx.server.address, port: serverPort };
+    let listener: DataListener;
+    try {
+      listener = await this.#broker.listen({
+        side: "client",
+        peer: this.#ctx.client.address,
+        ports: this.#options.passivePorts,
+        timeoutMs: this.#options.dataTimeoutMs,
+        signal: setup,
+      });
+    } catch (error) {
+      logger.warn("Cannot listen for FTP data: {error}", {
+        id: this.#ctx.id,
+        error: reasonOf(error),
+      });
+      await io.sendToClient("425 Cannot open data connection");
+      return;
+    }
+    const advertised = listener.endpoint;
+    let claimed = false;
+    const transfers = this.#transfers.signal;
+    // SOCKS clients CONNECT to the original destination (curl's skip-pasv-ip) or to the 227
+    // address; clients without SOCKS connect to the listener itself. First one wins.
+    const expectation = this.#broker.expect({
+      targets: [
+        { address: this.#ctx.target.address, port: advertised.port },
+        { address: advertised.address, port: advertised.port },
+      ],
+      ttlMs: this.#options.dataTimeoutMs,
+      signal: setup,
+      relaySignal: transfers,
+      open: (signal) => {
+        if (claimed) return Promise.reject(new Error("Cannot open data connection: taken"));
+        claimed = true;
+        listener[Symbol.dispose]();
+        return this.#broker.connect(serverData, {
+          side: "server",
+          signal: AbortSignal.any([signal, transfers]),
+        });
+      },
+    });
+    this.#spawn(async () => {
+      let clientConn: Deno.Conn;
+      try {
+        clientConn = await listener.accept();
+      } catch {
+        return; // Timed out, replaced, or the SOCKS path claimed it.
+      }
+      if (claimed) {
+        closeQuietly(clientConn);
+        return;
+      }
+      claimed = true;
+      expectation[Symbol.dispose]();
+      await this.#bridge(clientConn, serverData, "server", transfers);
+    });
+    const gateway: IpEndpoint = { address: advertised.address, port: advertised.port };
+    if (verb === "PASV") await io.sendToClient(format227(gateway));
+    else if (verb === "LPSV") await io.sendToClient(format228(gateway));
+    else await io.sendToClient(format229(gateway.port));
+  }
+
+  async #active(io: LineIo, verb: string, argument: string): Promise<void> {
+    const clientFamily = this.#ctx.client.address.family;
+    const serverFamily = this.#ctx.server.address.family;
+    let parsed: ActiveParse | null;
+    if (verb === "PORT") {
+      const endpoint = parsePort(argument);
+      parsed = endpoint ? { kind: "endpoint", endpoint } : null;
+    } else {
+      parsed = verb === "EPRT" ? parseEprt(argument) : parseLprt(argument);
+    }
+    const wrongFamily = verb === "PORT"
+      ? `500 Illegal PORT command`
+      : verb === "EPRT"
+      ? format522([eprtProtocol(clientFamily)])
+      : `521 Supported address families are (${clientFamily})`;
+    if (!parsed) {
+      await io.sendToClient(`501 Syntax error in ${verb} arguments`);
+      return;
+    }
+    if (parsed.kind === "unsupported-family" || parsed.endpoint.address.family !== clientFamily) {
+      await io.sendToClient(wrongFamily);
+      return;
+    }
+    const requested = parsed.endpoint;
+    // RFC 2577: only the client's own control address (the unspecified one means the same),
+    // never a port below 1024; a refused command never reaches the server.
+    if (!isUnspecified(requested.address) && !sameIp(requested.address, this.#ctx.client.address)) {
+      await io.sendToClient(`501 Rejected data connection to a foreign address`);
+      return;
+    }
+    if (requested.port < 1024) {
+      await io.sendToClient(`504 Rejected data connection to a port below 1024`);
+      return;
+    }
+    const clientData: IpEndpoint = { address: this.#ctx.client.address, port: requested.port };
+    this.#resetSetup();
+    const setup = this.#setup.signal;
+    let listener: DataListener;
+    try {
+      listener = await this.#broker.listen({
+        side: "server",
+        peer: this.#ctx.server.address,
+        ports: this.#options.activePorts,
+        timeoutMs: this.#options.dataTimeoutMs,
+        signal: setup,
+      });
+    } catch (error) {
+      logger.warn("Cannot listen for FTP data: {error}", {
+        id: this.#ctx.id,
+        error: reasonOf(error),
+      });
+      await io.sendToClient("425 Cannot open data connection");
+      return;
+    }
+    const transfers = this.#transfers.signal;
+    // Accepting starts now: some servers connect before their 200 (pyftpdlib).
+    this.#spawn(async () => {
+      let serverConn: Deno.Conn;
+      try {
+        serverConn = await listener.accept();
+      } catch {
+        return;
+      }
+      await this.#bridge(serverConn, clientData, "client", transfers);
+    });
+    const local = listener.endpoint;
+    const commands = serverFamily === 6
+      ? [`EPRT ${formatEprt(local)}`, `LPRT ${formatLongHostPort(local)}`]
+      : [`EPRT ${formatEprt(local)}`, `PORT ${formatHostPort(local)}`];
+    const { ok, reply } = await this.#tryInOrder(
+      io,
+      commands,
+      (candidate) => candidate.code >= 200 && candidate.code < 300,
+    );
+    if (!ok) {
+      this.#resetSetup();
+      await this.#relayFailure(io, reply, `500 ${verb} command failed`);
+      return;
+    }
+    await io.sendToClient(`200 ${verb} command successful`);
+  }
+
+  /** Connects the other leg of a data connection and relays; closes everything on failure. */
+  async #bridge(
+    accepted: Deno.Conn,
+    endpoint: IpEndpoint,
+    side: Side,
+    transfers: AbortSignal,
+  ): Promise<void> {
+    let other: Deno.Conn;
+    try {
+      other = await this.#broker.connect(endpoint, { side, signal: transfers });
+    } catch (error) {
+      closeQuietly(accepted);
+      logger.info("Cannot connect FTP data: {error}", { id: this.#ctx.id, error: reasonOf(error) });
+      return;
+    }
+    await this.#broker.relay(accepted, other, { label: "ftp-data", signal: transfers });
+  }
+
+  #spawn(task: () => Promise<void>): void {
+    const promise = task().catch((error) => {
+      logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: reasonOf(error) });
+    }).finally(() => this.#tasks.delete(promise));
+    this.#tasks.add(promise);
+  }
+
+  /** Drops the pending data setup (listener, expectation): one per session. */
+  #resetSetup(): void {
+    this.#setup.abort();
+    this.#setup = new AbortController();
+    if (this.#closed.signal.aborted) this.#setup.abort();
+  }
+
+  /** ABOR, REIN, QUIT: drops the pending setup and tears down running data relays. */
+  #resetData(): void {
+    this.#resetSetup();
+    this.#transfers.abort();
+    this.#transfers = new AbortController();
+  }
+}
+
+const forward: Disposition = { kind: "forward", filterFeat: false };

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { LineReader, tcpPair, writeText } from "./_test_helpers.ts";
+import { latin1Decode, latin1Encode, runLineSession } from "./line_session.ts";
+import type { LineVerdict, TranslatorSession } from "./types.ts";
+
+async function harness(session: TranslatorSession, maxLineBytes?: number) {
+  const [client, gatewayClient] = await tcpPair();
+  const [gatewayServer, server] = await tcpPair();
+  const controller = new AbortController();
+  const done = runLineSession(session, gatewayClient, gatewayServer, {
+    signal: controller.signal,
+    ...(maxLineBytes ? { maxLineBytes } : {}),
+  });
+  const clientLines = new LineReader(client);
+  const serverLines = new LineReader(server);
+  return {
+    client,
+    server,
+    clientLines,
+    serverLines,
+    controller,
+    done,
+    async finish() {
+      await clientLines.close();
+      await serverLines.close();
+      return await done;
+    },
+  };
+}
+
+Deno.test("latin1Decode() and latin1Encode() round-trip every byte", () => {
+  const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+  assert.deepEqual(latin1Encode(latin1Decode(bytes)), bytes);
+  assert.deepEqual(latin1Encode("é€"), new TextEncoder().encode("é€"));
+});
+
+Deno.test("runLineSession() forwards untouched bytes and rewrites, swallows, answers locally", async () => {
+  const closed: string[] = [];
+  const h = await harness({
+    async onClientLine(line, io): Promise<LineVerdict> {
+      if (line.text === "SECRET") return "consumed";
+      if (line.text === "LOCAL") {
+        await io.sendToClient("200 answered by the gateway");
+        return "consumed";
+      }
+      if (line.text === "OLD") {
+        await io.sendToServer("NEW");
+        return "consumed";
+      }
+      return "forward";
+    },
+    onServerLine: () => "forward",
+    close: () => void closed.push("closed"),
+  });
+  await writeText(h.client, "LF only\nSECRET\r\nLOCAL\r\nOLD\r\nsplit ");
+  await writeText(h.client, "line\r\n");
+  assert.equal(await h.clientLines.line(), "200 answered by the gateway");
+  assert.equal(await h.serverLines.line(), "LF only");
+  assert.equal(await h.serverLines.line(), "NEW");
+  assert.equal(await h.serverLines.line(), "split line");
+  await writeText(h.server, "220 hello\r\n");
+  assert.equal(await h.clientLines.line(), "220 hello");
+  h.client.closeWrite();
+  assert.equal(await h.serverLines.line(), null);
+  h.server.closeWrite();
+  assert.equal(await h.clientLines.line(), null);
+  assert.deepEqual(await h.finish(), { end: "eof" });
+  assert.deepEqual(closed, ["closed"]);
+});
+
+Deno.test("runLineSession() holds later client lines while a hook awaits", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => release = resolve);
+  const h = await harness({
+    async onClientLine(line): Promise<LineVerdict> {
+      if (line.text === "SLOW") await gate;
+      return "forward";
+    },
+  });
+  await writeText(h.client, "SLOW\r\nNEXT\r\n");
+  assert.ok(await h.serverLines.silent(100));
+  release();
+  assert.equal(await h.serverLines.line(), "SLOW");
+  assert.equal(await h.serverLines.line(), "NEXT");
+  await h.finish();
+});
+
+Deno.test("runLineSession() caps the line length and ends the session", async () => {
+  const seen: string[] = [];
+  const h = await harness({
+    onClientLine: () => "forward",
+    async onLineTooLong(side, io) {
+      seen.push(side);
+      await io.sendToClient("500 too long");
+    },
+  }, 512);
+  await writeText(h.client, "x".repeat(600));
+  assert.equal(await h.clientLines.line(), "500 too long");
+  assert.equal(await h.clientLines.line(), null);
+  const result = await h.finish();
+  assert.equal(result.end, "line-too-long");
+  assert.deepEqual(seen, ["client"]);
+});
+
+Deno.test("runLineSession() ends the session when a hook throws, without rejecting", async () => {
+  const h = await harness({
+    onClientLine() {
+      throw new Error("plugin bug");
+    },
+  });
+  await writeText(h.client, "boom\r\n");
+  assert.equal(await h.clientLines.line(), null);
+  const result = await h.finish();
+  assert.equal(result.end, "error");
+  assert.equal((result.error as Error).message, "plugin bug");
+});
+
+Deno.test("runLineSession() ends on abort and on io.close()", async () => {
+  const h = await harness({});
+  h.controller.abort();
+  assert.equal((await h.done).end, "aborted");
+  await h.finish();
+  const h2 = await harness({
+    onServerLine(_line, io) {
+      io.close();
+      return "consumed";
+    },
+  });
+  await writeText(h2.server, "421 bye\r\n");
+  assert.equal((await h2.done).end, "closed");
+  await h2.finish();
+});
+
+Deno.test("runLineSession() relays byte for byte in a direction without a hook", async () => {
+  const h = await harness({ onClientLine: () => "forward" });
+  const payload = "no line end here \u00ff";
+  await writeText(h.server, payload);
+  h.server.closeWrite();
+  assert.equal(await h.clientLines.all(), payload);
+  await h.finish();
+});
+
+Deno.test("runLineSession() processes a pending server read first", async () => {
+  const [client, gatewayClient] = await tcpPair();
+  const [gatewayServer, server] = await tcpPair();
+  await writeText(server, "220 sniffed\r\n");
+  const buffer = new Uint8Array(64);
+  const read = gatewayServer.read(buffer);
+  await read;
+  const done = runLineSession({ onServerLine: () => "forward" }, gatewayClient, gatewayServer, {
+    signal: new AbortController().signal,
+    serverPending: { buffer, read },
+  });
+  const lines = new LineReader(client);
+  assert.equal(await lines.line(), "220 sniffed");
+  await lines.close();
+  server.close();
+  await done;
+});

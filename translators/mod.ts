@@ -1,0 +1,64 @@
+/**
+ * Protocol translators: the plugin interface (`types.ts`), the registry of plugins, the line
+ * loop, the data-channel broker helper and the expectation table the gateway consults.
+ *
+ * The gateway's whole part:
+ *
+ * 1. config: embed `translatorConfigSchema()` for `translators:`; then `createTranslators()`.
+ * 2. once: `const expectations = new ExpectationRegistry()`.
+ * 3. every CONNECT, before dialing: `expectations.take(client.address, target)`; if it returns
+ *    an {@linkcode ExpectedConnection}, use `open(signal)` instead of the dial and relay with
+ *    its `signal`.
+ * 4. after a CONNECT succeeds: `if (!await runTranslation(...)) relay(...)`.
+ *
+ * @example Writing a translator
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { z } from "zod";
+ * import type { LineVerdict, TranslatorFactory } from "./types.ts";
+ * import { registerTranslator, translatorConfigSchema, createTranslators } from "./registry.ts";
+ *
+ * const upperBanner: TranslatorFactory<{ prefix: string }> = {
+ *   type: "upper-banner",
+ *   description: "Upper-cases server lines",
+ *   defaultPorts: [25],
+ *   optionsSchema: z.strictObject({ prefix: z.string().default("") }),
+ *   create: (options) => ({
+ *     type: "upper-banner",
+ *     match: (ctx) => (options.ports.includes(ctx.target.port) ? "claim" : "decline"),
+ *     startSession: () => ({
+ *       async onServerLine(line, io): Promise<LineVerdict> {
+ *         await io.sendToClient(options.prefix + line.text.toUpperCase());
+ *         return "consumed";
+ *       },
+ *     }),
+ *   }),
+ * };
+ *
+ * const factories = [registerTranslator(upperBanner)];
+ * const configs = translatorConfigSchema(factories).array().parse([{ type: "upper-banner" }]);
+ * const [translator] = createTranslators(configs, factories);
+ * assert.equal(translator?.type, "upper-banner");
+ * ```
+ *
+ * @module
+ */
+
+export type * from "./types.ts";
+export { createDataChannelBroker, DEFAULT_CONNECT_TIMEOUT_MS } from "./broker.ts";
+export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
+export {
+  DEFAULT_MAX_LINE_BYTES,
+  type LineSessionEnd,
+  type LineSessionOptions,
+  type LineSessionResult,
+  runLineSession,
+} from "./line_session.ts";
+export {
+  createTranslators,
+  type RegisteredTranslatorFactory,
+  registerTranslator,
+  TRANSLATOR_FACTORIES,
+  translatorConfigSchema,
+} from "./registry.ts";
+export { runTranslation, type RunTranslationOptions } from "./run.ts";

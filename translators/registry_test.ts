@@ -1,0 +1,136 @@
+import assert from "node:assert/strict";
+import { endpointFromNetAddr } from "../net/address.ts";
+import { LineReader, standInRelay, tcpPair, writeText } from "./_test_helpers.ts";
+import { ExpectationRegistry } from "./expectations.ts";
+import { createTranslators, TRANSLATOR_FACTORIES, translatorConfigSchema } from "./registry.ts";
+import { runTranslation } from "./run.ts";
+import type { Translator, TranslatorContext } from "./types.ts";
+
+Deno.test("translatorConfigSchema() fills defaults and names the path of a bad option", () => {
+  const schema = translatorConfigSchema().array();
+  const [ftp, echo] = schema.parse([{ type: "ftp" }, { type: "echo-addr", ports: [7] }]);
+  assert.deepEqual(ftp?.ports, [21]);
+  assert.equal(ftp?.maxLineBytes, 4096);
+  assert.equal(ftp?.sameFamily, "pass");
+  assert.equal(echo?.command, "ECHO-ADDR");
+  const bad = schema.safeParse([{ type: "ftp", passivePorts: { from: 2000, to: 1000 } }]);
+  assert.ok(!bad.success);
+  assert.deepEqual(bad.error.issues[0]?.path, [0, "passivePorts"]);
+  const unknownKey = schema.safeParse([{ type: "ftp", colour: "blue" }]);
+  assert.ok(!unknownKey.success);
+  const unknownType = schema.safeParse([{ type: "gopher" }]);
+  assert.ok(!unknownType.success);
+  assert.match(
+    unknownType.error.issues[0]!.message,
+    /unknown translator type \(known: ftp, echo-addr\)/,
+  );
+});
+
+Deno.test("createTranslators() builds translators in config order; duplicates are refused", () => {
+  const configs = translatorConfigSchema().array().parse([{ type: "echo-addr" }, { type: "ftp" }]);
+  assert.deepEqual(createTranslators(configs).map((t) => t.type), ["echo-addr", "ftp"]);
+  assert.throws(
+    () => translatorConfigSchema([...TRANSLATOR_FACTORIES, TRANSLATOR_FACTORIES[0]!]),
+    /listed twice/,
+  );
+});
+
+async function connections() {
+  const [client, gatewayClient] = await tcpPair("127.0.0.1");
+  const [gatewayServer, server] = await tcpPair("::1");
+  const ctx: TranslatorContext = {
+    id: "r",
+    client: endpointFromNetAddr(gatewayClient.remoteAddr),
+    clientSideLocal: endpointFromNetAddr(gatewayClient.localAddr),
+    server: endpointFromNetAddr(gatewayServer.remoteAddr),
+    serverSideLocal: endpointFromNetAddr(gatewayServer.localAddr),
+    target: { address: { family: "name", name: "x.example" }, port: 21 },
+    user: null,
+  };
+  return { client, gatewayClient, gatewayServer, server, ctx };
+}
+
+const deps = {
+  dial: () => Promise.reject(new Error("no dial in this test")),
+  relay: standInRelay,
+  expectations: new ExpectationRegistry(),
+};
+
+Deno.test("runTranslation() returns false without reading when nothing claims the port", async () => {
+  const c = await connections();
+  const translators = createTranslators(
+    translatorConfigSchema().array().parse([{ type: "ftp", ports: [2121] }]),
+  );
+  assert.equal(
+    await runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
+      deps,
+      signal: AbortSignal.any([]),
+    }),
+    false,
+  );
+  for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
+
+Deno.test("runTranslation() runs the claiming translator: the echo-addr example answers locally", async () => {
+  const c = await connections();
+  const translators = createTranslators(
+    translatorConfigSchema().array().parse([{ type: "echo-addr", ports: [21], command: "WHOAMI" }]),
+  );
+  const done = runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
+    deps,
+    signal: AbortSignal.any([]),
+  });
+  const fromGateway = new LineReader(c.client);
+  const atServer = new LineReader(c.server);
+  await writeText(c.client, "hello\r\nwhoami\r\n");
+  assert.equal(await atServer.line(), "hello");
+  assert.match((await fromGateway.line())!, /^client=127\.0\.0\.1:\d+ server=\[::1\]:\d+$/);
+  await fromGateway.close();
+  await atServer.close();
+  assert.equal(await done, true);
+});
+
+Deno.test("runTranslation() sniffs the server greeting and relays it either way", async () => {
+  for (const claim of [true, false]) {
+    const c = await connections();
+    const seen: string[] = [];
+    const sniffer: Translator = {
+      type: "sniffer",
+      match: () => "sniff",
+      sniff: (bytes) => (seen.push(new TextDecoder().decode(bytes)), claim),
+      startSession: () => ({
+        onServerLine: async (
+          line,
+          io,
+        ) => (await io.sendToClient(line.text.toUpperCase()), "consumed" as const),
+      }),
+    };
+    await writeText(c.server, "220 banner\r\n");
+    const done = runTranslation([sniffer], c.ctx, c.gatewayClient, c.gatewayServer, {
+      deps,
+      signal: AbortSignal.any([]),
+    });
+    const fromGateway = new LineReader(c.client);
+    assert.equal(await fromGateway.line(), claim ? "220 BANNER" : "220 banner");
+    assert.deepEqual(seen, ["220 banner\r\n"]);
+    await fromGateway.close();
+    c.server.close();
+    assert.equal(await done, true);
+  }
+});
+
+Deno.test("FTP translator match() claims cross-family sessions on its ports only", async () => {
+  const c = await connections();
+  const [pass, translate] = createTranslators(
+    translatorConfigSchema().array().parse([{ type: "ftp" }, {
+      type: "ftp",
+      sameFamily: "translate",
+    }]),
+  );
+  assert.equal(pass!.match(c.ctx), "claim");
+  const sameFamily = { ...c.ctx, server: c.ctx.client };
+  assert.equal(pass!.match(sameFamily), "decline");
+  assert.equal(translate!.match(sameFamily), "claim");
+  assert.equal(pass!.match({ ...c.ctx, target: { ...c.ctx.target, port: 2121 } }), "decline");
+  for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
