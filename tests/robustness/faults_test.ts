@@ -32,7 +32,10 @@ async function request(
   const reader = new ExactReader(conn);
   await writeAll(
     conn,
-    Uint8Array.from([...encodeGreeting({ methods: [0] }), ...encodeRequest({ command: 1, target })]),
+    Uint8Array.from([
+      ...encodeGreeting({ methods: [0] }),
+      ...encodeRequest({ command: 1, target }),
+    ]),
   );
   assert.equal(await readMethodSelection(reader), 0);
   return { conn, reply: (await readReply(reader)).reply };

@@ -27,10 +27,13 @@ async function validRoundTrip(hostname: string, port: number, echoPort: number):
   assert.equal(await readMethodSelection(reader), 2);
   await writeAll(conn, encodePasswordAuthRequest({ username: "alice", password: "change-me" }));
   assert.equal(await readPasswordAuthReply(reader), 0);
-  await writeAll(conn, encodeRequest({
-    command: 1,
-    target: { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port: echoPort },
-  }));
+  await writeAll(
+    conn,
+    encodeRequest({
+      command: 1,
+      target: { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port: echoPort },
+    }),
+  );
   assert.equal((await readReply(reader)).reply, 0);
   await writeAll(conn, new TextEncoder().encode("ping"));
   await conn.closeWrite();
@@ -73,7 +76,10 @@ Deno.test("a live gateway survives mutated handshakes and keeps serving", async 
       [
         ...encodeGreeting({ methods: [2] }),
         ...encodePasswordAuthRequest({ username: "alice", password: "change-me" }),
-        ...encodeRequest({ command: 3, target: { address: { family: "name", name: "x" }, port: 1 } }),
+        ...encodeRequest({
+          command: 3,
+          target: { address: { family: "name", name: "x" }, port: 1 },
+        }),
       ],
     ].map((s) => Uint8Array.from(s));
     let next = 0;

@@ -32,7 +32,10 @@ async function openRelay(gateway: IpEndpoint, port: number): Promise<Deno.TcpCon
   const target = { address: { family: 4 as const, bytes: Uint8Array.of(127, 0, 0, 1) }, port };
   await writeAll(
     conn,
-    Uint8Array.from([...encodeGreeting({ methods: [0] }), ...encodeRequest({ command: 1, target })]),
+    Uint8Array.from([
+      ...encodeGreeting({ methods: [0] }),
+      ...encodeRequest({ command: 1, target }),
+    ]),
   );
   assert.equal(await readMethodSelection(reader), 0);
   assert.equal((await readReply(reader)).reply, 0);
@@ -118,7 +121,11 @@ Deno.test("hundreds of concurrent streams with half-closes stay byte-exact both 
     ]);
     assert.equal(answer.length, b.length + 64, `stream ${id}`);
     assert.equal(await sha256(answer.slice(0, b.length)), await sha256(b), `stream ${id}: B`);
-    assert.equal(new TextDecoder().decode(answer.slice(b.length)), await sha256(a), `stream ${id}: A`);
+    assert.equal(
+      new TextDecoder().decode(answer.slice(b.length)),
+      await sha256(a),
+      `stream ${id}: A`,
+    );
   });
   await Promise.all(streams);
 });
