@@ -80,6 +80,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     config,
     rules: new AccessRules(config.rules),
     dialer,
+    resolver,
     users,
     shutdown: shutdownController.signal,
     isLocalAddress: (endpoint) =>

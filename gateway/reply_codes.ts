@@ -48,7 +48,7 @@ export function replyForError(error: unknown): ReplyCode {
   if (error instanceof Deno.errors.TimedOut) return Reply.HostUnreachable;
   if (error instanceof Deno.errors.AddrNotAvailable) return Reply.NetworkUnreachable;
   const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === "string" && code in BY_ERRNO) return BY_ERRNO[code]!;
+  if (typeof code === "string" && Object.hasOwn(BY_ERRNO, code)) return BY_ERRNO[code]!;
   const errors = (error as { errors?: unknown } | null)?.errors;
   if (Array.isArray(errors) && errors.length > 0) return replyForErrors(errors);
   return Reply.GeneralFailure;

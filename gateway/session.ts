@@ -17,11 +17,14 @@ import {
 import { SocksProtocolError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
+import type { Resolver } from "../resolver/mod.ts";
+import { handleBind } from "./bind.ts";
 import { verifyPassword } from "./config/password.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import { handleConnect } from "./connect.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { AccessRules } from "./rules.ts";
+import { handleUdpAssociate } from "./udp_associate.ts";
 import type { Dialer } from "./upstream/types.ts";
 
 /** What every session shares: configuration and the gateway's services. */
@@ -32,6 +35,8 @@ export interface SessionServices {
   readonly rules: AccessRules;
   /** Outbound connections. */
   readonly dialer: Dialer;
+  /** The gateway's resolver (BIND peers and UDP destinations given by name). */
+  readonly resolver: Resolver;
   /** Users by name. */
   readonly users: ReadonlyMap<string, UserConfig>;
   /** True when the address is one of this host's own. */
@@ -197,6 +202,12 @@ export async function runSession(conn: Deno.TcpConn, services: SessionServices):
   switch (outcome.request.command) {
     case Command.Connect:
       await handleConnect(session, services);
+      return;
+    case Command.Bind:
+      await handleBind(session, services);
+      return;
+    case Command.UdpAssociate:
+      await handleUdpAssociate(session, services);
       return;
     default:
       await failAndClose(conn, Reply.CommandNotSupported);

@@ -43,13 +43,13 @@ export function parseIpv6(text: string): IpAddress | null {
   if (text.length < 2 || text.length > 45 || text.includes("%")) return null;
   const halves = text.split("::");
   if (halves.length > 2) return null;
-  const parseGroups = (part: string): number[] | null => {
+  const parseGroups = (part: string, quadAllowed: boolean): number[] | null => {
     if (part === "") return [];
     const groups: number[] = [];
     const pieces = part.split(":");
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i]!;
-      if (i === pieces.length - 1 && piece.includes(".")) {
+      if (quadAllowed && i === pieces.length - 1 && piece.includes(".")) {
         const v4 = parseIpv4(piece);
         if (!v4) return null;
         groups.push((v4.bytes[0]! << 8) | v4.bytes[1]!, (v4.bytes[2]! << 8) | v4.bytes[3]!);
@@ -60,8 +60,9 @@ export function parseIpv6(text: string): IpAddress | null {
     }
     return groups;
   };
-  const head = parseGroups(halves[0]!);
-  const tail = halves.length === 2 ? parseGroups(halves[1]!) : [];
+  // A dotted quad may stand only as the last 32 bits.
+  const head = parseGroups(halves[0]!, halves.length === 1);
+  const tail = halves.length === 2 ? parseGroups(halves[1]!, true) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;

@@ -9,12 +9,19 @@
 
 import YAML from "yaml";
 import type { z } from "zod";
-import { formatEndpoint } from "../../net/address.ts";
+import { formatEndpoint, formatIp } from "../../net/address.ts";
 import { formatCidr } from "../../net/cidr.ts";
 import { ConfigError, formatConfigPath } from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
-import type { Config, DestinationPattern, RuleConfig } from "./types.ts";
+import type {
+  AddressPerFamily,
+  Config,
+  DestinationPattern,
+  HopEndpoint,
+  RouteConfig,
+  RuleConfig,
+} from "./types.ts";
 
 /**
  * The embedded default config: listens on `127.0.0.1:1080` and `[::1]:1080`, no
@@ -42,6 +49,14 @@ timeouts:                        # seconds
 limits:
   max_connections: 4096
   max_connections_per_client: 512
+udp:                             # UDP ASSOCIATE
+  public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
+  idle: 120                      # seconds
+  max_datagram: 65507            # bytes, SOCKS header included
+  rate: 2000                     # datagrams per second per association, each way
+bind:                            # BIND
+  external_address: {}           # { v4: IP, v6: IP }: BND.ADDR behind NAT
+  wait: 120                      # seconds for the peer to connect
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
@@ -131,7 +146,11 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     hosts[name] = [...addresses];
   }
   return {
-    listen: config.listen.map((entry) => formatEndpoint(entry.endpoint)),
+    listen: config.listen.map((entry) =>
+      entry.proxyProtocol
+        ? { address: formatEndpoint(entry.endpoint), proxy_protocol: entry.proxyProtocol }
+        : formatEndpoint(entry.endpoint)
+    ),
     auth: {
       users: config.auth.users.map((user) => {
         if (user.passwordHash === undefined) return { name: user.name, password: "<redacted>" };
@@ -164,8 +183,63 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     limits: {
       max_connections: config.limits.maxConnections,
       max_connections_per_client: config.limits.maxConnectionsPerClient,
+      auth_failures_per_minute: config.limits.authFailuresPerMinute,
     },
+    udp: {
+      public_address: formatPerFamily(config.udp.publicAddress),
+      idle: seconds(config.udp.idleMs),
+      max_datagram: config.udp.maxDatagram,
+      rate: config.udp.rate,
+    },
+    bind: {
+      external_address: formatPerFamily(config.bind.externalAddress),
+      wait: seconds(config.bind.waitMs),
+    },
+    ...(config.routes.length > 0 && { routes: config.routes.map(normalizeRoute) }),
+    ...(config.translators.length > 0 && {
+      translators: config.translators.map((entry) => ({ ...entry, ports: [...entry.ports] })),
+    }),
+    ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
     log: { level: config.log.level, format: config.log.format },
+  };
+}
+
+function normalizeRoute(route: RouteConfig): Record<string, unknown> {
+  const url = (hop: HopEndpoint) => {
+    if (!hop.credentials) return hop.label;
+    return hop.label.replace(
+      "socks5://",
+      `socks5://${encodeURIComponent(hop.credentials.username)}:<redacted>@`,
+    );
+  };
+  return {
+    to: route.to.map(formatPattern),
+    ...(route.ports && { ports: route.ports.map(formatPortRange) }),
+    chain: route.chain.map((hop) => ({
+      any: hop.alternatives.map(url),
+      strategy: hop.strategy,
+      max_fails: hop.maxFails,
+      fail_timeout: hop.failTimeoutMs / 1000,
+    })),
+  };
+}
+
+function formatPattern(to: DestinationPattern): string {
+  return to.kind === "cidr"
+    ? formatCidr(to.cidr)
+    : to.kind === "suffix"
+    ? `*.${to.suffix}`
+    : to.name;
+}
+
+function formatPortRange(range: { from: number; to: number }): number | string {
+  return range.from === range.to ? range.from : `${range.from}-${range.to}`;
+}
+
+function formatPerFamily(addresses: AddressPerFamily): Record<string, string> {
+  return {
+    ...(addresses.v4 && { v4: formatIp(addresses.v4) }),
+    ...(addresses.v6 && { v6: formatIp(addresses.v6) }),
   };
 }
 
@@ -180,17 +254,11 @@ export function formatConfigYaml(config: Config): string {
 }
 
 function normalizeRule(rule: RuleConfig): Record<string, unknown> {
-  const pattern = (to: DestinationPattern) =>
-    to.kind === "cidr" ? formatCidr(to.cidr) : to.kind === "suffix" ? `*.${to.suffix}` : to.name;
   return {
     action: rule.action,
     ...(rule.from && { from: rule.from.map(formatCidr) }),
-    ...(rule.to && { to: rule.to.map(pattern) }),
-    ...(rule.ports && {
-      ports: rule.ports.map((range) =>
-        range.from === range.to ? range.from : `${range.from}-${range.to}`
-      ),
-    }),
+    ...(rule.to && { to: rule.to.map(formatPattern) }),
+    ...(rule.ports && { ports: rule.ports.map(formatPortRange) }),
     ...(rule.users && { users: [...rule.users] }),
     ...(rule.commands && { commands: [...rule.commands] }),
   };

@@ -12,7 +12,7 @@ import {
 } from "./load.ts";
 import type { Config } from "./types.ts";
 
-/** DESIGN.md's short form, verbatim, minus `routes` and `translators`. */
+/** DESIGN.md's short form, verbatim. */
 const SHORT_FORM = `listen: ["192.0.2.10:1080", "[2001:db8::10]:1080"]
 auth:
   users:
@@ -23,6 +23,13 @@ resolver:
 rules:                                         # absent => allow all but the safe defaults
   - { action: allow, from: ["192.0.2.0/24", "2001:db8::/32"] }
   - { action: deny, to: ["169.254.0.0/16"] }
+routes:                                        # first match wins; no match => direct
+  - to: ["*.v6.example", "2001:db8:ff::/48"]
+    chain:
+      - "socks5://relay:secret@198.51.100.20:1080"                        # a hop
+      - ["socks5://[2001:db8:200::20]:1080", "socks5://198.51.100.30:1080"]  # a hop with alternatives
+translators:
+  - { type: ftp, ports: [21] }
 `;
 
 const HASH = "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$" + "A".repeat(43) + "=";
@@ -85,7 +92,11 @@ Deno.test("parseConfig() gives every default for an empty document", () => {
       idleMs: 300000,
       drainMs: 10000,
     });
-    assert.deepEqual(config.limits, { maxConnections: 4096, maxConnectionsPerClient: 512 });
+    assert.deepEqual(config.limits, {
+      maxConnections: 4096,
+      maxConnectionsPerClient: 512,
+      authFailuresPerMinute: 10,
+    });
     assert.deepEqual(config.log, { level: "info", format: "text" });
   }
 });
@@ -164,7 +175,11 @@ log: { level: debug, format: json }
     idleMs: 3000,
     drainMs: 500,
   });
-  assert.deepEqual(config.limits, { maxConnections: 10, maxConnectionsPerClient: 2 });
+  assert.deepEqual(config.limits, {
+    maxConnections: 10,
+    maxConnectionsPerClient: 2,
+    authFailuresPerMinute: 10,
+  });
   assert.deepEqual(config.log, { level: "debug", format: "json" });
 });
 
@@ -222,8 +237,28 @@ Deno.test("parseConfig() errors name their path", () => {
     "auth.users[0].password",
     /string/,
   );
-  assertConfigError("routes: []", "routes", /^not supported by this version yet$/);
-  assertConfigError("translators: [{ type: ftp }]", "translators", /^not supported/);
+  assertConfigError('routes: [{ to: ["*.v6.example"], chain: [] }]', "routes[0].chain");
+  assertConfigError(
+    'routes: [{ to: ["*.v6.example"], chain: ["http://198.51.100.20:1080"] }]',
+    "routes[0].chain[0]",
+    /scheme/,
+  );
+  assertConfigError(
+    'routes: [{ to: ["x.example"], chain: [["socks5://198.51.100.20:1080", "socks5://[2001:db8::1]:99999"]] }]',
+    "routes[0].chain[0][1]",
+  );
+  assertConfigError(
+    'routes: [{ to: ["x.example"], chain: [{ any: ["socks5://a.example"], strategy: best }] }]',
+    "routes[0].chain[0].strategy",
+  );
+  assertConfigError('routes: [{ to: ["x.example"], chain: [42] }]', "routes[0].chain[0]");
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v3 }]',
+    "listen[0].proxy_protocol",
+  );
+  assertConfigError('listen: [{ address: "127.0.0.1:1080", adress: x }]', "listen[0].adress");
+  assertConfigError("translators: [{ type: gopher }]", "translators[0].type");
+  assertConfigError("admin: { listen: nowhere }", "admin.listen");
   assertConfigError("rules: []", "rules", /^must not be empty; omit it for the defaults$/);
   assertConfigError("rules: [{ from: 10.0.0.0/8 }]", "rules[0].action", /required/);
   assertConfigError("rules: [{ action: allow, users: bob }]", "rules[0].users[0]", /auth\.users/);
@@ -325,4 +360,92 @@ timeouts: { idle: 60 }
   assert.deepEqual(parseConfig(formatConfigYaml(config)), config);
   assert.equal(normalizeConfig(parseConfig("")).rules, undefined);
   assert.deepEqual(parseConfig(formatConfigYaml(parseConfig(""))), parseConfig(""));
+});
+
+Deno.test("parseConfig() reads udp and bind with their defaults", () => {
+  const defaults = parseConfig("");
+  assert.deepEqual(defaults.udp, {
+    publicAddress: {},
+    idleMs: 120_000,
+    maxDatagram: 65_507,
+    rate: 2000,
+  });
+  assert.deepEqual(defaults.bind, { externalAddress: {}, waitMs: 120_000 });
+  const config = parseConfig(`udp:
+  public_address: { v4: 203.0.113.5, v6: "2001:db8::5" }
+  idle: 30
+  max_datagram: 1500
+  rate: 100
+bind: { external_address: { v6: "2001:db8::6" }, wait: 5 }
+`);
+  assert.equal(formatEndpoint({ address: config.udp.publicAddress.v4!, port: 0 }), "203.0.113.5:0");
+  assert.equal(config.udp.publicAddress.v6?.family, 6);
+  assert.equal(config.udp.idleMs, 30_000);
+  assert.equal(config.udp.maxDatagram, 1500);
+  assert.equal(config.udp.rate, 100);
+  assert.equal(config.bind.externalAddress.v4, undefined);
+  assert.equal(config.bind.externalAddress.v6?.family, 6);
+  assert.equal(config.bind.waitMs, 5000);
+  assert.deepEqual(parseConfig(formatConfigYaml(config)), config);
+});
+
+Deno.test("parseConfig() refuses bad udp and bind values with their paths", () => {
+  assertConfigError(
+    "udp: { public_address: { v4: '2001:db8::1' } }",
+    "udp.public_address.v4",
+    /IPv4/,
+  );
+  assertConfigError("udp: { public_address: { v6: nowhere } }", "udp.public_address.v6");
+  assertConfigError("udp: { public_address: { v5: 192.0.2.1 } }", "udp.public_address.v5");
+  assertConfigError("udp: { max_datagram: 70000 }", "udp.max_datagram");
+  assertConfigError("udp: { rate: 0 }", "udp.rate");
+  assertConfigError("bind: { wait: 0 }", "bind.wait");
+  assertConfigError("bind: { external_address: { v6: 192.0.2.1 } }", "bind.external_address.v6");
+});
+
+Deno.test("parseConfig() reads DESIGN.md's routes, translators and the listener/admin forms", () => {
+  const config = parseConfig(`listen:
+  - "127.0.0.1:1080"
+  - { address: "[::1]:1081", proxy_protocol: v2 }
+routes:                                         # first match wins; no match => direct
+  - to: ["*.v6.example", "2001:db8:ff::/48"]
+    chain:
+      - "socks5://relay:secret@198.51.100.20:1080"                        # a hop
+      - ["socks5://[2001:db8:200::20]:1080", "socks5://198.51.100.30:1080"]  # a hop with alternatives
+  - to: ["db.example"]
+    ports: [5432, "6000-6010"]
+    chain: [{ any: ["socks5://g1.example", "socks5://g2.example:1081"], strategy: round-robin, max_fails: 2, fail_timeout: 5 }]
+translators:
+  - { type: ftp, ports: [21] }
+admin:
+`);
+  assert.equal(config.listen[0]!.proxyProtocol, undefined);
+  assert.equal(config.listen[1]!.proxyProtocol, "v2");
+  assert.equal(config.routes.length, 2);
+  const [first, second] = config.routes;
+  assert.equal(first!.chain.length, 2);
+  assert.deepEqual(first!.chain[0]!.alternatives[0], {
+    host: "198.51.100.20",
+    port: 1080,
+    label: "socks5://198.51.100.20:1080",
+    credentials: { username: "relay", password: "secret" },
+  });
+  assert.deepEqual(first!.chain[1]!.alternatives.map((a) => a.label), [
+    "socks5://[2001:db8:200::20]:1080",
+    "socks5://198.51.100.30:1080",
+  ]);
+  assert.equal(first!.chain[1]!.strategy, "failover");
+  assert.deepEqual(second!.ports, [{ from: 5432, to: 5432 }, { from: 6000, to: 6010 }]);
+  assert.equal(second!.chain[0]!.strategy, "round-robin");
+  assert.equal(second!.chain[0]!.maxFails, 2);
+  assert.equal(second!.chain[0]!.failTimeoutMs, 5000);
+  assert.equal(second!.chain[0]!.alternatives[0]!.port, 1080);
+  assert.equal(config.translators[0]!.type, "ftp");
+  assert.deepEqual(config.translators[0]!.ports, [21]);
+  assert.equal(formatEndpoint(config.admin!.endpoint), "127.0.0.1:9090");
+  // The normalised form parses back to the same routes, with the hop password redacted.
+  const again = parseConfig(formatConfigYaml(config).replace("<redacted>", "secret"));
+  assert.deepEqual(again.routes, config.routes);
+  assert.deepEqual(again.listen, config.listen);
+  assert.doesNotMatch(formatConfigYaml(config), /secret/);
 });

@@ -10,15 +10,22 @@
  */
 
 import { z } from "zod";
-import { formatIp, parseIp } from "../../net/address.ts";
+import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { type Cidr, parseCidr } from "../../net/cidr.ts";
 import { normalizeName, type Parsed, parseListenAddress, parseServer } from "./_parse.ts";
 import { parsePasswordHash } from "./password.ts";
+import { parseGatewayUrl } from "../../client/gateway_url.ts";
+import { translatorConfigSchema } from "../../translators/registry.ts";
 import type {
+  AddressPerFamily,
   Config,
   DestinationPattern,
   FamilyPreference,
+  HopConfig,
+  HopEndpoint,
   ListenConfig,
+  ProxyProtocolMode,
+  RouteConfig,
   RuleCommand,
   RuleConfig,
   UserConfig,
@@ -26,6 +33,9 @@ import type {
 
 /** The `listen` addresses used when neither the file nor the flags give any. */
 export const DEFAULT_LISTEN: readonly string[] = ["127.0.0.1:1080", "[::1]:1080"];
+
+/** Where the admin listener (metrics, health) listens when `admin:` gives no address. */
+export const DEFAULT_ADMIN_LISTEN = "127.0.0.1:9090";
 
 /** The largest timeout in seconds: timers overflow past 2³¹−1 ms (about 24.8 days). */
 const MAX_SECONDS = 2_147_483;
@@ -63,6 +73,39 @@ function many<T extends z.ZodType>(item: T, options: { empty?: string } = {}) {
 /** A strict mapping (unknown keys are errors); an empty (`null`) section means all defaults. */
 function section<T extends Record<string, z.ZodType>>(shape: T) {
   return z.preprocess((value) => value ?? {}, z.strictObject(shape));
+}
+
+/**
+ * Picks a schema by the JavaScript type of the value (string, array or object) and validates
+ * with it alone, so that errors speak of that form instead of a union of all forms.
+ */
+function byForm<T>(
+  forms: { string?: z.ZodType<T>; array?: z.ZodType<T>; object?: z.ZodType<T> },
+  expected: string,
+) {
+  return z.unknown().transform((value, ctx): T => {
+    const form = typeof value === "string"
+      ? forms.string
+      : Array.isArray(value)
+      ? forms.array
+      : value !== null && typeof value === "object"
+      ? forms.object
+      : undefined;
+    if (!form) {
+      ctx.addIssue({ code: "custom", message: `must be ${expected}` });
+      return z.NEVER;
+    }
+    const result = form.safeParse(value);
+    if (result.success) return result.data;
+    for (const issue of result.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        for (const key of issue.keys) {
+          ctx.addIssue({ code: "custom", message: "unknown key", path: [...issue.path, key] });
+        }
+      } else ctx.addIssue({ code: "custom", message: issue.message, path: issue.path });
+    }
+    return z.NEVER;
+  });
 }
 
 /** A number that `check` accepts, with `rule` as the reason when it does not. */
@@ -188,10 +231,25 @@ const users = many(user).superRefine((list, ctx) => {
   });
 });
 
-const listen = many(parsedString(parseListenAddress), { empty: "must list at least one address" })
+const listenAddress = parsedString(parseListenAddress);
+const PROXY_PROTOCOL_MODES = ["v1", "v2", "any"] as const satisfies readonly ProxyProtocolMode[];
+
+/** A listen entry: `"ADDR:PORT"`, or `{ address: "ADDR:PORT", proxy_protocol: v1|v2|any }`. */
+const listenEntry = byForm<ListenConfig>({
+  string: listenAddress.transform((endpoint): ListenConfig => ({ endpoint })),
+  object: z.strictObject({
+    address: listenAddress,
+    proxy_protocol: z.enum(PROXY_PROTOCOL_MODES).optional(),
+  }).transform((value): ListenConfig => ({
+    endpoint: value.address,
+    ...(value.proxy_protocol && { proxyProtocol: value.proxy_protocol }),
+  })),
+}, 'an "ADDR:PORT" string or { address, proxy_protocol }');
+
+const listen = many(listenEntry, { empty: "must list at least one address" })
   .superRefine((list, ctx) => {
     const seen = new Set<string>();
-    list.forEach((endpoint, index) => {
+    list.forEach(({ endpoint }, index) => {
       const key = `${formatIp(endpoint.address)} ${endpoint.port}`;
       if (seen.has(key)) {
         ctx.addIssue({ code: "custom", message: "duplicate listen address", path: [index] });
@@ -249,12 +307,89 @@ const rule = z
     ...(value.commands && { commands: value.commands }),
   }));
 
-/** A key kept only to say it is not built yet, instead of "unknown key". */
-const notYet = z.unknown().superRefine((value, ctx) => {
-  if (value !== undefined) {
-    ctx.addIssue({ code: "custom", message: "not supported by this version yet" });
+/** A hop gateway URL: `socks5://[USER:PASS@]HOST:PORT`, HOST a name or an IP literal. */
+const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
+  try {
+    const parsed = parseGatewayUrl(text.trim());
+    const host = parsed.address ? formatIp(parsed.address) : parsed.hostname;
+    const shown = parsed.address?.family === 6 ? `[${host}]` : host;
+    return {
+      ok: true,
+      value: {
+        host,
+        port: parsed.port,
+        label: `socks5://${shown}:${parsed.port}`,
+        ...(parsed.credentials && { credentials: parsed.credentials }),
+      },
+    };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { ok: false, reason: reason.replace(/^Cannot parse gateway URL /, "") };
   }
-}).optional();
+});
+
+const HOP_STRATEGIES = ["failover", "round-robin", "random"] as const;
+
+/** A hop: one URL, a list of alternatives, or `{ any: [...], strategy, max_fails, fail_timeout }`. */
+const hop = byForm<HopConfig>({
+  string: hopUrl.transform((endpoint): HopConfig => ({
+    alternatives: [endpoint],
+    strategy: "failover",
+    maxFails: 1,
+    failTimeoutMs: 30_000,
+  })),
+  array: z.array(hopUrl).min(1, "must list at least one gateway").transform((
+    alternatives,
+  ): HopConfig => ({
+    alternatives,
+    strategy: "failover",
+    maxFails: 1,
+    failTimeoutMs: 30_000,
+  })),
+  object: z.strictObject({
+    any: many(hopUrl, { empty: "must list at least one gateway" }),
+    strategy: z.enum(HOP_STRATEGIES).default("failover"),
+    max_fails: positiveInteger.default(1),
+    fail_timeout: seconds.default(30),
+  }).transform((value): HopConfig => ({
+    alternatives: value.any,
+    strategy: value.strategy,
+    maxFails: value.max_fails,
+    failTimeoutMs: Math.max(1, Math.round(value.fail_timeout * 1000)),
+  })),
+}, "a gateway URL, a list of them, or { any: [...], strategy }");
+
+const route = z.strictObject({
+  to: many(destination, { empty: "must list at least one destination" }),
+  ports: many(portRange, { empty: "must not be empty; omit it to match any port" }).optional(),
+  chain: many(hop, { empty: "must list at least one hop" }),
+}).transform((value): RouteConfig => ({
+  to: value.to,
+  chain: value.chain,
+  ...(value.ports && { ports: value.ports }),
+}));
+
+/** An IP address of one family, parsed once here. */
+function addressOf(family: 4 | 6) {
+  return parsedString((text): Parsed<IpAddress> => {
+    const address = parseIp(text.trim());
+    if (!address) return { ok: false, reason: `"${text}" is not an IP address` };
+    if (address.family !== family) {
+      return { ok: false, reason: `"${text}" is not an IPv${family} address` };
+    }
+    return { ok: true, value: address };
+  });
+}
+
+/** `{ v4: IP, v6: IP }`, both optional. */
+const perFamily = section({ v4: addressOf(4).optional(), v6: addressOf(6).optional() })
+  .transform((value): AddressPerFamily => ({
+    ...(value.v4 && { v4: value.v4 }),
+    ...(value.v6 && { v6: value.v6 }),
+  }));
+
+/** The largest UDP payload over IPv4 (65535 - 8 - 20). */
+const MAX_UDP_PAYLOAD = 65_507;
 
 const ms = (s: number) => Math.max(1, Math.round(s * 1000));
 
@@ -268,7 +403,7 @@ export const configSchema: z.ZodType<Config> = z
       resolver: section({
         prefer: z.enum(FAMILY_PREFERENCES).default("happy-eyeballs"),
         hosts: hosts.prefault({}),
-        hosts_file: z.string().min(1, "must not be empty").default("/etc/hosts"),
+        hosts_file: z.string().default("/etc/hosts"), // "" turns the hosts file off
         servers: many(parsedString(parseServer)).default([]),
         timeout: seconds.default(5),
         cache_size: nonNegativeInteger.default(10_000),
@@ -285,13 +420,31 @@ export const configSchema: z.ZodType<Config> = z
       limits: section({
         max_connections: positiveInteger.default(4096),
         max_connections_per_client: positiveInteger.default(512),
+        auth_failures_per_minute: positiveInteger.default(10),
+      }),
+      udp: section({
+        public_address: perFamily,
+        idle: seconds.default(120),
+        max_datagram: numberWhere(
+          (n) => Number.isSafeInteger(n) && n >= 11 && n <= MAX_UDP_PAYLOAD,
+          `must be an integer from 11 to ${MAX_UDP_PAYLOAD}`,
+        ).default(MAX_UDP_PAYLOAD),
+        rate: positiveInteger.default(2000),
+      }),
+      bind: section({
+        external_address: perFamily,
+        wait: seconds.default(120),
       }),
       log: section({
         level: z.enum(["debug", "info", "warning", "error"]).default("info"),
         format: z.enum(["text", "json"]).default("text"),
       }),
-      routes: notYet,
-      translators: notYet,
+      routes: many(route).default([]),
+      translators: many(translatorConfigSchema()).default([]),
+      admin: z.preprocess(
+        (value) => value ?? {},
+        z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
+      ).optional(),
     }),
   )
   .superRefine((value, ctx) => {
@@ -309,7 +462,7 @@ export const configSchema: z.ZodType<Config> = z
     });
   })
   .transform((value): Config => ({
-    listen: value.listen.map((endpoint): ListenConfig => ({ endpoint })),
+    listen: value.listen,
     auth: { users: value.auth.users },
     resolver: {
       prefer: value.resolver.prefer,
@@ -331,6 +484,20 @@ export const configSchema: z.ZodType<Config> = z
     limits: {
       maxConnections: value.limits.max_connections,
       maxConnectionsPerClient: value.limits.max_connections_per_client,
+      authFailuresPerMinute: value.limits.auth_failures_per_minute,
     },
+    udp: {
+      publicAddress: value.udp.public_address,
+      idleMs: ms(value.udp.idle),
+      maxDatagram: value.udp.max_datagram,
+      rate: value.udp.rate,
+    },
+    bind: {
+      externalAddress: value.bind.external_address,
+      waitMs: ms(value.bind.wait),
+    },
+    routes: value.routes,
+    translators: value.translators,
+    admin: value.admin ? { endpoint: value.admin.listen } : null,
     log: value.log,
   }));

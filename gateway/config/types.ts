@@ -5,16 +5,25 @@
  * @module
  */
 
-import type { IpEndpoint } from "../../net/address.ts";
+import type { IpAddress, IpEndpoint } from "../../net/address.ts";
 import type { Cidr } from "../../net/cidr.ts";
+import type { TranslatorConfig } from "../../translators/types.ts";
 
 /** Address-family preference for names with both A and AAAA records. */
 export type FamilyPreference = "happy-eyeballs" | "ipv6" | "ipv4" | "ipv6-only" | "ipv4-only";
+
+/** PROXY protocol versions a listener accepts in front of SOCKS (HAProxy `send-proxy[-v2]`). */
+export type ProxyProtocolMode = "v1" | "v2" | "any";
 
 /** One listening socket. */
 export interface ListenConfig {
   /** Address and port to bind (`192.0.2.10:1080`, `[2001:db8::10]:1080`). */
   readonly endpoint: IpEndpoint;
+  /**
+   * When set, every connection must start with a PROXY protocol header of this version; the
+   * client address it carries is the one rules and logs see. Connections without it are closed.
+   */
+  readonly proxyProtocol?: ProxyProtocolMode;
 }
 
 /** An RFC 1929 user. Exactly one of `password` and `passwordHash` is set. */
@@ -96,6 +105,86 @@ export interface LimitsConfig {
   readonly maxConnections: number;
   /** Maximum simultaneous connections per client address. @default 512 */
   readonly maxConnectionsPerClient: number;
+  /** Failed RFC 1929 logins allowed per client address per minute before it is refused. @default 10 */
+  readonly authFailuresPerMinute: number;
+}
+
+/** A gateway address per family; either may be absent. */
+export interface AddressPerFamily {
+  /** The IPv4 address. */
+  readonly v4?: IpAddress;
+  /** The IPv6 address. */
+  readonly v6?: IpAddress;
+}
+
+/** UDP ASSOCIATE: where clients send datagrams, and per-association limits. */
+export interface UdpConfig {
+  /**
+   * Replaces BND.ADDR in the reply, per family of the address the client reached (for a
+   * gateway behind NAT). Absent: the address the client reached. @default {}
+   */
+  readonly publicAddress: AddressPerFamily;
+  /** An association without datagrams either way for this long ends. @default 120000 */
+  readonly idleMs: number;
+  /** Largest datagram accepted from the client (header included) or from a peer. @default 65507 */
+  readonly maxDatagram: number;
+  /** Datagrams per second per association in each direction. @default 2000 */
+  readonly rate: number;
+}
+
+/** BIND: the address announced to the expected peer, and how long to wait for it. */
+export interface BindConfig {
+  /**
+   * BND.ADDR of the first reply, per family of the expected peer (for a gateway behind NAT);
+   * the listener then binds the family's wildcard. Absent: the local address that reaches the
+   * peer. @default {}
+   */
+  readonly externalAddress: AddressPerFamily;
+  /** How long to wait for the peer's connection before a failure reply. @default 120000 */
+  readonly waitMs: number;
+}
+
+/** One upstream SOCKS5 gateway of a hop. */
+export interface HopEndpoint {
+  /** Host as written: a name, or an IP literal without brackets. */
+  readonly host: string;
+  /** Port. */
+  readonly port: number;
+  /** RFC 1929 credentials for this hop. */
+  readonly credentials?: { readonly username: string; readonly password: string };
+  /** `socks5://host:port`, credentials left out: for logs. */
+  readonly label: string;
+}
+
+/** How a hop picks among its alternatives. */
+export type HopStrategy = "failover" | "round-robin" | "random";
+
+/** One hop of a chain: one or more alternative gateways. */
+export interface HopConfig {
+  /** The alternatives, in order. */
+  readonly alternatives: readonly HopEndpoint[];
+  /** Selection among alternatives. @default "failover" */
+  readonly strategy: HopStrategy;
+  /** Failures in a row that mark an alternative down. @default 1 */
+  readonly maxFails: number;
+  /** How long a marked alternative is skipped. @default 30000 */
+  readonly failTimeoutMs: number;
+}
+
+/** A route: destinations that go through a chain of gateways instead of directly. */
+export interface RouteConfig {
+  /** Destination patterns (names match names; CIDRs match literal addresses). */
+  readonly to: readonly DestinationPattern[];
+  /** Destination ports; absent means any. */
+  readonly ports?: readonly { readonly from: number; readonly to: number }[];
+  /** The hops, first to last; the last one resolves names. */
+  readonly chain: readonly HopConfig[];
+}
+
+/** The optional admin listener (metrics and health). */
+export interface AdminConfig {
+  /** Where it listens (loopback by default). */
+  readonly endpoint: IpEndpoint;
 }
 
 /** Logging. */
@@ -120,6 +209,16 @@ export interface Config {
   readonly timeouts: TimeoutsConfig;
   /** Limits. */
   readonly limits: LimitsConfig;
+  /** UDP ASSOCIATE. */
+  readonly udp: UdpConfig;
+  /** BIND. */
+  readonly bind: BindConfig;
+  /** Chained routes, first match wins; no match dials directly. */
+  readonly routes: readonly RouteConfig[];
+  /** Protocol translators, in config order, validated by the translator registry. */
+  readonly translators: readonly TranslatorConfig[];
+  /** Admin listener for metrics and health, or `null`. */
+  readonly admin: AdminConfig | null;
   /** Logging. */
   readonly log: LogConfig;
 }

@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import { parseIp } from "../net/address.ts";
+import { encodeUdpDatagram } from "../socks5/codec.ts";
+import type { SocksTarget } from "../socks5/types.ts";
+import {
+  ClientFilter,
+  DestinationTable,
+  RateLimiter,
+  resolvedPeer,
+  UdpCounters,
+  udpHeaderLength,
+} from "./_udp_association.ts";
+
+const payload = Uint8Array.of(1, 2, 3);
+const targets: [string, SocksTarget, number][] = [
+  ["IPv4", { address: parseIp("192.0.2.1")!, port: 53 }, 10],
+  ["IPv6", { address: parseIp("2001:db8::1")!, port: 53 }, 22],
+  ["name", { address: { family: "name", name: "v6.dualgate.example" }, port: 7 }, 7 + 19],
+];
+
+for (const [kind, target, length] of targets) {
+  Deno.test(`udpHeaderLength() measures an ${kind} header and refuses every truncation`, () => {
+    const bytes = encodeUdpDatagram({ fragment: 0, target, payload });
+    assert.equal(udpHeaderLength(bytes, bytes.length), length);
+    for (let cut = 0; cut < length; cut++) assert.equal(udpHeaderLength(bytes, cut), -1, `${cut}`);
+    // FRAG is the caller's to judge.
+    const fragment = encodeUdpDatagram({ fragment: 1, target, payload });
+    assert.equal(udpHeaderLength(fragment, fragment.length), length);
+  });
+}
+
+Deno.test("udpHeaderLength() refuses RSV != 0, an unknown ATYP, an empty name and port 0", () => {
+  const good = encodeUdpDatagram({ fragment: 0, target: targets[0]![1], payload });
+  for (const [at, value] of [[0, 1], [1, 1], [3, 2], [3, 5]] as const) {
+    const bad = good.slice();
+    bad[at] = value;
+    assert.equal(udpHeaderLength(bad, bad.length), -1, `byte ${at} = ${value}`);
+  }
+  assert.equal(udpHeaderLength(Uint8Array.of(0, 0, 0, 3, 0, 0, 53), 7), -1);
+  const portZero = encodeUdpDatagram({
+    fragment: 0,
+    target: { ...targets[1]![1], port: 0 },
+    payload,
+  });
+  assert.equal(udpHeaderLength(portZero, portZero.length), -1);
+});
+
+Deno.test("ClientFilter accepts only the client's address, and its declared port", () => {
+  const any = new ClientFilter(parseIp("192.0.2.2")!, 0);
+  assert.equal(any.accepts("192.0.2.2", 1234), true);
+  assert.equal(any.accepts("192.0.2.2", 4321), true);
+  assert.equal(any.accepts("::ffff:192.0.2.2", 1), true);
+  assert.equal(any.accepts("192.0.2.3", 1234), false);
+  assert.equal(any.accepts("2001:db8::2", 1234), false);
+  const one = new ClientFilter(parseIp("2001:db8:1::2")!, 5000);
+  assert.equal(one.accepts("2001:db8:1::2", 5000), true);
+  assert.equal(one.accepts("2001:0db8:1:0:0:0:0:2", 5000), true);
+  assert.equal(one.accepts("2001:db8:1::2", 5001), false);
+  assert.equal(one.hostname, "2001:db8:1::2");
+});
+
+Deno.test("RateLimiter allows a second's worth at once, then refills with time", () => {
+  let now = 0;
+  const limiter = new RateLimiter(3, () => now);
+  assert.deepEqual([1, 2, 3, 4].map(() => limiter.allow()), [true, true, true, false]);
+  now += 334;
+  assert.equal(limiter.allow(), true);
+  assert.equal(limiter.allow(), false);
+  now += 10_000;
+  assert.deepEqual([1, 2, 3, 4].map(() => limiter.allow()), [true, true, true, false]);
+});
+
+Deno.test("DestinationTable finds rows by header bytes and peers by socket address", () => {
+  const table = new DestinationTable(2);
+  const a = encodeUdpDatagram({ fragment: 0, target: targets[0]![1], payload });
+  const b = encodeUdpDatagram({ fragment: 0, target: targets[2]![1], payload });
+  assert.equal(table.find(a, 3, 10), undefined);
+  const rowA = table.add(a, 3, 10, { kind: "pending" });
+  assert.equal(table.find(a, 3, 10), rowA);
+  rowA.state = { kind: "ready", peer: resolvedPeer(parseIp("192.0.2.1")!, 53) };
+  assert.equal(table.findPeer("192.0.2.1", 53)?.port, 53);
+  assert.equal(table.findPeer("::ffff:192.0.2.1", 53)?.port, 53);
+  assert.equal(table.findPeer("192.0.2.1", 54), undefined);
+  table.add(b, 3, 26, { kind: "denied" });
+  assert.equal(table.find(b, 3, 26)?.state.kind, "denied");
+  table.add(b, 3, 26, { kind: "denied" });
+  assert.equal(table.size, 2);
+  assert.equal(table.find(a, 3, 10), undefined, "the oldest row went");
+});
+
+Deno.test("resolvedPeer() prepares the reply header naming the peer", () => {
+  const peer = resolvedPeer(parseIp("2001:db8:2::2")!, 7);
+  assert.deepEqual(peer.netAddr, { transport: "udp", hostname: "2001:db8:2::2", port: 7 });
+  assert.deepEqual(
+    peer.replyHeader,
+    encodeUdpDatagram({
+      fragment: 0,
+      target: { address: parseIp("2001:db8:2::2")!, port: 7 },
+      payload: new Uint8Array(0),
+    }),
+  );
+});
+
+Deno.test("UdpCounters.summary() lists only the drops that happened", () => {
+  const counters = new UdpCounters();
+  counters.datagramsUp = 2;
+  assert.equal(counters.summary(), "datagrams up=2 down=0");
+  counters.dropped.fragment = 1;
+  counters.dropped.foreign = 3;
+  assert.equal(counters.summary(), "datagrams up=2 down=0 dropped foreign=3 fragment=1");
+});

@@ -1,0 +1,253 @@
+import assert from "node:assert/strict";
+import { type IpAddress, parseIp } from "../net/address.ts";
+import { parseCidr } from "../net/cidr.ts";
+import type { RuleConfig } from "./config/types.ts";
+import { AccessRules, type RuleSubject } from "./rules.ts";
+
+function ip(text: string): IpAddress {
+  const address = parseIp(text);
+  assert.ok(address, text);
+  return address;
+}
+
+const REMOTE = ip("198.51.100.7");
+
+function subject(overrides: Partial<RuleSubject> = {}): RuleSubject {
+  return {
+    client: REMOTE,
+    clientIsLocal: false,
+    command: "connect",
+    address: ip("203.0.113.10"),
+    port: 443,
+    ...overrides,
+  };
+}
+
+Deno.test("AccessRules with null denies remote clients the gateway host's own addresses", () => {
+  const rules = new AccessRules(null);
+  for (
+    const text of [
+      "127.0.0.1",
+      "127.1.2.3",
+      "0.0.0.0",
+      "::1",
+      "::",
+      "::ffff:127.0.0.1",
+    ]
+  ) {
+    assert.deepEqual(
+      rules.evaluate(subject({ address: ip(text) })),
+      { allow: false, rule: -1 },
+      text,
+    );
+  }
+});
+
+Deno.test("AccessRules with null allows a local client to reach loopback", () => {
+  const rules = new AccessRules(null);
+  for (const text of ["127.0.0.1", "0.0.0.0", "::1", "::"]) {
+    assert.deepEqual(
+      rules.evaluate(subject({ client: ip("127.0.0.1"), clientIsLocal: true, address: ip(text) })),
+      { allow: true, rule: -1 },
+      text,
+    );
+  }
+});
+
+Deno.test("AccessRules with null allows other destinations for everyone", () => {
+  const rules = new AccessRules(null);
+  for (
+    const text of ["203.0.113.10", "10.0.0.1", "128.0.0.1", "0.0.0.1", "2001:db8::1", "::2"]
+  ) {
+    assert.deepEqual(
+      rules.evaluate(subject({ address: ip(text) })),
+      { allow: true, rule: -1 },
+      text,
+    );
+  }
+  // A name not yet resolved has no address to judge.
+  const named: RuleSubject = {
+    client: REMOTE,
+    clientIsLocal: false,
+    command: "connect",
+    name: "example.com",
+    port: 80,
+  };
+  assert.deepEqual(rules.evaluate(named), { allow: true, rule: -1 });
+});
+
+Deno.test("AccessRules with null applies to every command", () => {
+  const rules = new AccessRules(null);
+  for (const command of ["connect", "bind", "udp"] as const) {
+    assert.equal(rules.evaluate(subject({ command, address: ip("127.0.0.1") })).allow, false);
+    assert.equal(rules.evaluate(subject({ command })).allow, true);
+  }
+});
+
+Deno.test("AccessRules.evaluate() denies when no rule matches", () => {
+  assert.deepEqual(new AccessRules([]).evaluate(subject()), { allow: false, rule: -1 });
+  const rules = new AccessRules([{ action: "allow", ports: [{ from: 80, to: 80 }] }]);
+  assert.deepEqual(rules.evaluate(subject({ port: 443 })), { allow: false, rule: -1 });
+});
+
+Deno.test("AccessRules.evaluate() lets the first matching rule win", () => {
+  const rules = new AccessRules([
+    { action: "deny", ports: [{ from: 25, to: 25 }] },
+    { action: "allow", from: [parseCidr("198.51.100.0/24")] },
+    { action: "deny" },
+    { action: "allow" },
+  ]);
+  assert.deepEqual(rules.evaluate(subject({ port: 25 })), { allow: false, rule: 0 });
+  assert.deepEqual(rules.evaluate(subject({ port: 80 })), { allow: true, rule: 1 });
+  assert.deepEqual(rules.evaluate(subject({ client: ip("192.0.2.1") })), { allow: false, rule: 2 });
+});
+
+Deno.test("AccessRules.evaluate() matches a rule without matchers against everything", () => {
+  const rules = new AccessRules([{ action: "allow" }]);
+  assert.deepEqual(rules.evaluate(subject({ address: ip("127.0.0.1") })), { allow: true, rule: 0 });
+});
+
+Deno.test("AccessRules.evaluate() matches `from` by client CIDR, either family", () => {
+  const rules = new AccessRules([
+    { action: "allow", from: [parseCidr("10.0.0.0/8"), parseCidr("2001:db8::/32")] },
+  ]);
+  assert.equal(rules.evaluate(subject({ client: ip("10.1.2.3") })).allow, true);
+  assert.equal(rules.evaluate(subject({ client: ip("2001:db8::5") })).allow, true);
+  assert.equal(rules.evaluate(subject({ client: ip("11.0.0.1") })).allow, false);
+  assert.equal(rules.evaluate(subject({ client: ip("2001:db9::5") })).allow, false);
+  // Clients arrive unmapped; a mapped address is not IPv4.
+  assert.equal(rules.evaluate(subject({ client: ip("::ffff:10.1.2.3") })).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches `users` only for an authenticated listed user", () => {
+  const rules = new AccessRules([{ action: "allow", users: ["alice", "bob"] }]);
+  assert.equal(rules.evaluate(subject({ user: "alice" })).allow, true);
+  assert.equal(rules.evaluate(subject({ user: "bob" })).allow, true);
+  assert.equal(rules.evaluate(subject({ user: "Alice" })).allow, false);
+  assert.equal(rules.evaluate(subject({ user: "carol" })).allow, false);
+  assert.equal(rules.evaluate(subject()).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches `commands`", () => {
+  const rules = new AccessRules([{ action: "allow", commands: ["connect", "udp"] }]);
+  assert.equal(rules.evaluate(subject({ command: "connect" })).allow, true);
+  assert.equal(rules.evaluate(subject({ command: "udp" })).allow, true);
+  assert.equal(rules.evaluate(subject({ command: "bind" })).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches `ports` as inclusive ranges", () => {
+  const rules = new AccessRules([
+    { action: "allow", ports: [{ from: 80, to: 80 }, { from: 8000, to: 8999 }] },
+  ]);
+  for (const port of [80, 8000, 8500, 8999]) {
+    assert.equal(rules.evaluate(subject({ port })).allow, true, String(port));
+  }
+  for (const port of [0, 79, 81, 7999, 9000, 65535]) {
+    assert.equal(rules.evaluate(subject({ port })).allow, false, String(port));
+  }
+});
+
+Deno.test("AccessRules.evaluate() matches `to` CIDRs against the address used", () => {
+  const rules = new AccessRules([
+    { action: "allow", to: [{ kind: "cidr", cidr: parseCidr("203.0.113.0/24") }] },
+  ]);
+  assert.equal(rules.evaluate(subject({ address: ip("203.0.113.200") })).allow, true);
+  assert.equal(rules.evaluate(subject({ address: ip("203.0.114.1") })).allow, false);
+  // A resolved name is judged by its address.
+  assert.equal(
+    rules.evaluate(subject({ name: "example.com", address: ip("203.0.113.1") })).allow,
+    true,
+  );
+  // No address yet: a CIDR cannot match.
+  const unresolved: RuleSubject = {
+    client: REMOTE,
+    clientIsLocal: false,
+    command: "connect",
+    name: "example.com",
+    port: 443,
+  };
+  assert.equal(rules.evaluate(unresolved).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches `to` exact names only exactly", () => {
+  const rules = new AccessRules([{ action: "allow", to: [{ kind: "name", name: "example.com" }] }]);
+  assert.equal(rules.evaluate(subject({ name: "example.com" })).allow, true);
+  assert.equal(rules.evaluate(subject({ name: "a.example.com" })).allow, false);
+  assert.equal(rules.evaluate(subject({ name: "example.com.au" })).allow, false);
+  assert.equal(rules.evaluate(subject({ name: "xexample.com" })).allow, false);
+  assert.equal(rules.evaluate(subject()).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches `*.example.com` on subdomains only", () => {
+  const rules = new AccessRules([
+    { action: "allow", to: [{ kind: "suffix", suffix: "example.com" }] },
+  ]);
+  assert.equal(rules.evaluate(subject({ name: "a.example.com" })).allow, true);
+  assert.equal(rules.evaluate(subject({ name: "a.b.example.com" })).allow, true);
+  assert.equal(rules.evaluate(subject({ name: "example.com" })).allow, false);
+  assert.equal(rules.evaluate(subject({ name: "badexample.com" })).allow, false);
+  assert.equal(rules.evaluate(subject({ name: "example.com.evil" })).allow, false);
+  assert.equal(rules.evaluate(subject({ name: ".example.com.x" })).allow, false);
+  // IP literal requests carry no name.
+  assert.equal(rules.evaluate(subject()).allow, false);
+});
+
+Deno.test("AccessRules.evaluate() matches any one of several `to` patterns", () => {
+  const rules = new AccessRules([{
+    action: "deny",
+    to: [
+      { kind: "name", name: "blocked.test" },
+      { kind: "suffix", suffix: "ads.test" },
+      { kind: "cidr", cidr: parseCidr("192.0.2.0/24") },
+    ],
+  }, { action: "allow" }]);
+  assert.deepEqual(rules.evaluate(subject({ name: "blocked.test" })), { allow: false, rule: 0 });
+  assert.deepEqual(rules.evaluate(subject({ name: "x.ads.test" })), { allow: false, rule: 0 });
+  assert.deepEqual(rules.evaluate(subject({ address: ip("192.0.2.9") })), {
+    allow: false,
+    rule: 0,
+  });
+  assert.deepEqual(rules.evaluate(subject({ name: "fine.test" })), { allow: true, rule: 1 });
+});
+
+Deno.test("AccessRules.evaluate() requires every matcher of a rule to match", () => {
+  const rule: RuleConfig = {
+    action: "allow",
+    from: [parseCidr("10.0.0.0/8")],
+    users: ["alice"],
+    commands: ["connect"],
+    ports: [{ from: 443, to: 443 }],
+    to: [{ kind: "suffix", suffix: "example.com" }],
+  };
+  const rules = new AccessRules([rule]);
+  const ok: RuleSubject = {
+    client: ip("10.0.0.1"),
+    clientIsLocal: false,
+    user: "alice",
+    command: "connect",
+    name: "www.example.com",
+    address: ip("203.0.113.1"),
+    port: 443,
+  };
+  assert.deepEqual(rules.evaluate(ok), { allow: true, rule: 0 });
+  const misses: Partial<RuleSubject>[] = [
+    { client: ip("11.0.0.1") },
+    { user: "bob" },
+    { command: "bind" },
+    { port: 80 },
+    { name: "www.example.org" },
+  ];
+  for (const miss of misses) {
+    assert.deepEqual(
+      rules.evaluate({ ...ok, ...miss }),
+      { allow: false, rule: -1 },
+      JSON.stringify(miss),
+    );
+  }
+});
+
+Deno.test("AccessRules with explicit rules does not add the loopback default", () => {
+  // Configured rules replace the safe defaults entirely.
+  const rules = new AccessRules([{ action: "allow" }]);
+  assert.equal(rules.evaluate(subject({ address: ip("127.0.0.1") })).allow, true);
+});
