@@ -41,9 +41,10 @@ export async function handleConnect(
     ...(session.user !== undefined ? { user: session.user } : {}),
   };
 
+  const route = services.route(target);
   let dialed: Dialed;
   try {
-    dialed = await services.dialer.dial({
+    dialed = await route.dialer.dial({
       target,
       signal: AbortSignal.any([
         AbortSignal.timeout(services.config.timeouts.connectMs),
@@ -86,6 +87,16 @@ export async function handleConnect(
     return;
   }
 
+  if (await services.translation.translate(session, dialed)) {
+    services.record({
+      ...base,
+      used: dialed.remote,
+      outcome: "relayed",
+      reply: Reply.Succeeded,
+      reason: "translated",
+    });
+    return;
+  }
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,

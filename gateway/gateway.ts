@@ -22,6 +22,8 @@ import { logger } from "./observe/log.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
 import { DirectDialer } from "./upstream/direct.ts";
+import { createRouter } from "./upstream/router.ts";
+import { createTranslationService } from "./translate.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
@@ -80,6 +82,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     config,
     rules: new AccessRules(config.rules),
     dialer,
+    route: createRouter(config.routes, dialer),
+    translation: createTranslationService(config),
     resolver,
     users,
     shutdown: shutdownController.signal,

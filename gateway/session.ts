@@ -26,6 +26,8 @@ import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { AccessRules } from "./rules.ts";
 import { handleUdpAssociate } from "./udp_associate.ts";
 import type { Dialer } from "./upstream/types.ts";
+import type { Router } from "./upstream/router.ts";
+import type { TranslationService } from "./translate.ts";
 
 /** What every session shares: configuration and the gateway's services. */
 export interface SessionServices {
@@ -33,8 +35,12 @@ export interface SessionServices {
   readonly config: Config;
   /** Compiled access rules. */
   readonly rules: AccessRules;
-  /** Outbound connections. */
+  /** Direct outbound connections (BIND and UDP peers, unrouted CONNECTs). */
   readonly dialer: Dialer;
+  /** Picks the dialer for a CONNECT: direct, or a chain of upstream gateways. */
+  readonly route: Router;
+  /** Protocol translators (FTP, ...). */
+  readonly translation: TranslationService;
   /** The gateway's resolver (BIND peers and UDP destinations given by name). */
   readonly resolver: Resolver;
   /** Users by name. */
