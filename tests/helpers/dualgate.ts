@@ -119,7 +119,7 @@ export async function spawnLocalGateway(
       text += decoder.decode(chunk, { stream: true });
       if (text.length > 4_000_000) text = text.slice(-2_000_000);
       if (endpoints.length < options.listeners) {
-        for (const match of text.matchAll(/listening on \[?([^\s\]]+?)\]?:(\d+)/g)) {
+        for (const match of text.matchAll(/listening on (?:\\?")?\[?([^\s\]"\\]+?)\]?:(\d+)/g)) {
           if (
             endpoints.length < options.listeners &&
             !endpoints.some((e) => e.port === Number(match[2]) && e.hostname === match[1])

@@ -1,0 +1,139 @@
+/**
+ * The command line as a user runs it: `check`, `resolve`, `version`, usage errors, and `serve`
+ * writing JSON log lines.
+ */
+import assert from "node:assert/strict";
+import { MAIN_TS, REPO_ROOT, spawnLocalGateway } from "./helpers/dualgate.ts";
+import { echo, readAll, startServer, writeAll } from "./integration/_fixtures.ts";
+import { encodeGreeting, encodeRequest, readMethodSelection, readReply } from "../socks5/codec.ts";
+import { ExactReader } from "../socks5/exact_reader.ts";
+
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", MAIN_TS, ...args],
+    cwd: REPO_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder();
+  return { code: out.code, stdout: text.decode(out.stdout), stderr: text.decode(out.stderr) };
+}
+
+Deno.test("`main.ts check` prints the normalised config with secrets redacted", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/ok.yaml`,
+      'listen: ["192.0.2.10:1080"]\nauth: { users: [{ name: alice, password: change-me }] }\n',
+    );
+    const ok = await cli("check", "--config", `${dir}/ok.yaml`);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /- 192\.0\.2\.10:1080/);
+    assert.match(ok.stdout, /password: <redacted>/);
+    assert.doesNotMatch(ok.stdout, /change-me/);
+    assert.match(ok.stdout, /prefer: happy-eyeballs/);
+
+    await Deno.writeTextFile(
+      `${dir}/bad.yaml`,
+      'rules:\n  - { action: allow, from: ["10.0.0.0/33"] }\n',
+    );
+    const bad = await cli("check", "--config", `${dir}/bad.yaml`);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /rules\[0\]\.from\[0\]: /);
+    assert.equal(bad.stdout, "");
+
+    const missing = await cli("check");
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--config FILE is required/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`main.ts resolve` shows what the resolver answers and the dial order", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/c.yaml`,
+      'resolver: { hosts_file: "", hosts: { both.example: ["192.0.2.20", "2001:db8::20"] } }\n',
+    );
+    const r = await cli("resolve", "Both.Example.", "--config", `${dir}/c.yaml`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /source: static/);
+    assert.match(r.stdout, /AAAA 2001:db8::20/);
+    assert.match(r.stdout, /A 192\.0\.2\.20/);
+    assert.match(r.stdout, /dial order \(happy-eyeballs\): 2001:db8::20 192\.0\.2\.20/);
+    const literal = await cli("resolve", "[2001:db8::1]");
+    assert.match(literal.stdout, /source: literal/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`main.ts version`, help and unknown commands", async () => {
+  const version = await cli("version");
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^dualgate \d+\.\d+\.\d+ \(deno /);
+  const help = await cli("--help");
+  assert.equal(help.code, 0);
+  for (const command of ["serve", "check", "resolve", "socksify", "version"]) {
+    assert.match(help.stdout, new RegExp(`main\\.ts ${command}`));
+  }
+  const unknown = await cli("frobnicate");
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frobnicate"/);
+  const badFlag = await cli("serve", "--no-such-flag");
+  assert.equal(badFlag.code, 2);
+  const badListen = await cli("serve", "--listen", "2001:db8::1:1080");
+  assert.equal(badListen.code, 1);
+  assert.match(badListen.stderr, /listen\[0\]: .*given by --listen/);
+});
+
+Deno.test("`main.ts serve` writes one JSON line per finished connection", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  await using server = startServer("::1", echo);
+  try {
+    await using gateway = await spawnLocalGateway(
+      'listen: ["127.0.0.1:0"]\nresolver: { hosts_file: "", hosts: { v6.test.example: ["::1"] } }\nlog: { format: json }\n',
+      { dir, listeners: 1 },
+    );
+    const { hostname, port } = gateway.endpoints[0]!;
+    {
+      using conn = await Deno.connect({ hostname, port });
+      const reader = new ExactReader(conn);
+      await writeAll(
+        conn,
+        Uint8Array.from([
+          ...encodeGreeting({ methods: [0] }),
+          ...encodeRequest({
+            command: 1,
+            target: { address: { family: "name", name: "v6.test.example" }, port: server.port },
+          }),
+        ]),
+      );
+      assert.equal(await readMethodSelection(reader), 0);
+      assert.equal((await readReply(reader)).reply, 0);
+      await writeAll(conn, new Uint8Array(10));
+      await conn.closeWrite();
+      assert.equal((await readAll(conn)).length, 10);
+    }
+    let line: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !line; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      line = gateway.stderr().split("\n").filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => (l.properties as Record<string, unknown>)?.outcome === "relayed");
+    }
+    assert.ok(line, gateway.stderr());
+    const properties = line.properties as Record<string, unknown>;
+    assert.equal(properties.dest, `v6.test.example:${server.port}`);
+    assert.equal(properties.used, `[::1]:${server.port}`);
+    assert.equal(properties.families, "v4→v6");
+    assert.equal(properties.up, 10);
+    assert.equal(properties.down, 10);
+    assert.equal(properties.rep, 0);
+    assert.equal(properties.command, "connect");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
