@@ -30,13 +30,13 @@ function parseIpv6(text2) {
   if (text2.length < 2 || text2.length > 45 || text2.includes("%")) return null;
   const halves = text2.split("::");
   if (halves.length > 2) return null;
-  const parseGroups = (part) => {
+  const parseGroups = (part, quadAllowed) => {
     if (part === "") return [];
     const groups2 = [];
     const pieces = part.split(":");
     for (let i = 0; i < pieces.length; i++) {
       const piece = pieces[i];
-      if (i === pieces.length - 1 && piece.includes(".")) {
+      if (quadAllowed && i === pieces.length - 1 && piece.includes(".")) {
         const v4 = parseIpv4(piece);
         if (!v4) return null;
         groups2.push(v4.bytes[0] << 8 | v4.bytes[1], v4.bytes[2] << 8 | v4.bytes[3]);
@@ -47,8 +47,8 @@ function parseIpv6(text2) {
     }
     return groups2;
   };
-  const head = parseGroups(halves[0]);
-  const tail = halves.length === 2 ? parseGroups(halves[1]) : [];
+  const head = parseGroups(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? parseGroups(halves[1], true) : [];
   if (!head || !tail) return null;
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
