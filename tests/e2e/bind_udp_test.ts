@@ -5,7 +5,7 @@
  * peers on IPv4-only and IPv6-only servers. Names are known only to the gateway.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { MAIN_TS, REPO_ROOT, startDualgate } from "../helpers/dualgate.ts";
 import { formatIp, parseIp } from "../../net/address.ts";
 import {
   createTopology,
@@ -16,8 +16,6 @@ import {
   type Topology,
 } from "../helpers/netns.ts";
 
-const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PROGRAMS = ["python3"];
 const ECHO_PORT = 7;
 
@@ -184,7 +182,7 @@ e2eTest(
       await Deno.writeTextFile(client, CLIENT_SCRIPT);
       // The namespaces have no route to a registry: fill the cache out here.
       for (
-        const [args, cwd] of [[["cache", MAIN], REPO], [
+        const [args, cwd] of [[["cache", MAIN_TS], REPO_ROOT], [
           ["cache", "--no-config", client],
           dir,
         ]] as const
@@ -213,23 +211,11 @@ e2eTest(
       await waitForOutput(echo4, /ready/, 10_000);
       await waitForOutput(echo6, /ready/, 10_000);
 
-      const config = `${dir}/dualgate.yaml`;
-      await Deno.writeTextFile(
-        config,
+      await using gateway = await startDualgate(
+        topo,
         `listen: ["${a.gateway.v4}:1080", "[${a.gateway.v6}]:1080"]\nbind: { wait: 20 }\n`,
+        { dir },
       );
-      await using gateway = topo.spawn(
-        "gateway",
-        Deno.execPath(),
-        ["run", "--allow-all", MAIN, "serve", "--config", config],
-        { cwd: REPO, env: { NO_COLOR: "1" } },
-      );
-      try {
-        await gateway.waitForTcp(a.gateway.v4, 1080, { timeoutMs: 30_000 });
-        await gateway.waitForTcp(a.gateway.v6, 1080, { timeoutMs: 30_000 });
-      } catch (error) {
-        throw new Error(`dualgate did not start: ${error}\n${gateway.stderr}`);
-      }
       const runClient = (host: "client4" | "client6", args: string[]) =>
         topo.run(host, Deno.execPath(), ["run", "--no-config", "-A", client, ...args], {
           cwd: dir,

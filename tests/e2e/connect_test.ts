@@ -6,7 +6,7 @@
  * A v4 -> v4, B v4 -> v6, C v6 -> v4, D v6 -> v6.
  */
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
+import { startDualgate } from "../helpers/dualgate.ts";
 import { createTopology, e2eTest, type HostName, NAMES, type Topology } from "../helpers/netns.ts";
 import {
   createRandomFile,
@@ -16,8 +16,6 @@ import {
 } from "../helpers/http_server.ts";
 
 const MIB = 1024 * 1024;
-const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const PROGRAMS = ["curl", "python3", "bash"];
 
 const TYPES = [
@@ -58,17 +56,6 @@ async function fetchThrough(
 }
 
 async function runTypes(t: Deno.TestContext, withAuth: boolean): Promise<void> {
-  // The gateway namespace has no route to a registry: fetch main.ts's dependencies out here.
-  const cache = await new Deno.Command(Deno.execPath(), {
-    args: ["cache", MAIN],
-    cwd: REPO,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(180_000),
-  }).output();
-  assert.ok(cache.success, `deno cache main.ts failed:\n${new TextDecoder().decode(cache.stderr)}`);
-
   await using topo = await createTopology();
   const dir = await Deno.makeTempDir({ prefix: "dualgate-connect-" });
   try {
@@ -76,29 +63,15 @@ async function runTypes(t: Deno.TestContext, withAuth: boolean): Promise<void> {
     await using _http4 = await startHttpServer(topo, "server4", { directory: dir });
     await using _http6 = await startHttpServer(topo, "server6", { directory: dir });
 
-    const config = `${dir}/dualgate.yaml`;
-    await Deno.writeTextFile(
-      config,
+    await using gateway = await startDualgate(
+      topo,
       [
         `listen: ["${topo.addresses.gateway.v4}:1080", "[${topo.addresses.gateway.v6}]:1080"]`,
         ...(withAuth ? ["auth:", "  users:", "    - { name: alice, password: change-me }"] : []),
         "",
       ].join("\n"),
+      { dir },
     );
-    await using gateway = topo.spawn(
-      "gateway",
-      Deno.execPath(),
-      ["run", "--allow-all", MAIN, "serve", "--config", config],
-      { cwd: REPO, env: { NO_COLOR: "1" } },
-    );
-    try {
-      await gateway.waitForTcp(topo.addresses.gateway.v4, 1080, { timeoutMs: 30_000 });
-      await gateway.waitForTcp(topo.addresses.gateway.v6, 1080, { timeoutMs: 30_000 });
-    } catch (error) {
-      throw new Error(
-        `dualgate did not start: ${error}\nstdout: ${gateway.stdout}\nstderr: ${gateway.stderr}`,
-      );
-    }
 
     const credentials = withAuth ? "alice:change-me@" : "";
     for (const { type, client, name } of TYPES) {
