@@ -63,6 +63,7 @@ export async function handleBind(session: Handshaken, services: SessionServices)
     command: "bind",
     target,
     startedAt: session.startedAt,
+    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
     ...(session.user !== undefined ? { user: session.user } : {}),
   };
   const reject = async (reply: ReplyCode, reason: string) => {
@@ -168,11 +169,12 @@ export async function handleBind(session: Handshaken, services: SessionServices)
     return;
   }
 
+  services.metrics?.activeRelays.inc(["bind"]);
   const result = await relay(watched, peerConn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  });
+  }).finally(() => services.metrics?.activeRelays.dec(["bind"]));
   await watched.gone;
   services.record({
     ...base,

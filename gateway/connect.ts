@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { IpAddress } from "../net/address.ts";
+import { endpointFromNetAddr, type IpAddress } from "../net/address.ts";
 import { normalizeName } from "../resolver/mod.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
@@ -12,6 +12,8 @@ import { relay } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
 import type { RuleSubject } from "./rules.ts";
 import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
+import type { ExpectedOpen } from "./translate.ts";
+import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { Dialed } from "./upstream/types.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
@@ -38,11 +40,21 @@ export async function handleConnect(
     command: "connect",
     target,
     startedAt: session.startedAt,
+    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
     ...(session.user !== undefined ? { user: session.user } : {}),
   };
 
+  // A data connection a translator announced to this client (FTP passive through SOCKS):
+  // opened by the translator instead of rules + route + dial (see gateway/translate.ts).
+  const expected = services.translation.takeExpected(client.address, target);
+  if (expected) {
+    await connectExpected(session, services, expected, base);
+    return;
+  }
+
   const route = services.route(target);
   let dialed: Dialed;
+  const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
       target,
@@ -53,16 +65,19 @@ export async function handleConnect(
       permit: (address) => services.rules.evaluate(subject(address)).allow,
     });
   } catch (error) {
+    const connectMs = performance.now() - dialStartedAt;
     const reply = replyForError(error);
     await failAndClose(conn, reply);
     services.record({
       ...base,
+      connectMs,
       outcome: "rejected",
       reply,
       reason: error instanceof Error ? error.message : String(error),
     });
     return;
   }
+  const connected = { ...base, connectMs: performance.now() - dialStartedAt };
 
   try {
     await writeAll(
@@ -78,7 +93,7 @@ export async function handleConnect(
       conn.close();
     } catch { /* gone */ }
     services.record({
-      ...base,
+      ...connected,
       used: dialed.remote,
       outcome: "rejected",
       reply: Reply.Succeeded,
@@ -89,7 +104,7 @@ export async function handleConnect(
 
   if (await services.translation.translate(session, dialed)) {
     services.record({
-      ...base,
+      ...connected,
       used: dialed.remote,
       outcome: "relayed",
       reply: Reply.Succeeded,
@@ -97,13 +112,14 @@ export async function handleConnect(
     });
     return;
   }
+  services.metrics?.activeRelays.inc(["connect"]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  });
+  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
   services.record({
-    ...base,
+    ...connected,
     used: dialed.remote,
     outcome: "relayed",
     reply: Reply.Succeeded,
@@ -112,5 +128,77 @@ export async function handleConnect(
     reason: result.end === "error"
       ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
       : result.end,
+  });
+}
+
+/**
+ * Serves a CONNECT that a translator expected: its `open()` replaces the dial (it dials under
+ * the rules itself, for the control session's port), then the core relay, until the client,
+ * the server, the translator (`expected.signal`: ABOR, end of the control session) or the
+ * shutdown ends it. One record, like any CONNECT.
+ */
+async function connectExpected(
+  session: Handshaken,
+  services: SessionServices,
+  expected: ExpectedOpen,
+  base: Omit<ConnectionRecord, "outcome">,
+): Promise<void> {
+  const { conn } = session;
+  const why = "expected by translator";
+  let opened: Deno.Conn;
+  try {
+    opened = await expected.open(
+      AbortSignal.any([
+        AbortSignal.timeout(services.config.timeouts.connectMs),
+        services.shutdown,
+        expected.signal,
+      ]),
+    );
+  } catch (error) {
+    const reply = replyForError(error);
+    await failAndClose(conn, reply);
+    services.record({
+      ...base,
+      outcome: "rejected",
+      reply,
+      reason: `${why}: ${error instanceof Error ? error.message : String(error)}`,
+    });
+    return;
+  }
+  const local = endpointFromNetAddr(opened.localAddr);
+  const used = endpointFromNetAddr(opened.remoteAddr);
+  try {
+    await writeAll(conn, encodeReply({ reply: Reply.Succeeded, bound: local }));
+  } catch (error) {
+    opened.close();
+    try {
+      conn.close();
+    } catch { /* gone */ }
+    services.record({
+      ...base,
+      used,
+      outcome: "rejected",
+      reply: Reply.Succeeded,
+      reason: `${why}: client gone before relay: ${error instanceof Error ? error.message : error}`,
+    });
+    return;
+  }
+  const result = await relay(conn, opened, {
+    idleMs: services.config.timeouts.idleMs,
+    signal: AbortSignal.any([services.shutdown, expected.signal]),
+    clientPrelude: session.reader.takeBuffered(),
+  });
+  services.record({
+    ...base,
+    used,
+    outcome: "relayed",
+    reply: Reply.Succeeded,
+    bytesUp: result.clientToServer,
+    bytesDown: result.serverToClient,
+    reason: `${why}, ${
+      result.end === "error"
+        ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
+        : result.end
+    }`,
   });
 }

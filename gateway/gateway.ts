@@ -15,10 +15,14 @@ import {
 } from "../net/address.ts";
 import { cidrContains, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
 import { Resolver } from "../resolver/mod.ts";
-import type { Config, UserConfig } from "./config/types.ts";
+import { capConnections, descriptorLimit, warmUpErrorStacks } from "./_fd_limit.ts";
+import { type AdminServer, startAdminServer } from "./admin.ts";
+import { AuthFailureLimiter } from "./auth_limiter.ts";
+import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
+import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
 import { DirectDialer } from "./upstream/direct.ts";
@@ -39,6 +43,10 @@ export interface Gateway extends AsyncDisposable {
   readonly endpoints: readonly IpEndpoint[];
   /** Number of client connections being served. */
   readonly activeConnections: number;
+  /** The admin listener's endpoint (metrics, health), or `null` when `admin` is not set. */
+  readonly adminEndpoint: IpEndpoint | null;
+  /** The gateway's metrics, as `/metrics` serves them. */
+  readonly metrics: GatewayMetrics;
   /**
    * Stops accepting, lets live connections finish for up to `drainMs` (default: the
    * configured drain timeout), then closes whatever is left.
@@ -77,13 +85,41 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const active = new Set<Deno.TcpConn>();
   const perClient = new Map<string, number>();
   const sessions = new Set<Promise<void>>();
+  warmUpErrorStacks();
+  const descriptors = descriptorLimit();
+  const maxConnections = capConnections(config.limits.maxConnections, descriptors);
+  if (maxConnections < config.limits.maxConnections) {
+    log.warn(
+      "max_connections lowered from {configured} to {effective}: the open files limit is " +
+        "{descriptors} and a relayed connection holds two",
+      { configured: config.limits.maxConnections, effective: maxConnections, descriptors },
+    );
+  }
+  const metrics = new GatewayMetrics({
+    resolverStats: resolver.stats,
+    activeConnections: () => active.size,
+    maxConnections,
+  });
+  const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
+  const clientKeyOf = (client: IpEndpoint) => formatEndpoint({ ...client, port: 0 });
+  let draining = false;
 
   const services: SessionServices = {
     config,
     rules: new AccessRules(config.rules),
     dialer,
     route: createRouter(config.routes, dialer),
-    translation: createTranslationService(config),
+    // Lazy: the translators' data channels use the gateway's own rules, route and records.
+    translation: createTranslationService(config, {
+      shutdown: shutdownController.signal,
+      get rules() {
+        return services.rules;
+      },
+      get route() {
+        return services.route;
+      },
+      record: (record) => services.record(record),
+    }),
     resolver,
     users,
     shutdown: shutdownController.signal,
@@ -92,13 +128,31 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       local.some((address) => sameIp(address, endpoint.address)),
     record: (record) => {
       logConnection(record);
+      metrics.recordConnection(record);
       options.onRecord?.(record);
+    },
+    metrics,
+    onAuthFailure: (client) => {
+      metrics.authFailures.inc();
+      authFailures.recordFailure(clientKeyOf(client));
+    },
+    refuseAuth: (client) => {
+      const refused = authFailures.isBlocked(clientKeyOf(client));
+      if (refused) metrics.limitRejections.inc(["auth_failures"]);
+      return refused;
     },
   };
 
   const listeners: Deno.TcpListener[] = [];
+  let admin: AdminServer | null = null;
   try {
     for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint));
+    if (config.admin) {
+      admin = startAdminServer(config.admin.endpoint, {
+        metrics: () => metrics.render(),
+        healthy: () => !draining,
+      });
+    }
   } catch (error) {
     for (const listener of listeners) listener.close();
     throw error;
@@ -113,22 +167,34 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       );
     }
   }
+  if (admin) {
+    log.info("admin endpoint on {endpoint} serves /metrics and /healthz", {
+      endpoint: formatEndpoint(admin.endpoint),
+    });
+  }
 
-  const onConnection = (conn: Deno.TcpConn) => {
+  const onConnection = (conn: Deno.TcpConn, proxyProtocol?: ProxyProtocolMode) => {
     let clientKey: string;
     try {
-      clientKey = formatEndpoint({ ...endpointFromNetAddr(conn.remoteAddr), port: 0 });
+      clientKey = clientKeyOf(endpointFromNetAddr(conn.remoteAddr));
     } catch {
       conn.close();
       return;
     }
-    const clientCount = perClient.get(clientKey) ?? 0;
-    if (
-      active.size >= config.limits.maxConnections ||
-      clientCount >= config.limits.maxConnectionsPerClient
-    ) {
+    // Behind a PROXY-protocol balancer the peer is the balancer, shared by every client: the
+    // per-client limit would cap them all together, so it is left to the balancer there.
+    const clientCount = proxyProtocol ? 0 : perClient.get(clientKey) ?? 0;
+    const refused: LimitName | null = authFailures.isBlocked(clientKey)
+      ? "auth_failures"
+      : active.size >= maxConnections
+      ? "global"
+      : clientCount >= config.limits.maxConnectionsPerClient
+      ? "per_client"
+      : null;
+    if (refused !== null) {
       conn.close();
-      log.warn("connection limit reached; refused {client}", { client: clientKey });
+      metrics.limitRejections.inc([refused]);
+      log.warn("{limit} limit reached; refused {client}", { limit: refused, client: clientKey });
       return;
     }
     active.add(conn);
@@ -136,7 +202,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const session = runSession(conn, services)
+    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
       .catch((error) => log.error("session failed: {error}", { error }))
       .finally(() => {
         active.delete(conn);
@@ -148,17 +214,20 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     sessions.add(session);
   };
 
-  const loops = listeners.map((listener) =>
+  const loops = listeners.map((listener, index) =>
     acceptLoop(listener, {
-      onConnection,
-      onAcceptError: (error, backoffMs) =>
-        log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs }),
+      onConnection: (conn) => onConnection(conn, config.listen[index]?.proxyProtocol),
+      onAcceptError: (error, backoffMs) => {
+        metrics.acceptErrors.inc();
+        log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
+      },
     })
   );
 
   let stopping: Promise<void> | undefined;
   const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
     stopping ??= (async () => {
+      draining = true;
       for (const listener of listeners) {
         try {
           listener.close();
@@ -184,6 +253,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
         } catch { /* closed */ }
       }
       await Promise.all([...sessions]);
+      await admin?.close();
     })();
     return stopping;
   };
@@ -193,6 +263,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     get activeConnections() {
       return active.size;
     },
+    adminEndpoint: admin?.endpoint ?? null,
+    metrics,
     stop,
     [Symbol.asyncDispose]: () => stop(0),
   };

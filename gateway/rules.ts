@@ -10,7 +10,8 @@
 
 import type { IpAddress } from "../net/address.ts";
 import { cidrContains, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
-import type { DestinationPattern, RuleCommand, RuleConfig } from "./config/types.ts";
+import type { RuleCommand, RuleConfig } from "./config/types.ts";
+import { compileDestinationPattern } from "./destination_pattern.ts";
 
 /** What a rule is evaluated against. */
 export interface RuleSubject {
@@ -40,19 +41,6 @@ export interface RuleVerdict {
 
 type Matcher = (subject: RuleSubject) => boolean;
 
-function compilePattern(pattern: DestinationPattern): Matcher {
-  switch (pattern.kind) {
-    case "cidr":
-      return (s) => s.address !== undefined && cidrContains(pattern.cidr, s.address);
-    case "name":
-      return (s) => s.name === pattern.name;
-    case "suffix": {
-      const tail = "." + pattern.suffix;
-      return (s) => s.name !== undefined && s.name.endsWith(tail);
-    }
-  }
-}
-
 function compileRule(rule: RuleConfig): Matcher {
   const checks: Matcher[] = [];
   if (rule.from) {
@@ -72,7 +60,7 @@ function compileRule(rule: RuleConfig): Matcher {
     checks.push((s) => ports.some((r) => s.port >= r.from && s.port <= r.to));
   }
   if (rule.to) {
-    const to = rule.to.map(compilePattern);
+    const to = rule.to.map(compileDestinationPattern);
     checks.push((s) => to.some((m) => m(s)));
   }
   return (s) => checks.every((check) => check(s));

@@ -20,9 +20,11 @@ import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from ".
 import type { Resolver } from "../resolver/mod.ts";
 import { handleBind } from "./bind.ts";
 import { verifyPassword } from "./config/password.ts";
-import type { Config, UserConfig } from "./config/types.ts";
+import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
 import { handleConnect } from "./connect.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
+import type { GatewayMetrics } from "./observe/metrics.ts";
+import { readProxyHeader } from "./proxy_protocol.ts";
 import type { AccessRules } from "./rules.ts";
 import { handleUdpAssociate } from "./udp_associate.ts";
 import type { Dialer } from "./upstream/types.ts";
@@ -51,6 +53,15 @@ export interface SessionServices {
   readonly shutdown: AbortSignal;
   /** Receives one record per finished connection. */
   readonly record: (record: ConnectionRecord) => void;
+  /** Metrics that are not in the record (active relays). */
+  readonly metrics?: GatewayMetrics;
+  /** Told of every failed RFC 1929 login (the auth failure limit). */
+  readonly onAuthFailure?: (client: IpEndpoint) => void;
+  /**
+   * True (and counted) when the client is over the auth failure limit: it gets `05 FF`. The
+   * gateway checks at accept too; this covers clients known from a PROXY protocol header.
+   */
+  readonly refuseAuth?: (client: IpEndpoint) => boolean;
 }
 
 /** A session after the handshake: what command handlers get. */
@@ -71,6 +82,8 @@ export interface Handshaken {
   readonly request: SocksRequest;
   /** When the client was accepted (ms, performance clock). */
   readonly startedAt: number;
+  /** Accept to complete request, in ms. */
+  readonly handshakeMs?: number;
 }
 
 const FAILURE_LINGER_MS = 1000;
@@ -125,18 +138,30 @@ function selectMethod(offered: readonly number[], authRequired: boolean): number
 /** Outcome of the handshake phase. */
 type HandshakeOutcome =
   | { readonly ok: true; readonly user?: string; readonly request: SocksRequest }
-  | { readonly ok: false; readonly reply?: ReplyCode; readonly reason: string };
+  | {
+    readonly ok: false;
+    readonly reply?: ReplyCode;
+    readonly reason: string;
+    readonly authFailed?: true;
+  };
 
 async function handshake(
   conn: Deno.TcpConn,
   reader: ExactReader,
   services: SessionServices,
+  client: IpEndpoint,
 ): Promise<HandshakeOutcome> {
   const greeting = await readGreeting(reader);
-  const method = selectMethod(greeting.methods, services.users.size > 0);
+  const refused = services.users.size > 0 && services.refuseAuth?.(client) === true;
+  const method = refused
+    ? AuthMethod.NoAcceptableMethods
+    : selectMethod(greeting.methods, services.users.size > 0);
   await writeAll(conn, encodeMethodSelection(method));
   if (method === AuthMethod.NoAcceptableMethods) {
-    return { ok: false, reason: "no acceptable authentication method" };
+    return {
+      ok: false,
+      reason: refused ? "too many failed logins" : "no acceptable authentication method",
+    };
   }
   let user: string | undefined;
   if (method === AuthMethod.UsernamePassword) {
@@ -144,20 +169,34 @@ async function handshake(
     const known = services.users.get(credentials.username);
     const accepted = known !== undefined && await verifyPassword(credentials.password, known);
     await writeAll(conn, encodePasswordAuthReply(accepted ? 0 : 1));
-    if (!accepted) return { ok: false, reason: "authentication failed" };
+    if (!accepted) return { ok: false, reason: "authentication failed", authFailed: true };
     user = credentials.username;
   }
   const request = await readRequest(reader);
   return user === undefined ? { ok: true, request } : { ok: true, user, request };
 }
 
+/** Options of {@linkcode runSession}: what the listener that accepted the client says. */
+export interface RunSessionOptions {
+  /**
+   * The connection starts with a PROXY protocol header of this version, read inside the
+   * handshake timeout; its source is the client that rules, logs and handlers see. Without a
+   * valid header the connection is closed. @default undefined (no header)
+   */
+  readonly proxyProtocol?: ProxyProtocolMode;
+}
+
 /**
  * Runs one client from accept to close. Never throws: every failure becomes a reply code (when
  * a reply is still possible), a close, and a log record.
  */
-export async function runSession(conn: Deno.TcpConn, services: SessionServices): Promise<void> {
+export async function runSession(
+  conn: Deno.TcpConn,
+  services: SessionServices,
+  options: RunSessionOptions = {},
+): Promise<void> {
   const startedAt = performance.now();
-  const client = endpointFromNetAddr(conn.remoteAddr);
+  let client = endpointFromNetAddr(conn.remoteAddr);
   const local = endpointFromNetAddr(conn.localAddr);
   const reader = new ExactReader(conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
@@ -168,7 +207,11 @@ export async function runSession(conn: Deno.TcpConn, services: SessionServices):
   }, timeoutMs);
   let outcome: HandshakeOutcome;
   try {
-    outcome = await handshake(conn, reader, services);
+    if (options.proxyProtocol !== undefined) {
+      const header = await readProxyHeader(reader, options.proxyProtocol);
+      if (header.command === "proxy") client = header.source;
+    }
+    outcome = await handshake(conn, reader, services, client);
   } catch (error) {
     outcome = {
       ok: false,
@@ -185,6 +228,7 @@ export async function runSession(conn: Deno.TcpConn, services: SessionServices):
     startedAt,
   };
   if (!outcome.ok) {
+    if (outcome.authFailed) services.onAuthFailure?.(client);
     if (outcome.reply !== undefined) await failAndClose(conn, outcome.reply);
     else await lingerAndClose(conn);
     services.record({
@@ -203,6 +247,7 @@ export async function runSession(conn: Deno.TcpConn, services: SessionServices):
     clientIsLocal: services.isLocalAddress(client),
     request: outcome.request,
     startedAt,
+    handshakeMs: performance.now() - startedAt,
     ...(outcome.user !== undefined ? { user: outcome.user } : {}),
   };
   switch (outcome.request.command) {
@@ -210,20 +255,27 @@ export async function runSession(conn: Deno.TcpConn, services: SessionServices):
       await handleConnect(session, services);
       return;
     case Command.Bind:
-      await handleBind(session, services);
-      return;
     case Command.UdpAssociate:
-      await handleUdpAssociate(session, services);
-      return;
-    default:
-      await failAndClose(conn, Reply.CommandNotSupported);
-      services.record({
-        ...base,
-        ...(session.user !== undefined ? { user: session.user } : {}),
-        target: outcome.request.target,
-        outcome: "rejected",
-        reason: `command ${outcome.request.command} not supported`,
-        reply: Reply.CommandNotSupported,
-      });
+      // Only CONNECT is relayed through a chain; BIND and UDP on a chained route (matched by
+      // DST) would bind on this gateway, where the route says the peer cannot be reached.
+      if (!services.route(outcome.request.target).chained) {
+        if (outcome.request.command === Command.Bind) await handleBind(session, services);
+        else await handleUdpAssociate(session, services);
+        return;
+      }
+      break;
   }
+  const known = outcome.request.command === Command.Bind ||
+    outcome.request.command === Command.UdpAssociate;
+  await failAndClose(conn, Reply.CommandNotSupported);
+  services.record({
+    ...base,
+    ...(session.user !== undefined ? { user: session.user } : {}),
+    target: outcome.request.target,
+    outcome: "rejected",
+    reason: known
+      ? `command ${outcome.request.command} not supported on a chained route`
+      : `command ${outcome.request.command} not supported`,
+    reply: Reply.CommandNotSupported,
+  });
 }

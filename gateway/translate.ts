@@ -1,20 +1,73 @@
 /**
- * The gateway's side of protocol translators: which CONNECTs a translator handles, and the
- * expectation table that routes a SOCKS client's data connection to the right server port.
+ * The gateway's side of protocol translators (`translators/`): which CONNECTs a translator
+ * handles, the expectation table that routes a SOCKS client's data connection to the right
+ * server port, and the gateway pieces lent to translators for their data channels.
+ *
+ * How policy applies to data channels (FTP's, for instance):
+ *
+ * - **Control connection**: an ordinary CONNECT: rules, route, dial, limits, one record line.
+ *   Translation happens on direct routes only: behind a chain the last gateway is the one that
+ *   reaches the server, so it is the one to translate; here the CONNECT is relayed untouched.
+ * - **Expected CONNECT** (SOCKS-mode passive data: the client CONNECTs to the original
+ *   destination and the port the translator advertised). `connect.ts` asks
+ *   {@linkcode TranslationService.takeExpected} before the rules and the route: only the same
+ *   client address, to a target the translator announced, within its TTL, once. Such a
+ *   connection is *related* to a control session the rules allowed, so the requested port is
+ *   not matched against the rules (it is one the translator picked, like conntrack's RELATED).
+ *   The translator then opens the server side through {@linkcode BrokerDeps.dial} below.
+ * - **Data dials** (`BrokerDeps.dial`): toward the server, the rules are evaluated as a CONNECT
+ *   from the same client and user to the server's address and name with the *control
+ *   connection's* port; toward the client (active mode), the address must be the client's own
+ *   and the rules are evaluated as a BIND (RFC 1928 names FTP as BIND's reason) for the
+ *   server's address. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client.
+ * - **Data relays** use the gateway's core relay with its idle timeout and the shutdown signal,
+ *   and write one connection record each (command = the translator's label, `ftp-data`).
+ *   Data relays started by a translator itself (its own listeners) are not counted in
+ *   `limits.max_connections`; expected CONNECTs are, being SOCKS connections.
+ *
+ * Errors in a translator end that session (logged), never the gateway.
  *
  * @module
  */
 
-import type { IpAddress } from "../net/address.ts";
-import type { SocksTarget } from "../socks5/types.ts";
+import {
+  endpointFromNetAddr,
+  type IpAddress,
+  type IpEndpoint,
+  sameIp,
+  toHostname,
+} from "../net/address.ts";
+import { normalizeName } from "../resolver/mod.ts";
+import { SocksReplyError } from "../socks5/errors.ts";
+import { Reply, type SocksTarget } from "../socks5/types.ts";
+import { ExpectationRegistry } from "../translators/expectations.ts";
+import { createTranslators } from "../translators/registry.ts";
+import { runTranslation } from "../translators/run.ts";
+import type {
+  BrokerDeps,
+  DataRelayOptions,
+  Side,
+  Translator,
+  TranslatorContext,
+} from "../translators/types.ts";
 import type { Config } from "./config/types.ts";
-import type { Dialed } from "./upstream/types.ts";
+import type { ConnectionRecord } from "./observe/connection_log.ts";
+import { logger } from "./observe/log.ts";
+import { relay } from "./relay.ts";
+import type { AccessRules, RuleSubject } from "./rules.ts";
 import type { Handshaken } from "./session.ts";
+import type { Router } from "./upstream/router.ts";
+import type { Dialed } from "./upstream/types.ts";
 
 /** A connection the gateway opens instead of dialing, because a translator expects it. */
 export interface ExpectedOpen {
-  /** Opens the connection to use instead of dialing. */
+  /**
+   * Opens the connection to relay the CONNECT to. Errors carry their REP meaning
+   * (`SocksReplyError`, connect errors), as a dial's do.
+   */
   open(signal: AbortSignal): Promise<Deno.Conn>;
+  /** Aborted when the translator wants the relay torn down (ABOR, end of its session). */
+  readonly signal: AbortSignal;
 }
 
 /** What sessions use of the translators. */
@@ -23,18 +76,185 @@ export interface TranslationService {
   takeExpected(client: IpAddress, target: SocksTarget): ExpectedOpen | undefined;
   /**
    * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
-   * the session (both connections are closed then), `false` to relay as usual.
+   * the session (both connections are closed then), `false` to relay as usual. Never rejects.
    */
   translate(session: Handshaken, dialed: Dialed): Promise<boolean>;
 }
 
-/** Builds the translation service from the config. */
-export function createTranslationService(config: Config): TranslationService {
-  if (config.translators.length > 0) {
-    throw new RangeError("Cannot start translators: not wired into the gateway yet");
+/** The gateway pieces {@linkcode createTranslationService} builds data channels from. */
+export interface TranslationServiceOptions {
+  /** The compiled access rules, applied to data dials (see the module doc). */
+  readonly rules: AccessRules;
+  /** Picks the route of a CONNECT: translation runs on direct routes only. */
+  readonly route: Router;
+  /** Aborted when the gateway stops draining: translated sessions and data relays close. */
+  readonly shutdown: AbortSignal;
+  /** Receives one record per data relay. */
+  readonly record: (record: ConnectionRecord) => void;
+  /** Opens data listeners (tests). @default Deno.listen */
+  readonly listen?: BrokerDeps["listen"];
+  /** Opens data connections (tests). @default Deno.connect */
+  readonly connect?: (endpoint: IpEndpoint, signal: AbortSignal) => Promise<Deno.Conn>;
+}
+
+const log = logger("translate");
+let nextId = 0;
+
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function closeQuietly(conn: { close(): void }): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
+}
+
+function remoteOf(conn: Deno.Conn): IpEndpoint | null {
+  try {
+    return endpointFromNetAddr(conn.remoteAddr);
+  } catch {
+    return null;
   }
+}
+
+/**
+ * Builds the translation service from the config and the gateway's rules, route, relay and
+ * shutdown signal. Without `translators:` it is inert (nothing expected, nothing translated).
+ *
+ * @example
+ * ```ts ignore
+ * const translation = createTranslationService(config, {
+ *   rules, route, shutdown, record,
+ * });
+ * // In CONNECT, before rules and dial:
+ * const expected = translation.takeExpected(client.address, target);
+ * // After the success reply:
+ * if (!(await translation.translate(session, dialed))) await relay(...);
+ * ```
+ *
+ * @throws {TypeError} for a `translators:` entry no plugin provides (the config schema
+ * refuses those already).
+ */
+export function createTranslationService(
+  config: Config,
+  options: TranslationServiceOptions,
+): TranslationService {
+  const translators: readonly Translator[] = createTranslators(config.translators);
+  if (translators.length === 0) {
+    return { takeExpected: () => undefined, translate: () => Promise.resolve(false) };
+  }
+  const expectations = new ExpectationRegistry();
+  const connect = options.connect ??
+    ((endpoint: IpEndpoint, signal: AbortSignal) =>
+      Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }));
+
+  function depsFor(session: Handshaken, ctx: TranslatorContext): BrokerDeps {
+    const target = session.request.target;
+    const name = target.address.family === "name"
+      ? normalizeName(target.address.name) ?? undefined
+      : undefined;
+    const subject = (command: "connect" | "bind", address: IpAddress): RuleSubject => ({
+      client: session.client.address,
+      clientIsLocal: session.clientIsLocal,
+      command,
+      port: target.port,
+      address,
+      ...(session.user !== undefined ? { user: session.user } : {}),
+      ...(name !== undefined ? { name } : {}),
+    });
+    const dial = (
+      endpoint: IpEndpoint,
+      { side, signal }: { readonly side: Side; readonly signal: AbortSignal },
+    ): Promise<Deno.Conn> => {
+      if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
+        return Promise.reject(
+          new SocksReplyError(
+            Reply.NotAllowedByRuleset,
+            "Cannot connect data channel: not the client's own address",
+          ),
+        );
+      }
+      const verdict = side === "server"
+        ? options.rules.evaluate(subject("connect", endpoint.address))
+        : options.rules.evaluate(subject("bind", ctx.server.address));
+      if (!verdict.allow) {
+        return Promise.reject(
+          new SocksReplyError(
+            Reply.NotAllowedByRuleset,
+            "Cannot connect data channel: denied by rules",
+          ),
+        );
+      }
+      return connect(endpoint, signal);
+    };
+    const relayData = async (
+      a: Deno.Conn,
+      b: Deno.Conn,
+      relayOptions: DataRelayOptions,
+    ): Promise<void> => {
+      const startedAt = performance.now();
+      const aRemote = remoteOf(a);
+      // The FTP session relays (accepted, dialed): which one is the client's depends on mode.
+      const aIsClient = aRemote !== null && sameIp(aRemote.address, ctx.client.address);
+      const [clientConn, serverConn] = aIsClient ? [a, b] : [b, a];
+      const clientEnd = remoteOf(clientConn) ?? ctx.client;
+      const serverEnd = remoteOf(serverConn);
+      const result = await relay(clientConn, serverConn, {
+        idleMs: config.timeouts.idleMs,
+        signal: AbortSignal.any([relayOptions.signal, options.shutdown]),
+      });
+      options.record({
+        client: clientEnd,
+        command: relayOptions.label,
+        ...(serverEnd ? { target: serverEnd, used: serverEnd } : {}),
+        ...(session.user !== undefined ? { user: session.user } : {}),
+        outcome: "relayed",
+        bytesUp: result.clientToServer,
+        bytesDown: result.serverToClient,
+        reason: result.end === "error" ? `error: ${reasonOf(result.error)}` : result.end,
+        startedAt,
+      });
+    };
+    return {
+      dial,
+      relay: relayData,
+      expectations,
+      ...(options.listen && { listen: options.listen }),
+    };
+  }
+
   return {
-    takeExpected: () => undefined,
-    translate: () => Promise.resolve(false),
+    takeExpected(client, target) {
+      return expectations.take(client, target);
+    },
+    async translate(session, dialed) {
+      const target = session.request.target;
+      try {
+        if (options.route(target).chained) return false;
+        // Bytes the client pipelined after its request (before any server greeting) belong
+        // to the plain relay, which delivers them first; line protocols never do this.
+        if (session.reader.buffered > 0) return false;
+        const ctx: TranslatorContext = {
+          id: (nextId++ % 0x100000).toString(36),
+          client: session.client,
+          clientSideLocal: session.local,
+          server: dialed.remote,
+          serverSideLocal: dialed.local,
+          target,
+          user: session.user ?? null,
+        };
+        return await runTranslation(translators, ctx, session.conn, dialed.conn, {
+          deps: depsFor(session, ctx),
+          signal: options.shutdown,
+        });
+      } catch (error) {
+        // runTranslation never rejects; this guards the gateway against a broken plugin.
+        log.error("translator failed: {error}", { error: reasonOf(error) });
+        closeQuietly(session.conn);
+        closeQuietly(dialed.conn);
+        return true;
+      }
+    },
   };
 }

@@ -60,6 +60,7 @@ export async function handleUdpAssociate(
     command: "udp",
     target: request.target,
     startedAt: session.startedAt,
+    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
     ...(session.user !== undefined ? { user: session.user } : {}),
   };
 
@@ -107,7 +108,9 @@ export async function handleUdpAssociate(
   }
 
   const association = new Association(session, services, clientSocket);
-  const end = await association.run();
+  services.metrics?.activeRelays.inc(["udp"]);
+  const end = await association.run()
+    .finally(() => services.metrics?.activeRelays.dec(["udp"]));
   services.record({
     ...base,
     ...(association.lastPeer !== undefined ? { used: association.lastPeer } : {}),

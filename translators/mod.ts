@@ -56,6 +56,7 @@ export {
 } from "./line_session.ts";
 export {
   createTranslators,
+  formatTranslatorConfig,
   type RegisteredTranslatorFactory,
   registerTranslator,
   TRANSLATOR_FACTORIES,

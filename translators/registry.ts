@@ -31,35 +31,122 @@ export const TRANSLATOR_FACTORIES: readonly RegisteredTranslatorFactory[] = [
   registerTranslator(echoAddrTranslatorFactory),
 ];
 
-const portSchema = z.number().int().min(1).max(65535);
+const COMMON_KEYS = new Set(["type", "ports", "max_line_bytes"]);
+
+function commonSchema(factory: RegisteredTranslatorFactory) {
+  return z.strictObject({
+    ports: z.array(
+      z.number().int("must be an integer").min(1, "must be 1..65535").max(
+        65535,
+        "must be 1..65535",
+      ),
+    ).min(1, "must list at least one port").default([...factory.defaultPorts]),
+    max_line_bytes: z.number().int("must be an integer")
+      .min(512, "must be 512..65536").max(65536, "must be 512..65536")
+      .default(DEFAULT_MAX_LINE_BYTES),
+  });
+}
+
+/** Re-raises a nested parse's issues at the current path, unknown keys one by one. */
+function forwardIssues(issues: readonly z.core.$ZodIssue[], ctx: z.core.$RefinementCtx): void {
+  for (const issue of issues) {
+    if (issue.code === "unrecognized_keys") {
+      for (const key of issue.keys) {
+        ctx.addIssue({ code: "custom", message: "unknown key", path: [...issue.path, key] });
+      }
+    } else ctx.addIssue({ code: "custom", message: issue.message, path: [...issue.path] });
+  }
+}
 
 /**
- * Builds the schema of one `translators:` entry: `type`, the common options (`ports`,
- * `maxLineBytes`) and the plugin's own, all unknown keys refused.
+ * Builds the schema of one `translators:` entry in its YAML form: `type`, the common keys
+ * (`ports`, `max_line_bytes`) and the plugin's own (snake_case), all unknown keys refused.
+ * The output is the typed {@linkcode TranslatorConfig} (`maxLineBytes`, the plugin's typed
+ * options); issue paths name the YAML keys (`passive_ports.from`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { translatorConfigSchema } from "./registry.ts";
+ *
+ * const [ftp] = translatorConfigSchema().array().parse([{ type: "ftp", max_line_bytes: 2048 }]);
+ * assert.equal(ftp?.maxLineBytes, 2048);
+ * ```
  *
  * @throws {TypeError} when two factories share a type.
  */
 export function translatorConfigSchema(
   factories: readonly RegisteredTranslatorFactory[] = TRANSLATOR_FACTORIES,
 ): z.ZodType<TranslatorConfig> {
-  const seen = new Set<string>();
-  const variants = factories.map((factory) => {
-    if (seen.has(factory.type)) {
+  const byType = new Map<string, RegisteredTranslatorFactory>();
+  for (const factory of factories) {
+    if (byType.has(factory.type)) {
       throw new TypeError(`Cannot register translator: type ${factory.type} is listed twice`);
     }
-    seen.add(factory.type);
-    return z.strictObject({
-      type: z.literal(factory.type),
-      ports: z.array(portSchema).min(1).default([...factory.defaultPorts]),
-      maxLineBytes: z.number().int().min(512).max(65536).default(DEFAULT_MAX_LINE_BYTES),
-    }).extend(factory.optionsSchema.shape);
-  });
+    byType.set(factory.type, factory);
+  }
   const types = factories.map((factory) => factory.type).join(", ");
-  return z.discriminatedUnion(
-    "type",
-    variants as unknown as [z.ZodObject<{ type: z.ZodLiteral<string> }>],
-    { error: () => `unknown translator type (known: ${types})` },
-  ) as unknown as z.ZodType<TranslatorConfig>;
+  return z.unknown().transform((value, ctx): TranslatorConfig => {
+    if (value === null || typeof value !== "object" || Array.isArray(value)) {
+      ctx.addIssue({ code: "custom", message: `must be a mapping with a type (${types})` });
+      return z.NEVER;
+    }
+    const entry = value as Record<string, unknown>;
+    const factory = typeof entry.type === "string" ? byType.get(entry.type) : undefined;
+    if (!factory) {
+      ctx.addIssue({
+        code: "custom",
+        message: `unknown translator type (known: ${types})`,
+        path: ["type"],
+      });
+      return z.NEVER;
+    }
+    const common: Record<string, unknown> = {};
+    const own: Record<string, unknown> = {};
+    for (const [key, option] of Object.entries(entry)) {
+      if (key !== "type") (COMMON_KEYS.has(key) ? common : own)[key] = option;
+    }
+    const commonResult = commonSchema(factory).safeParse(common);
+    const ownResult = factory.optionsSchema.safeParse(own);
+    if (!commonResult.success) forwardIssues(commonResult.error.issues, ctx);
+    if (!ownResult.success) forwardIssues(ownResult.error.issues, ctx);
+    if (!commonResult.success || !ownResult.success) return z.NEVER;
+    return {
+      ...(ownResult.data as Record<string, unknown>),
+      type: factory.type,
+      ports: commonResult.data.ports,
+      maxLineBytes: commonResult.data.max_line_bytes,
+    };
+  });
+}
+
+/**
+ * The YAML form of a validated entry (snake_case keys, seconds), for `main.ts check`: it
+ * parses back to the same entry.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { formatTranslatorConfig, translatorConfigSchema } from "./registry.ts";
+ *
+ * const schema = translatorConfigSchema();
+ * const entry = schema.parse({ type: "ftp", data_timeout: 5 });
+ * assert.equal(formatTranslatorConfig(entry).data_timeout, 5);
+ * assert.deepEqual(schema.parse(formatTranslatorConfig(entry)), entry);
+ * ```
+ */
+export function formatTranslatorConfig(
+  config: TranslatorConfig,
+  factories: readonly RegisteredTranslatorFactory[] = TRANSLATOR_FACTORIES,
+): Record<string, unknown> {
+  const { type, ports, maxLineBytes, ...options } = config;
+  const factory = factories.find((candidate) => candidate.type === type);
+  return {
+    type,
+    ports: [...ports],
+    max_line_bytes: maxLineBytes,
+    ...(factory?.formatOptions ? factory.formatOptions(options) : options),
+  };
 }
 
 /**

@@ -2,28 +2,91 @@ import assert from "node:assert/strict";
 import { endpointFromNetAddr } from "../net/address.ts";
 import { LineReader, standInRelay, tcpPair, writeText } from "./_test_helpers.ts";
 import { ExpectationRegistry } from "./expectations.ts";
-import { createTranslators, TRANSLATOR_FACTORIES, translatorConfigSchema } from "./registry.ts";
+import {
+  createTranslators,
+  formatTranslatorConfig,
+  TRANSLATOR_FACTORIES,
+  translatorConfigSchema,
+} from "./registry.ts";
 import { runTranslation } from "./run.ts";
 import type { Translator, TranslatorContext } from "./types.ts";
 
-Deno.test("translatorConfigSchema() fills defaults and names the path of a bad option", () => {
+Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a bad option", () => {
   const schema = translatorConfigSchema().array();
   const [ftp, echo] = schema.parse([{ type: "ftp" }, { type: "echo-addr", ports: [7] }]);
   assert.deepEqual(ftp?.ports, [21]);
   assert.equal(ftp?.maxLineBytes, 4096);
   assert.equal(ftp?.sameFamily, "pass");
+  assert.equal(ftp?.dataTimeoutMs, 60_000);
   assert.equal(echo?.command, "ECHO-ADDR");
-  const bad = schema.safeParse([{ type: "ftp", passivePorts: { from: 2000, to: 1000 } }]);
-  assert.ok(!bad.success);
-  assert.deepEqual(bad.error.issues[0]?.path, [0, "passivePorts"]);
-  const unknownKey = schema.safeParse([{ type: "ftp", colour: "blue" }]);
-  assert.ok(!unknownKey.success);
-  const unknownType = schema.safeParse([{ type: "gopher" }]);
-  assert.ok(!unknownType.success);
-  assert.match(
-    unknownType.error.issues[0]!.message,
-    /unknown translator type \(known: ftp, echo-addr\)/,
-  );
+  const issue = (entry: unknown) => {
+    const result = schema.safeParse([entry]);
+    assert.ok(!result.success, `${JSON.stringify(entry)} should be refused`);
+    return result.error.issues[0]!;
+  };
+  assert.deepEqual(issue({ type: "ftp", passive_ports: { from: 2000, to: 1000 } }).path, [
+    0,
+    "passive_ports",
+    "from",
+  ]);
+  assert.deepEqual(issue({ type: "ftp", active_ports: { from: 0, to: 5000 } }).path, [
+    0,
+    "active_ports",
+    "to",
+  ]);
+  assert.deepEqual(issue({ type: "ftp", passive_ports: { from: 1, to: 9 } }).path, [
+    0,
+    "passive_ports",
+    "from",
+  ]);
+  assert.deepEqual(issue({ type: "ftp", data_timeout: 0 }).path, [0, "data_timeout"]);
+  assert.deepEqual(issue({ type: "ftp", max_line_bytes: 10 }).path, [0, "max_line_bytes"]);
+  assert.deepEqual(issue({ type: "ftp", ports: [0] }).path, [0, "ports", 0]);
+  const unknownKey = issue({ type: "ftp", colour: "blue" });
+  assert.deepEqual([unknownKey.path, unknownKey.message], [[0, "colour"], "unknown key"]);
+  // The typed (camelCase) names are not YAML keys.
+  assert.deepEqual(issue({ type: "ftp", dataTimeoutMs: 5000 }).path, [0, "dataTimeoutMs"]);
+  const unknownType = issue({ type: "gopher" });
+  assert.deepEqual(unknownType.path, [0, "type"]);
+  assert.match(unknownType.message, /unknown translator type \(known: ftp, echo-addr\)/);
+});
+
+Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed options", () => {
+  const [ftp] = translatorConfigSchema().array().parse([{
+    type: "ftp",
+    ports: [21, 2121],
+    max_line_bytes: 2048,
+    same_family: "translate",
+    passive_ports: { from: 50000, to: 50100 },
+    active_ports: { from: 0, to: 0 },
+    data_timeout: 1.5,
+    reply_timeout: 10,
+    refuse_tls: false,
+  }]);
+  assert.deepEqual(ftp, {
+    type: "ftp",
+    ports: [21, 2121],
+    maxLineBytes: 2048,
+    sameFamily: "translate",
+    passivePorts: { from: 50000, to: 50100 },
+    activePorts: { from: 0, to: 0 },
+    dataTimeoutMs: 1500,
+    replyTimeoutMs: 10_000,
+    refuseTls: false,
+  });
+});
+
+Deno.test("formatTranslatorConfig() gives the YAML form, which parses back to the same entry", () => {
+  const schema = translatorConfigSchema();
+  for (
+    const yaml of [{ type: "ftp", data_timeout: 2.5, refuse_tls: false }, { type: "echo-addr" }]
+  ) {
+    const entry = schema.parse(yaml);
+    const formatted = formatTranslatorConfig(entry);
+    assert.ok(Object.keys(formatted).every((key) => !/[A-Z]/.test(key)), "snake_case keys");
+    assert.deepEqual(schema.parse(formatted), entry);
+  }
+  assert.equal(formatTranslatorConfig(schema.parse({ type: "ftp" })).data_timeout, 60);
 });
 
 Deno.test("createTranslators() builds translators in config order; duplicates are refused", () => {
@@ -124,7 +187,7 @@ Deno.test("FTP translator match() claims cross-family sessions on its ports only
   const [pass, translate] = createTranslators(
     translatorConfigSchema().array().parse([{ type: "ftp" }, {
       type: "ftp",
-      sameFamily: "translate",
+      same_family: "translate",
     }]),
   );
   assert.equal(pass!.match(c.ctx), "claim");

@@ -136,10 +136,17 @@ export interface TranslatorFactory<Options = Record<string, unknown>> {
   /** Ports used when the entry has no `ports:`. */
   readonly defaultPorts: readonly number[];
   /**
-   * The plugin's own options (without `type` and the common options), as a zod object
-   * schema; unknown keys must be rejected (`z.strictObject`), defaults filled in here.
+   * The plugin's own options (without `type`, `ports` and `max_line_bytes`) in their YAML
+   * form: snake_case keys, durations in seconds, unknown keys rejected (`z.strictObject`),
+   * defaults filled in here. Its output is the typed `Options` (camelCase, milliseconds),
+   * usually through a `.transform()`; issue paths name the YAML keys.
    */
-  readonly optionsSchema: z.ZodObject;
+  readonly optionsSchema: z.ZodType<Options>;
+  /**
+   * The YAML form of validated options, for `main.ts check`; it must parse back to the same
+   * options. @default the options as they are (when the YAML keys are the typed keys)
+   */
+  formatOptions?(options: Options): Record<string, unknown>;
   /** Builds a translator from validated options; called once at config load. */
   create(options: Options & TranslatorCommonOptions): Translator;
 }

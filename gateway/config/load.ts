@@ -14,10 +14,11 @@ import { formatCidr } from "../../net/cidr.ts";
 import { ConfigError, formatConfigPath } from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
+import { formatDestinationPattern } from "../destination_pattern.ts";
+import { formatTranslatorConfig } from "../../translators/registry.ts";
 import type {
   AddressPerFamily,
   Config,
-  DestinationPattern,
   HopEndpoint,
   RouteConfig,
   RuleConfig,
@@ -197,7 +198,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     },
     ...(config.routes.length > 0 && { routes: config.routes.map(normalizeRoute) }),
     ...(config.translators.length > 0 && {
-      translators: config.translators.map((entry) => ({ ...entry, ports: [...entry.ports] })),
+      translators: config.translators.map((entry) => formatTranslatorConfig(entry)),
     }),
     ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
     log: { level: config.log.level, format: config.log.format },
@@ -213,7 +214,7 @@ function normalizeRoute(route: RouteConfig): Record<string, unknown> {
     );
   };
   return {
-    to: route.to.map(formatPattern),
+    to: route.to.map(formatDestinationPattern),
     ...(route.ports && { ports: route.ports.map(formatPortRange) }),
     chain: route.chain.map((hop) => ({
       any: hop.alternatives.map(url),
@@ -222,14 +223,6 @@ function normalizeRoute(route: RouteConfig): Record<string, unknown> {
       fail_timeout: hop.failTimeoutMs / 1000,
     })),
   };
-}
-
-function formatPattern(to: DestinationPattern): string {
-  return to.kind === "cidr"
-    ? formatCidr(to.cidr)
-    : to.kind === "suffix"
-    ? `*.${to.suffix}`
-    : to.name;
 }
 
 function formatPortRange(range: { from: number; to: number }): number | string {
@@ -257,7 +250,7 @@ function normalizeRule(rule: RuleConfig): Record<string, unknown> {
   return {
     action: rule.action,
     ...(rule.from && { from: rule.from.map(formatCidr) }),
-    ...(rule.to && { to: rule.to.map(formatPattern) }),
+    ...(rule.to && { to: rule.to.map(formatDestinationPattern) }),
     ...(rule.ports && { ports: rule.ports.map(formatPortRange) }),
     ...(rule.users && { users: [...rule.users] }),
     ...(rule.commands && { commands: [...rule.commands] }),

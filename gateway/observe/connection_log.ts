@@ -33,6 +33,10 @@ export interface ConnectionRecord {
   readonly bytesDown?: number;
   /** `performance.now()` at accept. */
   readonly startedAt: number;
+  /** Accept to complete request, in ms, when the handshake succeeded. */
+  readonly handshakeMs?: number;
+  /** Outbound dial time in ms (CONNECT), whether it succeeded or not. */
+  readonly connectMs?: number;
 }
 
 /** Formats a SOCKS target as requested (`name:port`, `addr:port`, `[v6]:port`). */

@@ -2,11 +2,19 @@
  * Routes: which destinations go through a chain of gateways instead of directly.
  * First match wins; no match dials directly.
  *
+ * Patterns match the destination as requested: name patterns (`host.example`, `*.example`)
+ * match names, CIDRs match literal addresses (also a literal sent as a name). A name is never
+ * resolved to pick a route: in a chain, only the last gateway resolves it.
+ *
  * @module
  */
 
+import type { IpAddress } from "../../net/address.ts";
+import { literalAddress, normalizeName } from "../../resolver/mod.ts";
 import type { RouteConfig } from "../config/types.ts";
+import { compileDestinationPattern, formatDestinationPattern } from "../destination_pattern.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
+import { foldChain, type SocksHopDialerOptions } from "./hop.ts";
 import type { Dialer } from "./types.ts";
 
 /** The dialer chosen for one destination. */
@@ -22,11 +30,58 @@ export interface RouteChoice {
 /** Picks the dialer for a destination. */
 export type Router = (target: SocksTarget) => RouteChoice;
 
-/** Compiles `routes` over the direct dialer. */
-export function createRouter(routes: readonly RouteConfig[], direct: Dialer): Router {
-  if (routes.length > 0) {
-    throw new RangeError("Cannot route: chained routes are not built yet");
-  }
-  const choice: RouteChoice = { dialer: direct, chained: false, label: "direct" };
-  return () => choice;
+/** Options of {@linkcode createRouter}. */
+export type CreateRouterOptions = SocksHopDialerOptions;
+
+/** The destination as patterns see it: a normalised name, or an address. */
+type Subject =
+  | { readonly name: string; readonly address?: undefined }
+  | { readonly name?: undefined; readonly address: IpAddress };
+
+function subjectOf(target: SocksTarget): Subject | undefined {
+  const a = target.address;
+  if (a.family !== "name") return { address: a };
+  const literal = literalAddress(a.name);
+  if (literal) return { address: literal };
+  const name = normalizeName(a.name);
+  return name === null ? undefined : { name };
+}
+
+/**
+ * Compiles `routes` over the direct dialer, once: each route's chain becomes one dialer (a fold
+ * of its hops), whose alternative marks are shared by every connection on the route.
+ */
+export function createRouter(
+  routes: readonly RouteConfig[],
+  direct: Dialer,
+  options: CreateRouterOptions = {},
+): Router {
+  const directChoice: RouteChoice = { dialer: direct, chained: false, label: "direct" };
+  const compiled = routes.map((route, index) => {
+    const to = route.to.map(compileDestinationPattern);
+    const ports = route.ports;
+    const first = route.chain[0]!.alternatives.map((a) => a.label).join("|");
+    const choice: RouteChoice = {
+      dialer: foldChain(route.chain, direct, options),
+      chained: true,
+      label:
+        `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) via ${first}` +
+        (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
+    };
+    return {
+      matches: (s: Subject, port: number) =>
+        (ports === undefined || ports.some((r) => port >= r.from && port <= r.to)) &&
+        to.some((m) => m(s)),
+      choice,
+    };
+  });
+  if (compiled.length === 0) return () => directChoice;
+  return (target) => {
+    const subject = subjectOf(target);
+    if (subject === undefined) return directChoice;
+    for (const route of compiled) {
+      if (route.matches(subject, target.port)) return route.choice;
+    }
+    return directChoice;
+  };
 }

@@ -14,19 +14,22 @@ export interface DialRequest {
   readonly target: SocksTarget;
   /** Aborts the whole attempt (the connect timeout). */
   readonly signal: AbortSignal;
-  /** Rules verdict for a candidate address; denied ones are never dialed. */
-  readonly permit: (address: IpAddress) => boolean;
+  /**
+   * Rules verdict for a candidate address; denied ones are never dialed. A chain, which does not
+   * resolve names, asks without an address for a name: then only name patterns can decide.
+   */
+  readonly permit: (address?: IpAddress) => boolean;
 }
 
 /** A connected outbound stream. */
 export interface Dialed {
   /** The connection. */
   readonly conn: Deno.TcpConn;
-  /** The peer actually connected (the resolved address, or the next hop). */
+  /** The peer actually connected (the resolved address, or the first hop of a chain). */
   readonly remote: IpEndpoint;
-  /** The gateway's local end of the connection (CONNECT's BND). */
+  /** The gateway's local end of the connection (CONNECT's BND); for a chain, the last hop's BND. */
   readonly local: IpEndpoint;
-  /** How the name was resolved, for the log (`literal`, `hosts`, `dns`, ...). */
+  /** How the name was resolved, for the log (`literal`, `hosts`, `dns`, ..., or the last hop). */
   readonly resolvedBy?: string;
 }
 

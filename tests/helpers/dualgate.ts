@@ -98,12 +98,21 @@ export interface LocalGatewayProcess extends AsyncDisposable {
  */
 export async function spawnLocalGateway(
   yaml: string,
-  options: { dir: string; listeners: number },
+  options: {
+    dir: string;
+    listeners: number;
+    /** Runs it under `ulimit -n` of this many open files (through bash). */
+    openFilesLimit?: number;
+  },
 ): Promise<LocalGatewayProcess> {
   const config = `${options.dir}/dualgate-local.yaml`;
   await Deno.writeTextFile(config, yaml);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", MAIN_TS, "serve", "--config", config],
+  const serve = ["run", "--allow-all", MAIN_TS, "serve", "--config", config];
+  const limit = options.openFilesLimit;
+  const child = new Deno.Command(limit === undefined ? Deno.execPath() : "bash", {
+    args: limit === undefined
+      ? serve
+      : ["-c", `ulimit -n ${Math.trunc(limit)} && exec ${Deno.env.get("STRACE_PREFIX") ?? ""} "$0" "$@"`, Deno.execPath(), ...serve],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",

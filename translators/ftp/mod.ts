@@ -6,10 +6,10 @@
  */
 
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
-import { type FtpOptions, ftpOptionsSchema } from "./options.ts";
+import { formatFtpOptions, type FtpOptions, ftpOptionsSchema } from "./options.ts";
 import { FtpSession } from "./session.ts";
 
-export { type FtpOptions, ftpOptionsSchema } from "./options.ts";
+export { formatFtpOptions, type FtpOptions, ftpOptionsSchema, type PortRange } from "./options.ts";
 export { type FtpReply, FtpSession } from "./session.ts";
 
 /** Creates a configured FTP translator (what the registry does with a `type: ftp` entry). */
@@ -34,5 +34,6 @@ export const ftpTranslatorFactory: TranslatorFactory<FtpOptions> = {
   description: "FTP across IPv4 and IPv6: PORT/PASV/LPRT/LPSV/EPRT/EPSV translation",
   defaultPorts: [21],
   optionsSchema: ftpOptionsSchema,
+  formatOptions: formatFtpOptions,
   create: createFtpTranslator,
 };

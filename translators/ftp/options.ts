@@ -1,37 +1,112 @@
 /**
- * The FTP translator's options, validated at config load.
+ * The FTP translator's options: the YAML form (snake_case keys, durations in seconds, like the
+ * rest of the config), validated at config load into typed camelCase values, and back.
+ *
+ * ```yaml
+ * translators:
+ *   - type: ftp
+ *     ports: [21]
+ *     same_family: pass              # or translate
+ *     passive_ports: { from: 50000, to: 50999 }
+ *     active_ports: { from: 51000, to: 51999 }
+ *     data_timeout: 60               # seconds
+ *     reply_timeout: 30              # seconds
+ *     refuse_tls: true
+ * ```
  *
  * @module
  */
 
 import { z } from "zod";
 
-const portRange = z.strictObject({
-  from: z.number().int().min(0).max(65535),
-  to: z.number().int().min(0).max(65535),
-}).refine((range) => range.from <= range.to, { message: "from must not exceed to" })
-  .refine(
-    (range) => (range.from === 0) === (range.to === 0) && (range.from === 0 || range.from >= 1024),
-    {
-      message: "ports must be 1024..65535, or {from: 0, to: 0} for the kernel's choice",
-    },
-  );
+/** An inclusive port range; `{ from: 0, to: 0 }` lets the kernel choose. */
+export interface PortRange {
+  /** First port. */
+  readonly from: number;
+  /** Last port (inclusive). */
+  readonly to: number;
+}
 
-/** The zod schema of the FTP translator's own options (besides `type`, `ports`, `maxLineBytes`). */
-export const ftpOptionsSchema = z.strictObject({
-  /** `pass` leaves IPv4→IPv4 and IPv6→IPv6 sessions untouched; `translate` handles them too. */
-  sameFamily: z.enum(["pass", "translate"]).default("pass"),
-  /** Ports for listeners facing the client (passive mode). */
-  passivePorts: portRange.default({ from: 49152, to: 65535 }),
-  /** Ports for listeners facing the server (active mode). */
-  activePorts: portRange.default({ from: 49152, to: 65535 }),
-  /** How long a data listener or SOCKS expectation waits for its peer. */
-  dataTimeoutMs: z.number().int().min(100).max(600_000).default(60_000),
-  /** How long the gateway waits for the server's reply to a command it sent itself. */
-  replyTimeoutMs: z.number().int().min(100).max(600_000).default(30_000),
-  /** Answer AUTH with 534 and hide TLS features in FEAT (TLS cannot be translated). */
-  refuseTls: z.boolean().default(true),
+/** The FTP translator's validated options (typed values; the YAML keys are snake_case). */
+export interface FtpOptions {
+  /**
+   * `pass` leaves IPv4→IPv4 and IPv6→IPv6 sessions untouched; `translate` handles them too.
+   * @default "pass"
+   */
+  readonly sameFamily: "pass" | "translate";
+  /** Ports for listeners facing the client (passive mode). @default {from: 49152, to: 65535} */
+  readonly passivePorts: PortRange;
+  /** Ports for listeners facing the server (active mode). @default {from: 49152, to: 65535} */
+  readonly activePorts: PortRange;
+  /** How long a data listener or SOCKS expectation waits for its peer. @default 60000 */
+  readonly dataTimeoutMs: number;
+  /** How long the gateway waits for the reply to a command it sent itself. @default 30000 */
+  readonly replyTimeoutMs: number;
+  /** Answer AUTH with 534 and hide TLS features in FEAT (TLS cannot be translated). @default true */
+  readonly refuseTls: boolean;
+}
+
+const port = z.number().int("must be an integer").min(0, "must be 0..65535").max(
+  65535,
+  "must be 0..65535",
+);
+
+const portRange = z.strictObject({ from: port, to: port }).superRefine((range, ctx) => {
+  if (range.from > range.to) {
+    ctx.addIssue({ code: "custom", path: ["from"], message: `must not exceed to (${range.to})` });
+  } else if ((range.from === 0) !== (range.to === 0) || (range.from !== 0 && range.from < 1024)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [range.from === 0 || range.from >= 1024 ? "to" : "from"],
+      message: "ports must be 1024..65535, or { from: 0, to: 0 } for the kernel's choice",
+    });
+  }
 });
 
-/** The FTP translator's validated options. */
-export type FtpOptions = z.output<typeof ftpOptionsSchema>;
+const MAX_SECONDS = 600;
+const seconds = z.number().refine(
+  (n) => Number.isFinite(n) && n >= 0.1 && n <= MAX_SECONDS,
+  `must be a number of seconds from 0.1 to ${MAX_SECONDS}`,
+);
+
+/**
+ * The zod schema of the FTP translator's own YAML keys (besides `type`, `ports` and
+ * `max_line_bytes`): strict, with defaults; its output is the typed {@linkcode FtpOptions}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ftpOptionsSchema } from "./options.ts";
+ *
+ * const options = ftpOptionsSchema.parse({ data_timeout: 5, passive_ports: { from: 50000, to: 50100 } });
+ * assert.equal(options.dataTimeoutMs, 5000);
+ * assert.deepEqual(options.passivePorts, { from: 50000, to: 50100 });
+ * ```
+ */
+export const ftpOptionsSchema: z.ZodType<FtpOptions> = z.strictObject({
+  same_family: z.enum(["pass", "translate"]).default("pass"),
+  passive_ports: portRange.default({ from: 49152, to: 65535 }),
+  active_ports: portRange.default({ from: 49152, to: 65535 }),
+  data_timeout: seconds.default(60),
+  reply_timeout: seconds.default(30),
+  refuse_tls: z.boolean().default(true),
+}).transform((yaml): FtpOptions => ({
+  sameFamily: yaml.same_family,
+  passivePorts: yaml.passive_ports,
+  activePorts: yaml.active_ports,
+  dataTimeoutMs: Math.round(yaml.data_timeout * 1000),
+  replyTimeoutMs: Math.round(yaml.reply_timeout * 1000),
+  refuseTls: yaml.refuse_tls,
+}));
+
+/** The YAML form of validated options (for `main.ts check`): parses back to the same values. */
+export function formatFtpOptions(options: FtpOptions): Record<string, unknown> {
+  return {
+    same_family: options.sameFamily,
+    passive_ports: { from: options.passivePorts.from, to: options.passivePorts.to },
+    active_ports: { from: options.activePorts.from, to: options.activePorts.to },
+    data_timeout: options.dataTimeoutMs / 1000,
+    reply_timeout: options.replyTimeoutMs / 1000,
+    refuse_tls: options.refuseTls,
+  };
+}

@@ -41,10 +41,10 @@ async function harness(
     expectations,
   });
   const parsed = ftpOptionsSchema.parse({
-    passivePorts: { from: 0, to: 0 },
-    activePorts: { from: 0, to: 0 },
-    dataTimeoutMs: 2000,
-    replyTimeoutMs: 1000,
+    passive_ports: { from: 0, to: 0 },
+    active_ports: { from: 0, to: 0 },
+    data_timeout: 2,
+    reply_timeout: 1,
     ...options,
   });
   const controller = new AbortController();
@@ -359,7 +359,7 @@ Deno.test("FtpSession: a server that goes away during a translated command yield
 });
 
 Deno.test("FtpSession: a server that does not answer a translated command yields 421", async () => {
-  const h = await harness(4, 6, { replyTimeoutMs: 200 });
+  const h = await harness(4, 6, { reply_timeout: 0.2 });
   await h.send("EPSV");
   assert.equal(await h.s.line(), "EPSV");
   assert.match((await h.c.line())!, /^421 /);

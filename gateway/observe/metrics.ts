@@ -1,0 +1,464 @@
+/**
+ * Prometheus metrics: counters, gauges and histograms rendered in the text exposition format
+ * (version 0.0.4), and the gateway's own metric set.
+ *
+ * Nothing here runs per relayed chunk: connections are counted from their finished
+ * {@linkcode ConnectionRecord} (bytes included), active relays by increment and decrement, and
+ * resolver and connection-table figures are read at scrape time.
+ *
+ * @module
+ */
+
+import type { ConnectionRecord } from "./connection_log.ts";
+
+/** Content type of the text exposition format. */
+export const EXPOSITION_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/** Histogram bucket upper bounds for handshake and connect latency, in seconds. */
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+];
+
+/** Escapes a label value: backslash, double quote and line feed (exposition format 0.0.4). */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/[\\"\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
+}
+
+function escapeHelp(text: string): string {
+  return text.replace(/[\\\n]/g, (c) => c === "\n" ? "\\n" : "\\\\");
+}
+
+/** Formats a sample value as the exposition format expects (`+Inf`, `-Inf`, `NaN`). */
+export function formatSampleValue(value: number): string {
+  if (value === Infinity) return "+Inf";
+  if (value === -Infinity) return "-Inf";
+  return String(value);
+}
+
+function labelText(names: readonly string[], values: readonly string[]): string {
+  if (names.length === 0) return "";
+  return "{" + names.map((name, i) => `${name}="${escapeLabelValue(values[i] ?? "")}"`).join(",") +
+    "}";
+}
+
+/** Something the registry renders. */
+interface Rendered {
+  readonly name: string;
+  render(out: string[]): void;
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+function header(out: string[], name: string, help: string, type: string): void {
+  out.push(`# HELP ${name} ${escapeHelp(help)}`, `# TYPE ${name} ${type}`);
+}
+
+/** One series of a labelled family: its rendered label set and value. */
+interface Series {
+  readonly labels: string;
+  value: number;
+}
+
+abstract class LabelledFamily implements Rendered {
+  readonly #series = new Map<string, Series>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+  ) {}
+
+  protected series(values: readonly string[]): Series {
+    if (values.length !== this.labelNames.length) {
+      throw new RangeError(
+        `Cannot update ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
+      );
+    }
+    const key = values.join("\u0000");
+    let found = this.#series.get(key);
+    if (!found) {
+      found = { labels: labelText(this.labelNames, values), value: 0 };
+      this.#series.set(key, found);
+    }
+    return found;
+  }
+
+  /** The current value of one series (0 when never touched). */
+  value(...values: string[]): number {
+    return this.#series.get(values.join("\u0000"))?.value ?? 0;
+  }
+
+  protected abstract readonly type: string;
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, this.type);
+    if (this.labelNames.length === 0 && this.#series.size === 0) {
+      out.push(`${this.name} 0`);
+    }
+    for (const series of this.#series.values()) {
+      out.push(`${this.name}${series.labels} ${formatSampleValue(series.value)}`);
+    }
+  }
+}
+
+/** A counter family; series appear on first increment (an unlabelled counter starts at 0). */
+export class Counter extends LabelledFamily {
+  protected readonly type = "counter";
+
+  /** Adds `by` (default 1, never negative) to the series with these label values. */
+  inc(values: readonly string[] = [], by = 1): void {
+    if (!(by >= 0)) throw new RangeError(`Cannot increment ${this.name}: ${by} is negative`);
+    this.series(values).value += by;
+  }
+}
+
+/** A gauge family, moved by increments and decrements. */
+export class Gauge extends LabelledFamily {
+  protected readonly type = "gauge";
+
+  /** Adds `by` (default 1) to the series with these label values. */
+  inc(values: readonly string[] = [], by = 1): void {
+    this.series(values).value += by;
+  }
+
+  /** Subtracts `by` (default 1) from the series with these label values. */
+  dec(values: readonly string[] = [], by = 1): void {
+    this.series(values).value -= by;
+  }
+}
+
+/** A histogram series: per-bucket (non-cumulative) counts, sum and count. */
+interface HistogramSeries {
+  readonly labels: readonly string[];
+  readonly counts: number[];
+  sum: number;
+  count: number;
+}
+
+/** A histogram family with fixed bucket upper bounds. */
+export class Histogram implements Rendered {
+  readonly #series = new Map<string, HistogramSeries>();
+  readonly #bounds: readonly number[];
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly labelNames: readonly string[],
+    buckets: readonly number[],
+  ) {
+    this.#bounds = [...buckets].sort((a, b) => a - b);
+  }
+
+  /** Records one observation. */
+  observe(values: readonly string[], value: number): void {
+    if (values.length !== this.labelNames.length) {
+      throw new RangeError(
+        `Cannot observe ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
+      );
+    }
+    const key = values.join("\u0000");
+    let series = this.#series.get(key);
+    if (!series) {
+      series = {
+        labels: [...values],
+        counts: new Array(this.#bounds.length).fill(0),
+        sum: 0,
+        count: 0,
+      };
+      this.#series.set(key, series);
+    }
+    let i = 0;
+    while (i < this.#bounds.length && value > this.#bounds[i]!) i++;
+    if (i < this.#bounds.length) series.counts[i]!++;
+    series.sum += value;
+    series.count++;
+  }
+
+  /** Observations so far in the series with these label values. */
+  count(...values: string[]): number {
+    return this.#series.get(values.join("\u0000"))?.count ?? 0;
+  }
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, "histogram");
+    const names = [...this.labelNames, "le"];
+    for (const series of this.#series.values()) {
+      let cumulative = 0;
+      this.#bounds.forEach((bound, i) => {
+        cumulative += series.counts[i]!;
+        out.push(
+          `${this.name}_bucket${
+            labelText(names, [...series.labels, formatSampleValue(bound)])
+          } ${cumulative}`,
+        );
+      });
+      out.push(
+        `${this.name}_bucket${labelText(names, [...series.labels, "+Inf"])} ${series.count}`,
+      );
+      const plain = labelText(this.labelNames, series.labels);
+      out.push(`${this.name}_sum${plain} ${formatSampleValue(series.sum)}`);
+      out.push(`${this.name}_count${plain} ${series.count}`);
+    }
+  }
+}
+
+/** A value read at scrape time (a counter or gauge kept elsewhere). */
+class Collected implements Rendered {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+    readonly read: () => number,
+  ) {}
+
+  render(out: string[]): void {
+    header(out, this.name, this.help, this.type);
+    out.push(`${this.name} ${formatSampleValue(this.read())}`);
+  }
+}
+
+/** A set of metrics rendered together. Names must be unique. */
+export class Registry {
+  readonly #metrics = new Map<string, Rendered>();
+
+  #add<T extends Rendered>(metric: T, labelNames: readonly string[] = []): T {
+    if (!NAME.test(metric.name)) {
+      throw new RangeError(`Cannot register metric: "${metric.name}" is not a valid name`);
+    }
+    for (const label of labelNames) {
+      if (!LABEL.test(label) || label.startsWith("__") || label === "le") {
+        throw new RangeError(`Cannot register ${metric.name}: "${label}" is not a valid label`);
+      }
+    }
+    if (this.#metrics.has(metric.name)) {
+      throw new RangeError(`Cannot register metric: "${metric.name}" is registered already`);
+    }
+    this.#metrics.set(metric.name, metric);
+    return metric;
+  }
+
+  /** Registers a counter. */
+  counter(name: string, help: string, labelNames: readonly string[] = []): Counter {
+    return this.#add(new Counter(name, help, labelNames), labelNames);
+  }
+
+  /** Registers a gauge. */
+  gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge {
+    return this.#add(new Gauge(name, help, labelNames), labelNames);
+  }
+
+  /** Registers a histogram with the given bucket upper bounds. */
+  histogram(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    buckets: readonly number[],
+  ): Histogram {
+    return this.#add(new Histogram(name, help, labelNames, buckets), labelNames);
+  }
+
+  /** Registers an unlabelled value read at scrape time. */
+  collect(name: string, help: string, type: "counter" | "gauge", read: () => number): void {
+    this.#add(new Collected(name, help, type, read));
+  }
+
+  /** Renders every metric in registration order, in the text exposition format. */
+  render(): string {
+    const out: string[] = [];
+    for (const metric of this.#metrics.values()) metric.render(out);
+    return out.join("\n") + "\n";
+  }
+}
+
+/** Which connection limit refused a client. */
+export type LimitName = "global" | "per_client" | "auth_failures";
+
+/** What the gateway's metrics read at scrape time. */
+export interface GatewayMetricsOptions {
+  /** Resolver counters (`Resolver.stats`). @default none: the resolver metrics are left out */
+  resolverStats?: { readonly hits: number; readonly misses: number; readonly queries: number };
+  /** Client connections being served. @default none: the gauge is left out */
+  activeConnections?: () => number;
+  /** The effective connection limit. @default none: the gauge is left out */
+  maxConnections?: number;
+}
+
+/** The `v4-v6` family pair label of a record (`none` for a destination never reached). */
+export function familiesLabel(record: ConnectionRecord): string {
+  return `v${record.client.address.family}-${
+    record.used ? `v${record.used.address.family}` : "none"
+  }`;
+}
+
+/**
+ * The gateway's metric set: see the README's "Metrics" section for the names.
+ *
+ * @example Count a finished connection and render the exposition
+ * ```ts
+ * import { GatewayMetrics } from "./metrics.ts";
+ *
+ * const metrics = new GatewayMetrics();
+ * metrics.recordConnection({
+ *   client: { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port: 40000 },
+ *   command: "connect",
+ *   outcome: "rejected",
+ *   reply: 5,
+ *   startedAt: 0,
+ * });
+ * if (!metrics.render().includes('dualgate_replies_total{rep="5"} 1')) throw new Error();
+ * ```
+ */
+export class GatewayMetrics {
+  /** The registry behind {@linkcode GatewayMetrics.render}. */
+  readonly registry: Registry = new Registry();
+  /** Finished connections by command (`none`: no request read), family pair and outcome. */
+  readonly connections: Counter;
+  /** Relays (CONNECT, BIND) and UDP associations in progress, by command. */
+  readonly activeRelays: Gauge;
+  /** Bytes relayed, `up` (client to destination) and `down`. */
+  readonly bytes: Counter;
+  /** Replies sent, by REP code. */
+  readonly replies: Counter;
+  /** Accept to request read, for clients whose handshake succeeded. */
+  readonly handshakeSeconds: Histogram;
+  /** Outbound dial time of CONNECTs, by result (`succeeded`, `failed`). */
+  readonly connectSeconds: Histogram;
+  /**
+   * Sessions handled by a protocol translator. Counted from connection records whose `reason`
+   * is `translated` (what `connect.ts` writes); translators need not increment it themselves.
+   */
+  readonly translatorSessions: Counter;
+  /** Clients closed right after accept by a limit. */
+  readonly limitRejections: Counter;
+  /** Failed RFC 1929 logins. */
+  readonly authFailures: Counter;
+  /** Failed `accept` calls (for instance out of file descriptors). */
+  readonly acceptErrors: Counter;
+
+  /** Creates the metric set; `options` add the figures read at scrape time. */
+  constructor(options: GatewayMetricsOptions = {}) {
+    const r = this.registry;
+    this.connections = r.counter(
+      "dualgate_connections_total",
+      "Finished client connections by command, family pair (client-destination) and outcome.",
+      ["command", "families", "outcome"],
+    );
+    if (options.activeConnections) {
+      r.collect(
+        "dualgate_active_connections",
+        "Client connections being served.",
+        "gauge",
+        options.activeConnections,
+      );
+    }
+    if (options.maxConnections !== undefined) {
+      const max = options.maxConnections;
+      r.collect(
+        "dualgate_max_connections",
+        "Effective limit of simultaneous client connections.",
+        "gauge",
+        () => max,
+      );
+    }
+    this.activeRelays = r.gauge(
+      "dualgate_active_relays",
+      "Core relays (CONNECT, BIND) and UDP associations in progress, by command.",
+      ["command"],
+    );
+    this.bytes = r.counter(
+      "dualgate_bytes_total",
+      "Bytes relayed: up is client to destination, down is destination to client.",
+      ["direction"],
+    );
+    this.bytes.inc(["up"], 0);
+    this.bytes.inc(["down"], 0);
+    this.replies = r.counter("dualgate_replies_total", "SOCKS replies sent, by REP code.", ["rep"]);
+    this.handshakeSeconds = r.histogram(
+      "dualgate_handshake_duration_seconds",
+      "Time from accept to a complete request, for successful handshakes.",
+      [],
+      LATENCY_BUCKETS,
+    );
+    this.connectSeconds = r.histogram(
+      "dualgate_connect_duration_seconds",
+      "Outbound dial time of CONNECT requests, by result.",
+      ["result"],
+      LATENCY_BUCKETS,
+    );
+    const stats = options.resolverStats;
+    if (stats) {
+      r.collect(
+        "dualgate_resolver_cache_hits_total",
+        "Resolver lookups answered from the cache.",
+        "counter",
+        () => stats.hits,
+      );
+      r.collect(
+        "dualgate_resolver_cache_misses_total",
+        "Resolver lookups not in the cache.",
+        "counter",
+        () => stats.misses,
+      );
+      r.collect(
+        "dualgate_resolver_queries_total",
+        "DNS queries sent by the resolver.",
+        "counter",
+        () => stats.queries,
+      );
+    }
+    this.translatorSessions = r.counter(
+      "dualgate_translator_sessions_total",
+      "Sessions handled by a protocol translator.",
+    );
+    this.limitRejections = r.counter(
+      "dualgate_limit_rejections_total",
+      "Clients closed right after accept by a limit (global, per_client, auth_failures).",
+      ["limit"],
+    );
+    for (const limit of ["global", "per_client", "auth_failures"] as const) {
+      this.limitRejections.inc([limit], 0);
+    }
+    this.authFailures = r.counter("dualgate_auth_failures_total", "Failed RFC 1929 logins.");
+    this.acceptErrors = r.counter(
+      "dualgate_accept_errors_total",
+      "Failed accept calls (the listener backs off and retries).",
+    );
+  }
+
+  /** Counts one finished connection from its record. */
+  recordConnection(record: ConnectionRecord): void {
+    this.connections.inc([record.command ?? "none", familiesLabel(record), record.outcome]);
+    if (record.reply !== undefined) this.replies.inc([String(record.reply)]);
+    if (record.bytesUp) this.bytes.inc(["up"], record.bytesUp);
+    if (record.bytesDown) this.bytes.inc(["down"], record.bytesDown);
+    if (record.handshakeMs !== undefined) {
+      this.handshakeSeconds.observe([], record.handshakeMs / 1000);
+    }
+    if (record.connectMs !== undefined) {
+      this.connectSeconds.observe(
+        [record.used !== undefined ? "succeeded" : "failed"],
+        record.connectMs / 1000,
+      );
+    }
+    if (record.reason === "translated") this.translatorSessions.inc();
+  }
+
+  /** Renders the exposition text. */
+  render(): string {
+    return this.registry.render();
+  }
+}

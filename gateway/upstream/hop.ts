@@ -1,0 +1,193 @@
+/**
+ * One SOCKS5 hop of a chain: a dialer that wraps the dialer beneath it (RFC 3089 §4: the gateway
+ * contains the Socks Lib's functions, so it relays through further gateways with the same client
+ * code). A chain is a fold of hops over the direct dialer; nothing here knows its position.
+ *
+ * To dial a target, the hop asks the dialer beneath it for a connection to one of its
+ * alternatives, then runs the SOCKS5 client handshake over that connection for the target.
+ *
+ * - A name is forwarded unresolved (only the last gateway resolves it); a literal, also one sent
+ *   as a name, is forwarded as an address. The hop's own address may be a name: whoever dials the
+ *   hop resolves it (this gateway for the first hop, the previous hop for later ones).
+ * - Failing to reach an alternative (refused, unreachable, timeout, closed, malformed answer, or
+ *   the alternative refusing our credentials) marks it in the selector, and the next alternative
+ *   is tried before any reply reaches the client, within the request's signal.
+ * - A reply code from a reachable alternative about the target (REP 2, 4, 5, ...) is the
+ *   destination's answer: passed through with its code, no retry, no mark.
+ * - When every alternative fails, the hop throws {@linkcode HopUnavailableError}; hops above
+ *   pass it through unmarked, since their own alternatives were never tried.
+ *
+ * @module
+ */
+
+import { type IpEndpoint, parseIp } from "../../net/address.ts";
+import { literalAddress } from "../../resolver/mod.ts";
+import { socksHandshake } from "../../socks5/client.ts";
+import { SocksReplyError } from "../../socks5/errors.ts";
+import { Command, Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
+import type { HopConfig, HopEndpoint } from "../config/types.ts";
+import { logger } from "../observe/log.ts";
+import { replyForError } from "../reply_codes.ts";
+import { HopSelector, type HopSelectorOptions } from "./selector.ts";
+import type { Dialed, Dialer, DialRequest } from "./types.ts";
+
+const log = logger("upstream");
+
+/**
+ * Every alternative of a hop failed. Carries the REP of the last failure (5 when the last
+ * alternative refused, 4 on timeout, 1 for a refused login or a malformed answer).
+ */
+export class HopUnavailableError extends SocksReplyError {
+  /** Creates the error for a hop whose alternatives all failed. */
+  constructor(reply: ReplyCode, message: string, options?: ErrorOptions) {
+    super(reply, message, options);
+    this.name = "HopUnavailableError";
+  }
+}
+
+/** Options of {@linkcode SocksHopDialer}. */
+export type SocksHopDialerOptions = Pick<HopSelectorOptions, "now" | "random">;
+
+/** The target as forwarded: names unresolved, literals (also ones sent as names) as addresses. */
+export function forwardedTarget(target: SocksTarget): SocksTarget {
+  if (target.address.family !== "name") return target;
+  const literal = literalAddress(target.address.name);
+  return literal ? { address: literal, port: target.port } : target;
+}
+
+function hopTarget(endpoint: HopEndpoint): SocksTarget {
+  const address = parseIp(endpoint.host);
+  return {
+    address: address ?? { family: "name", name: endpoint.host },
+    port: endpoint.port,
+  };
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A dialer through one SOCKS5 hop (with alternatives) over the dialer beneath it. */
+export class SocksHopDialer implements Dialer {
+  readonly #hop: HopConfig;
+  readonly #below: Dialer;
+  readonly #selector: HopSelector;
+  readonly #targets: readonly SocksTarget[];
+
+  /** Creates the hop over `below` (the direct dialer for the first hop). */
+  constructor(hop: HopConfig, below: Dialer, options: SocksHopDialerOptions = {}) {
+    this.#hop = hop;
+    this.#below = below;
+    this.#selector = new HopSelector(hop.alternatives.length, {
+      strategy: hop.strategy,
+      maxFails: hop.maxFails,
+      failTimeoutMs: hop.failTimeoutMs,
+      ...options,
+    });
+    this.#targets = hop.alternatives.map(hopTarget);
+  }
+
+  /** The selector (its marks are shared by every connection through this hop). */
+  get selector(): HopSelector {
+    return this.#selector;
+  }
+
+  /**
+   * Connects through one alternative of this hop to `request.target`.
+   *
+   * @throws {SocksReplyError} with the REP of the alternative that answered about the target.
+   * @throws {HopUnavailableError} when no alternative could be used.
+   */
+  async dial(request: DialRequest): Promise<Dialed> {
+    const { signal } = request;
+    const target = forwardedTarget(request.target);
+    // Only literals can meet address rules here; a name is judged by name patterns alone.
+    const allowed = target.address.family === "name"
+      ? request.permit()
+      : request.permit(target.address);
+    if (!allowed) {
+      throw new SocksReplyError(Reply.NotAllowedByRuleset, "Cannot connect: denied by rules");
+    }
+    let lastError: unknown;
+    for (const index of this.#selector.order()) {
+      signal.throwIfAborted();
+      const endpoint = this.#hop.alternatives[index]!;
+      let below: Dialed;
+      try {
+        // The hop itself is configuration, not the client's destination: rules do not apply.
+        below = await this.#below.dial({
+          target: this.#targets[index]!,
+          signal,
+          permit: () => true,
+        });
+      } catch (error) {
+        if (error instanceof HopUnavailableError || signal.aborted) throw error;
+        lastError = error;
+        this.#failed(index, endpoint, error);
+        continue;
+      }
+      try {
+        const { bound } = await socksHandshake(
+          below.conn,
+          { command: Command.Connect, target },
+          endpoint.credentials ? { credentials: endpoint.credentials, signal } : { signal },
+        );
+        this.#selector.succeed(index);
+        const local = boundEndpoint(bound) ?? below.local;
+        return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
+      } catch (error) {
+        try {
+          below.conn.close();
+        } catch { /* closed */ }
+        if (error instanceof SocksReplyError) {
+          // The alternative is up and answered about the target: the destination's answer.
+          this.#selector.succeed(index);
+          throw new SocksReplyError(
+            error.reply,
+            `Cannot connect through ${endpoint.label}: ${error.message}`,
+            { cause: error },
+          );
+        }
+        if (signal.aborted) throw signal.reason;
+        lastError = error;
+        this.#failed(index, endpoint, error);
+      }
+    }
+    // A refused login or a malformed answer maps to REP 1; a refused connect stays 5.
+    const reply = lastError === undefined ? Reply.GeneralFailure : replyForError(lastError);
+    throw new HopUnavailableError(
+      reply,
+      `Cannot reach any gateway of hop ${this.#labels()}: ${messageOf(lastError)}`,
+      { cause: lastError },
+    );
+  }
+
+  #failed(index: number, endpoint: HopEndpoint, error: unknown): void {
+    this.#selector.fail(index);
+    log.warn("hop {hop} failed: {reason}{marked}", {
+      hop: endpoint.label,
+      reason: messageOf(error),
+      marked: this.#selector.isDown(index) ? ` (skipped for ${this.#hop.failTimeoutMs} ms)` : "",
+    });
+  }
+
+  #labels(): string {
+    return this.#hop.alternatives.map((a) => a.label).join(" | ");
+  }
+}
+
+function boundEndpoint(bound: SocksTarget): IpEndpoint | undefined {
+  return bound.address.family === "name" ? undefined : { address: bound.address, port: bound.port };
+}
+
+/**
+ * Folds `chain` over `direct`: each hop wraps the dialer beneath it, the last hop outermost.
+ * Returns the chain's dialer.
+ */
+export function foldChain(
+  chain: readonly HopConfig[],
+  direct: Dialer,
+  options: SocksHopDialerOptions = {},
+): Dialer {
+  return chain.reduce<Dialer>((below, hop) => new SocksHopDialer(hop, below, options), direct);
+}

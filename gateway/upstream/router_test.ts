@@ -1,0 +1,63 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "../config/load.ts";
+import { parseIp } from "../../net/address.ts";
+import type { SocksTarget } from "../../socks5/types.ts";
+import { createRouter } from "./router.ts";
+import type { Dialer } from "./types.ts";
+
+const direct: Dialer = { dial: () => Promise.reject(new Error("not dialed in this test")) };
+
+const routes = parseConfig(`listen: ["127.0.0.1:0"]
+routes:
+  - to: ["*.v6.example", "exact.example", "2001:db8:ff::/48"]
+    chain: ["socks5://198.51.100.20:1080"]
+  - to: ["*.example"]
+    ports: [443, "8000-8080"]
+    chain: [["socks5://[2001:db8:200::20]:1080", "socks5://g.example:1081"], "socks5://198.51.100.30:1080"]
+  - to: ["192.0.2.0/24"]
+    chain: ["socks5://198.51.100.40:1080"]
+`).routes;
+
+const byName = (name: string, port = 80): SocksTarget => ({
+  address: { family: "name", name },
+  port,
+});
+const byIp = (text: string, port = 80): SocksTarget => ({ address: parseIp(text)!, port });
+
+Deno.test("createRouter() picks the first matching route, else direct", () => {
+  const route = createRouter(routes, direct);
+  const index = (t: SocksTarget) => {
+    const choice = route(t);
+    return choice.chained ? Number(/^routes\[(\d+)\]/.exec(choice.label)![1]) : -1;
+  };
+  assert.equal(index(byName("a.v6.example")), 0);
+  assert.equal(index(byName("A.B.V6.Example.")), 0, "names are normalised");
+  assert.equal(index(byName("v6.example")), -1, "a wildcard does not match its apex");
+  assert.equal(index(byName("exact.example")), 0);
+  assert.equal(index(byIp("2001:db8:ff::1")), 0);
+  assert.equal(index(byName("[2001:db8:ff::1]")), 0, "a literal sent as a name is an address");
+  assert.equal(index(byName("www.example", 443)), 1);
+  assert.equal(index(byName("www.example", 8080)), 1);
+  assert.equal(index(byName("www.example", 80)), -1, "ports restrict the route");
+  assert.equal(index(byIp("192.0.2.7")), 2);
+  assert.equal(index(byName("192.0.2.7")), 2);
+  assert.equal(index(byIp("198.51.100.7")), -1);
+  assert.equal(index(byName("name.in.192.0.2.example")), -1, "CIDRs never match names");
+  assert.equal(route(byName("x.org")).label, "direct");
+  assert.equal(route(byName("x.org")).dialer, direct);
+});
+
+Deno.test("createRouter() labels chained routes and shares one dialer per route", () => {
+  const route = createRouter(routes, direct);
+  const a = route(byName("a.v6.example")), b = route(byName("b.v6.example"));
+  assert.equal(a.dialer, b.dialer, "alternative marks are shared by the route's connections");
+  assert.match(
+    route(byName("w.example", 443)).label,
+    /^routes\[1\] .* via socks5:\/\/\[2001:db8:200::20\]:1080\|socks5:\/\/g\.example:1081 \+1$/,
+  );
+});
+
+Deno.test("createRouter() without routes always dials directly", () => {
+  const route = createRouter([], direct);
+  assert.deepEqual(route(byName("x.example")), { dialer: direct, chained: false, label: "direct" });
+});

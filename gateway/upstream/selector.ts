@@ -1,0 +1,104 @@
+/**
+ * Picks among a hop's alternatives and remembers which ones failed.
+ *
+ * An alternative that fails `maxFails` times in a row is marked down for `failTimeoutMs` and
+ * skipped while healthy ones remain; a success clears its count. When every alternative is
+ * marked down, they are still tried (soonest to recover first), so one blip does not refuse a
+ * whole route for the fail timeout.
+ *
+ * @module
+ */
+
+import type { HopStrategy } from "../config/types.ts";
+
+/** Options of {@linkcode HopSelector}. */
+export interface HopSelectorOptions {
+  /** Selection among healthy alternatives. @default "failover" */
+  strategy?: HopStrategy;
+  /** Failures in a row that mark an alternative down. @default 1 */
+  maxFails?: number;
+  /** How long a marked alternative is skipped, in milliseconds. @default 30000 */
+  failTimeoutMs?: number;
+  /** The clock, in milliseconds (tests pass a fake one). @default performance.now */
+  now?: () => number;
+  /** Uniform random numbers in [0, 1) for `random`. @default Math.random */
+  random?: () => number;
+}
+
+/** Failure-aware selection among `count` alternatives (indices `0..count-1`). */
+export class HopSelector {
+  readonly #count: number;
+  readonly #strategy: HopStrategy;
+  readonly #maxFails: number;
+  readonly #failTimeoutMs: number;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  readonly #fails: number[];
+  readonly #downUntil: number[];
+  #next = 0;
+
+  /** Creates a selector over `count` alternatives. */
+  constructor(count: number, options: HopSelectorOptions = {}) {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(`Cannot select: a hop needs at least one alternative, got ${count}`);
+    }
+    this.#count = count;
+    this.#strategy = options.strategy ?? "failover";
+    this.#maxFails = Math.max(1, options.maxFails ?? 1);
+    this.#failTimeoutMs = options.failTimeoutMs ?? 30_000;
+    this.#now = options.now ?? (() => performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#fails = new Array<number>(count).fill(0);
+    this.#downUntil = new Array<number>(count).fill(-Infinity);
+  }
+
+  /**
+   * The order in which one connection attempt tries the alternatives: the healthy ones by the
+   * strategy, then the marked ones, soonest to recover first. Round-robin advances once per call.
+   */
+  order(): number[] {
+    const now = this.#now();
+    const healthy: number[] = [];
+    const down: number[] = [];
+    for (let i = 0; i < this.#count; i++) {
+      (this.#downUntil[i]! <= now ? healthy : down).push(i);
+    }
+    if (this.#strategy === "round-robin" && healthy.length > 1) {
+      // Rotate the healthy list so that the start moves by one alternative per attempt.
+      const start = this.#next % this.#count;
+      this.#next = (start + 1) % this.#count;
+      const first = healthy.findIndex((i) => i >= start);
+      const at = first < 0 ? 0 : first;
+      healthy.push(...healthy.splice(0, at));
+    } else if (this.#strategy === "random") {
+      for (let i = healthy.length - 1; i > 0; i--) {
+        const j = Math.floor(this.#random() * (i + 1));
+        [healthy[i], healthy[j]] = [healthy[j]!, healthy[i]!];
+      }
+    }
+    down.sort((a, b) => this.#downUntil[a]! - this.#downUntil[b]!);
+    return [...healthy, ...down];
+  }
+
+  /** True while alternative `index` is marked down. */
+  isDown(index: number): boolean {
+    return this.#downUntil[index]! > this.#now();
+  }
+
+  /** Records a transport or authentication failure of alternative `index`. */
+  fail(index: number): void {
+    const fails = this.#fails[index]! + 1;
+    if (fails >= this.#maxFails) {
+      this.#fails[index] = 0;
+      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+    } else {
+      this.#fails[index] = fails;
+    }
+  }
+
+  /** Records a success of alternative `index`: its failure count and mark are cleared. */
+  succeed(index: number): void {
+    this.#fails[index] = 0;
+    this.#downUntil[index] = -Infinity;
+  }
+}

@@ -1,0 +1,270 @@
+/**
+ * The FTP translator wired into an in-process gateway: an IPv4 client (127.0.0.1) reaches a
+ * scripted IPv6 FTP server (::1) through SOCKS, in passive mode (PASV → EPSV, data CONNECT to
+ * the original destination and the advertised port) and active mode (PORT → EPRT).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
+import type { ExactReader } from "../../socks5/exact_reader.ts";
+import { Reply, type SocksTarget } from "../../socks5/types.ts";
+import { LineReader, writeText } from "../../translators/_test_helpers.ts";
+import {
+  connectTo,
+  randomBytes,
+  readAll,
+  readerOf,
+  readSocksReply,
+  sha256,
+  startTestGateway,
+  type TestGateway,
+  writeAll,
+} from "./_fixtures.ts";
+
+const NAME = "ftp.test.example";
+const PAYLOAD = randomBytes(3 * 1024 * 1024 + 17);
+
+/** A scripted IPv6 FTP server: one control connection, its own passive data listener. */
+interface ScriptedServer extends AsyncDisposable {
+  readonly port: number;
+  /** Every command line it received, in order. */
+  readonly commands: string[];
+  /** What the data connections looked like: remote address and bytes received (STOR). */
+  readonly data: { remote: string; received: Uint8Array }[];
+}
+
+function startScriptedServer(): ScriptedServer {
+  const listener = Deno.listen({ hostname: "::1", port: 0 });
+  const commands: string[] = [];
+  const data: { remote: string; received: Uint8Array }[] = [];
+  const open = new Set<{ close(): void }>();
+  const serve = async (control: Deno.TcpConn) => {
+    const lines = new LineReader(control);
+    await writeText(control, "220 scripted FTP\r\n");
+    let passive: Deno.TcpListener | null = null;
+    let active: { hostname: string; port: number } | null = null;
+    const dataConn = async (): Promise<Deno.Conn> => {
+      if (passive) {
+        const conn = await passive.accept();
+        passive.close();
+        passive = null;
+        return conn;
+      }
+      assert.ok(active, "no data setup");
+      return await Deno.connect(active);
+    };
+    try {
+      while (true) {
+        const line = await lines.line(10_000);
+        if (line === null) return;
+        commands.push(line);
+        const [verb = "", argument = ""] = line.split(/ (.*)/);
+        switch (verb.toUpperCase()) {
+          case "EPSV": {
+            passive?.close();
+            passive = Deno.listen({ hostname: "::1", port: 0 });
+            open.add(passive);
+            await writeText(
+              control,
+              `229 Entering Extended Passive Mode (|||${passive.addr.port}|)\r\n`,
+            );
+            break;
+          }
+          case "EPRT": {
+            const [, protocol, host, port] = argument.split("|");
+            if (protocol !== "2") {
+              await writeText(control, "522 Network protocol not supported, use (2)\r\n");
+              break;
+            }
+            active = { hostname: host!, port: Number(port) };
+            await writeText(control, "200 EPRT command successful\r\n");
+            break;
+          }
+          case "RETR": {
+            await writeText(control, "150 Opening data connection\r\n");
+            const conn = await dataConn();
+            data.push({
+              remote: (conn.remoteAddr as Deno.NetAddr).hostname,
+              received: new Uint8Array(),
+            });
+            await writeAll(conn, PAYLOAD);
+            conn.close();
+            await writeText(control, "226 Transfer complete\r\n");
+            break;
+          }
+          case "STOR": {
+            await writeText(control, "150 Ok to send data\r\n");
+            const conn = await dataConn();
+            const received = await readAll(conn);
+            data.push({ remote: (conn.remoteAddr as Deno.NetAddr).hostname, received });
+            conn.close();
+            await writeText(control, "226 Transfer complete\r\n");
+            break;
+          }
+          case "QUIT":
+            await writeText(control, "221 Goodbye\r\n");
+            return;
+          default:
+            await writeText(control, `502 ${verb} not implemented\r\n`);
+        }
+      }
+    } finally {
+      try {
+        (passive as Deno.TcpListener | null)?.close();
+      } catch { /* closed */ }
+      await lines.close();
+    }
+  };
+  const sessions = new Set<Promise<void>>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      const session = serve(conn).catch(() => {}).finally(() => sessions.delete(session));
+      sessions.add(session);
+    }
+  })().catch(() => {});
+  return {
+    port: listener.addr.port,
+    commands,
+    data,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await loop;
+      await Promise.all([...sessions]);
+      for (const resource of open) {
+        try {
+          resource.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
+/** A SOCKS CONNECT from 127.0.0.1 through the gateway's IPv4 listener. */
+async function socksConnect(
+  gateway: TestGateway,
+  target: SocksTarget,
+): Promise<{ conn: Deno.TcpConn; reader: ExactReader; reply: number }> {
+  const conn = await connectTo(gateway.endpoint(4));
+  const reader = readerOf(conn);
+  await writeAll(conn, encodeGreeting({ methods: [0] }));
+  assert.equal(await readMethodSelection(reader), 0);
+  await writeAll(conn, encodeRequest({ command: 1, target }));
+  const { reply } = await readSocksReply(reader);
+  return { conn, reader, reply };
+}
+
+const name = (port: number): SocksTarget => ({ address: { family: "name", name: NAME }, port });
+
+async function withFtp(
+  fn: (ctx: {
+    gateway: TestGateway;
+    server: ScriptedServer;
+    control: LineReader;
+    controlConn: Deno.TcpConn;
+  }) => Promise<void>,
+): Promise<void> {
+  await using server = startScriptedServer();
+  // Only the FTP control port is allowed: expected data CONNECTs must pass all the same.
+  await using gateway = startTestGateway(`resolver:
+  hosts: { ${NAME}: ["::1"] }
+rules:
+  - { action: allow, ports: [${server.port}] }
+translators:
+  - { type: ftp, ports: [${server.port}], passive_ports: { from: 0, to: 0 }, active_ports: { from: 0, to: 0 }, data_timeout: 5 }
+`);
+  const { conn, reply } = await socksConnect(gateway, name(server.port));
+  assert.equal(reply, Reply.Succeeded);
+  const control = new LineReader(conn);
+  try {
+    assert.equal(await control.line(), "220 scripted FTP");
+    await fn({ gateway, server, control, controlConn: conn });
+    await writeText(conn, "QUIT\r\n");
+    assert.equal(await control.line(), "221 Goodbye");
+  } finally {
+    await control.close();
+  }
+}
+
+Deno.test("`createTranslationService()` turns PASV into EPSV and routes the data CONNECT to the advertised port", async () => {
+  await withFtp(async ({ gateway, server, control, controlConn }) => {
+    await writeText(controlConn, "PASV\r\n");
+    const pasv = await control.line();
+    const match = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv ?? "");
+    assert.ok(match, `227 expected, got ${pasv}`);
+    assert.deepEqual(match.slice(1, 5), ["127", "0", "0", "1"]);
+    const port = Number(match[5]) * 256 + Number(match[6]);
+    assert.equal(server.commands.at(-1), "EPSV", "never PASV toward an IPv6 server");
+
+    // Port-based rules would refuse this port: the translator expected it.
+    const data = await socksConnect(gateway, name(port));
+    assert.equal(data.reply, Reply.Succeeded);
+    await writeText(controlConn, "RETR big.bin\r\n");
+    assert.match((await control.line()) ?? "", /^150 /);
+    const received = await readAll(data.conn);
+    data.conn.close();
+    assert.match((await control.line()) ?? "", /^226 /);
+    assert.equal(received.length, PAYLOAD.length);
+    assert.equal(await sha256(received), await sha256(PAYLOAD));
+    assert.equal(server.data[0]?.remote, "::1");
+
+    // An expectation is taken once: a second CONNECT to that port is an ordinary one, refused
+    // by the port rule.
+    const again = await socksConnect(gateway, name(port));
+    assert.equal(again.reply, Reply.NotAllowedByRuleset);
+    again.conn.close();
+
+    // STOR through a second passive setup.
+    await writeText(controlConn, "EPSV\r\n");
+    const epsv = /\(\|\|\|(\d+)\|\)/.exec((await control.line()) ?? "");
+    assert.ok(epsv);
+    const upload = await socksConnect(gateway, name(Number(epsv[1])));
+    assert.equal(upload.reply, Reply.Succeeded);
+    await writeText(controlConn, "STOR up.bin\r\n");
+    assert.match((await control.line()) ?? "", /^150 /);
+    await writeAll(upload.conn, PAYLOAD.subarray(0, 1_000_000));
+    await upload.conn.closeWrite();
+    assert.equal(await readAll(upload.conn).then((bytes) => bytes.length), 0);
+    upload.conn.close();
+    assert.match((await control.line()) ?? "", /^226 /);
+    assert.equal(
+      await sha256(server.data[1]!.received as Uint8Array<ArrayBuffer>),
+      await sha256(PAYLOAD.slice(0, 1_000_000)),
+    );
+  });
+});
+
+Deno.test("`createTranslationService()` turns PORT into EPRT, refuses a bounce PORT and records the data relay", async () => {
+  await withFtp(async ({ gateway, server, control, controlConn }) => {
+    // RFC 2577: another address, or a port below 1024, never reaches the server.
+    await writeText(controlConn, "PORT 127,0,0,2,200,10\r\n");
+    assert.match((await control.line()) ?? "", /^501 /);
+    await writeText(controlConn, "PORT 127,0,0,1,0,25\r\n");
+    assert.match((await control.line()) ?? "", /^504 /);
+    assert.deepEqual(server.commands, []);
+
+    using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = listener.addr.port;
+    await writeText(controlConn, `PORT 127,0,0,1,${port >> 8},${port & 255}\r\n`);
+    assert.match((await control.line()) ?? "", /^200 /);
+    const eprt = server.commands.at(-1) ?? "";
+    assert.match(eprt, /^EPRT \|2\|::1\|\d+\|$/);
+
+    await writeText(controlConn, "RETR big.bin\r\n");
+    const dataConn = await listener.accept();
+    assert.equal(dataConn.remoteAddr.hostname, "127.0.0.1");
+    const received = await readAll(dataConn);
+    dataConn.close();
+    assert.match((await control.line()) ?? "", /^150 /);
+    assert.match((await control.line()) ?? "", /^226 /);
+    assert.equal(await sha256(received), await sha256(PAYLOAD));
+    // The data relay leaves one record line of its own.
+    for (let i = 0; i < 50 && !gateway.records.some((r) => r.command === "ftp-data"); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const record = gateway.records.find((r) => r.command === "ftp-data");
+    assert.ok(record, "ftp-data record");
+    assert.equal(record.bytesDown, PAYLOAD.length);
+  });
+});
