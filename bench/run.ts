@@ -110,8 +110,10 @@ function parseOptions(args: string[]): Options | null {
     }
     peers = PEER_NAMES.filter((p) => p === "direct" || wanted.includes(p));
   }
-  // A relayed connection costs the proxy two descriptors; keep headroom for its own.
-  const maxHeld = Math.floor((hardFdLimit() - 64) / 2);
+  // A relayed connection costs a proxy two descriptors. Cap every peer where dualgate caps
+  // itself (gateway/_fd_limit.ts: a reserve of max(64, limit / 20)), so all hold the same count.
+  const limit = hardFdLimit();
+  const maxHeld = Math.floor((limit - Math.max(64, Math.ceil(limit / 20))) / 2);
   const held = (values.held ?? (quick ? "1000" : "1000,10000")).split(",")
     .map(Number).filter((n) => n > 0).map((n) => Math.min(n, maxHeld));
   return {
