@@ -57,3 +57,47 @@ export function capConnections(configured: number, limit: number | null): number
 export function warmUpErrorStacks(): void {
   void new Error("descriptor warm-up").stack;
 }
+
+/**
+ * Descriptors beyond the two a connection holds: a UDP association's relay sockets. Connections
+ * are counted by the caller; this only tracks the extras against what the limit leaves.
+ */
+export class DescriptorBudget {
+  readonly #capacity: number;
+  #extra = 0;
+
+  /** `capacity` is what connections may use in all, `Infinity` when the limit is unknown. */
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  /** The budget for a process limit: `limit - reserve`, or unbounded when unknown. */
+  static forLimit(limit: number | null): DescriptorBudget {
+    return new DescriptorBudget(limit === null ? Infinity : limit - descriptorReserve(limit));
+  }
+
+  /** Descriptors taken by extras now. */
+  get extra(): number {
+    return this.#extra;
+  }
+
+  /** True when one more connection (two descriptors) fits beside `connections` live ones. */
+  admitsConnection(connections: number): boolean {
+    return (connections + 1) * 2 + this.#extra <= this.#capacity;
+  }
+
+  /**
+   * Takes `count` extra descriptors if they fit beside `connections` live connections; returns
+   * the function that gives them back, or `null` when they do not fit.
+   */
+  take(count: number, connections: number): (() => void) | null {
+    if (connections * 2 + this.#extra + count > this.#capacity) return null;
+    this.#extra += count;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.#extra -= count;
+    };
+  }
+}

@@ -25,7 +25,7 @@ import {
   unmapIpv4,
   unspecified,
 } from "../net/address.ts";
-import { literalAddress, normalizeName, orderAddresses } from "../resolver/mod.ts";
+import { candidateAddresses, recordBaseOf, ruleSubjectsOf } from "./_request_context.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply, type ReplyCode } from "../socks5/types.ts";
@@ -44,28 +44,29 @@ interface ExpectedPeer {
 
 /** Handles a BIND request after the handshake; never throws. */
 export async function handleBind(session: Handshaken, services: SessionServices): Promise<void> {
-  const { conn, request, client } = session;
-  const target = request.target;
-  const name = target.address.family === "name"
-    ? normalizeName(target.address.name) ?? undefined
-    : undefined;
-  const subject = (address?: IpAddress): RuleSubject => ({
-    client: client.address,
-    clientIsLocal: session.clientIsLocal,
-    command: "bind",
-    port: target.port,
-    ...(session.user !== undefined ? { user: session.user } : {}),
-    ...(name !== undefined ? { name } : {}),
-    ...(address !== undefined ? { address } : {}),
-  });
-  const base = {
-    client,
-    command: "bind",
-    target,
-    startedAt: session.startedAt,
-    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
-    ...(session.user !== undefined ? { user: session.user } : {}),
-  };
+  // The listener, beyond the connection's two descriptors (the peer takes the outbound's place).
+  const release = services.reserveDescriptors(1);
+  if (release === null) {
+    await failAndClose(session.conn, Reply.GeneralFailure);
+    services.record({
+      ...recordBaseOf(session, "bind"),
+      outcome: "rejected",
+      reply: Reply.GeneralFailure,
+      reason: "Cannot listen for the BIND peer: the open files limit is reached",
+    });
+    return;
+  }
+  try {
+    await bind(session, services);
+  } finally {
+    release();
+  }
+}
+
+async function bind(session: Handshaken, services: SessionServices): Promise<void> {
+  const { conn } = session;
+  const subject = ruleSubjectsOf(session, "bind");
+  const base = recordBaseOf(session, "bind");
   const reject = async (reply: ReplyCode, reason: string) => {
     await failAndClose(conn, reply);
     services.record({ ...base, outcome: "rejected", reply, reason });
@@ -197,8 +198,6 @@ async function expectedPeer(
   subject: (address?: IpAddress) => RuleSubject,
 ): Promise<ExpectedPeer> {
   const target = session.request.target;
-  const prefer = services.config.resolver.prefer;
-  let candidates: IpAddress[];
   if (target.address.family !== "name") {
     const address = unmapIpv4(target.address);
     if (isUnspecified(address)) {
@@ -207,34 +206,13 @@ async function expectedPeer(
       }
       return { family: address.family, addresses: null };
     }
-    candidates = orderAddresses(
-      address.family === 4 ? { v4: [address], v6: [] } : { v4: [], v6: [address] },
-      prefer,
-    );
-    if (candidates.length === 0) {
-      throw new SocksReplyError(
-        Reply.NetworkUnreachable,
-        `Cannot bind: IPv${address.family} is disabled by resolver.prefer ${prefer}`,
-      );
-    }
-  } else {
-    const literal = literalAddress(target.address.name);
-    const resolved = literal
-      ? (literal.family === 4 ? { v4: [literal], v6: [] } : { v4: [], v6: [literal] })
-      : await services.resolver.resolve(target.address.name, {
-        signal: AbortSignal.any([
-          AbortSignal.timeout(services.config.timeouts.connectMs),
-          services.shutdown,
-        ]),
-      });
-    candidates = orderAddresses(resolved, prefer);
-    if (candidates.length === 0) {
-      throw new SocksReplyError(
-        Reply.HostUnreachable,
-        `Cannot bind: "${target.address.name}" has no address in the families allowed (${prefer})`,
-      );
-    }
   }
+  const { addresses: candidates } = await candidateAddresses(
+    target,
+    services.resolver,
+    services.config.resolver.prefer,
+    AbortSignal.any([AbortSignal.timeout(services.config.timeouts.connectMs), services.shutdown]),
+  );
   const permitted = candidates.filter((address) => services.rules.evaluate(subject(address)).allow);
   const first = permitted[0];
   if (first === undefined) {

@@ -4,13 +4,12 @@
  * @module
  */
 
-import { endpointFromNetAddr, type IpAddress } from "../net/address.ts";
-import { normalizeName } from "../resolver/mod.ts";
+import { endpointFromNetAddr } from "../net/address.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
 import { relay } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
-import type { RuleSubject } from "./rules.ts";
+import { recordBaseOf, ruleSubjectsOf } from "./_request_context.ts";
 import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
 import type { ExpectedOpen } from "./translate.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
@@ -23,26 +22,8 @@ export async function handleConnect(
 ): Promise<void> {
   const { conn, request, client } = session;
   const target = request.target;
-  const name = target.address.family === "name"
-    ? normalizeName(target.address.name) ?? undefined
-    : undefined;
-  const subject = (address?: IpAddress): RuleSubject => ({
-    client: client.address,
-    clientIsLocal: session.clientIsLocal,
-    command: "connect",
-    port: target.port,
-    ...(session.user !== undefined ? { user: session.user } : {}),
-    ...(name !== undefined ? { name } : {}),
-    ...(address !== undefined ? { address } : {}),
-  });
-  const base = {
-    client,
-    command: "connect",
-    target,
-    startedAt: session.startedAt,
-    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
-    ...(session.user !== undefined ? { user: session.user } : {}),
-  };
+  const subject = ruleSubjectsOf(session, "connect");
+  const base = recordBaseOf(session, "connect");
 
   // A data connection a translator announced to this client (FTP passive through SOCKS):
   // opened by the translator instead of rules + route + dial (see gateway/translate.ts).

@@ -15,7 +15,12 @@ import {
 } from "../net/address.ts";
 import { cidrContains, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
 import { Resolver } from "../resolver/mod.ts";
-import { capConnections, descriptorLimit, warmUpErrorStacks } from "./_fd_limit.ts";
+import {
+  capConnections,
+  DescriptorBudget,
+  descriptorLimit,
+  warmUpErrorStacks,
+} from "./_fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
 import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
@@ -88,6 +93,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   warmUpErrorStacks();
   const descriptors = descriptorLimit();
   const maxConnections = capConnections(config.limits.maxConnections, descriptors);
+  const budget = DescriptorBudget.forLimit(descriptors);
   if (maxConnections < config.limits.maxConnections) {
     log.warn(
       "max_connections lowered from {configured} to {effective}: the open files limit is " +
@@ -106,6 +112,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
 
   const services: SessionServices = {
     config,
+    reserveDescriptors: (count) => budget.take(count, active.size),
     rules: new AccessRules(config.rules),
     dialer,
     route: createRouter(config.routes, dialer),
@@ -186,7 +193,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     const clientCount = proxyProtocol ? 0 : perClient.get(clientKey) ?? 0;
     const refused: LimitName | null = authFailures.isBlocked(clientKey)
       ? "auth_failures"
-      : active.size >= maxConnections
+      : active.size >= maxConnections || !budget.admitsConnection(active.size)
       ? "global"
       : clientCount >= config.limits.maxConnectionsPerClient
       ? "per_client"

@@ -53,6 +53,11 @@ export interface SessionServices {
   readonly shutdown: AbortSignal;
   /** Receives one record per finished connection. */
   readonly record: (record: ConnectionRecord) => void;
+  /**
+   * Takes descriptors beyond a connection's two (UDP relay sockets) from the budget the open
+   * files limit leaves; returns their release, or `null` when they do not fit.
+   */
+  readonly reserveDescriptors: (count: number) => (() => void) | null;
   /** Metrics that are not in the record (active relays). */
   readonly metrics?: GatewayMetrics;
   /** Told of every failed RFC 1929 login (the auth failure limit). */

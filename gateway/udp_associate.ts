@@ -20,7 +20,12 @@
  */
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../net/address.ts";
-import { literalAddress, normalizeName, orderAddresses } from "../resolver/mod.ts";
+import {
+  candidateAddresses,
+  type RecordBase,
+  recordBaseOf,
+  ruleSubjectsOf,
+} from "./_request_context.ts";
 import { decodeUdpDatagram, encodeReply } from "../socks5/codec.ts";
 import { Reply, type SocksTarget } from "../socks5/types.ts";
 import { IdleSweeper } from "./_idle_sweeper.ts";
@@ -38,7 +43,6 @@ import {
 } from "./_udp_association.ts";
 import { logger } from "./observe/log.ts";
 import { replyForError } from "./reply_codes.ts";
-import type { RuleSubject } from "./rules.ts";
 import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
 
 const log = logger("udp");
@@ -54,16 +58,35 @@ export async function handleUdpAssociate(
   session: Handshaken,
   services: SessionServices,
 ): Promise<void> {
-  const { conn, request, client, local } = session;
-  const base = {
-    client,
-    command: "udp",
-    target: request.target,
-    startedAt: session.startedAt,
-    ...(session.handshakeMs !== undefined ? { handshakeMs: session.handshakeMs } : {}),
-    ...(session.user !== undefined ? { user: session.user } : {}),
-  };
+  const { conn } = session;
+  const base = recordBaseOf(session, "udp");
 
+  // Beyond the control connection's two descriptors (it has no outbound socket): the client
+  // socket and one peer socket per family.
+  const release = services.reserveDescriptors(2);
+  if (release === null) {
+    await failAndClose(conn, Reply.GeneralFailure);
+    services.record({
+      ...base,
+      outcome: "rejected",
+      reply: Reply.GeneralFailure,
+      reason: "Cannot open UDP relay sockets: the open files limit is reached",
+    });
+    return;
+  }
+  try {
+    await associate(session, services, base);
+  } finally {
+    release();
+  }
+}
+
+async function associate(
+  session: Handshaken,
+  services: SessionServices,
+  base: RecordBase,
+): Promise<void> {
+  const { conn, local } = session;
   let clientSocket: Deno.DatagramConn;
   try {
     clientSocket = Deno.listenDatagram({
@@ -403,31 +426,18 @@ class Association {
 
   async #lookup(target: SocksTarget): Promise<Destination["state"]> {
     const services = this.#services;
-    const prefer = services.config.resolver.prefer;
     const session = this.#session;
-    const name = target.address.family === "name"
-      ? normalizeName(target.address.name) ?? undefined
-      : undefined;
     let candidates: IpAddress[];
     try {
-      if (target.address.family !== "name") {
-        const a = target.address;
-        candidates = orderAddresses(
-          a.family === 4 ? { v4: [a], v6: [] } : { v4: [], v6: [a] },
-          prefer,
-        );
-      } else {
-        const literal = literalAddress(target.address.name);
-        const resolved = literal
-          ? (literal.family === 4 ? { v4: [literal], v6: [] } : { v4: [], v6: [literal] })
-          : await services.resolver.resolve(target.address.name, {
-            signal: AbortSignal.any([
-              AbortSignal.timeout(services.config.timeouts.connectMs),
-              this.#abort.signal,
-            ]),
-          });
-        candidates = orderAddresses(resolved, prefer);
-      }
+      ({ addresses: candidates } = await candidateAddresses(
+        target,
+        services.resolver,
+        services.config.resolver.prefer,
+        AbortSignal.any([
+          AbortSignal.timeout(services.config.timeouts.connectMs),
+          this.#abort.signal,
+        ]),
+      ));
     } catch (error) {
       log.debug("UDP destination {name} did not resolve: {error}", {
         name: target.address.family === "name" ? target.address.name : "-",
@@ -438,15 +448,7 @@ class Association {
     if (candidates.length === 0) {
       return { kind: "unresolved", retryAt: performance.now() + UNRESOLVED_RETRY_MS };
     }
-    const subject = (address: IpAddress): RuleSubject => ({
-      client: session.client.address,
-      clientIsLocal: session.clientIsLocal,
-      command: "udp",
-      port: target.port,
-      address,
-      ...(session.user !== undefined ? { user: session.user } : {}),
-      ...(name !== undefined ? { name } : {}),
-    });
+    const subject = ruleSubjectsOf(session, "udp", target);
     const permitted = candidates.find((address) => services.rules.evaluate(subject(address)).allow);
     if (permitted === undefined) return { kind: "denied" };
     return { kind: "ready", peer: resolvedPeer(permitted, target.port) };

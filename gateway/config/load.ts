@@ -16,13 +16,7 @@ import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
-import type {
-  AddressPerFamily,
-  Config,
-  HopEndpoint,
-  RouteConfig,
-  RuleConfig,
-} from "./types.ts";
+import type { AddressPerFamily, Config, HopEndpoint, RouteConfig, RuleConfig } from "./types.ts";
 
 /**
  * The embedded default config: listens on `127.0.0.1:1080` and `[::1]:1080`, no

@@ -5,14 +5,9 @@
  * @module
  */
 
-import { endpointFromNetAddr, formatIp, type IpAddress } from "../../net/address.ts";
-import {
-  AllAttemptsFailedError,
-  connectHappyEyeballs,
-  literalAddress,
-  orderAddresses,
-  type Resolver,
-} from "../../resolver/mod.ts";
+import { endpointFromNetAddr, formatIp } from "../../net/address.ts";
+import { candidateAddresses } from "../_request_context.ts";
+import { AllAttemptsFailedError, connectHappyEyeballs, type Resolver } from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
 import type { FamilyPreference } from "../config/types.ts";
@@ -41,34 +36,12 @@ export class DirectDialer implements Dialer {
   /** Resolves (if needed), filters by rules and preference, and connects. */
   async dial(request: DialRequest): Promise<Dialed> {
     const { target, signal } = request;
-    let candidates: IpAddress[];
-    let resolvedBy = "literal";
-    const literal = target.address.family === "name"
-      ? literalAddress(target.address.name)
-      : target.address;
-    if (literal) {
-      candidates = orderAddresses(
-        literal.family === 4 ? { v4: [literal], v6: [] } : { v4: [], v6: [literal] },
-        this.#prefer,
-      );
-      if (candidates.length === 0) {
-        throw new SocksReplyError(
-          Reply.NetworkUnreachable,
-          `Cannot connect: IPv${literal.family} is disabled by resolver.prefer ${this.#prefer}`,
-        );
-      }
-    } else {
-      const name = (target.address as { name: string }).name;
-      const resolved = await this.#resolver.resolve(name, { signal });
-      resolvedBy = resolved.source;
-      candidates = orderAddresses(resolved, this.#prefer);
-      if (candidates.length === 0) {
-        throw new SocksReplyError(
-          Reply.HostUnreachable,
-          `Cannot connect: "${name}" has no address in the families allowed (${this.#prefer})`,
-        );
-      }
-    }
+    const { addresses: candidates, source: resolvedBy } = await candidateAddresses(
+      target,
+      this.#resolver,
+      this.#prefer,
+      signal,
+    );
     const permitted = candidates.filter(request.permit);
     if (permitted.length === 0) {
       throw new SocksReplyError(Reply.NotAllowedByRuleset, "Cannot connect: denied by rules");

@@ -112,7 +112,7 @@ export async function spawnLocalGateway(
   const child = new Deno.Command(limit === undefined ? Deno.execPath() : "bash", {
     args: limit === undefined
       ? serve
-      : ["-c", `ulimit -n ${Math.trunc(limit)} && exec ${Deno.env.get("STRACE_PREFIX") ?? ""} "$0" "$@"`, Deno.execPath(), ...serve],
+      : ["-c", `ulimit -n ${Math.trunc(limit)} && exec "$0" "$@"`, Deno.execPath(), ...serve],
     cwd: REPO_ROOT,
     env: { NO_COLOR: "1" },
     stdin: "null",

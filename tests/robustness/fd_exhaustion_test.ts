@@ -227,6 +227,7 @@ log: { level: info }
         if (association) held.push(association);
       }
     }));
+    assert.ok(held.length > 0 && held.length < flood, `${held.length} of ${flood} held`);
     await new Promise((resolve) => setTimeout(resolve, 300));
     const exited = await Promise.race([
       gateway.status.then(() => true),
