@@ -32,6 +32,7 @@ Usage:
   main.ts check   --config FILE                             validate and print the config
   main.ts resolve NAME [--config FILE]                      what the gateway's resolver answers
   main.ts socksify --gateway socks5://[USER:PASS@]HOST:PORT[,URL...] [--bypass NAME]...
+                   [--strategy failover|round-robin|random]
                    -- COMMAND [ARGS...]                      run a program through the gateway
   main.ts version                                           print the version
 
@@ -133,6 +134,7 @@ async function socksify(args: string[]): Promise<number> {
     options: {
       gateway: { type: "string", short: "g", multiple: true },
       bypass: { type: "string", multiple: true },
+      strategy: { type: "string" },
     },
     strict: true,
     allowPositionals: true,
@@ -140,6 +142,11 @@ async function socksify(args: string[]): Promise<number> {
   const gateways = (values.gateway ?? []).flatMap((g) => g.split(",")).filter((g) => g !== "");
   if (gateways.length === 0) {
     printError("Cannot socksify: --gateway socks5://HOST:PORT is required");
+    return 2;
+  }
+  const strategy = values.strategy ?? "failover";
+  if (strategy !== "failover" && strategy !== "round-robin" && strategy !== "random") {
+    printError(`Cannot socksify: --strategy must be failover, round-robin or random`);
     return 2;
   }
   const program = [...positionals, ...command];
@@ -150,6 +157,7 @@ async function socksify(args: string[]): Promise<number> {
   return await runSocksify({
     gateways,
     command: program,
+    strategy,
     ...(values.bypass !== undefined ? { bypass: values.bypass } : {}),
   });
 }

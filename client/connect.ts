@@ -12,6 +12,7 @@ import { formatIp } from "../net/address.ts";
 import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Command, type SocksTarget } from "../socks5/types.ts";
+import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 
 /** Options of {@linkcode connectVia} and its siblings. */
@@ -48,17 +49,19 @@ export function formatTarget(target: SocksTarget): string {
 }
 
 async function handshakeVia(
-  gateways: readonly GatewayEndpoint[],
+  gateways: Gateways,
   command: number,
   target: SocksTarget,
   options: ConnectViaOptions,
 ): Promise<GatewayConnection> {
-  if (gateways.length === 0) {
+  const attempts = gatewayAttempts(gateways);
+  if (attempts.length === 0) {
     throw new TypeError(`Cannot connect to ${formatTarget(target)}: no gateway is configured`);
   }
   const dial = options.dial ?? Deno.connect;
   const errors: unknown[] = [];
-  for (const gateway of gateways) {
+  for (const attempt of attempts) {
+    const gateway = attempt.gateway;
     options.signal?.throwIfAborted();
     const timeout = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
     const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
@@ -69,6 +72,7 @@ async function handshakeVia(
         ? { credentials: gateway.credentials, signal }
         : { signal };
       const { bound } = await socksHandshake(conn, { command, target }, handshakeOptions);
+      attempt.succeeded();
       return { conn, bound, gateway };
     } catch (error) {
       try {
@@ -77,6 +81,7 @@ async function handshakeVia(
         // already closed
       }
       if (error instanceof SocksReplyError) {
+        attempt.succeeded(); // the gateway answered: REP is about the destination
         throw new SocksReplyError(
           error.reply,
           `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}: ${error.message}`,
@@ -84,6 +89,7 @@ async function handshakeVia(
         );
       }
       options.signal?.throwIfAborted();
+      attempt.failed();
       errors.push(error);
     }
   }
@@ -114,7 +120,7 @@ async function handshakeVia(
  * @throws {AggregateError} when no gateway could be reached.
  */
 export function connectVia(
-  gateways: readonly GatewayEndpoint[],
+  gateways: Gateways,
   target: SocksTarget,
   options: ConnectViaOptions = {},
 ): Promise<GatewayConnection> {
@@ -134,7 +140,7 @@ export interface GatewayBinding extends GatewayConnection {
  * @throws {SocksReplyError} with the gateway's REP.
  */
 export async function bindVia(
-  gateways: readonly GatewayEndpoint[],
+  gateways: Gateways,
   target: SocksTarget,
   options: ConnectViaOptions = {},
 ): Promise<GatewayBinding> {
@@ -154,7 +160,7 @@ export async function bindVia(
  * @throws {SocksReplyError} with the gateway's REP.
  */
 export function associateUdpVia(
-  gateways: readonly GatewayEndpoint[],
+  gateways: Gateways,
   target: SocksTarget,
   options: ConnectViaOptions = {},
 ): Promise<GatewayConnection> {

@@ -26,6 +26,7 @@ import { formatIp } from "../net/address.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
+import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
 
@@ -34,7 +35,7 @@ export interface NodePatchOptions {
   /** Routing and fake addresses (shared with the Deno patches in Deno). */
   readonly policy: SocksPolicy;
   /** Gateways, tried in order. */
-  readonly gateways: readonly GatewayEndpoint[];
+  readonly gateways: Gateways;
   /**
    * Time allowed per gateway for TCP connect plus handshake, in milliseconds.
    * @default {10000}
@@ -139,12 +140,13 @@ function dialOnce(gateway: GatewayEndpoint, signal: AbortSignal): Promise<net.So
  * @throws {AggregateError} when no gateway could be reached.
  */
 export async function connectViaNode(
-  gateways: readonly GatewayEndpoint[],
+  gateways: Gateways,
   target: SocksTarget,
   options: { readonly connectTimeoutMs?: number } = {},
 ): Promise<net.Socket> {
   const errors: unknown[] = [];
-  for (const gateway of gateways) {
+  for (const attempt of gatewayAttempts(gateways)) {
+    const gateway = attempt.gateway;
     const signal = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
     let socket: net.Socket | undefined;
     try {
@@ -158,10 +160,15 @@ export async function connectViaNode(
       } finally {
         source.detach();
       }
+      attempt.succeeded();
       return socket;
     } catch (error) {
       socket?.destroy();
-      if (error instanceof SocksReplyError) throw error;
+      if (error instanceof SocksReplyError) {
+        attempt.succeeded(); // the gateway answered: REP is about the destination
+        throw error;
+      }
+      attempt.failed();
       errors.push(error);
     }
   }

@@ -450,6 +450,140 @@ async function readOneReply(reader, source) {
   return reply.bound;
 }
 
+// gateway/upstream/selector.ts
+var HopSelector = class {
+  #count;
+  #strategy;
+  #maxFails;
+  #failTimeoutMs;
+  #now;
+  #random;
+  #fails;
+  #downUntil;
+  #next = 0;
+  /** Creates a selector over `count` alternatives. */
+  constructor(count, options = {}) {
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RangeError(`Cannot select: a hop needs at least one alternative, got ${count}`);
+    }
+    this.#count = count;
+    this.#strategy = options.strategy ?? "failover";
+    this.#maxFails = Math.max(1, options.maxFails ?? 1);
+    this.#failTimeoutMs = options.failTimeoutMs ?? 3e4;
+    this.#now = options.now ?? (() => performance.now());
+    this.#random = options.random ?? Math.random;
+    this.#fails = new Array(count).fill(0);
+    this.#downUntil = new Array(count).fill(-Infinity);
+  }
+  /**
+   * The order in which one connection attempt tries the alternatives: the healthy ones by the
+   * strategy, then the marked ones, soonest to recover first. Round-robin advances once per call.
+   */
+  order() {
+    const now = this.#now();
+    const healthy = [];
+    const down = [];
+    for (let i = 0; i < this.#count; i++) {
+      (this.#downUntil[i] <= now ? healthy : down).push(i);
+    }
+    if (this.#strategy === "round-robin" && healthy.length > 1) {
+      const start = this.#next++ % healthy.length;
+      healthy.push(...healthy.splice(0, start));
+    } else if (this.#strategy === "random") {
+      for (let i = healthy.length - 1; i > 0; i--) {
+        const j = Math.floor(this.#random() * (i + 1));
+        [healthy[i], healthy[j]] = [
+          healthy[j],
+          healthy[i]
+        ];
+      }
+    }
+    down.sort((a, b) => this.#downUntil[a] - this.#downUntil[b]);
+    return [
+      ...healthy,
+      ...down
+    ];
+  }
+  /** True while alternative `index` is marked down. */
+  isDown(index) {
+    return this.#downUntil[index] > this.#now();
+  }
+  /** Records a transport or authentication failure of alternative `index`. */
+  fail(index) {
+    const fails = this.#fails[index] + 1;
+    if (fails >= this.#maxFails) {
+      this.#fails[index] = 0;
+      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+    } else {
+      this.#fails[index] = fails;
+    }
+  }
+  /** Records a success of alternative `index`: its failure count and mark are cleared. */
+  succeed(index) {
+    this.#fails[index] = 0;
+    this.#downUntil[index] = -Infinity;
+  }
+};
+
+// client/gateway_list.ts
+var GatewayList = class {
+  /** The gateways, as configured. */
+  endpoints;
+  #selector;
+  /**
+   * Creates the list.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { GatewayList } from "./gateway_list.ts";
+   * import { parseGatewayUrl } from "./gateway_url.ts";
+   *
+   * const list = new GatewayList(
+   *   ["socks5://192.0.2.1:1080", "socks5://192.0.2.2:1080"].map(parseGatewayUrl),
+   *   { strategy: "round-robin" },
+   * );
+   * const first = list.attempts()[0]!.gateway.hostname;
+   * const second = list.attempts()[0]!.gateway.hostname;
+   * assert.notEqual(first, second);
+   * ```
+   *
+   * @throws {RangeError} when `endpoints` is empty.
+   */
+  constructor(endpoints, options = {}) {
+    this.endpoints = endpoints;
+    this.#selector = new HopSelector(endpoints.length, {
+      ...options.strategy !== void 0 ? {
+        strategy: options.strategy
+      } : {},
+      ...options.maxFails !== void 0 ? {
+        maxFails: options.maxFails
+      } : {},
+      ...options.failTimeoutMs !== void 0 ? {
+        failTimeoutMs: options.failTimeoutMs
+      } : {}
+    });
+  }
+  /** The gateways one connection attempt tries, in order. */
+  attempts() {
+    return this.#selector.order().map((index) => ({
+      gateway: this.endpoints[index],
+      failed: () => this.#selector.fail(index),
+      succeeded: () => this.#selector.succeed(index)
+    }));
+  }
+};
+function gatewayAttempts(gateways) {
+  if (gateways instanceof GatewayList) return gateways.attempts();
+  return gateways.map((gateway) => ({
+    gateway,
+    failed() {
+    },
+    succeeded() {
+    }
+  }));
+}
+
 // client/node_patches.ts
 var BYPASS = Symbol("dualgate.bypass");
 var installed = Symbol.for("dualgate.nodePatches");
@@ -538,7 +672,8 @@ function dialOnce(gateway, signal) {
 }
 async function connectViaNode(gateways, target, options = {}) {
   const errors = [];
-  for (const gateway of gateways) {
+  for (const attempt of gatewayAttempts(gateways)) {
+    const gateway = attempt.gateway;
     const signal = AbortSignal.timeout(options.connectTimeoutMs ?? 1e4);
     let socket;
     try {
@@ -557,10 +692,15 @@ async function connectViaNode(gateways, target, options = {}) {
       } finally {
         source.detach();
       }
+      attempt.succeeded();
       return socket;
     } catch (error) {
       socket?.destroy();
-      if (error instanceof SocksReplyError) throw error;
+      if (error instanceof SocksReplyError) {
+        attempt.succeeded();
+        throw error;
+      }
+      attempt.failed();
       errors.push(error);
     }
   }
@@ -1228,7 +1368,9 @@ function loadPreloadConfig(config) {
     } : {}
   };
   return {
-    gateways: config.gateways.map(parseGatewayUrl),
+    gateways: new GatewayList(config.gateways.map(parseGatewayUrl), config.strategy ? {
+      strategy: config.strategy
+    } : {}),
     policy: new SocksPolicy({
       nativeFamilies: config.nativeFamilies ?? [
         4

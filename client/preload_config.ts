@@ -5,7 +5,9 @@
  * @module
  */
 
-import { type GatewayEndpoint, parseGatewayUrl } from "./gateway_url.ts";
+import type { HopStrategy } from "../gateway/config/types.ts";
+import { GatewayList } from "./gateway_list.ts";
+import { parseGatewayUrl } from "./gateway_url.ts";
 import { SocksPolicy } from "./socks_lib.ts";
 
 /** Name of the environment variable that carries the Node preload's configuration. */
@@ -25,12 +27,14 @@ export interface PreloadConfig {
   readonly ipv6Range?: string;
   /** Per-gateway connect + handshake timeout, in milliseconds. @default {10000} */
   readonly connectTimeoutMs?: number;
+  /** How connections pick among the gateways. @default {"failover"} */
+  readonly strategy?: HopStrategy;
 }
 
 /** The parsed configuration: gateways and the policy. */
 export interface LoadedConfig {
-  /** Parsed gateways. */
-  readonly gateways: readonly GatewayEndpoint[];
+  /** Parsed gateways, with their selection state. */
+  readonly gateways: GatewayList;
   /** Routing and the delegation table. */
   readonly policy: SocksPolicy;
   /** Per-gateway timeout, in milliseconds. */
@@ -51,7 +55,10 @@ export function loadPreloadConfig(config: PreloadConfig): LoadedConfig {
     ...(config.ipv6Range ? { ipv6Range: config.ipv6Range } : {}),
   };
   return {
-    gateways: config.gateways.map(parseGatewayUrl),
+    gateways: new GatewayList(
+      config.gateways.map(parseGatewayUrl),
+      config.strategy ? { strategy: config.strategy } : {},
+    ),
     policy: new SocksPolicy({
       nativeFamilies: config.nativeFamilies ?? [4],
       bypass: config.bypass ?? [],

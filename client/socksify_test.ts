@@ -22,6 +22,13 @@ Deno.test("proxychainsConfig() uses remote DNS and reaches the gateways directly
   assert.match(text, /\[ProxyList\]\nsocks5 192\.0\.2\.1 1080\nsocks5 2001:db8:1::1 1081 u p\n$/);
 });
 
+Deno.test("proxychainsConfig() maps the strategy to one proxy per connection", () => {
+  const gateways = ["socks5://192.0.2.1:1080", "socks5://192.0.2.2:1080"].map(parseGatewayUrl);
+  assert.match(proxychainsConfig(gateways, "round-robin"), /^round_robin_chain\nchain_len = 1$/m);
+  assert.match(proxychainsConfig(gateways, "random"), /^random_chain\nchain_len = 1$/m);
+  assert.match(proxychainsConfig(gateways.slice(0, 1), "random"), /^strict_chain$/m);
+});
+
 Deno.test("runSocksify() fails clearly when proxychains4 is missing", async () => {
   await assert.rejects(
     runSocksify({

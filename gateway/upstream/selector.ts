@@ -64,12 +64,9 @@ export class HopSelector {
       (this.#downUntil[i]! <= now ? healthy : down).push(i);
     }
     if (this.#strategy === "round-robin" && healthy.length > 1) {
-      // Rotate the healthy list so that the start moves by one alternative per attempt.
-      const start = this.#next % this.#count;
-      this.#next = (start + 1) % this.#count;
-      const first = healthy.findIndex((i) => i >= start);
-      const at = first < 0 ? 0 : first;
-      healthy.push(...healthy.splice(0, at));
+      // Rotate over the healthy ones, so that a marked alternative does not skew the spread.
+      const start = this.#next++ % healthy.length;
+      healthy.push(...healthy.splice(0, start));
     } else if (this.#strategy === "random") {
       for (let i = healthy.length - 1; i > 0; i--) {
         const j = Math.floor(this.#random() * (i + 1));

@@ -49,7 +49,7 @@ Deno.test("a live gateway survives mutated handshakes and keeps serving", async 
       "auth: { users: [{ name: alice, password: change-me }] }",
       "rules: [{ action: allow, to: ['127.0.0.1'] }]",
       "timeouts: { handshake: 2 }",
-      "limits: { max_connections: 10000, max_connections_per_client: 10000 }",
+      "limits: { max_connections: 10000, max_connections_per_client: 10000, auth_failures_per_minute: 1000000 }",
       "log: { level: info }",
     ].join("\n"),
     { dir, listeners: 1 },
