@@ -305,15 +305,18 @@ var ZERO_TARGET = {
 };
 
 // socks5/exact_reader.ts
+var EMPTY = new Uint8Array(0);
 var ExactReader = class {
   #source;
   #buffer;
+  #capacity;
   #start = 0;
   #end = 0;
   /** Wraps `source`; `capacity` bounds how much is read ahead (at least one maximal message). */
   constructor(source, capacity = 1024) {
     this.#source = source;
-    this.#buffer = new Uint8Array(Math.max(capacity, 600));
+    this.#capacity = Math.max(capacity, 600);
+    this.#buffer = new Uint8Array(this.#capacity);
   }
   /** Number of bytes read from the source but not yet consumed. */
   get buffered() {
@@ -325,7 +328,8 @@ var ExactReader = class {
    * @throws {TruncatedMessageError} when the stream ends first.
    */
   async readExact(length, what = "message") {
-    if (length > this.#buffer.length) throw new RangeError(`Cannot read ${length} bytes at once`);
+    if (length > this.#capacity) throw new RangeError(`Cannot read ${length} bytes at once`);
+    if (this.#buffer.length === 0) this.#buffer = new Uint8Array(this.#capacity);
     while (this.#end - this.#start < length) {
       if (this.#start > 0) {
         this.#buffer.copyWithin(0, this.#start, this.#end);
@@ -344,10 +348,14 @@ var ExactReader = class {
   async readByte(what = "message") {
     return (await this.readExact(1, what))[0];
   }
-  /** Removes and returns whatever is buffered beyond the messages consumed so far. */
+  /**
+   * Removes and returns whatever is buffered beyond the messages consumed so far, and lets the
+   * read-ahead buffer go (a relay holds many readers that are done; a later read allocates anew).
+   */
   takeBuffered() {
     const out = this.#buffer.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
+    this.#buffer = EMPTY;
     return out;
   }
 };

@@ -8,6 +8,8 @@
 import { TruncatedMessageError } from "./errors.ts";
 import type { ByteSource } from "./types.ts";
 
+const EMPTY = new Uint8Array(0);
+
 /**
  * Buffers a {@linkcode ByteSource} and hands out exactly the bytes asked for. Bytes read past
  * the last message stay buffered: {@linkcode ExactReader.takeBuffered} returns them so that a
@@ -16,13 +18,15 @@ import type { ByteSource } from "./types.ts";
 export class ExactReader {
   #source: ByteSource;
   #buffer: Uint8Array;
+  readonly #capacity: number;
   #start = 0;
   #end = 0;
 
   /** Wraps `source`; `capacity` bounds how much is read ahead (at least one maximal message). */
   constructor(source: ByteSource, capacity = 1024) {
     this.#source = source;
-    this.#buffer = new Uint8Array(Math.max(capacity, 600));
+    this.#capacity = Math.max(capacity, 600);
+    this.#buffer = new Uint8Array(this.#capacity);
   }
 
   /** Number of bytes read from the source but not yet consumed. */
@@ -36,7 +40,8 @@ export class ExactReader {
    * @throws {TruncatedMessageError} when the stream ends first.
    */
   async readExact(length: number, what = "message"): Promise<Uint8Array> {
-    if (length > this.#buffer.length) throw new RangeError(`Cannot read ${length} bytes at once`);
+    if (length > this.#capacity) throw new RangeError(`Cannot read ${length} bytes at once`);
+    if (this.#buffer.length === 0) this.#buffer = new Uint8Array(this.#capacity);
     while (this.#end - this.#start < length) {
       if (this.#start > 0) {
         this.#buffer.copyWithin(0, this.#start, this.#end);
@@ -57,10 +62,14 @@ export class ExactReader {
     return (await this.readExact(1, what))[0]!;
   }
 
-  /** Removes and returns whatever is buffered beyond the messages consumed so far. */
+  /**
+   * Removes and returns whatever is buffered beyond the messages consumed so far, and lets the
+   * read-ahead buffer go (a relay holds many readers that are done; a later read allocates anew).
+   */
   takeBuffered(): Uint8Array {
     const out = this.#buffer.slice(this.#start, this.#end);
     this.#start = this.#end = 0;
+    this.#buffer = EMPTY;
     return out;
   }
 }
