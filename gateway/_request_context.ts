@@ -8,11 +8,11 @@
 import type { IpAddress } from "../net/address.ts";
 import { literalAddress, normalizeName, orderAddresses, type Resolver } from "../resolver/mod.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
-import { Reply, type SocksTarget } from "../socks5/types.ts";
+import { Reply, type ReplyCode, type SocksTarget } from "../socks5/types.ts";
 import type { FamilyPreference, RuleCommand } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { RuleSubject } from "./rules.ts";
-import type { Handshaken } from "./session.ts";
+import { failAndClose, type Handshaken, type SessionServices } from "./session.ts";
 
 /** The fields every record of a request carries. */
 export type RecordBase = Pick<
@@ -108,4 +108,50 @@ export async function candidateAddresses(
     );
   }
   return { addresses, source: resolved.source };
+}
+
+/** The message of an error, for records and logs. */
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Sends a failure reply to `session`'s request, closes shortly after, and records why. */
+export async function rejectRequest(
+  session: Handshaken,
+  services: SessionServices,
+  base: RecordBase & Pick<ConnectionRecord, "connectMs">,
+  reply: ReplyCode,
+  reason: string,
+): Promise<void> {
+  await failAndClose(session.conn, reply);
+  services.record({ ...base, outcome: "rejected", reply, reason });
+}
+
+/**
+ * Runs `handle` with `count` descriptors beyond the connection's two taken from the budget the
+ * open files limit leaves, or refuses the request with REP 1 when they do not fit.
+ */
+export async function withExtraDescriptors(
+  session: Handshaken,
+  services: SessionServices,
+  command: RuleCommand,
+  count: number,
+  handle: () => Promise<void>,
+): Promise<void> {
+  const release = services.reserveDescriptors(count);
+  if (release === null) {
+    await rejectRequest(
+      session,
+      services,
+      recordBaseOf(session, command),
+      Reply.GeneralFailure,
+      `Cannot serve ${command}: the open files limit is reached`,
+    );
+    return;
+  }
+  try {
+    await handle();
+  } finally {
+    release();
+  }
 }

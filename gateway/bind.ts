@@ -25,7 +25,14 @@ import {
   unmapIpv4,
   unspecified,
 } from "../net/address.ts";
-import { candidateAddresses, recordBaseOf, ruleSubjectsOf } from "./_request_context.ts";
+import {
+  candidateAddresses,
+  errorText,
+  recordBaseOf,
+  rejectRequest,
+  ruleSubjectsOf,
+  withExtraDescriptors,
+} from "./_request_context.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply, type ReplyCode } from "../socks5/types.ts";
@@ -45,38 +52,21 @@ interface ExpectedPeer {
 /** Handles a BIND request after the handshake; never throws. */
 export async function handleBind(session: Handshaken, services: SessionServices): Promise<void> {
   // The listener, beyond the connection's two descriptors (the peer takes the outbound's place).
-  const release = services.reserveDescriptors(1);
-  if (release === null) {
-    await failAndClose(session.conn, Reply.GeneralFailure);
-    services.record({
-      ...recordBaseOf(session, "bind"),
-      outcome: "rejected",
-      reply: Reply.GeneralFailure,
-      reason: "Cannot listen for the BIND peer: the open files limit is reached",
-    });
-    return;
-  }
-  try {
-    await bind(session, services);
-  } finally {
-    release();
-  }
+  await withExtraDescriptors(session, services, "bind", 1, () => bind(session, services));
 }
 
 async function bind(session: Handshaken, services: SessionServices): Promise<void> {
   const { conn } = session;
   const subject = ruleSubjectsOf(session, "bind");
   const base = recordBaseOf(session, "bind");
-  const reject = async (reply: ReplyCode, reason: string) => {
-    await failAndClose(conn, reply);
-    services.record({ ...base, outcome: "rejected", reply, reason });
-  };
+  const reject = (reply: ReplyCode, reason: string) =>
+    rejectRequest(session, services, base, reply, reason);
 
   let expected: ExpectedPeer;
   try {
     expected = await expectedPeer(session, services, subject);
   } catch (error) {
-    await reject(replyForError(error), error instanceof Error ? error.message : String(error));
+    await reject(replyForError(error), errorText(error));
     return;
   }
 
@@ -298,8 +288,4 @@ async function acceptExpected(
       listener.close();
     } catch { /* closed */ }
   }
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -9,8 +9,8 @@ import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
 import { relay } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
-import { recordBaseOf, ruleSubjectsOf } from "./_request_context.ts";
-import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
+import { errorText, recordBaseOf, rejectRequest, ruleSubjectsOf } from "./_request_context.ts";
+import { type Handshaken, type SessionServices, writeAll } from "./session.ts";
 import type { ExpectedOpen } from "./translate.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { Dialed } from "./upstream/types.ts";
@@ -47,15 +47,13 @@ export async function handleConnect(
     });
   } catch (error) {
     const connectMs = performance.now() - dialStartedAt;
-    const reply = replyForError(error);
-    await failAndClose(conn, reply);
-    services.record({
-      ...base,
-      connectMs,
-      outcome: "rejected",
-      reply,
-      reason: error instanceof Error ? error.message : String(error),
-    });
+    await rejectRequest(
+      session,
+      services,
+      { ...base, connectMs },
+      replyForError(error),
+      errorText(error),
+    );
     return;
   }
   const connected = { ...base, connectMs: performance.now() - dialStartedAt };
@@ -136,14 +134,13 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
-    const reply = replyForError(error);
-    await failAndClose(conn, reply);
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply,
-      reason: `${why}: ${error instanceof Error ? error.message : String(error)}`,
-    });
+    await rejectRequest(
+      session,
+      services,
+      base,
+      replyForError(error),
+      `${why}: ${errorText(error)}`,
+    );
     return;
   }
   const local = endpointFromNetAddr(opened.localAddr);

@@ -22,9 +22,12 @@
 import { formatIp, type IpAddress, type IpEndpoint } from "../net/address.ts";
 import {
   candidateAddresses,
+  errorText,
   type RecordBase,
   recordBaseOf,
+  rejectRequest,
   ruleSubjectsOf,
+  withExtraDescriptors,
 } from "./_request_context.ts";
 import { decodeUdpDatagram, encodeReply } from "../socks5/codec.ts";
 import { Reply, type SocksTarget } from "../socks5/types.ts";
@@ -43,7 +46,8 @@ import {
 } from "./_udp_association.ts";
 import { logger } from "./observe/log.ts";
 import { replyForError } from "./reply_codes.ts";
-import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
+import type { Handshaken, SessionServices } from "./session.ts";
+import { writeAll } from "./session.ts";
 
 const log = logger("udp");
 const sweeper = new IdleSweeper();
@@ -58,27 +62,11 @@ export async function handleUdpAssociate(
   session: Handshaken,
   services: SessionServices,
 ): Promise<void> {
-  const { conn } = session;
   const base = recordBaseOf(session, "udp");
 
   // Beyond the control connection's two descriptors (it has no outbound socket): the client
   // socket and one peer socket per family.
-  const release = services.reserveDescriptors(2);
-  if (release === null) {
-    await failAndClose(conn, Reply.GeneralFailure);
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply: Reply.GeneralFailure,
-      reason: "Cannot open UDP relay sockets: the open files limit is reached",
-    });
-    return;
-  }
-  try {
-    await associate(session, services, base);
-  } finally {
-    release();
-  }
+  await withExtraDescriptors(session, services, "udp", 2, () => associate(session, services, base));
 }
 
 async function associate(
@@ -95,14 +83,13 @@ async function associate(
       port: 0,
     });
   } catch (error) {
-    const reply = replyForError(error);
-    await failAndClose(conn, reply);
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply,
-      reason: `Cannot open UDP relay socket: ${error instanceof Error ? error.message : error}`,
-    });
+    await rejectRequest(
+      session,
+      services,
+      base,
+      replyForError(error),
+      `Cannot open UDP relay socket: ${errorText(error)}`,
+    );
     return;
   }
   const family = local.address.family;
