@@ -35,8 +35,8 @@ interface ScriptedServer extends AsyncDisposable {
   readonly data: { remote: string; received: Uint8Array }[];
 }
 
-function startScriptedServer(): ScriptedServer {
-  const listener = Deno.listen({ hostname: "::1", port: 0 });
+function startScriptedServer(hostname: "::1" | "127.0.0.1" = "::1"): ScriptedServer {
+  const listener = Deno.listen({ hostname, port: 0 });
   const commands: string[] = [];
   const data: { remote: string; received: Uint8Array }[] = [];
   const open = new Set<{ close(): void }>();
@@ -64,7 +64,7 @@ function startScriptedServer(): ScriptedServer {
         switch (verb.toUpperCase()) {
           case "EPSV": {
             passive?.close();
-            passive = Deno.listen({ hostname: "::1", port: 0 });
+            passive = Deno.listen({ hostname, port: 0 });
             open.add(passive);
             await writeText(
               control,
@@ -141,12 +141,13 @@ function startScriptedServer(): ScriptedServer {
   };
 }
 
-/** A SOCKS CONNECT from 127.0.0.1 through the gateway's IPv4 listener. */
+/** A SOCKS CONNECT from 127.0.0.1 (or ::1) through the gateway's listener of that family. */
 async function socksConnect(
   gateway: TestGateway,
   target: SocksTarget,
+  family: 4 | 6 = 4,
 ): Promise<{ conn: Deno.TcpConn; reader: ExactReader; reply: number }> {
-  const conn = await connectTo(gateway.endpoint(4));
+  const conn = await connectTo(gateway.endpoint(family));
   const reader = readerOf(conn);
   await writeAll(conn, encodeGreeting({ methods: [0] }));
   assert.equal(await readMethodSelection(reader), 0);
@@ -164,17 +165,19 @@ async function withFtp(
     control: LineReader;
     controlConn: Deno.TcpConn;
   }) => Promise<void>,
+  /** The client's family and the server's address. @default IPv4 client, IPv6 server */
+  families: { client: 4 | 6; server: "::1" | "127.0.0.1" } = { client: 4, server: "::1" },
 ): Promise<void> {
-  await using server = startScriptedServer();
+  await using server = startScriptedServer(families.server);
   // Only the FTP control port is allowed: expected data CONNECTs must pass all the same.
   await using gateway = startTestGateway(`resolver:
-  hosts: { ${NAME}: ["::1"] }
+  hosts: { ${NAME}: ["${families.server}"] }
 rules:
   - { action: allow, ports: [${server.port}] }
 translators:
   - { type: ftp, ports: [${server.port}], passive_ports: { from: 0, to: 0 }, active_ports: { from: 0, to: 0 }, data_timeout: 5 }
 `);
-  const { conn, reply } = await socksConnect(gateway, name(server.port));
+  const { conn, reply } = await socksConnect(gateway, name(server.port), families.client);
   assert.equal(reply, Reply.Succeeded);
   const control = new LineReader(conn);
   try {
@@ -267,4 +270,36 @@ Deno.test("`createTranslationService()` turns PORT into EPRT, refuses a bounce P
     assert.ok(record, "ftp-data record");
     assert.equal(record.bytesDown, PAYLOAD.length);
   });
+});
+
+Deno.test("`createTranslationService()` answers an IPv6 client's PASV with the IPv4 server address and expects the CONNECT to it", async () => {
+  await withFtp(async ({ gateway, server, control, controlConn }) => {
+    for (const via of ["227 address", "name"] as const) {
+      await writeText(controlConn, "PASV\r\n");
+      const pasv = await control.line();
+      const match = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv ?? "");
+      assert.ok(match, `227 expected, got ${pasv}`);
+      // The server's own IPv4 address: the client CONNECTs to it through SOCKS, never directly.
+      assert.deepEqual(match.slice(1, 5), ["127", "0", "0", "1"]);
+      const port = Number(match[5]) * 256 + Number(match[6]);
+      assert.equal(server.commands.at(-1), "EPSV");
+      const target: SocksTarget = via === "name"
+        ? name(port)
+        : { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port };
+      // The port rule would refuse this CONNECT: the translator expected it.
+      const data = await socksConnect(gateway, target, 6);
+      assert.equal(data.reply, Reply.Succeeded, via);
+      await writeText(controlConn, "RETR big.bin\r\n");
+      assert.match((await control.line()) ?? "", /^150 /);
+      const received = await readAll(data.conn);
+      data.conn.close();
+      assert.match((await control.line()) ?? "", /^226 /);
+      assert.equal(await sha256(received), await sha256(PAYLOAD));
+    }
+    assert.equal(server.data.length, 2);
+    // PORT stays refused on an IPv6 control connection (see the FTP translator's README).
+    await writeText(controlConn, "PORT 127,0,0,1,200,10\r\n");
+    assert.match((await control.line()) ?? "", /^500 .*IPv6/);
+    assert.equal(server.commands.filter((c) => c.startsWith("PORT")).length, 0);
+  }, { client: 6, server: "127.0.0.1" });
 });

@@ -9,7 +9,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
+import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { closeQuietly, reasonOf, withTimeout } from "../_timeout.ts";
 import type {
   DataChannelBroker,
@@ -309,10 +309,6 @@ export class FtpSession implements TranslatorSession {
   async #passive(io: LineIo, verb: string, argument: string): Promise<void> {
     const clientFamily = this.#ctx.client.address.family;
     const serverFamily = this.#ctx.server.address.family;
-    if (verb === "PASV" && clientFamily === 6) {
-      await io.sendToClient("502 PASV not supported on IPv6, use EPSV");
-      return;
-    }
     if (verb === "EPSV" && argument !== "") {
       if (!/^\d{1,5}$/.test(argument)) {
         await io.sendToClient("501 Syntax error in EPSV argument");
@@ -354,6 +350,10 @@ export class FtpSession implements TranslatorSession {
       return;
     }
     const advertised = listener.endpoint;
+    // A 227 holds IPv4 only: an IPv6-connected client gets a stand-in it reaches through SOCKS.
+    const pasvAddress = verb === "PASV" && advertised.address.family === 6
+      ? pasvStandIn(this.#ctx.server.address)
+      : advertised.address;
     let claimed = false;
     const transfers = this.#transfers.signal;
     // SOCKS clients CONNECT to the original destination (curl's skip-pasv-ip) or to the 227
@@ -362,6 +362,9 @@ export class FtpSession implements TranslatorSession {
       targets: [
         { address: this.#ctx.target.address, port: advertised.port },
         { address: advertised.address, port: advertised.port },
+        ...(pasvAddress === advertised.address
+          ? []
+          : [{ address: pasvAddress, port: advertised.port }]),
       ],
       ttlMs: this.#options.dataTimeoutMs,
       signal: setup,
@@ -392,7 +395,7 @@ export class FtpSession implements TranslatorSession {
       await this.#bridge(clientConn, serverData, "server", transfers);
     });
     const gateway: IpEndpoint = { address: advertised.address, port: advertised.port };
-    if (verb === "PASV") await io.sendToClient(format227(gateway));
+    if (verb === "PASV") await io.sendToClient(format227({ ...gateway, address: pasvAddress }));
     else if (verb === "LPSV") await io.sendToClient(format228(gateway));
     else await io.sendToClient(format229(gateway.port));
   }
@@ -407,8 +410,13 @@ export class FtpSession implements TranslatorSession {
     } else {
       parsed = verb === "EPRT" ? parseEprt(argument) : parseLprt(argument);
     }
+    // PORT on an IPv6 control connection stays refused. It comes from a program with an IPv4
+    // view (proxychains4), listening on an IPv4 socket that the gateway cannot reach on an
+    // IPv6-only host, so connecting back to the client's IPv6 address would fail anyway; and
+    // ignoring the address in PORT would weaken RFC 2577's check to "any address means the
+    // client". The reply says what works instead (EPRT, or PASV/EPSV).
     const wrongFamily = verb === "PORT"
-      ? `500 Illegal PORT command`
+      ? `500 Illegal PORT command: this control connection is IPv6, use EPRT or passive mode`
       : verb === "EPRT"
       ? format522([eprtProtocol(clientFamily)])
       : `521 Supported address families are (${clientFamily})`;
@@ -520,3 +528,23 @@ export class FtpSession implements TranslatorSession {
 }
 
 const forward: Disposition = { kind: "forward", filterFeat: false };
+
+/**
+ * RFC 7600's IPv4 dummy address (192.0.0.8, in the IETF protocol assignments block
+ * 192.0.0.0/24): never routed, so a CONNECT to it that misses its expectation goes nowhere.
+ */
+const IPV4_DUMMY: IpAddress = { family: 4, bytes: Uint8Array.of(192, 0, 0, 8) };
+
+/**
+ * The IPv4 address put in a 227 for a client whose control connection is IPv6. Such a client
+ * is a SOCKS client with an IPv4 view of the server (proxychains4's fake addresses): it
+ * CONNECTs through the gateway to this address (or to the original destination, or to the
+ * control peer), never directly, and the expectation routes that CONNECT to the server's data
+ * port. The server's own address when it is IPv4: true, and a CONNECT that misses its
+ * expectation is an ordinary one to that server under the rules. Otherwise the never-routed
+ * dummy address, as the gateway's own IPv4 address is not known on an IPv6 session and a
+ * client could reach it directly, bypassing the expectation's single use.
+ */
+function pasvStandIn(server: IpAddress): IpAddress {
+  return server.family === 4 ? server : IPV4_DUMMY;
+}

@@ -317,8 +317,6 @@ Deno.test("FtpSession: IPv6 EPSV falls back to PASV toward IPv4 and never trusts
   assert.equal(await readAll("::1", port), "v4 data");
   await data.served;
   assert.deepEqual(h.dials, ["server 127.0.0.1"]);
-  await h.send("PASV");
-  assert.equal(await h.c.line(), "502 PASV not supported on IPv6, use EPSV");
   await h.send("EPSV 1");
   assert.equal(await h.c.line(), "522 Network protocol not supported, use (2)");
   await h.finish();
@@ -333,7 +331,61 @@ Deno.test("FtpSession: IPv6 EPRT |2|::| becomes EPRT |1| then PORT with a gatewa
   await h.reply("200 PORT command successful.");
   assert.equal(await h.c.line(), "200 EPRT command successful");
   await h.send("PORT 127,0,0,1,195,80");
-  assert.equal(await h.c.line(), "500 Illegal PORT command");
+  assert.equal(
+    await h.c.line(),
+    "500 Illegal PORT command: this control connection is IPv6, use EPRT or passive mode",
+  );
+  await h.finish();
+});
+
+Deno.test("FtpSession: IPv6 PASV toward IPv4 gets a 227 with the server's address, expected for SOCKS", async () => {
+  const h = await harness(6, 4);
+  const client = parseIp("::1")!;
+  for (const connectTo of ["227", "name", "listener"] as const) {
+    await h.send("PASV");
+    assert.equal(await h.s.line(), "EPSV");
+    const data = dataServer("127.0.0.1", `via ${connectTo}`);
+    await h.reply(`229 Entering Extended Passive Mode (|||${data.port}|)`);
+    const answer = (await h.c.line())!;
+    // The server's own IPv4 address: a SOCKS client CONNECTs to it through the gateway.
+    assert.match(answer, /^227 Entering Passive Mode \(127,0,0,1,\d+,\d+\)\.$/);
+    const port = portOf227(answer);
+    if (connectTo === "listener") {
+      // A client that connects to its control peer reaches the gateway's own listener.
+      assert.equal(await readAll("::1", port), "via listener");
+    } else {
+      const address = connectTo === "227"
+        ? parseIp("127.0.0.1")!
+        : { family: "name" as const, name: TARGET_NAME };
+      const expected = h.expectations.take(client, { address, port });
+      assert.ok(expected, `expectation for ${connectTo}`);
+      const reader = new LineReader(await expected.open(AbortSignal.timeout(2000)));
+      assert.equal(await reader.all(), `via ${connectTo}`);
+      await reader.close();
+    }
+    await data.served;
+  }
+  assert.deepEqual(h.dials, ["server 127.0.0.1", "server 127.0.0.1", "server 127.0.0.1"]);
+  await h.finish();
+});
+
+Deno.test("FtpSession: IPv6 PASV toward IPv6 (same_family translate) gets the IPv4 dummy address", async () => {
+  const h = await harness(6, 6, { same_family: "translate" });
+  await h.send("PASV");
+  assert.equal(await h.s.line(), "EPSV");
+  const data = dataServer("::1", "dummy");
+  await h.reply(`229 Entering Extended Passive Mode (|||${data.port}|)`);
+  const answer = (await h.c.line())!;
+  assert.match(answer, /^227 Entering Passive Mode \(192,0,0,8,\d+,\d+\)\.$/);
+  const expected = h.expectations.take(parseIp("::1")!, {
+    address: parseIp("192.0.0.8")!,
+    port: portOf227(answer),
+  });
+  assert.ok(expected);
+  const reader = new LineReader(await expected.open(AbortSignal.timeout(2000)));
+  assert.equal(await reader.all(), "dummy");
+  await reader.close();
+  await data.served;
   await h.finish();
 });
 
