@@ -5,7 +5,7 @@
  */
 
 import type { FamilyPreference } from "../gateway/config/types.ts";
-import type { IpAddress } from "../net/address.ts";
+import { type IpAddress, sameIp } from "../net/address.ts";
 
 /**
  * Orders a name's addresses for connecting.
@@ -64,6 +64,15 @@ export interface ConnectHappyEyeballsOptions<T> {
   readonly close?: (value: T) => void;
   /** Run attempts one after another instead of staggered. @default false */
   readonly sequential?: boolean;
+  /**
+   * Addresses that become known while attempts run (a late DNS answer, RFC 8305 §3), in
+   * batches. Each batch is sorted into the not-yet-tried addresses by `prefer` (§4); addresses
+   * already listed are ignored. The race does not fail for want of addresses until this ends;
+   * a source that throws simply ends. @default no more addresses
+   */
+  readonly more?: AsyncIterable<readonly IpAddress[]>;
+  /** How addresses from `more` are sorted into the untried ones. @default "happy-eyeballs" */
+  readonly prefer?: FamilyPreference;
 }
 
 /** The winning attempt: its value (a connection) and the address it was made to. */
@@ -101,9 +110,10 @@ export class AllAttemptsFailedError extends AggregateError {
  * Races connection attempts the RFC 8305 way: the first attempt starts at once, each next one
  * `attemptDelayMs` after the previous started, or at once when an attempt fails. The first
  * success wins; the other attempts' signals are aborted, and any that succeed anyway are
- * handed to `close`. Pass addresses already ordered by {@linkcode orderAddresses}.
+ * handed to `close`. Pass addresses already ordered by {@linkcode orderAddresses}; addresses
+ * learnt later come through `options.more` and join the untried part of the list.
  *
- * @throws {AllAttemptsFailedError} when every attempt fails (or `addresses` is empty).
+ * @throws {AllAttemptsFailedError} when every attempt fails (or there was no address at all).
  * @throws the signal's reason when `options.signal` aborts first.
  *
  * @example
@@ -126,16 +136,28 @@ export function connectHappyEyeballs<T>(
   attempt: (address: IpAddress, signal: AbortSignal) => Promise<T>,
   options: ConnectHappyEyeballsOptions<T> = {},
 ): Promise<HappyEyeballsResult<T>> {
-  const { attemptDelayMs = 250, signal, close, sequential = false } = options;
+  const {
+    attemptDelayMs = 250,
+    signal,
+    close,
+    sequential = false,
+    more,
+    prefer = "happy-eyeballs",
+  } = options;
   const list = [...addresses];
   if (signal?.aborted) return Promise.reject(signal.reason);
-  if (list.length === 0) return Promise.reject(new AllAttemptsFailedError([], [], undefined));
+  if (list.length === 0 && !more) {
+    return Promise.reject(new AllAttemptsFailedError([], [], undefined));
+  }
 
   return new Promise((resolve, reject) => {
     const controllers: AbortController[] = [];
     const errors: unknown[] = [];
     let started = 0;
     let failed = 0;
+    let lastStartedAt = 0;
+    let lastError: unknown;
+    let moreDone = !more;
     let settled = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -157,6 +179,13 @@ export function connectHappyEyeballs<T>(
       reject(signal?.reason);
     };
 
+    /** Fails the race once nothing runs, nothing is left to try and nothing more can come. */
+    const checkExhausted = () => {
+      if (settled || !moreDone || failed < started || started < list.length) return;
+      settle(undefined);
+      reject(new AllAttemptsFailedError(list, errors, lastError));
+    };
+
     const startNext = () => {
       clearTimeout(timer);
       timer = undefined;
@@ -165,6 +194,7 @@ export function connectHappyEyeballs<T>(
       const address = list[index]!;
       const controller = new AbortController();
       controllers.push(controller);
+      lastStartedAt = performance.now();
       let pending: Promise<T>;
       try {
         pending = attempt(address, controller.signal);
@@ -186,21 +216,68 @@ export function connectHappyEyeballs<T>(
         },
         (error: unknown) => {
           errors[index] = error;
+          lastError = error;
           failed++;
           if (settled) return;
-          if (failed === list.length) {
-            settle(undefined);
-            reject(new AllAttemptsFailedError(list, errors, error));
-            return;
-          }
           // A failure frees its slot: start the next attempt without waiting for the delay.
-          startNext();
+          if (started < list.length) startNext();
+          else checkExhausted();
         },
       );
       if (!sequential && started < list.length) timer = setTimeout(startNext, attemptDelayMs);
     };
 
+    const add = (batch: readonly IpAddress[]) => {
+      const fresh = batch.filter((address) => !list.some((known) => sameIp(known, address)));
+      if (fresh.length === 0) return;
+      const untried = list.splice(started);
+      list.push(...mergeUntried(untried, fresh, prefer, list[started - 1]));
+      if (started >= list.length) return;
+      if (failed === started) {
+        startNext();
+      } else if (!sequential && timer === undefined) {
+        // Keep the stagger: the next attempt starts attemptDelayMs after the last one did.
+        const wait = Math.max(0, lastStartedAt + attemptDelayMs - performance.now());
+        timer = setTimeout(startNext, wait);
+      }
+    };
+
+    const pump = async (source: AsyncIterable<readonly IpAddress[]>) => {
+      try {
+        for await (const batch of source) {
+          if (settled) return;
+          add(batch);
+        }
+      } catch {
+        // A source that fails has no more addresses; the attempts decide the outcome.
+      } finally {
+        moreDone = true;
+        checkExhausted();
+      }
+    };
+
     signal?.addEventListener("abort", onAbort, { once: true });
     startNext();
+    if (more) void pump(more);
   });
+}
+
+/**
+ * Sorts late addresses into the untried ones (RFC 8305 §4): the families `prefer` allows, in
+ * its order; for `happy-eyeballs`, interleaved starting with the family not tried last.
+ */
+function mergeUntried(
+  untried: readonly IpAddress[],
+  fresh: readonly IpAddress[],
+  prefer: FamilyPreference,
+  lastTried: IpAddress | undefined,
+): IpAddress[] {
+  const all = [...untried, ...fresh];
+  const v4 = all.filter((address) => address.family === 4);
+  const v6 = all.filter((address) => address.family === 6);
+  if (prefer === "happy-eyeballs" && lastTried?.family === 6) {
+    // orderAddresses interleaves starting with its `v6` list; hand it the IPv4 one.
+    return orderAddresses({ v4: v6, v6: v4 }, prefer);
+  }
+  return orderAddresses({ v4, v6 }, prefer);
 }

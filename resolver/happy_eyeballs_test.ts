@@ -200,3 +200,143 @@ Deno.test("connectHappyEyeballs() rejects an empty address list", async () => {
   assert.deepEqual(error.errors, []);
   assert.equal(error.lastError, undefined);
 });
+
+/** An address source for `more`: each batch is released by calling `push`; `end` finishes it. */
+function lateSource() {
+  const batches: (readonly IpAddress[] | null)[] = [];
+  let wake: (() => void) | undefined;
+  const push = (batch: readonly IpAddress[] | null) => {
+    batches.push(batch);
+    wake?.();
+  };
+  async function* source(): AsyncGenerator<readonly IpAddress[]> {
+    while (true) {
+      while (batches.length === 0) await new Promise<void>((resolve) => wake = resolve);
+      const batch = batches.shift()!;
+      if (batch === null) return;
+      yield batch;
+    }
+  }
+  return { more: source(), push, end: () => push(null) };
+}
+
+const tick = (ms = 0) => new Promise((resolve) => setTimeout(resolve, ms));
+
+Deno.test("connectHappyEyeballs() tries addresses from more after the first ones failed", async () => {
+  const { attempt, started } = fakeConnector({
+    "192.0.2.1": { ms: 1, ok: false },
+    "2001:db8::1": { ms: 1, ok: true },
+  });
+  const { more, push, end } = lateSource();
+  const racing = connectHappyEyeballs([V4[0]!], attempt, { attemptDelayMs: 5_000, more });
+  await tick(20);
+  assert.deepEqual(started.map((s) => s.address), ["192.0.2.1"]);
+  push([V6[0]!]);
+  const result = await racing;
+  assert.equal(formatIp(result.address), "2001:db8::1");
+  end();
+});
+
+Deno.test("connectHappyEyeballs() waits for more when the list starts empty", async () => {
+  const { attempt } = fakeConnector({ "2001:db8::1": { ms: 1, ok: true } });
+  const { more, push, end } = lateSource();
+  const racing = connectHappyEyeballs([], attempt, { more });
+  await tick(5);
+  push([V6[0]!]);
+  assert.equal(formatIp((await racing).address), "2001:db8::1");
+  end();
+});
+
+Deno.test("connectHappyEyeballs() fails only once more ends, with every attempt's error", async () => {
+  const { attempt } = fakeConnector({
+    "192.0.2.1": { ms: 1, ok: false },
+    "2001:db8::1": { ms: 1, ok: false },
+  });
+  const { more, push, end } = lateSource();
+  let done = false;
+  const racing = connectHappyEyeballs([V4[0]!], attempt, { more }).finally(() => done = true);
+  racing.catch(() => {});
+  await tick(20);
+  assert.equal(done, false);
+  push([V6[0]!, V4[0]!]);
+  await tick(20);
+  assert.equal(done, false);
+  end();
+  const error = await racing.then(() => assert.fail("should reject"), (e: unknown) => e);
+  assert.ok(error instanceof AllAttemptsFailedError);
+  assert.deepEqual(show(error.addresses), ["192.0.2.1", "2001:db8::1"]);
+  assert.equal(error.errors.length, 2);
+});
+
+Deno.test("connectHappyEyeballs() ends with the attempts' errors when more throws", async () => {
+  const { attempt } = fakeConnector({ "192.0.2.1": { ms: 1, ok: false } });
+  async function* failing(): AsyncGenerator<readonly IpAddress[]> {
+    await tick(10);
+    yield [];
+    throw new Error("lookup failed");
+  }
+  const error = await connectHappyEyeballs([V4[0]!], attempt, { more: failing() })
+    .then(() => assert.fail("should reject"), (e: unknown) => e);
+  assert.ok(error instanceof AllAttemptsFailedError);
+  assert.equal((error.lastError as Error).message, "refused by 192.0.2.1");
+});
+
+Deno.test("connectHappyEyeballs() sorts late addresses into the untried ones, other family first", async () => {
+  const { attempt, started } = fakeConnector({
+    "192.0.2.1": { ms: 10_000, ok: true },
+    "192.0.2.2": { ms: 10_000, ok: true },
+    "2001:db8::1": { ms: 10_000, ok: true },
+    "2001:db8::2": { ms: 1, ok: true },
+  });
+  const { more, push, end } = lateSource();
+  const racing = connectHappyEyeballs([V4[0]!, V4[1]!], attempt, { attemptDelayMs: 40, more });
+  push([V6[0]!, V6[1]!, V4[0]!]);
+  const result = await racing;
+  end();
+  assert.equal(formatIp(result.address), "2001:db8::2");
+  // IPv4 was tried last, so IPv6 comes next; then interleaved; the repeat of 192.0.2.1 is dropped.
+  assert.deepEqual(started.map((s) => s.address), [
+    "192.0.2.1",
+    "2001:db8::1",
+    "192.0.2.2",
+    "2001:db8::2",
+  ]);
+  assert.ok(started.slice(0, 3).every((s) => s.signal.aborted));
+});
+
+Deno.test("connectHappyEyeballs() keeps the attempt delay for addresses that arrive while one runs", async () => {
+  const { attempt, started } = fakeConnector({
+    "2001:db8::1": { ms: 10_000, ok: true },
+    "192.0.2.1": { ms: 1, ok: true },
+  });
+  const { more, push, end } = lateSource();
+  const racing = connectHappyEyeballs([V6[0]!], attempt, { attemptDelayMs: 60, more });
+  push([V4[0]!]);
+  const result = await racing;
+  end();
+  assert.equal(formatIp(result.address), "192.0.2.1");
+  const gap = started[1]!.at - started[0]!.at;
+  assert.ok(gap >= 50 && gap < 1000, `second attempt started after ${gap} ms`);
+});
+
+Deno.test("connectHappyEyeballs() drops late addresses of a family prefer excludes", async () => {
+  const { attempt, started } = fakeConnector({ "192.0.2.1": { ms: 1, ok: false } });
+  const { more, push, end } = lateSource();
+  const racing = connectHappyEyeballs([V4[0]!], attempt, { more, prefer: "ipv4-only" });
+  racing.catch(() => {});
+  push([V6[0]!]);
+  end();
+  await assert.rejects(racing, AllAttemptsFailedError);
+  assert.deepEqual(started.map((s) => s.address), ["192.0.2.1"]);
+});
+
+Deno.test("connectHappyEyeballs() ignores addresses that arrive after the race is won", async () => {
+  const { attempt, started } = fakeConnector({ "192.0.2.1": { ms: 1, ok: true } });
+  const { more, push, end } = lateSource();
+  const result = await connectHappyEyeballs([V4[0]!], attempt, { more });
+  push([V6[0]!]);
+  await tick(10);
+  end();
+  assert.equal(formatIp(result.address), "192.0.2.1");
+  assert.equal(started.length, 1);
+});

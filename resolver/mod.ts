@@ -1,7 +1,8 @@
 /**
  * All name knowledge of the gateway: IP literals sent as names, static hosts and the hosts
  * file, a bounded TTL cache, DNS (A and AAAA in parallel, with per-query timeouts and
- * configured servers), and Happy Eyeballs (RFC 8305) address ordering and connection racing.
+ * configured servers, answered in stages per RFC 8305 §3), and Happy Eyeballs (RFC 8305)
+ * address ordering and connection racing over a list that may grow while attempts run.
  *
  * A name that does not resolve is a {@linkcode NameNotResolvedError}, a `SocksReplyError`
  * with REP 4 (host unreachable).
@@ -50,4 +51,5 @@ export {
   type ResolverOptions,
   type ResolverStats,
   type ResolveSource,
+  type StagedResolution,
 } from "./resolver.ts";

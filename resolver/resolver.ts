@@ -60,6 +60,31 @@ export interface ResolverOptions {
   readonly now?: () => number;
   /** How often, at most, the hosts file's mtime is checked for changes. @default 5000 */
   readonly hostsCheckIntervalMs?: number;
+  /**
+   * How long an answer of the less preferred family waits for the preferred one before
+   * {@linkcode StagedResolution.first} settles with it (RFC 8305 §3 "Resolution Delay").
+   * @default 50
+   */
+  readonly resolutionDelayMs?: number;
+}
+
+/**
+ * A name's resolution in two stages (RFC 8305 §3), from {@linkcode Resolver.resolveStaged}.
+ * Both reject alike when the name does not resolve; an answer that needs no DNS (a literal,
+ * static hosts, the hosts file, the cache) is the same in both, at once.
+ */
+export interface StagedResolution {
+  /**
+   * The first usable answer: as soon as the preferred family (AAAA, or A for `ipv4`) answers,
+   * or the other family's answer once it has waited the resolution delay, or else when both
+   * queries are done. Start connecting with it.
+   */
+  readonly first: Promise<ResolvedName>;
+  /**
+   * The complete answer, once every query has answered, failed or timed out: what
+   * {@linkcode Resolver.resolve} gives, and what is cached. It holds every address of `first`.
+   */
+  readonly complete: Promise<ResolvedName>;
 }
 
 /** Counters for metrics; plain numbers that only grow. */
@@ -105,8 +130,12 @@ type QueryOutcome =
   | { readonly kind: "none" }
   | { readonly kind: "error"; readonly error: unknown; readonly timedOut: boolean };
 
-interface InflightLookup {
-  readonly promise: Promise<ResolvedName>;
+interface Lookup {
+  readonly first: Promise<ResolvedName>;
+  readonly complete: Promise<ResolvedName>;
+}
+
+interface InflightLookup extends Lookup {
   readonly controller: AbortController;
   waiters: number;
 }
@@ -132,6 +161,8 @@ const denoQuery: DnsQuery = (name, type, options) =>
  * re-read when its mtime changes); then the cache; then DNS, with A and AAAA asked in
  * parallel (`ipv4-only` skips AAAA, `ipv6-only` skips A), each query bounded by `timeoutMs`
  * and tried against the configured `servers` in order until one answers.
+ * {@linkcode Resolver.resolveStaged} hands out the first family's answer early (RFC 8305 §3),
+ * so that a server that never answers AAAA does not hold up connecting over IPv4.
  *
  * A source answers only if it has an address the family preference allows; otherwise the
  * next source is asked. Concurrent lookups of one name share one set of queries. Answers
@@ -174,6 +205,7 @@ export class Resolver {
   readonly #query: DnsQuery;
   readonly #now: () => number;
   readonly #hostsCheckIntervalMs: number;
+  readonly #resolutionDelayMs: number;
   readonly #inflight = new Map<string, InflightLookup>();
   #hosts: HostsSnapshot | undefined;
   #hostsLoading: Promise<Map<string, IpAddress[]>> | undefined;
@@ -221,41 +253,99 @@ export class Resolver {
     });
     this.#query = options.query ?? denoQuery;
     this.#hostsCheckIntervalMs = options.hostsCheckIntervalMs ?? 5000;
+    this.#resolutionDelayMs = options.resolutionDelayMs ?? 50;
   }
 
   /**
-   * Resolves `name` to its addresses.
+   * Resolves `name` to its addresses, waiting for every DNS query (the complete answer of
+   * {@linkcode Resolver.resolveStaged}).
    *
    * @throws {NameNotResolvedError} (REP 4) when the name has no usable address, is invalid,
    *   or DNS timed out or failed.
    * @throws the signal's reason when `options.signal` aborts first.
    */
-  async resolve(name: string, options: { signal?: AbortSignal } = {}): Promise<ResolvedName> {
-    const { signal } = options;
+  resolve(name: string, options: { signal?: AbortSignal } = {}): Promise<ResolvedName> {
+    return this.resolveStaged(name, options).complete;
+  }
+
+  /**
+   * Resolves `name` in two stages (RFC 8305 §3): `first` settles as soon as there is an
+   * address worth connecting to, `complete` once every query is done. Each caller gets its
+   * own lists. Either promise may be left unawaited; the caller stays interested in the
+   * lookup until `complete` settles or `options.signal` aborts, and the last caller to leave
+   * cancels the queries.
+   *
+   * Both reject with {@linkcode NameNotResolvedError} (REP 4) when the name has no usable
+   * address, is invalid, or DNS timed out or failed; with the signal's reason when
+   * `options.signal` aborts first.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { type DnsQuery, Resolver } from "./resolver.ts";
+   *
+   * // A server that answers A at once and AAAA late.
+   * const query: DnsQuery = (_name, type) =>
+   *   type === "A"
+   *     ? Promise.resolve(["192.0.2.1"])
+   *     : new Promise((resolve) => setTimeout(() => resolve(["2001:db8::1"]), 100));
+   * const resolver = new Resolver({
+   *   prefer: "happy-eyeballs",
+   *   hosts: {},
+   *   hostsFile: "",
+   *   servers: [],
+   *   timeoutMs: 5000,
+   *   cacheSize: 100,
+   *   maxTtlSeconds: 300,
+   *   negativeTtlSeconds: 30,
+   * }, { query, resolutionDelayMs: 10 });
+   * const { first, complete } = resolver.resolveStaged("www.example");
+   * assert.equal((await first).v6.length, 0);
+   * assert.equal((await complete).v6.length, 1);
+   * ```
+   */
+  resolveStaged(name: string, options: { signal?: AbortSignal } = {}): StagedResolution {
+    const stages = this.#stages(name, options.signal);
+    const first = stages.then((lookup) => lookup.first).then(copyAnswer);
+    const complete = stages.then((lookup) => lookup.complete).then(copyAnswer);
+    // A caller may await only one of them; the other's rejection is no unhandled error.
+    first.catch(() => {});
+    complete.catch(() => {});
+    return { first, complete };
+  }
+
+  async #stages(name: string, signal: AbortSignal | undefined): Promise<Lookup> {
     signal?.throwIfAborted();
     const literal = literalAddress(name);
     if (literal) {
-      return literal.family === 4
-        ? { name, v4: [literal], v6: [], source: "literal" }
-        : { name, v4: [], v6: [literal], source: "literal" };
+      return settledLookup(
+        literal.family === 4
+          ? { name, v4: [literal], v6: [], source: "literal" }
+          : { name, v4: [], v6: [literal], source: "literal" },
+      );
     }
     const normalized = normalizeName(name);
     if (normalized === null) throw new NameNotResolvedError(name, "not a valid host name");
 
     const fromStatic = this.#answer(normalized, this.#static.get(normalized), "static");
-    if (fromStatic) return fromStatic;
+    if (fromStatic) return settledLookup(fromStatic);
 
     if (this.#hostsFile !== "") {
       const hosts = await raceSignal(this.#loadHosts(), signal);
       const fromHosts = this.#answer(normalized, hosts.get(normalized), "hosts");
-      if (fromHosts) return fromHosts;
+      if (fromHosts) return settledLookup(fromHosts);
     }
 
     const cached = this.#cache.get(normalized);
     if (cached) {
       this.stats.hits++;
       if (cached.kind === "negative") throw new NameNotResolvedError(normalized, cached.reason);
-      return { name: normalized, v4: [...cached.v4], v6: [...cached.v6], source: "cache" };
+      return settledLookup({
+        name: normalized,
+        v4: [...cached.v4],
+        v6: [...cached.v6],
+        source: "cache",
+      });
     }
 
     this.stats.misses++;
@@ -263,23 +353,23 @@ export class Resolver {
     // A lookup every waiter gave up on is being cancelled; start afresh rather than join it.
     if (!entry || entry.controller.signal.aborted) {
       const controller = new AbortController();
-      const promise = this.#lookup(normalized, controller.signal).finally(() => {
+      const lookup = this.#lookup(normalized, controller.signal);
+      const complete = lookup.complete.finally(() => {
         if (this.#inflight.get(normalized) === entry) this.#inflight.delete(normalized);
       });
       // Every waiter may leave before the lookup settles; its rejection is theirs to ignore.
-      promise.catch(() => {});
-      entry = { promise, controller, waiters: 0 };
+      complete.catch(() => {});
+      lookup.first.catch(() => {});
+      entry = { first: lookup.first, complete, controller, waiters: 0 };
       this.#inflight.set(normalized, entry);
     }
     const shared = entry;
     shared.waiters++;
-    try {
-      const answer = await raceSignal(shared.promise, signal);
-      return { ...answer, v4: [...answer.v4], v6: [...answer.v6] };
-    } finally {
+    const complete = raceSignal(shared.complete, signal).finally(() => {
       // The last waiter to give up cancels the queries; after settling this is a no-op.
       if (--shared.waiters === 0) shared.controller.abort();
-    }
+    });
+    return { first: raceSignal(shared.first, signal), complete };
   }
 
   #answer(
@@ -293,24 +383,54 @@ export class Resolver {
     return v4.length + v6.length > 0 ? { name, v4, v6, source } : undefined;
   }
 
-  async #lookup(name: string, signal: AbortSignal): Promise<ResolvedName> {
+  /**
+   * Sends the queries `prefer` allows, in parallel; `first` settles early per RFC 8305 §3,
+   * `complete` when every query is done (and caches the answer).
+   */
+  #lookup(name: string, signal: AbortSignal): Lookup {
     const types: DnsRecordType[] = this.#prefer === "ipv4-only"
       ? ["A"]
       : this.#prefer === "ipv6-only"
       ? ["AAAA"]
       : ["A", "AAAA"];
-    const outcomes = await Promise.all(types.map((type) => this.#queryType(name, type, signal)));
-    const v4: IpAddress[] = [];
-    const v6: IpAddress[] = [];
-    let ttl: number | undefined;
+    const queries = types.map((type) => this.#queryType(name, type, signal));
+    const complete = Promise.all(queries).then((outcomes) => this.#complete(name, types, outcomes));
+    if (queries.length < 2) return { first: complete, complete };
+
+    const preferred: DnsRecordType = this.#prefer === "ipv4" ? "A" : "AAAA";
+    const first = new Promise<ResolvedName>((resolve, reject) => {
+      const arrived: QueryOutcome[] = [];
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const early = () => {
+        clearTimeout(timer);
+        const { v4, v6 } = collect(arrived);
+        resolve({ name, v4, v6, source: "dns" });
+      };
+      types.forEach((type, index) => {
+        queries[index]!.then((outcome) => {
+          // Nothing to connect to yet: wait for the other query (or the complete answer).
+          if (outcome.kind !== "records") return;
+          arrived.push(outcome);
+          if (type === preferred) early();
+          else timer ??= setTimeout(early, this.#resolutionDelayMs);
+        }, () => {});
+      });
+      complete.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+    return { first, complete };
+  }
+
+  #complete(
+    name: string,
+    types: readonly DnsRecordType[],
+    outcomes: readonly QueryOutcome[],
+  ): ResolvedName {
+    const { v4, v6, ttl: recordTtl } = collect(outcomes);
+    let ttl = recordTtl;
     let failure: (QueryOutcome & { kind: "error" }) | undefined;
     for (const outcome of outcomes) {
-      if (outcome.kind === "records") {
-        for (const address of outcome.addresses) (address.family === 4 ? v4 : v6).push(address);
-        if (outcome.ttl !== undefined) ttl = Math.min(ttl ?? Infinity, outcome.ttl);
-      } else if (outcome.kind === "error") {
-        if (!failure || (outcome.timedOut && !failure.timedOut)) failure = outcome;
-      }
+      if (outcome.kind !== "error") continue;
+      if (!failure || (outcome.timedOut && !failure.timedOut)) failure = outcome;
     }
     if (v4.length + v6.length > 0) {
       // One family failed: keep what we have, but only briefly, so the other is asked again.
@@ -423,6 +543,31 @@ function parseServer(text: string): NameServer {
     throw new RangeError(`Cannot create resolver: DNS server "${text}" is not IP[:PORT]`);
   }
   return { ipAddr: formatIp(address), port };
+}
+
+/** The addresses of the outcomes with records, by family, and their smallest TTL. */
+function collect(
+  outcomes: readonly QueryOutcome[],
+): { v4: IpAddress[]; v6: IpAddress[]; ttl: number | undefined } {
+  const v4: IpAddress[] = [];
+  const v6: IpAddress[] = [];
+  let ttl: number | undefined;
+  for (const outcome of outcomes) {
+    if (outcome.kind !== "records") continue;
+    for (const address of outcome.addresses) (address.family === 4 ? v4 : v6).push(address);
+    if (outcome.ttl !== undefined) ttl = Math.min(ttl ?? Infinity, outcome.ttl);
+  }
+  return { v4, v6, ttl };
+}
+
+/** A lookup that needed no DNS: both stages are the one answer. */
+function settledLookup(answer: ResolvedName): Lookup {
+  const settled = Promise.resolve(answer);
+  return { first: settled, complete: settled };
+}
+
+function copyAnswer(answer: ResolvedName): ResolvedName {
+  return { ...answer, v4: [...answer.v4], v6: [...answer.v6] };
 }
 
 function errorMessage(error: unknown): string {

@@ -436,3 +436,194 @@ Deno.test("Resolver.resolve() gives REP 4 when a real DNS server does not answer
     socket.close();
   }
 });
+
+/** A fake DNS whose every answer waits for the test to release it. */
+function gatedDns(answers: Partial<Record<DnsRecordType, readonly DnsRecord[]>>) {
+  const gates = {
+    A: Promise.withResolvers<void>(),
+    AAAA: Promise.withResolvers<void>(),
+  };
+  let queries = 0;
+  const query: DnsQuery = async (_name, type) => {
+    queries++;
+    await gates[type].promise;
+    return answers[type] ?? [];
+  };
+  const release = (type: DnsRecordType) => gates[type].resolve();
+  return { query, release, queries: () => queries };
+}
+
+/** Whether `promise` settled within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), ms));
+  try {
+    return await Promise.race([promise.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const BOTH = { A: ["192.0.2.7"], AAAA: ["2001:db8::7"] };
+
+Deno.test("Resolver.resolveStaged() gives the AAAA answer at once, before A answers", async () => {
+  const dns = gatedDns(BOTH);
+  const resolver = new Resolver(config(), { query: dns.query, resolutionDelayMs: 10_000 });
+  const { first, complete } = resolver.resolveStaged("x.example");
+  dns.release("AAAA");
+  assert.deepEqual(show(await first), { v4: [], v6: ["2001:db8::7"], source: "dns" });
+  assert.equal(await settlesWithin(complete, 20), false);
+  dns.release("A");
+  assert.deepEqual(show(await complete), {
+    v4: ["192.0.2.7"],
+    v6: ["2001:db8::7"],
+    source: "dns",
+  });
+  // The cache holds the complete answer, not the early one.
+  assert.deepEqual(show(await resolver.resolve("x.example")), {
+    v4: ["192.0.2.7"],
+    v6: ["2001:db8::7"],
+    source: "cache",
+  });
+  assert.deepEqual(resolver.stats, { hits: 1, misses: 1, queries: 2 });
+});
+
+Deno.test("Resolver.resolveStaged() waits the resolution delay for AAAA after A answers", async () => {
+  const dns = gatedDns(BOTH);
+  const resolver = new Resolver(config(), { query: dns.query, resolutionDelayMs: 60 });
+  const startedAt = performance.now();
+  const { first, complete } = resolver.resolveStaged("x.example");
+  dns.release("A");
+  assert.equal(await settlesWithin(first, 20), false);
+  assert.deepEqual(show(await first), { v4: ["192.0.2.7"], v6: [], source: "dns" });
+  const waited = performance.now() - startedAt;
+  assert.ok(waited >= 50 && waited < 1_000, `first answer after ${waited} ms`);
+  dns.release("AAAA");
+  assert.deepEqual(show(await complete).v6, ["2001:db8::7"]);
+  assert.equal((await resolver.resolve("x.example")).v6.length, 1);
+});
+
+Deno.test("Resolver.resolveStaged() gives both families when AAAA comes within the delay", async () => {
+  const dns = gatedDns(BOTH);
+  const resolver = new Resolver(config(), { query: dns.query, resolutionDelayMs: 10_000 });
+  const { first, complete } = resolver.resolveStaged("x.example");
+  dns.release("A");
+  setTimeout(() => dns.release("AAAA"), 10);
+  assert.deepEqual(show(await first), { v4: ["192.0.2.7"], v6: ["2001:db8::7"], source: "dns" });
+  await complete;
+});
+
+Deno.test("Resolver.resolveStaged() does not wait for the other family when the preferred is ipv4", async () => {
+  const dns = gatedDns(BOTH);
+  const resolver = new Resolver(config({ prefer: "ipv4" }), {
+    query: dns.query,
+    resolutionDelayMs: 10_000,
+  });
+  const { first, complete } = resolver.resolveStaged("x.example");
+  dns.release("A");
+  assert.deepEqual(show(await first).v4, ["192.0.2.7"]);
+  dns.release("AAAA");
+  await complete;
+});
+
+Deno.test("Resolver.resolveStaged() starts with A while AAAA hangs, then records the timeout", async () => {
+  const clock = { now: 0 };
+  const query: DnsQuery = (_name, type, { signal }) =>
+    type === "A" ? Promise.resolve(["192.0.2.7"]) : new Promise((_resolve, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  const resolver = new Resolver(config({ timeoutMs: 500 }), {
+    query,
+    now: () => clock.now,
+    resolutionDelayMs: 20,
+  });
+  const { first, complete } = resolver.resolveStaged("x.example");
+  assert.ok(await settlesWithin(first, 350), "first answer should not wait for the timeout");
+  assert.deepEqual(show(await first).v4, ["192.0.2.7"]);
+  assert.equal(await settlesWithin(complete, 0), false);
+  // The complete answer keeps A once AAAA times out, cached only for the negative TTL.
+  assert.deepEqual(show(await complete), { v4: ["192.0.2.7"], v6: [], source: "dns" });
+  assert.equal((await resolver.resolve("x.example")).source, "cache");
+  clock.now += 30_000;
+  const again = resolver.resolveStaged("x.example");
+  assert.equal((await again.first).source, "dns");
+  await again.complete;
+});
+
+Deno.test("Resolver.resolveStaged() rejects both stages with REP 4 when neither family has records", async () => {
+  const dns = gatedDns({});
+  const resolver = new Resolver(config(), { query: dns.query, resolutionDelayMs: 10 });
+  const { first, complete } = resolver.resolveStaged("nx.example");
+  dns.release("A");
+  dns.release("AAAA");
+  const error = await rejection(first);
+  assert.equal(error.reply, Reply.HostUnreachable);
+  assert.equal(error.message, 'Cannot resolve "nx.example": no A or AAAA record');
+  assert.equal((await rejection(complete)).message, error.message);
+});
+
+Deno.test("Resolver.resolveStaged() rejects both stages with REP 4 when every query times out", async () => {
+  const query: DnsQuery = (_name, _type, { signal }) =>
+    new Promise((_resolve, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  const resolver = new Resolver(config({ timeoutMs: 30 }), { query });
+  const { first, complete } = resolver.resolveStaged("slow.example");
+  const error = await rejection(first);
+  assert.equal(error.reply, Reply.HostUnreachable);
+  assert.equal(error.timedOut, true);
+  assert.equal((await rejection(complete)).timedOut, true);
+});
+
+Deno.test("Resolver.resolveStaged() answers instant sources in both stages alike", async () => {
+  const { query, calls } = fakeDns({ "x.example": BOTH });
+  const resolver = new Resolver(config({ hosts: { "static.example": ["192.0.2.1"] } }), {
+    query,
+  });
+  const literal = resolver.resolveStaged("2001:db8::1");
+  assert.deepEqual(show(await literal.first), show(await literal.complete));
+  const fromStatic = resolver.resolveStaged("static.example");
+  assert.equal((await fromStatic.first).source, "static");
+  assert.equal((await fromStatic.complete).source, "static");
+  await resolver.resolve("x.example");
+  const cached = resolver.resolveStaged("x.example");
+  assert.deepEqual(show(await cached.first), {
+    v4: ["192.0.2.7"],
+    v6: ["2001:db8::7"],
+    source: "cache",
+  });
+  await cached.complete;
+  assert.equal(calls.length, 2);
+});
+
+Deno.test("Resolver.resolveStaged() shares the lookup with a caller that joins late", async () => {
+  const dns = gatedDns(BOTH);
+  const resolver = new Resolver(config(), { query: dns.query, resolutionDelayMs: 10_000 });
+  const one = resolver.resolveStaged("x.example");
+  dns.release("AAAA");
+  await one.first;
+  const two = resolver.resolveStaged("x.example");
+  assert.deepEqual(show(await two.first).v6, ["2001:db8::7"]);
+  dns.release("A");
+  await Promise.all([one.complete, two.complete]);
+  assert.equal(dns.queries(), 2);
+  assert.deepEqual(resolver.stats, { hits: 0, misses: 2, queries: 2 });
+});
+
+Deno.test("Resolver.resolveStaged() cancels the queries when its only caller leaves", async () => {
+  const signals: AbortSignal[] = [];
+  const query: DnsQuery = (_name, type, { signal }) => {
+    signals.push(signal);
+    if (type === "AAAA") return Promise.resolve(["2001:db8::7"]);
+    return new Promise((_resolve, reject) => {
+      signal.addEventListener("abort", () => reject(signal.reason), { once: true });
+    });
+  };
+  const resolver = new Resolver(config(), { query });
+  const controller = new AbortController();
+  const { first, complete } = resolver.resolveStaged("x.example", { signal: controller.signal });
+  await first;
+  controller.abort(new Error("client left"));
+  await assert.rejects(complete, { message: "client left" });
+  assert.ok(signals.every((signal) => signal.aborted));
+});
