@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { readAll } from "../tests/helpers/streams.ts";
 import { relay, type RelayConn, type RelayOptions, type RelayResult } from "./relay.ts";
 
 /** A connected loopback TCP pair: `[connecting side, accepted side]`. */
@@ -43,25 +44,6 @@ async function startRelay(options: RelayOptions = {}): Promise<Harness> {
       }
     },
   };
-}
-
-async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(64 * 1024);
-  let total = 0;
-  while (true) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    chunks.push(buffer.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }
 
 /** Reads until end of stream or an error (a reset); returns the byte count. */

@@ -13,6 +13,8 @@ import { Resolver } from "../../resolver/mod.ts";
 import { readReply } from "../../socks5/codec.ts";
 import { ExactReader } from "../../socks5/exact_reader.ts";
 import type { SocksReply } from "../../socks5/types.ts";
+export { randomBytes, readAll, sha256, writeAll } from "../helpers/streams.ts";
+import { writeAll } from "../helpers/streams.ts";
 
 /** A gateway started from YAML, with every connection record collected. */
 export interface TestGateway extends AsyncDisposable {
@@ -99,32 +101,6 @@ export async function echo(conn: Deno.TcpConn): Promise<void> {
   await conn.closeWrite();
 }
 
-/** Writes every byte. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-/** Reads until EOF. */
-export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>> {
-  const chunks: Uint8Array[] = [];
-  const buffer = new Uint8Array(64 * 1024);
-  let total = 0;
-  while (true) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    chunks.push(buffer.slice(0, n));
-    total += n;
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
 /** Connects to a gateway endpoint. */
 export function connectTo(endpoint: IpEndpoint): Promise<Deno.TcpConn> {
   return Deno.connect({ hostname: formatIp(endpoint.address), port: endpoint.port });
@@ -133,21 +109,6 @@ export function connectTo(endpoint: IpEndpoint): Promise<Deno.TcpConn> {
 /** Reads a SOCKS reply. */
 export function readSocksReply(reader: ExactReader): Promise<SocksReply> {
   return readReply(reader);
-}
-
-/** SHA-256 as hex. */
-export async function sha256(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Random bytes of any length. */
-export function randomBytes(length: number): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(length);
-  for (let offset = 0; offset < length; offset += 65536) {
-    crypto.getRandomValues(out.subarray(offset, Math.min(length, offset + 65536)));
-  }
-  return out;
 }
 
 /** An ExactReader over a connection. */
