@@ -2,7 +2,7 @@
  * dualgate command line: dispatch only.
  *
  * ```
- * main.ts serve   [--config FILE] [--listen ADDR:PORT]...
+ * main.ts serve   [--config FILE] [--listen ADDR:PORT]... [--workers N]
  * main.ts check   --config FILE
  * main.ts resolve NAME [--config FILE]
  * main.ts socksify --gateway URL[,URL...] [--bypass NAME]... -- COMMAND [ARGS...]
@@ -17,6 +17,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { ConfigError } from "./gateway/config/errors.ts";
 import { configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
 import { startGateway } from "./gateway/mod.ts";
+import { startWorkers } from "./gateway/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
@@ -28,7 +29,8 @@ export const VERSION: string = denoJson.version;
 const USAGE = `dualgate ${VERSION}: a SOCKS5 IPv4/IPv6 gateway (RFC 3089)
 
 Usage:
-  main.ts serve   [--config FILE] [--listen ADDR:PORT]...   run the gateway
+  main.ts serve   [--config FILE] [--listen ADDR:PORT]... [--workers N]
+                                                            run the gateway (on N isolates)
   main.ts check   --config FILE                             validate and print the config
   main.ts resolve NAME [--config FILE]                      what the gateway's resolver answers
   main.ts socksify --gateway socks5://[USER:PASS@]HOST:PORT[,URL...] [--bypass NAME]...
@@ -55,6 +57,7 @@ async function serve(args: string[]): Promise<number> {
     options: {
       config: { type: "string", short: "c" },
       listen: { type: "string", short: "l", multiple: true },
+      workers: { type: "string", short: "w" },
     },
     strict: true,
     allowPositionals: false,
@@ -62,27 +65,31 @@ async function serve(args: string[]): Promise<number> {
   const config = await configFromFlags({
     ...(values.config !== undefined ? { config: values.config } : {}),
     ...(values.listen !== undefined ? { listen: values.listen } : {}),
+    ...(values.workers !== undefined ? { workers: values.workers } : {}),
   });
   await setupLogging(config.log);
-  const gateway = startGateway(config);
   const log = logger("main");
-  const stopped = Promise.withResolvers<void>();
+  const pool = config.workers > 1 ? await startWorkers(config) : null;
+  const gateway = pool ?? startGateway(config);
+  const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     log.info("{signal} received: stopping (drain up to {drainMs} ms)", {
       signal,
       drainMs: config.timeouts.drainMs,
     });
-    gateway.stop().then(stopped.resolve, stopped.resolve);
+    gateway.stop().then(() => stopped.resolve(0), () => stopped.resolve(1));
   };
+  // A dead worker stops the rest and exits non-zero: a supervisor restarts the process.
+  pool?.failed.then(() => pool.stop().then(() => stopped.resolve(1), () => stopped.resolve(1)));
   const handlers = (["SIGINT", "SIGTERM"] as const).map((signal) => {
     const handler = onSignal(signal);
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
-  await stopped.promise;
+  const code = await stopped.promise;
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
   log.info("stopped");
-  return 0;
+  return code;
 }
 
 async function check(args: string[]): Promise<number> {

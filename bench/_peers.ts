@@ -16,7 +16,10 @@ import {
 } from "./_wire.ts";
 
 /** Names of the peers, in table order. */
-export const PEER_NAMES = ["direct", "dualgate", "dante", "microsocks"] as const;
+export const PEER_NAMES = ["direct", "dualgate", "dualgate-w2", "dante", "microsocks"] as const;
+
+/** Peers left out unless `--only` names them: dualgate with `workers: 2`. */
+export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2"];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -177,11 +180,12 @@ function directPeer(target: TargetPorts): Peer {
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
-async function startDualgate(options: StartPeerOptions): Promise<Peer> {
+async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Peer> {
+  const name: PeerName = workers === 1 ? "dualgate" : "dualgate-w2";
   const port = freePort();
   const hostsFile = `${options.workDir}/dualgate_hosts`;
   await Deno.writeTextFile(hostsFile, "# empty: names come from resolver.hosts\n");
-  const config = `${options.workDir}/dualgate.yaml`;
+  const config = `${options.workDir}/${name}.yaml`;
   await Deno.writeTextFile(
     config,
     [
@@ -189,10 +193,11 @@ async function startDualgate(options: StartPeerOptions): Promise<Peer> {
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
       "log: { level: warning }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
+      `workers: ${workers}`,
       "",
     ].join("\n"),
   );
-  const log = `${options.workDir}/dualgate.log`;
+  const log = `${options.workDir}/${name}.log`;
   // Extra `deno run` flags, e.g. an import map that swaps in a relay variant, or
   // --cpu-prof: see README "A/B of relay variants".
   const extra = (Deno.env.get("BENCH_DUALGATE_FLAGS") ?? "").split(/\s+/).filter(Boolean);
@@ -216,7 +221,7 @@ async function startDualgate(options: StartPeerOptions): Promise<Peer> {
     throw error;
   }
   return proxyPeer(
-    "dualgate",
+    name,
     child,
     { hostname: "127.0.0.1", port },
     options.target,
@@ -297,6 +302,8 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return Promise.resolve(directPeer(options.target));
     case "dualgate":
       return startDualgate(options);
+    case "dualgate-w2":
+      return startDualgate(options, 2);
     case "dante":
       return startDante(options);
     case "microsocks":

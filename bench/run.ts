@@ -11,7 +11,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { type Peer, PEER_NAMES, type PeerName, startPeer, type TargetPorts } from "./_peers.ts";
+import {
+  OPTIONAL_PEERS,
+  type Peer,
+  PEER_NAMES,
+  type PeerName,
+  startPeer,
+  type TargetPorts,
+} from "./_peers.ts";
 import { treeMemory } from "./_proc.ts";
 import {
   addSample,
@@ -39,6 +46,7 @@ const USAGE = `Usage: deno task bench [options]
 
   --quick                 smoke run (< ~90 s): 2 reps, 64 MiB, 1.5 s rate runs, 1,000 held
   --only LIST             proxies to run, comma-separated: dualgate,dante,microsocks
+                          (and dualgate-w2, dualgate with workers: 2, only when named)
                           (direct always runs: it is the reference)
   --size MiB              bytes per single-stream transfer (default 512; quick 64)
   --multi-size MiB        bytes per stream in the 64-stream figure (default 8; quick 2)
@@ -100,7 +108,7 @@ function parseOptions(args: string[]): Options | null {
     }
     return value;
   };
-  let peers: PeerName[] = [...PEER_NAMES];
+  let peers: PeerName[] = PEER_NAMES.filter((p) => !OPTIONAL_PEERS.includes(p));
   if (values.only !== undefined) {
     const wanted = values.only.split(",").map((s) => s.trim()).filter(Boolean);
     for (const name of wanted) {

@@ -11,8 +11,8 @@ import { EXPOSITION_CONTENT_TYPE } from "./observe/metrics.ts";
 
 /** Options of {@linkcode startAdminServer}. */
 export interface AdminServerOptions {
-  /** Renders the exposition text for `/metrics`. */
-  metrics: () => string;
+  /** Renders the exposition text for `/metrics` (gathered from worker isolates, maybe). */
+  metrics: () => string | Promise<string>;
   /** `false` while draining: `/healthz` answers 503. @default always healthy */
   healthy?: () => boolean;
 }
@@ -27,7 +27,7 @@ export interface AdminServer extends AsyncDisposable {
 
 const TEXT = "text/plain; charset=utf-8";
 
-function handle(request: Request, options: AdminServerOptions): Response {
+async function handle(request: Request, options: AdminServerOptions): Promise<Response> {
   const path = new URL(request.url).pathname;
   if (path !== "/metrics" && path !== "/healthz") {
     return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
@@ -46,7 +46,7 @@ function handle(request: Request, options: AdminServerOptions): Response {
       headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
   }
-  return new Response(head ? null : options.metrics(), {
+  return new Response(head ? null : await options.metrics(), {
     headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
   });
 }

@@ -40,6 +40,16 @@ export interface StartGatewayOptions {
   onRecord?: (record: ConnectionRecord) => void;
   /** Replaces the resolver (tests). */
   resolver?: Resolver;
+  /**
+   * Listens with SO_REUSEPORT, beside other gateways of the same process (workers).
+   * @default false
+   */
+  reusePort?: boolean;
+  /**
+   * How many gateways share the process's open-files limit (workers are threads of one
+   * process): each sizes its connection cap by its share. @default 1
+   */
+  descriptorShares?: number;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -91,7 +101,9 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const perClient = new Map<string, number>();
   const sessions = new Set<Promise<void>>();
   warmUpErrorStacks();
-  const descriptors = descriptorLimit();
+  const shares = Math.max(1, options.descriptorShares ?? 1);
+  const processLimit = descriptorLimit();
+  const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
   const maxConnections = capConnections(config.limits.maxConnections, descriptors);
   const budget = DescriptorBudget.forLimit(descriptors);
   if (maxConnections < config.limits.maxConnections) {
@@ -153,7 +165,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const listeners: Deno.TcpListener[] = [];
   let admin: AdminServer | null = null;
   try {
-    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint));
+    const reusePort = options.reusePort ?? false;
+    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
     if (config.admin) {
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics.render(),

@@ -18,12 +18,22 @@ export interface AcceptLoopOptions {
   onAcceptError?: (error: unknown, backoffMs: number) => void;
 }
 
+/** Options of {@linkcode listenOn}. */
+export interface ListenOnOptions {
+  /**
+   * Sets SO_REUSEPORT, so that several isolates (workers) can listen on the same address and
+   * the kernel spreads connections among them. @default false
+   */
+  reusePort?: boolean;
+}
+
 /** Opens a TCP listener on `endpoint`. */
-export function listenOn(endpoint: IpEndpoint): Deno.TcpListener {
+export function listenOn(endpoint: IpEndpoint, options: ListenOnOptions = {}): Deno.TcpListener {
   return Deno.listen({
     hostname: formatIp(endpoint.address),
     port: endpoint.port,
     transport: "tcp",
+    ...(options.reusePort && { reusePort: true }),
   });
 }
 

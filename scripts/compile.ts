@@ -35,6 +35,9 @@ const result = await new Deno.Command(Deno.execPath(), {
     "compile",
     "--unstable-net",
     ...COMPILE_PERMISSIONS,
+    // The workers' entry module is loaded by URL at run time, not imported statically.
+    "--include",
+    `${root}gateway/_worker.ts`,
     "--output",
     output,
     `${root}main.ts`,

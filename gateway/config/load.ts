@@ -55,14 +55,20 @@ bind:                            # BIND
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
+workers: 1                       # isolates (cores) serving clients, sharing the listen ports
 `;
 
-/** CLI flags that shape the config (`main.ts serve [--config FILE] [--listen ADDR:PORT]...`). */
+/**
+ * CLI flags that shape the config
+ * (`main.ts serve [--config FILE] [--listen ADDR:PORT]... [--workers N]`).
+ */
 export interface ConfigFlags {
   /** A YAML config file; without it, {@linkcode DEFAULT_CONFIG_YAML}. */
   readonly config?: string | undefined;
   /** Listen addresses; when non-empty they replace the `listen` list of the file or default. */
   readonly listen?: readonly string[] | undefined;
+  /** `--workers N` as given; when set it replaces `workers` of the file or default. */
+  readonly workers?: string | undefined;
 }
 
 /**
@@ -97,28 +103,43 @@ export async function loadConfigFile(path: string): Promise<Config> {
 
 /**
  * Builds the config from CLI flags: the file named by `--config` (or the embedded default),
- * with `--listen` values, when given, replacing its `listen` list. The flags become part of
- * the document before validation, so they are checked exactly as the YAML would be.
+ * with `--listen` values, when given, replacing its `listen` list and `--workers` its
+ * `workers`. The flags become part of the document before validation, so they are checked
+ * exactly as the YAML would be.
  *
  * @param flags The parsed flags.
  * @returns The validated config.
  * @throws {ConfigError} as {@linkcode loadConfigFile}; a bad `--listen` value names
- *   `listen[i]` and says it came from `--listen`.
+ *   `listen[i]` and says it came from `--listen` (likewise `workers` and `--workers`).
  */
 export async function configFromFlags(flags: ConfigFlags): Promise<Config> {
   const document = readYaml(
     flags.config === undefined ? DEFAULT_CONFIG_YAML : await readConfigText(flags.config),
   );
   const listen = flags.listen ?? [];
-  if (listen.length === 0) return validate(document);
+  const overrides: Record<string, unknown> = {};
+  const given: [RegExp, string][] = [];
+  if (listen.length > 0) {
+    overrides.listen = [...listen];
+    given.push([/^listen(\[|$)/, "--listen"]);
+  }
+  if (flags.workers !== undefined) {
+    // A number when it reads as one, so that the schema's own rule words the error.
+    const text = flags.workers.trim();
+    overrides.workers = /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : flags.workers;
+    given.push([/^workers$/, "--workers"]);
+  }
+  if (given.length === 0) return validate(document);
   const base = document ?? {};
   // A document that is not a mapping is left for the schema to refuse.
   if (typeof base !== "object" || Array.isArray(base)) return validate(base);
   try {
-    return validate({ ...base, listen: [...listen] });
+    return validate({ ...base, ...overrides });
   } catch (error) {
-    if (error instanceof ConfigError && /^listen(\[|$)/.test(error.path)) {
-      throw new ConfigError(error.path, `${error.reason} (given by --listen)`, { cause: error });
+    const flag = error instanceof ConfigError &&
+      given.find(([path]) => path.test(error.path))?.[1];
+    if (error instanceof ConfigError && flag) {
+      throw new ConfigError(error.path, `${error.reason} (given by ${flag})`, { cause: error });
     }
     throw error;
   }
@@ -196,6 +217,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     }),
     ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
     log: { level: config.log.level, format: config.log.format },
+    workers: config.workers,
   };
 }
 

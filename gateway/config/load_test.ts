@@ -449,3 +449,37 @@ admin:
   assert.deepEqual(again.listen, config.listen);
   assert.doesNotMatch(formatConfigYaml(config), /secret/);
 });
+
+Deno.test("parseConfig() reads workers, 1 by default", () => {
+  assert.equal(parseConfig("").workers, 1);
+  assert.equal(parseConfig("workers: 4").workers, 4);
+  assertConfigError("workers: 0", "workers", /positive integer/);
+  assertConfigError("workers: 1.5", "workers", /positive integer/);
+  assertConfigError('workers: "2"', "workers", /must be a number/);
+  assert.equal(parseConfig(formatConfigYaml(parseConfig("workers: 3"))).workers, 3);
+});
+
+Deno.test("parseConfig() refuses translators with workers above 1", () => {
+  const translators = "translators: [{ type: ftp, ports: [21] }]\n";
+  assert.equal(parseConfig(translators + "workers: 1").workers, 1);
+  const error = assertConfigError(translators + "workers: 2", "workers", /translators need/);
+  assert.equal(
+    error.message,
+    "workers: translators need workers: 1 — the FTP data-connection table lives in one isolate",
+  );
+});
+
+Deno.test("configFromFlags() lets --workers replace workers", async () => {
+  assert.equal((await configFromFlags({ workers: "3" })).workers, 3);
+  assert.equal((await configFromFlags({ workers: "2", listen: ["[::1]:0"] })).workers, 2);
+  await assert.rejects(
+    configFromFlags({ workers: "0" }),
+    (error: unknown) =>
+      error instanceof ConfigError && error.path === "workers" &&
+      /positive integer \(given by --workers\)$/.test(error.reason),
+  );
+  await assert.rejects(
+    configFromFlags({ workers: "two" }),
+    (error: unknown) => error instanceof ConfigError && /given by --workers/.test(error.reason),
+  );
+});

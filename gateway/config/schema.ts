@@ -445,9 +445,17 @@ export const configSchema: z.ZodType<Config> = z
         (value) => value ?? {},
         z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
       ).optional(),
+      workers: positiveInteger.default(1),
     }),
   )
   .superRefine((value, ctx) => {
+    if (value.workers > 1 && value.translators.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: "translators need workers: 1 — the FTP data-connection table lives in one isolate",
+        path: ["workers"],
+      });
+    }
     const known = new Set(value.auth.users.map((entry) => entry.name));
     value.rules?.forEach((entry, index) => {
       entry.users?.forEach((name, at) => {
@@ -500,4 +508,5 @@ export const configSchema: z.ZodType<Config> = z
     translators: value.translators,
     admin: value.admin ? { endpoint: value.admin.listen } : null,
     log: value.log,
+    workers: value.workers,
   }));

@@ -221,4 +221,10 @@ export interface Config {
   readonly admin: AdminConfig | null;
   /** Logging. */
   readonly log: LogConfig;
+  /**
+   * Isolates (threads) serving clients, all listening on every `listen` address with
+   * SO_REUSEPORT. Above 1, the limits are divided among them and `translators` are refused.
+   * @default 1
+   */
+  readonly workers: number;
 }

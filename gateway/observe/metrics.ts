@@ -58,7 +58,51 @@ function labelText(names: readonly string[], values: readonly string[]): string 
 interface Rendered {
   readonly name: string;
   render(out: string[]): void;
+  snapshot(): MetricSnapshot;
 }
+
+/** One series of a counter or gauge in a {@linkcode MetricSnapshot}. */
+export interface SampleSnapshot {
+  /** Label values, in the family's label-name order. */
+  readonly values: readonly string[];
+  /** The value. */
+  readonly value: number;
+}
+
+/** One series of a histogram in a {@linkcode MetricSnapshot}. */
+export interface HistogramSampleSnapshot {
+  /** Label values, in the family's label-name order (without `le`). */
+  readonly values: readonly string[];
+  /** Per-bucket (non-cumulative) counts, one per bound. */
+  readonly counts: readonly number[];
+  /** Sum of the observations. */
+  readonly sum: number;
+  /** Number of observations. */
+  readonly count: number;
+}
+
+/**
+ * One metric family as plain, structured-cloneable data: what a worker isolate sends to the
+ * main isolate, which merges them ({@linkcode mergeSnapshots}) and renders once
+ * ({@linkcode renderSnapshot}).
+ */
+export type MetricSnapshot =
+  | {
+    readonly type: "counter" | "gauge";
+    readonly name: string;
+    readonly help: string;
+    readonly labelNames: readonly string[];
+    readonly series: readonly SampleSnapshot[];
+  }
+  | {
+    readonly type: "histogram";
+    readonly name: string;
+    readonly help: string;
+    readonly labelNames: readonly string[];
+    /** Bucket upper bounds, ascending. */
+    readonly bounds: readonly number[];
+    readonly series: readonly HistogramSampleSnapshot[];
+  };
 
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
@@ -70,6 +114,7 @@ function header(out: string[], name: string, help: string, type: string): void {
 /** One series of a labelled family: its rendered label set and value. */
 interface Series {
   readonly labels: string;
+  readonly values: readonly string[];
   value: number;
 }
 
@@ -91,7 +136,7 @@ abstract class LabelledFamily implements Rendered {
     const key = values.join("\u0000");
     let found = this.#series.get(key);
     if (!found) {
-      found = { labels: labelText(this.labelNames, values), value: 0 };
+      found = { labels: labelText(this.labelNames, values), values: [...values], value: 0 };
       this.#series.set(key, found);
     }
     return found;
@@ -102,7 +147,7 @@ abstract class LabelledFamily implements Rendered {
     return this.#series.get(values.join("\u0000"))?.value ?? 0;
   }
 
-  protected abstract readonly type: string;
+  protected abstract readonly type: "counter" | "gauge";
 
   render(out: string[]): void {
     header(out, this.name, this.help, this.type);
@@ -112,6 +157,18 @@ abstract class LabelledFamily implements Rendered {
     for (const series of this.#series.values()) {
       out.push(`${this.name}${series.labels} ${formatSampleValue(series.value)}`);
     }
+  }
+
+  snapshot(): MetricSnapshot {
+    const series = [...this.#series.values()].map(({ values, value }) => ({ values, value }));
+    if (this.labelNames.length === 0 && series.length === 0) series.push({ values: [], value: 0 });
+    return {
+      type: this.type,
+      name: this.name,
+      help: this.help,
+      labelNames: this.labelNames,
+      series,
+    };
   }
 }
 
@@ -194,25 +251,44 @@ export class Histogram implements Rendered {
   }
 
   render(out: string[]): void {
-    header(out, this.name, this.help, "histogram");
-    const names = [...this.labelNames, "le"];
-    for (const series of this.#series.values()) {
-      let cumulative = 0;
-      this.#bounds.forEach((bound, i) => {
-        cumulative += series.counts[i]!;
-        out.push(
-          `${this.name}_bucket${
-            labelText(names, [...series.labels, formatSampleValue(bound)])
-          } ${cumulative}`,
-        );
-      });
+    renderHistogram(out, this.snapshot() as MetricSnapshot & { type: "histogram" });
+  }
+
+  snapshot(): MetricSnapshot {
+    return {
+      type: "histogram",
+      name: this.name,
+      help: this.help,
+      labelNames: this.labelNames,
+      bounds: this.#bounds,
+      series: [...this.#series.values()].map((series) => ({
+        values: series.labels,
+        counts: [...series.counts],
+        sum: series.sum,
+        count: series.count,
+      })),
+    };
+  }
+}
+
+function renderHistogram(out: string[], family: MetricSnapshot & { type: "histogram" }): void {
+  const { name, labelNames, bounds } = family;
+  header(out, name, family.help, "histogram");
+  const names = [...labelNames, "le"];
+  for (const series of family.series) {
+    let cumulative = 0;
+    bounds.forEach((bound, i) => {
+      cumulative += series.counts[i] ?? 0;
       out.push(
-        `${this.name}_bucket${labelText(names, [...series.labels, "+Inf"])} ${series.count}`,
+        `${name}_bucket${
+          labelText(names, [...series.values, formatSampleValue(bound)])
+        } ${cumulative}`,
       );
-      const plain = labelText(this.labelNames, series.labels);
-      out.push(`${this.name}_sum${plain} ${formatSampleValue(series.sum)}`);
-      out.push(`${this.name}_count${plain} ${series.count}`);
-    }
+    });
+    out.push(`${name}_bucket${labelText(names, [...series.values, "+Inf"])} ${series.count}`);
+    const plain = labelText(labelNames, series.values);
+    out.push(`${name}_sum${plain} ${formatSampleValue(series.sum)}`);
+    out.push(`${name}_count${plain} ${series.count}`);
   }
 }
 
@@ -228,6 +304,16 @@ class Collected implements Rendered {
   render(out: string[]): void {
     header(out, this.name, this.help, this.type);
     out.push(`${this.name} ${formatSampleValue(this.read())}`);
+  }
+
+  snapshot(): MetricSnapshot {
+    return {
+      type: this.type,
+      name: this.name,
+      help: this.help,
+      labelNames: [],
+      series: [{ values: [], value: this.read() }],
+    };
   }
 }
 
@@ -282,6 +368,93 @@ export class Registry {
     for (const metric of this.#metrics.values()) metric.render(out);
     return out.join("\n") + "\n";
   }
+
+  /** Every metric in registration order as plain data (values read now). */
+  snapshot(): MetricSnapshot[] {
+    return [...this.#metrics.values()].map((metric) => metric.snapshot());
+  }
+}
+
+/**
+ * Merges snapshots of registries with the same metrics (one per worker isolate): series with
+ * the same label values are summed, counters, gauges and histograms alike (a gauge such as
+ * active connections is a total over the isolates). Families keep their first-seen order.
+ *
+ * @throws {RangeError} when one name has different types, label names or bucket bounds.
+ */
+export function mergeSnapshots(
+  snapshots: readonly (readonly MetricSnapshot[])[],
+): MetricSnapshot[] {
+  type Merged = {
+    family: MetricSnapshot;
+    samples: Map<string, { values: readonly string[]; value: number }>;
+    histograms: Map<
+      string,
+      { values: readonly string[]; counts: number[]; sum: number; count: number }
+    >;
+  };
+  const merged = new Map<string, Merged>();
+  for (const snapshot of snapshots) {
+    for (const family of snapshot) {
+      let entry = merged.get(family.name);
+      if (!entry) {
+        entry = { family, samples: new Map(), histograms: new Map() };
+        merged.set(family.name, entry);
+      } else if (
+        entry.family.type !== family.type ||
+        entry.family.labelNames.join(",") !== family.labelNames.join(",") ||
+        (family.type === "histogram" && entry.family.type === "histogram" &&
+          entry.family.bounds.join(",") !== family.bounds.join(","))
+      ) {
+        throw new RangeError(`Cannot merge ${family.name}: the snapshots define it differently`);
+      }
+      if (family.type === "histogram") {
+        for (const series of family.series) {
+          const key = series.values.join("\u0000");
+          const found = entry.histograms.get(key);
+          if (!found) {
+            entry.histograms.set(key, { ...series, counts: [...series.counts] });
+            continue;
+          }
+          series.counts.forEach((count, i) => found.counts[i] = (found.counts[i] ?? 0) + count);
+          found.sum += series.sum;
+          found.count += series.count;
+        }
+      } else {
+        for (const series of family.series) {
+          const key = series.values.join("\u0000");
+          const found = entry.samples.get(key);
+          if (found) found.value += series.value;
+          else entry.samples.set(key, { ...series });
+        }
+      }
+    }
+  }
+  return [...merged.values()].map(({ family, samples, histograms }) =>
+    family.type === "histogram"
+      ? { ...family, series: [...histograms.values()] }
+      : { ...family, series: [...samples.values()] }
+  );
+}
+
+/** Renders snapshots (merged or not) in the text exposition format, as a registry would. */
+export function renderSnapshot(snapshot: readonly MetricSnapshot[]): string {
+  const out: string[] = [];
+  for (const family of snapshot) {
+    if (family.type === "histogram") {
+      renderHistogram(out, family);
+      continue;
+    }
+    header(out, family.name, family.help, family.type);
+    for (const series of family.series) {
+      out.push(
+        `${family.name}${labelText(family.labelNames, series.values)} ${
+          formatSampleValue(series.value)
+        }`,
+      );
+    }
+  }
+  return out.join("\n") + "\n";
 }
 
 /** Which connection limit refused a client. */
@@ -460,5 +633,10 @@ export class GatewayMetrics {
   /** Renders the exposition text. */
   render(): string {
     return this.registry.render();
+  }
+
+  /** The metrics as plain data, for {@linkcode mergeSnapshots} across worker isolates. */
+  snapshot(): MetricSnapshot[] {
+    return this.registry.snapshot();
   }
 }

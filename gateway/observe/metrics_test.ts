@@ -5,7 +5,9 @@ import {
   formatSampleValue,
   GatewayMetrics,
   LATENCY_BUCKETS,
+  mergeSnapshots,
   Registry,
+  renderSnapshot,
 } from "./metrics.ts";
 
 const V4 = { family: 4 as const, bytes: Uint8Array.of(127, 0, 0, 1) };
@@ -188,4 +190,63 @@ Deno.test("GatewayMetrics active relays move by increment and decrement", () => 
   metrics.activeRelays.dec(["connect"]);
   assert.equal(metrics.activeRelays.value("connect"), 1);
   assert.ok(metrics.render().includes('dualgate_active_relays{command="connect"} 1\n'));
+});
+
+Deno.test("renderSnapshot() of a registry's snapshot() renders what render() does", () => {
+  const metrics = new GatewayMetrics({
+    resolverStats: { hits: 2, misses: 1, queries: 1 },
+    activeConnections: () => 3,
+    maxConnections: 10,
+  });
+  metrics.connections.inc(["connect", "v4-v6", "relayed"]);
+  metrics.activeRelays.inc(["connect"]);
+  metrics.handshakeSeconds.observe([], 0.002);
+  metrics.connectSeconds.observe(["failed"], 40);
+  assert.equal(renderSnapshot(metrics.snapshot()), metrics.render());
+  assert.equal(renderSnapshot(new GatewayMetrics().snapshot()), new GatewayMetrics().render());
+});
+
+Deno.test("mergeSnapshots() sums counters, gauges and histograms across registries", () => {
+  const make = (active: number) => {
+    const metrics = new GatewayMetrics({ activeConnections: () => active, maxConnections: 5 });
+    metrics.handshakeSeconds.observe([], 0.002);
+    return metrics;
+  };
+  const a = make(1), b = make(2);
+  a.connections.inc(["connect", "v4-v4", "relayed"], 2);
+  b.connections.inc(["connect", "v4-v4", "relayed"], 3);
+  b.connections.inc(["bind", "v6-v6", "relayed"]);
+  a.bytes.inc(["up"], 100);
+  b.bytes.inc(["up"], 50);
+  b.handshakeSeconds.observe([], 20);
+  b.authFailures.inc();
+  // Through structured clone, as a worker's snapshot travels.
+  const text = renderSnapshot(mergeSnapshots([structuredClone(a.snapshot()), b.snapshot()]));
+  assert.match(
+    text,
+    /^dualgate_connections_total\{command="connect",families="v4-v4",outcome="relayed"\} 5$/m,
+  );
+  assert.match(
+    text,
+    /^dualgate_connections_total\{command="bind",families="v6-v6",outcome="relayed"\} 1$/m,
+  );
+  assert.match(text, /^dualgate_active_connections 3$/m);
+  assert.match(text, /^dualgate_max_connections 10$/m);
+  assert.match(text, /^dualgate_bytes_total\{direction="up"\} 150$/m);
+  assert.match(text, /^dualgate_auth_failures_total 1$/m);
+  assert.match(text, /^dualgate_handshake_duration_seconds_bucket\{le="0.0025"\} 2$/m);
+  assert.match(text, /^dualgate_handshake_duration_seconds_bucket\{le="10"\} 2$/m);
+  assert.match(text, /^dualgate_handshake_duration_seconds_bucket\{le="30"\} 3$/m);
+  assert.match(text, /^dualgate_handshake_duration_seconds_count 3$/m);
+  assert.match(text, /^dualgate_handshake_duration_seconds_sum 20.00[34]\d*$/m);
+  // The inputs are left alone.
+  assert.equal(a.connections.value("connect", "v4-v4", "relayed"), 2);
+  assert.equal(a.handshakeSeconds.count(), 1);
+});
+
+Deno.test("mergeSnapshots() refuses one name defined two ways", () => {
+  const a = new Registry(), b = new Registry();
+  a.counter("x_total", "x");
+  b.gauge("x_total", "x");
+  assert.throws(() => mergeSnapshots([a.snapshot(), b.snapshot()]), RangeError);
 });
