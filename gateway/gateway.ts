@@ -193,6 +193,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     });
   }
 
+  let lastRefusalLog = -Infinity;
+  let refusalsUnlogged = 0;
   const onConnection = (conn: Deno.TcpConn, proxyProtocol?: ProxyProtocolMode) => {
     let clientKey: string;
     try {
@@ -214,7 +216,19 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     if (refused !== null) {
       conn.close();
       metrics.limitRejections.inc([refused]);
-      log.warn("{limit} limit reached; refused {client}", { limit: refused, client: clientKey });
+      // At most one line a second: a flood must not turn into a flood of log lines.
+      const now = performance.now();
+      if (now - lastRefusalLog >= 1000) {
+        log.warn("{limit} limit reached; refused {client} (and {more} more since the last line)", {
+          limit: refused,
+          client: clientKey,
+          more: refusalsUnlogged,
+        });
+        lastRefusalLog = now;
+        refusalsUnlogged = 0;
+      } else {
+        refusalsUnlogged++;
+      }
       return;
     }
     active.add(conn);
