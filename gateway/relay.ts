@@ -49,22 +49,30 @@ export interface RelayResult {
   error?: unknown;
 }
 
-// Measured (bench/RESULTS.md): 1 KiB keeps idle relays small; 1 MiB with hysteresis gives the
-// best single-stream throughput and CPU per GiB; returning the large buffer on the first short
-// read, or pooling fewer buffers, made 64-stream transfers thrash.
+// Measured (bench/RESULTS.md): 1 KiB keeps idle relays small and 1 MiB gives the best
+// single-stream throughput and CPU per GiB. A direction goes back to its small buffer on every
+// short read, so that a relay idle after a burst holds no large buffer; the pool is sized for
+// 64 busy streams (two directions each) so that this does not turn into allocations.
 const SMALL_BUFFER = 1024;
 const LARGE_BUFFER = 1024 * 1024;
-/** Consecutive short reads before a direction gives its large buffer back. */
-const SHORT_READS_TO_SHRINK = 16;
-const POOL_LIMIT = 64;
+const POOL_LIMIT = 128;
 const largePool: Uint8Array[] = [];
 
+let largeInUse = 0;
+
 function takeLarge(): Uint8Array {
+  largeInUse++;
   return largePool.pop() ?? new Uint8Array(LARGE_BUFFER);
 }
 
 function giveLarge(buffer: Uint8Array): void {
+  largeInUse--;
   if (largePool.length < POOL_LIMIT) largePool.push(buffer);
+}
+
+/** Large relay buffers held by relays now, and kept in the pool (for tests and metrics). */
+export function relayBufferStats(): { inUse: number; pooled: number } {
+  return { inUse: largeInUse, pooled: largePool.length };
 }
 
 const sweeper = new IdleSweeper();
@@ -83,7 +91,6 @@ async function pump(
 ): Promise<void> {
   const small = new Uint8Array(SMALL_BUFFER);
   let buffer: Uint8Array = small;
-  let shortReads = 0;
   try {
     while (true) {
       const n = await from.read(buffer);
@@ -97,16 +104,14 @@ async function pump(
         );
       }
       if (n === buffer.length) {
-        shortReads = 0;
+        // Reads keep filling the buffer: a bulk stream, give it the large one.
         if (buffer === small) buffer = takeLarge();
-      } else if (buffer !== small && n < LARGE_BUFFER / 8) {
-        if (++shortReads >= SHORT_READS_TO_SHRINK) {
-          shortReads = 0;
-          giveLarge(buffer);
-          buffer = small;
-        }
-      } else {
-        shortReads = 0;
+      } else if (buffer !== small) {
+        // A short read: the sender paused. Wait for it on the small buffer, so that a relay
+        // that goes idle after a burst never holds a large one; the next full read takes a
+        // large buffer back from the pool.
+        giveLarge(buffer);
+        buffer = small;
       }
     }
     state.done = true;

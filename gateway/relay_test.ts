@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { readAll } from "../tests/helpers/streams.ts";
-import { relay, type RelayConn, type RelayOptions, type RelayResult } from "./relay.ts";
+import {
+  relay,
+  relayBufferStats,
+  type RelayConn,
+  type RelayOptions,
+  type RelayResult,
+} from "./relay.ts";
 
 /** A connected loopback TCP pair: `[connecting side, accepted side]`. */
 async function tcpPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
@@ -354,3 +360,34 @@ Deno.test("relay() reports the first read error and closes both sides once", asy
   assert.equal(client.closed, 1);
   assert.equal(server.closed, 1);
 });
+
+Deno.test("relay() holds no large buffer while a connection idles after a burst", async () => {
+  await using h = await startRelay();
+  try {
+    const burst = randomBytes(4 * 1024 * 1024);
+    // A bulk download moves the direction to a large buffer ...
+    const received = readExactly(h.client, burst.length);
+    await writeAll(h.server, burst);
+    assert.equal(await sha256(await received), await sha256(burst));
+    // ... and once the sender pauses, the relay waits on its small buffer again.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(relayBufferStats().inUse, 0);
+    // The connection is still relayed both ways afterwards.
+    await writeAll(h.client, Uint8Array.of(1, 2, 3));
+    assert.deepEqual(await readExactly(h.server, 3), Uint8Array.of(1, 2, 3));
+  } finally {
+    h.client.close();
+    h.server.close();
+  }
+});
+
+async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array<ArrayBuffer>> {
+  const out = new Uint8Array(length);
+  let got = 0;
+  while (got < length) {
+    const n = await conn.read(out.subarray(got));
+    if (n === null) throw new Error(`stream ended after ${got} of ${length} bytes`);
+    got += n;
+  }
+  return out;
+}
