@@ -332,23 +332,8 @@ export class FtpSession implements TranslatorSession {
     }
     // Never the address of a 227/228: the control connection's peer.
     const serverData: IpEndpoint = { address: this.#ctx.server.address, port: serverPort };
-    let listener: DataListener;
-    try {
-      listener = await this.#broker.listen({
-        side: "client",
-        peer: this.#ctx.client.address,
-        ports: this.#options.passivePorts,
-        timeoutMs: this.#options.dataTimeoutMs,
-        signal: setup,
-      });
-    } catch (error) {
-      logger.warn("Cannot listen for FTP data: {error}", {
-        id: this.#ctx.id,
-        error: reasonOf(error),
-      });
-      await io.sendToClient("425 Cannot open data connection");
-      return;
-    }
+    const listener = await this.#listenForData("client", setup, io);
+    if (!listener) return;
     const advertised = listener.endpoint;
     // A 227 holds IPv4 only: an IPv6-connected client gets a stand-in it reaches through SOCKS.
     const pasvAddress = verb === "PASV" && advertised.address.family === 6
@@ -442,23 +427,8 @@ export class FtpSession implements TranslatorSession {
     const clientData: IpEndpoint = { address: this.#ctx.client.address, port: requested.port };
     this.#resetSetup();
     const setup = this.#setup.signal;
-    let listener: DataListener;
-    try {
-      listener = await this.#broker.listen({
-        side: "server",
-        peer: this.#ctx.server.address,
-        ports: this.#options.activePorts,
-        timeoutMs: this.#options.dataTimeoutMs,
-        signal: setup,
-      });
-    } catch (error) {
-      logger.warn("Cannot listen for FTP data: {error}", {
-        id: this.#ctx.id,
-        error: reasonOf(error),
-      });
-      await io.sendToClient("425 Cannot open data connection");
-      return;
-    }
+    const listener = await this.#listenForData("server", setup, io);
+    if (!listener) return;
     const transfers = this.#transfers.signal;
     // Accepting starts now: some servers connect before their 200 (pyftpdlib).
     this.#spawn(async () => {
@@ -513,6 +483,29 @@ export class FtpSession implements TranslatorSession {
   }
 
   /** Drops the pending data setup (listener, expectation): one per session. */
+  /**
+   * Listens for one data connection from the expected peer on `side` (the client in passive
+   * mode, the server in active mode); answers 425 and returns `null` when it cannot.
+   */
+  async #listenForData(side: Side, signal: AbortSignal, io: LineIo): Promise<DataListener | null> {
+    try {
+      return await this.#broker.listen({
+        side,
+        peer: side === "client" ? this.#ctx.client.address : this.#ctx.server.address,
+        ports: side === "client" ? this.#options.passivePorts : this.#options.activePorts,
+        timeoutMs: this.#options.dataTimeoutMs,
+        signal,
+      });
+    } catch (error) {
+      logger.warn("Cannot listen for FTP data: {error}", {
+        id: this.#ctx.id,
+        error: reasonOf(error),
+      });
+      await io.sendToClient("425 Cannot open data connection");
+      return null;
+    }
+  }
+
   #resetSetup(): void {
     this.#setup.abort();
     this.#setup = new AbortController();
