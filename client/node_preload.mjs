@@ -385,14 +385,15 @@ function abortable(promise, signal) {
 }
 var ReplyBoundedSource = class {
   #conn;
-  #signal;
+  /** Aborts pending reads; replaced once negotiation is over. */
+  signal;
   #head = new Uint8Array(5);
   #seen = 0;
   #total = 5;
   #isReply = false;
   constructor(conn, signal) {
     this.#conn = conn;
-    this.#signal = signal;
+    this.signal = signal;
   }
   /** Starts a new message of `length` bytes, or a reply when `length` is omitted. */
   expect(length) {
@@ -404,7 +405,7 @@ var ReplyBoundedSource = class {
     const want = this.#total - this.#seen;
     if (want <= 0) return null;
     const view = buffer.subarray(0, Math.min(want, buffer.length));
-    const n = await abortable(this.#conn.read(view), this.#signal);
+    const n = await abortable(this.#conn.read(view), this.signal);
     if (n === null) return null;
     if (this.#isReply) {
       for (let i = 0; i < n && this.#seen + i < 5; i++) this.#head[this.#seen + i] = view[i];
@@ -421,7 +422,11 @@ var ReplyBoundedSource = class {
 async function socksHandshake(conn, request, options = {}) {
   const { credentials, signal } = options;
   signal?.throwIfAborted();
-  const source = new ReplyBoundedSource(conn, signal);
+  const negotiation = options.negotiationTimeoutMs === void 0 ? signal : signal ? AbortSignal.any([
+    signal,
+    AbortSignal.timeout(options.negotiationTimeoutMs)
+  ]) : AbortSignal.timeout(options.negotiationTimeoutMs);
+  const source = new ReplyBoundedSource(conn, negotiation);
   const reader = new ExactReader(source);
   const methods = [
     AuthMethod.NoAuthentication
@@ -429,11 +434,11 @@ async function socksHandshake(conn, request, options = {}) {
   if (credentials) methods.push(AuthMethod.UsernamePassword);
   await abortable(writeAll(conn, encodeGreeting({
     methods
-  })), signal);
+  })), negotiation);
   source.expect(2);
   const method = await readMethodSelection(reader);
   if (method === AuthMethod.UsernamePassword && credentials) {
-    await abortable(writeAll(conn, encodePasswordAuthRequest(credentials)), signal);
+    await abortable(writeAll(conn, encodePasswordAuthRequest(credentials)), negotiation);
     source.expect(2);
     const status = await readPasswordAuthReply(reader);
     if (status !== 0) {
@@ -444,6 +449,7 @@ async function socksHandshake(conn, request, options = {}) {
   } else if (method !== AuthMethod.NoAuthentication) {
     throw new SocksProtocolError(`Cannot negotiate: the server chose method ${method}, not offered`);
   }
+  source.signal = signal;
   await abortable(writeAll(conn, encodeRequest(request)), signal);
   const bound = await readOneReply(reader, source);
   return {

@@ -56,6 +56,13 @@ export interface SocksHandshakeOptions {
    * @default {undefined}
    */
   readonly signal?: AbortSignal;
+  /**
+   * Bounds the method selection and RFC 1929 exchange, in milliseconds: a server that accepts
+   * the connection but never negotiates is given up on early, while the reply to the request
+   * (which waits for the server's own connect, and for further hops) stays bounded by `signal`
+   * alone. @default {undefined} (no separate bound)
+   */
+  readonly negotiationTimeoutMs?: number;
 }
 
 /** What a successful handshake returns. */
@@ -96,7 +103,8 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
  */
 class ReplyBoundedSource implements ByteSource {
   #conn: ByteSource;
-  #signal: AbortSignal | undefined;
+  /** Aborts pending reads; replaced once negotiation is over. */
+  signal: AbortSignal | undefined;
   #head = new Uint8Array(5);
   #seen = 0;
   #total = 5;
@@ -104,7 +112,7 @@ class ReplyBoundedSource implements ByteSource {
 
   constructor(conn: ByteSource, signal: AbortSignal | undefined) {
     this.#conn = conn;
-    this.#signal = signal;
+    this.signal = signal;
   }
 
   /** Starts a new message of `length` bytes, or a reply when `length` is omitted. */
@@ -118,7 +126,7 @@ class ReplyBoundedSource implements ByteSource {
     const want = this.#total - this.#seen;
     if (want <= 0) return null;
     const view = buffer.subarray(0, Math.min(want, buffer.length));
-    const n = await abortable(this.#conn.read(view), this.#signal);
+    const n = await abortable(this.#conn.read(view), this.signal);
     if (n === null) return null;
     if (this.#isReply) {
       for (let i = 0; i < n && this.#seen + i < 5; i++) this.#head[this.#seen + i] = view[i]!;
@@ -165,15 +173,20 @@ export async function socksHandshake(
 ): Promise<SocksHandshakeResult> {
   const { credentials, signal } = options;
   signal?.throwIfAborted();
-  const source = new ReplyBoundedSource(conn, signal);
+  const negotiation = options.negotiationTimeoutMs === undefined
+    ? signal
+    : signal
+    ? AbortSignal.any([signal, AbortSignal.timeout(options.negotiationTimeoutMs)])
+    : AbortSignal.timeout(options.negotiationTimeoutMs);
+  const source = new ReplyBoundedSource(conn, negotiation);
   const reader = new ExactReader(source);
   const methods: number[] = [AuthMethod.NoAuthentication];
   if (credentials) methods.push(AuthMethod.UsernamePassword);
-  await abortable(writeAll(conn, encodeGreeting({ methods })), signal);
+  await abortable(writeAll(conn, encodeGreeting({ methods })), negotiation);
   source.expect(2);
   const method = await readMethodSelection(reader);
   if (method === AuthMethod.UsernamePassword && credentials) {
-    await abortable(writeAll(conn, encodePasswordAuthRequest(credentials)), signal);
+    await abortable(writeAll(conn, encodePasswordAuthRequest(credentials)), negotiation);
     source.expect(2);
     const status = await readPasswordAuthReply(reader);
     if (status !== 0) {
@@ -192,6 +205,7 @@ export async function socksHandshake(
       `Cannot negotiate: the server chose method ${method}, not offered`,
     );
   }
+  source.signal = signal;
   await abortable(writeAll(conn, encodeRequest(request)), signal);
   const bound = await readOneReply(reader, source);
   return { bound, leftover: reader.takeBuffered() };

@@ -34,6 +34,13 @@ import type { Dialed, Dialer, DialRequest } from "./types.ts";
 const log = logger("upstream");
 
 /**
+ * How long a hop alternative may take to answer the greeting and RFC 1929: a live gateway does
+ * so at once, so one that accepts the connection and then stays silent is skipped well before
+ * the connect timeout runs out.
+ */
+const HOP_NEGOTIATION_TIMEOUT_MS = 3000;
+
+/**
  * Every alternative of a hop failed. Carries the REP of the last failure (5 when the last
  * alternative refused, 4 on timeout, 1 for a refused login or a malformed answer).
  */
@@ -130,7 +137,11 @@ export class SocksHopDialer implements Dialer {
         const { bound } = await socksHandshake(
           below.conn,
           { command: Command.Connect, target },
-          endpoint.credentials ? { credentials: endpoint.credentials, signal } : { signal },
+          {
+            signal,
+            negotiationTimeoutMs: HOP_NEGOTIATION_TIMEOUT_MS,
+            ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
+          },
         );
         this.#selector.succeed(index);
         const local = boundEndpoint(bound) ?? below.local;

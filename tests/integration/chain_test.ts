@@ -213,6 +213,27 @@ Deno.test("chain: a dead first alternative is skipped, and not tried again while
   await until(() => relayed(g2) === 4, "records");
 });
 
+Deno.test("chain: an alternative that accepts but never negotiates is given up on early", async () => {
+  await using g2 = startTestGateway(LAST_HOSTS);
+  // A fake gateway that accepts and then says nothing until the client leaves.
+  await using silent = startServer("127.0.0.1", async (conn) => {
+    await conn.read(new Uint8Array(64)).catch(() => null);
+    await conn.read(new Uint8Array(64)).catch(() => null);
+  });
+  await using g1 = startTestGateway(`timeouts: { connect: 20 }
+routes:
+  - to: ["*.chain.example"]
+    chain:
+      - ["socks5://127.0.0.1:${silent.port}", "${url(g2.endpoint(4))}"]
+`);
+  await using srv = startServer("127.0.0.1", echo);
+  const started = performance.now();
+  await roundTrip(g1.endpoint(4), name("v4.chain.example", srv.port), 1024);
+  const elapsed = performance.now() - started;
+  // The negotiation bound (3 s), not the connect timeout (20 s), decided.
+  assert.ok(elapsed >= 2500 && elapsed < 10_000, `took ${elapsed} ms`);
+});
+
 Deno.test("chain: round-robin spreads connections over the alternatives", async () => {
   await using g2a = startTestGateway(LAST_HOSTS);
   await using g2b = startTestGateway(LAST_HOSTS);
