@@ -32,6 +32,7 @@
 
 import {
   endpointFromNetAddr,
+  formatEndpoint,
   type IpAddress,
   type IpEndpoint,
   sameIp,
@@ -53,7 +54,7 @@ import type {
 import type { Config } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
-import { relay } from "./relay.ts";
+import { relay, transferComplete } from "./relay.ts";
 import type { AccessRules, RuleSubject } from "./rules.ts";
 import type { Handshaken } from "./session.ts";
 import type { Router } from "./upstream/router.ts";
@@ -154,37 +155,53 @@ export function createTranslationService(
     const name = target.address.family === "name"
       ? normalizeName(target.address.name) ?? undefined
       : undefined;
-    const subject = (command: "connect" | "bind", address: IpAddress): RuleSubject => ({
+    // A data connection is judged by its own address and port, never the control port: a
+    // rule that denies a port of the server must hold for a 227 that names it.
+    const subject = (command: "connect" | "bind", address: IpAddress, port: number) => ({
       client: session.client.address,
       clientIsLocal: session.clientIsLocal,
       command,
-      port: target.port,
+      port,
       address,
       ...(session.user !== undefined ? { user: session.user } : {}),
       ...(name !== undefined ? { name } : {}),
-    });
+    } satisfies RuleSubject);
+    const check = (endpoint: IpEndpoint, { side }: { readonly side: Side }): string | null => {
+      if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
+        return "Cannot connect data channel: not the client's own address";
+      }
+      const verdict = side === "server"
+        ? options.rules.evaluate(subject("connect", endpoint.address, endpoint.port))
+        : options.rules.evaluate(subject("bind", ctx.server.address, endpoint.port));
+      return verdict.allow ? null : "Cannot connect data channel: denied by rules";
+    };
+    const refused = (
+      endpoint: IpEndpoint,
+      { side, reason, label }: { readonly side: Side; readonly reason: string; label: string },
+    ): void => {
+      log.warn("refused {side} data channel to {endpoint}: {reason}", {
+        side,
+        endpoint: formatEndpoint(endpoint),
+        reason,
+      });
+      options.record({
+        client: ctx.client,
+        command: label,
+        target: { address: endpoint.address, port: endpoint.port },
+        ...(session.user !== undefined ? { user: session.user } : {}),
+        outcome: "rejected",
+        reply: Reply.NotAllowedByRuleset,
+        reason,
+        startedAt: performance.now(),
+      });
+    };
     const dial = (
       endpoint: IpEndpoint,
       { side, signal }: { readonly side: Side; readonly signal: AbortSignal },
     ): Promise<Deno.Conn> => {
-      if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
-        return Promise.reject(
-          new SocksReplyError(
-            Reply.NotAllowedByRuleset,
-            "Cannot connect data channel: not the client's own address",
-          ),
-        );
-      }
-      const verdict = side === "server"
-        ? options.rules.evaluate(subject("connect", endpoint.address))
-        : options.rules.evaluate(subject("bind", ctx.server.address));
-      if (!verdict.allow) {
-        return Promise.reject(
-          new SocksReplyError(
-            Reply.NotAllowedByRuleset,
-            "Cannot connect data channel: denied by rules",
-          ),
-        );
+      const refusal = check(endpoint, { side });
+      if (refusal !== null) {
+        return Promise.reject(new SocksReplyError(Reply.NotAllowedByRuleset, refusal));
       }
       return connect(endpoint, signal);
     };
@@ -212,12 +229,19 @@ export function createTranslationService(
         outcome: "relayed",
         bytesUp: result.clientToServer,
         bytesDown: result.serverToClient,
-        reason: result.end === "error" ? `error: ${reasonOf(result.error)}` : result.end,
+        // A complete transfer torn down afterwards (QUIT, the control session's end) is no abort.
+        reason: transferComplete(result)
+          ? "closed"
+          : result.end === "error"
+          ? `error: ${reasonOf(result.error)}`
+          : result.end,
         startedAt,
       });
     };
     return {
       dial,
+      check,
+      refused,
       relay: relayData,
       expectations,
       ...(options.listen && { listen: options.listen }),
