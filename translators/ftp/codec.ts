@@ -26,6 +26,7 @@ export type CommandParse =
 /** RFC 959 verbs are 3 or 4 letters; a few extensions are longer (`XSHA256`). */
 const VERB = /^[A-Za-z][A-Za-z0-9]{2,7}$/;
 /** C0 controls and DEL: a bare CR, a NUL or a tab could end or split a line for some server. */
+// deno-lint-ignore no-control-regex -- control bytes are what this looks for
 const CONTROL = /[\x00-\x1f\x7f]/;
 
 /**
@@ -61,6 +62,7 @@ export function parseCommand(line: string): CommandParse {
  * NUL) become spaces, so that no client splits it into a reply the translator did not see.
  */
 export function sanitizeReplyLine(line: string): string {
+  // deno-lint-ignore no-control-regex -- control bytes are what this replaces (a tab stays)
   return line.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, " ");
 }
 
