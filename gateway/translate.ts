@@ -15,11 +15,15 @@
  *   connection is *related* to a control session the rules allowed, so the requested port is
  *   not matched against the rules (it is one the translator picked, like conntrack's RELATED).
  *   The translator then opens the server side through {@linkcode BrokerDeps.dial} below.
- * - **Data dials** (`BrokerDeps.dial`): toward the server, the rules are evaluated as a CONNECT
- *   from the same client and user to the server's address and name with the *control
- *   connection's* port; toward the client (active mode), the address must be the client's own
- *   and the rules are evaluated as a BIND (RFC 1928 names FTP as BIND's reason) for the
- *   server's address. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client.
+ * - **Data dials** (`BrokerDeps.dial`, and `BrokerDeps.check` that translators ask before they
+ *   announce a data channel): judged by the data connection's *own* address and port, never the
+ *   control connection's port, so a rule that denies a port of the server holds for a passive
+ *   reply naming it. Toward the server, the rules are evaluated as a CONNECT from the same
+ *   client and user to the server's address and name with the data port; toward the client
+ *   (active mode), the address must be the client's own and the rules are evaluated as a BIND
+ *   (RFC 1928 names FTP as BIND's reason) for the server's address with the client's data
+ *   port. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client; a refusal
+ *   before any dial (`BrokerDeps.refused`) is logged and leaves a `rejected` record.
  * - **Data relays** use the gateway's core relay with its idle timeout and the shutdown signal,
  *   and write one connection record each (command = the translator's label, `ftp-data`).
  *   Data relays started by a translator itself (its own listeners) are not counted in
