@@ -25,7 +25,10 @@ async function harness(
     id: "t1",
     client: endpointFromNetAddr(gatewayClient.remoteAddr),
     clientSideLocal: endpointFromNetAddr(gatewayClient.localAddr),
-    server: endpointFromNetAddr(gatewayServer.remoteAddr),
+    server: {
+      ...endpointFromNetAddr(gatewayServer.remoteAddr),
+      ...(typeof options.control_port === "number" ? { port: options.control_port } : {}),
+    },
     serverSideLocal: endpointFromNetAddr(gatewayServer.localAddr),
     target,
     user: null,
@@ -50,12 +53,13 @@ async function harness(
     relay: standInRelay,
     expectations,
   });
+  const { control_port: _, ...ftpOptions } = options;
   const parsed = ftpOptionsSchema.parse({
     passive_ports: { from: 0, to: 0 },
     active_ports: { from: 0, to: 0 },
     data_timeout: 2,
     reply_timeout: 1,
-    ...options,
+    ...ftpOptions,
   });
   const controller = new AbortController();
   const done = runLineSession(new FtpSession(ctx, broker, parsed), gatewayClient, gatewayServer, {
@@ -580,5 +584,20 @@ Deno.test("FtpSession: server lines that could hide a passive reply are normalis
   assert.equal(await h.c.line(), "211-status");
   assert.equal(await h.c.line(), " 227 Entering Passive Mode (127,0,0,1,0,22)");
   assert.equal(await h.c.line(), "211 end");
+  await h.finish();
+});
+
+Deno.test("FtpSession: a passive reply naming the control connection's own port below 1024 is allowed", async () => {
+  // The control connection is to port 21 (as the session sees it): port 21 is not refused.
+  const h = await harness(4, 6, { control_port: 21 });
+  await h.send("EPSV");
+  assert.equal(await h.s.line(), "EPSV");
+  await h.reply("229 Entering Extended Passive Mode (|||21|)");
+  assert.match((await h.c.line())!, /^229 Entering Extended Passive Mode \(\|\|\|\d+\|\)$/);
+  assert.deepEqual(h.refusals, []);
+  await h.send("EPSV");
+  assert.equal(await h.s.line(), "EPSV");
+  await h.reply("229 Entering Extended Passive Mode (|||20|)");
+  assert.match((await h.c.line())!, /^425 .*port 20 is below 1024/);
   await h.finish();
 });
