@@ -7,7 +7,7 @@
 import { endpointFromNetAddr } from "../net/address.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
-import { relay } from "./relay.ts";
+import { relay, transferComplete } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
 import { errorText, recordBaseOf, rejectRequest, ruleSubjectsOf } from "./_request_context.ts";
 import { type Handshaken, type SessionServices, writeAll } from "./session.ts";
@@ -173,8 +173,11 @@ async function connectExpected(
     reply: Reply.Succeeded,
     bytesUp: result.clientToServer,
     bytesDown: result.serverToClient,
+    // A complete transfer torn down afterwards (QUIT, the control session's end) is no abort.
     reason: `${why}, ${
-      result.end === "error"
+      transferComplete(result)
+        ? "closed"
+        : result.end === "error"
         ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
         : result.end
     }`,

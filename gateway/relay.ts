@@ -47,6 +47,24 @@ export interface RelayResult {
   end: RelayEnd;
   /** The first error seen, when `end` is `"error"`. */
   error?: unknown;
+  /**
+   * When `end` is not `"closed"`: the sides that had already ended their stream (EOF, passed
+   * on as a half-close) by then; absent when neither had.
+   */
+  finished?: ("client" | "server")[];
+}
+
+/**
+ * True when every direction that carried bytes was relayed up to its sender's end of stream,
+ * and one direction was: a complete transfer (a data connection's), whatever closed the
+ * connections afterwards (an abort when its control session ends, an idle timeout).
+ */
+export function transferComplete(result: RelayResult): boolean {
+  if (result.end === "closed") return true;
+  const finished = result.finished ?? [];
+  return finished.length > 0 &&
+    (result.clientToServer === 0 || finished.includes("client")) &&
+    (result.serverToClient === 0 || finished.includes("server"));
 }
 
 // Measured (bench/RESULTS.md): 1 KiB keeps idle relays small and 1 MiB gives the best
@@ -183,5 +201,11 @@ export async function relay(
   }
   const result: RelayResult = { clientToServer: up.bytes, serverToClient: down.bytes, end };
   if (firstError !== undefined) result.error = firstError;
+  if (end !== "closed" && (up.done || down.done)) {
+    result.finished = [
+      ...(up.done ? ["client" as const] : []),
+      ...(down.done ? ["server" as const] : []),
+    ];
+  }
   return result;
 }

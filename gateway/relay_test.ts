@@ -6,6 +6,7 @@ import {
   type RelayConn,
   type RelayOptions,
   type RelayResult,
+  transferComplete,
 } from "./relay.ts";
 
 /** A connected loopback TCP pair: `[connecting side, accepted side]`. */
@@ -391,3 +392,28 @@ async function readExactly(conn: Deno.Conn, length: number): Promise<Uint8Array<
   }
   return out;
 }
+
+Deno.test("relay() reports the sides that had finished when aborted; transferComplete() reads it", async () => {
+  const controller = new AbortController();
+  await using h = await startRelay({ signal: controller.signal });
+  // A download: the server sends everything and its end; the client keeps its socket open.
+  await writeAll(h.server, text("payload"));
+  await h.server.closeWrite();
+  assert.equal(await drain(h.client), 7);
+  controller.abort();
+  const result = await h.result;
+  assert.deepEqual(result, {
+    clientToServer: 0,
+    serverToClient: 7,
+    end: "aborted",
+    finished: ["server"],
+  });
+  assert.equal(transferComplete(result), true);
+  // Cut off before either end: not complete; bytes without their sender's end: not complete.
+  assert.equal(transferComplete({ clientToServer: 5, serverToClient: 0, end: "aborted" }), false);
+  assert.equal(
+    transferComplete({ clientToServer: 5, serverToClient: 7, end: "idle", finished: ["server"] }),
+    false,
+  );
+  assert.equal(transferComplete({ clientToServer: 0, serverToClient: 0, end: "closed" }), true);
+});

@@ -15,11 +15,15 @@
  *   connection is *related* to a control session the rules allowed, so the requested port is
  *   not matched against the rules (it is one the translator picked, like conntrack's RELATED).
  *   The translator then opens the server side through {@linkcode BrokerDeps.dial} below.
- * - **Data dials** (`BrokerDeps.dial`): toward the server, the rules are evaluated as a CONNECT
- *   from the same client and user to the server's address and name with the *control
- *   connection's* port; toward the client (active mode), the address must be the client's own
- *   and the rules are evaluated as a BIND (RFC 1928 names FTP as BIND's reason) for the
- *   server's address. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client.
+ * - **Data dials** (`BrokerDeps.dial`, and `BrokerDeps.check` that translators ask before they
+ *   announce a data channel): judged by the data connection's *own* address and port, never the
+ *   control connection's port, so a rule that denies a port of the server holds for a passive
+ *   reply naming it. Toward the server, the rules are evaluated as a CONNECT from the same
+ *   client and user to the server's address and name with the data port; toward the client
+ *   (active mode), the address must be the client's own and the rules are evaluated as a BIND
+ *   (RFC 1928 names FTP as BIND's reason) for the server's address with the client's data
+ *   port. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client; a refusal
+ *   before any dial (`BrokerDeps.refused`) is logged and leaves a `rejected` record.
  * - **Data relays** use the gateway's core relay with its idle timeout and the shutdown signal,
  *   and write one connection record each (command = the translator's label, `ftp-data`).
  *   Data relays started by a translator itself (its own listeners) are not counted in
@@ -32,6 +36,7 @@
 
 import {
   endpointFromNetAddr,
+  formatEndpoint,
   type IpAddress,
   type IpEndpoint,
   sameIp,
@@ -53,7 +58,7 @@ import type {
 import type { Config } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
-import { relay } from "./relay.ts";
+import { relay, transferComplete } from "./relay.ts";
 import type { AccessRules, RuleSubject } from "./rules.ts";
 import type { Handshaken } from "./session.ts";
 import type { Router } from "./upstream/router.ts";
@@ -154,37 +159,53 @@ export function createTranslationService(
     const name = target.address.family === "name"
       ? normalizeName(target.address.name) ?? undefined
       : undefined;
-    const subject = (command: "connect" | "bind", address: IpAddress): RuleSubject => ({
+    // A data connection is judged by its own address and port, never the control port: a
+    // rule that denies a port of the server must hold for a 227 that names it.
+    const subject = (command: "connect" | "bind", address: IpAddress, port: number) => ({
       client: session.client.address,
       clientIsLocal: session.clientIsLocal,
       command,
-      port: target.port,
+      port,
       address,
       ...(session.user !== undefined ? { user: session.user } : {}),
       ...(name !== undefined ? { name } : {}),
-    });
+    } satisfies RuleSubject);
+    const check = (endpoint: IpEndpoint, { side }: { readonly side: Side }): string | null => {
+      if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
+        return "Cannot connect data channel: not the client's own address";
+      }
+      const verdict = side === "server"
+        ? options.rules.evaluate(subject("connect", endpoint.address, endpoint.port))
+        : options.rules.evaluate(subject("bind", ctx.server.address, endpoint.port));
+      return verdict.allow ? null : "Cannot connect data channel: denied by rules";
+    };
+    const refused = (
+      endpoint: IpEndpoint,
+      { side, reason, label }: { readonly side: Side; readonly reason: string; label: string },
+    ): void => {
+      log.warn("refused {side} data channel to {endpoint}: {reason}", {
+        side,
+        endpoint: formatEndpoint(endpoint),
+        reason,
+      });
+      options.record({
+        client: ctx.client,
+        command: label,
+        target: { address: endpoint.address, port: endpoint.port },
+        ...(session.user !== undefined ? { user: session.user } : {}),
+        outcome: "rejected",
+        reply: Reply.NotAllowedByRuleset,
+        reason,
+        startedAt: performance.now(),
+      });
+    };
     const dial = (
       endpoint: IpEndpoint,
       { side, signal }: { readonly side: Side; readonly signal: AbortSignal },
     ): Promise<Deno.Conn> => {
-      if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
-        return Promise.reject(
-          new SocksReplyError(
-            Reply.NotAllowedByRuleset,
-            "Cannot connect data channel: not the client's own address",
-          ),
-        );
-      }
-      const verdict = side === "server"
-        ? options.rules.evaluate(subject("connect", endpoint.address))
-        : options.rules.evaluate(subject("bind", ctx.server.address));
-      if (!verdict.allow) {
-        return Promise.reject(
-          new SocksReplyError(
-            Reply.NotAllowedByRuleset,
-            "Cannot connect data channel: denied by rules",
-          ),
-        );
+      const refusal = check(endpoint, { side });
+      if (refusal !== null) {
+        return Promise.reject(new SocksReplyError(Reply.NotAllowedByRuleset, refusal));
       }
       return connect(endpoint, signal);
     };
@@ -212,12 +233,19 @@ export function createTranslationService(
         outcome: "relayed",
         bytesUp: result.clientToServer,
         bytesDown: result.serverToClient,
-        reason: result.end === "error" ? `error: ${reasonOf(result.error)}` : result.end,
+        // A complete transfer torn down afterwards (QUIT, the control session's end) is no abort.
+        reason: transferComplete(result)
+          ? "closed"
+          : result.end === "error"
+          ? `error: ${reasonOf(result.error)}`
+          : result.end,
         startedAt,
       });
     };
     return {
       dial,
+      check,
+      refused,
       relay: relayData,
       expectations,
       ...(options.listen && { listen: options.listen }),

@@ -13,6 +13,8 @@ import type {
   DataConnectOptions,
   DataListener,
   DataListenOptions,
+  DataPermitOptions,
+  DataRefuseOptions,
   DataRelayOptions,
   ExpectOptions,
   TranslatorContext,
@@ -120,6 +122,8 @@ class OneShotListener implements DataListener {
  * ```ts ignore
  * const broker = createDataChannelBroker(ctx, {
  *   dial: (endpoint, { side, signal }) => dialUnderRules(endpoint, side, signal),
+ *   check: (endpoint, { side }) => rulesRefusal(endpoint, side), // null when allowed
+ *   refused: (endpoint, { side, reason, label }) => record(endpoint, side, reason, label),
  *   relay: (a, b, { label, signal }) => relay(a, b, { label, signal }),
  *   expectations, // the gateway's single ExpectationRegistry
  * });
@@ -147,6 +151,15 @@ export function createDataChannelBroker(
         options.signal,
         (signal) => deps.dial(endpoint, { side: options.side, signal }),
       );
+    },
+    permits(endpoint: IpEndpoint, options: DataPermitOptions): boolean {
+      const refusal = deps.check(endpoint, { side: options.side });
+      if (refusal === null) return true;
+      deps.refused(endpoint, { ...options, reason: refusal });
+      return false;
+    },
+    refuse(endpoint: IpEndpoint, options: DataRefuseOptions): void {
+      deps.refused(endpoint, options);
     },
     relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void> {
       return deps.relay(a, b, options);

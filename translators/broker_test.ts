@@ -19,6 +19,8 @@ async function setup(overrides: Partial<BrokerDeps> = {}) {
   const broker = createDataChannelBroker(ctx, {
     dial: (endpoint, { signal }) =>
       Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }),
+    check: () => null,
+    refused: () => {},
     relay: standInRelay,
     expectations: new ExpectationRegistry(),
     ...overrides,
@@ -111,4 +113,26 @@ Deno.test("DataChannelBroker.listen() rejects a bad port range", async () => {
       }),
     RangeError,
   );
+});
+
+Deno.test("DataChannelBroker.permits() asks the gateway's check and records refusals; refuse() records", async () => {
+  const checked: string[] = [];
+  const refused: string[] = [];
+  using s = await setup({
+    check: (endpoint, { side }) => {
+      checked.push(`${side} ${endpoint.port}`);
+      return endpoint.port === 22 ? "denied by rules" : null;
+    },
+    refused: (endpoint, { side, reason, label }) =>
+      refused.push(`${label} ${side} ${endpoint.port}: ${reason}`),
+  });
+  const at = (port: number) => ({ address: s.ctx.server.address, port });
+  assert.equal(s.broker.permits(at(50000), { side: "server", label: "ftp-data" }), true);
+  assert.equal(s.broker.permits(at(22), { side: "server", label: "ftp-data" }), false);
+  s.broker.refuse(at(25), { side: "server", label: "ftp-data", reason: "below 1024" });
+  assert.deepEqual(checked, ["server 50000", "server 22"]);
+  assert.deepEqual(refused, [
+    "ftp-data server 22: denied by rules",
+    "ftp-data server 25: below 1024",
+  ]);
 });

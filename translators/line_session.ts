@@ -151,9 +151,9 @@ export async function runLineSession(
     let pendingLength = 0;
 
     const deliver = async (raw: Uint8Array) => {
-      const text = latin1Decode(
-        raw.subarray(0, raw.length - (raw.length >= 2 && raw[raw.length - 2] === 0x0d ? 2 : 1)),
-      );
+      const terminated = raw.length > 0 && raw[raw.length - 1] === 0x0a;
+      const terminator = !terminated ? 0 : raw.length >= 2 && raw[raw.length - 2] === 0x0d ? 2 : 1;
+      const text = latin1Decode(raw.subarray(0, raw.length - terminator));
       const line: Line = { text, raw };
       const verdict = await hook!.call(session, line, io);
       // Awaited so that `raw` (a view of a reused buffer) is written before the next read.
@@ -203,8 +203,14 @@ export async function runLineSession(
         first = undefined;
       }
       if (controller.signal.aborted) return;
-      // A last line without a terminator is relayed as it is.
-      if (pendingLength > 0) await to.write(pending.slice(0, pendingLength));
+      // A last line without a terminator goes to the hook like any line (its `raw` has no
+      // terminator): relaying it unseen would let bytes past the hook at the end of a stream.
+      if (pendingLength > 0) {
+        const last = pending.slice(0, pendingLength);
+        pendingLength = 0;
+        if (hook) await deliver(last);
+        else await to.write(last);
+      }
       await session.onEnd?.call(session, side, io);
       await to.closeWrite().catch(() => {});
     } catch (error) {

@@ -157,3 +157,29 @@ Deno.test("runLineSession() processes a pending server read first", async () => 
   server.close();
   await done;
 });
+
+Deno.test("runLineSession() hands a last line cut short by EOF to the hook, never past it", async () => {
+  const seen: { text: string; raw: string }[] = [];
+  const h = await harness({
+    onClientLine(line): LineVerdict {
+      seen.push({ text: line.text, raw: latin1Decode(line.raw) });
+      return line.text.startsWith("PORT") ? "consumed" : "forward";
+    },
+  });
+  await writeText(h.client, "NOOP\r\nPORT 1,2,3,4,0,21");
+  h.client.closeWrite();
+  assert.equal(await h.serverLines.all(), "NOOP\r\n");
+  assert.deepEqual(seen, [
+    { text: "NOOP", raw: "NOOP\r\n" },
+    { text: "PORT 1,2,3,4,0,21", raw: "PORT 1,2,3,4,0,21" },
+  ]);
+  // Forwarded, such a line keeps its bytes as they were (no terminator added).
+  const h2 = await harness({ onClientLine: () => "forward" });
+  await writeText(h2.client, "QUIT");
+  h2.client.closeWrite();
+  assert.equal(await h2.serverLines.all(), "QUIT");
+  h.server.close();
+  h2.server.close();
+  await h.finish();
+  await h2.finish();
+});

@@ -115,6 +115,8 @@ async function connections() {
 
 const deps = {
   dial: () => Promise.reject(new Error("no dial in this test")),
+  check: () => null,
+  refused: () => {},
   relay: standInRelay,
   expectations: new ExpectationRegistry(),
 };

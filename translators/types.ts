@@ -50,7 +50,10 @@ export interface Line {
    * `io.sendToServer(line.text)` sends the same bytes back.
    */
   readonly text: string;
-  /** The bytes as received, terminator included. Do not keep: the buffer is reused. */
+  /**
+   * The bytes as received, terminator included (none for a last line that the end of the
+   * stream cut short). Do not keep: the buffer is reused.
+   */
   readonly raw: Uint8Array;
 }
 
@@ -194,6 +197,24 @@ export interface DataConnectOptions {
   readonly signal: AbortSignal;
 }
 
+/** Options for {@linkcode DataChannelBroker.permits}. */
+export interface DataPermitOptions {
+  /** Which side the endpoint is on, as for {@linkcode DataChannelBroker.connect}. */
+  readonly side: Side;
+  /** A label for the record of a refusal (`"ftp-data"`). */
+  readonly label: string;
+}
+
+/** Options for {@linkcode DataChannelBroker.refuse}. */
+export interface DataRefuseOptions {
+  /** Which side the endpoint is on. */
+  readonly side: Side;
+  /** Why the translator refused it, for the log and the connection record. */
+  readonly reason: string;
+  /** A label for the record (`"ftp-data"`). */
+  readonly label: string;
+}
+
 /** Options for {@linkcode DataChannelBroker.relay}. */
 export interface DataRelayOptions {
   /** A label for logs and metrics (`"ftp-data"`). */
@@ -248,6 +269,14 @@ export interface DataChannelBroker {
   listen(options: DataListenOptions): Promise<DataListener>;
   /** Connects from the gateway to an endpoint on one side, under the gateway's rules. */
   connect(endpoint: IpEndpoint, options: DataConnectOptions): Promise<Deno.Conn>;
+  /**
+   * Whether {@linkcode connect} would be allowed to dial `endpoint` (its own address and port)
+   * by the gateway's rules, asked before a translator announces a data channel. A refusal is
+   * logged and recorded.
+   */
+  permits(endpoint: IpEndpoint, options: DataPermitOptions): boolean;
+  /** Logs and records a data channel the translator refused by a rule of its own protocol. */
+  refuse(endpoint: IpEndpoint, options: DataRefuseOptions): void;
   /** Relays two connections with the gateway's relay; closes both when done. */
   relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void>;
   /** Routes a later SOCKS CONNECT from this client to `targets` to `open` instead. */
@@ -263,6 +292,16 @@ export interface BrokerDeps {
   ): Promise<
     Deno.Conn
   >;
+  /**
+   * The gateway's rules for a data connection to `endpoint` (its own address and port) on
+   * `side`: `null` when allowed, else why not. `dial` applies the same check.
+   */
+  check(endpoint: IpEndpoint, options: { readonly side: Side }): string | null;
+  /** Logs and records a data connection refused before any dial (`reason`: why). */
+  refused(
+    endpoint: IpEndpoint,
+    options: { readonly side: Side; readonly reason: string; readonly label: string },
+  ): void;
   /** The gateway's core relay; must close both connections when done or aborted. */
   relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void>;
   /** Opens a TCP listener. @default Deno.listen */

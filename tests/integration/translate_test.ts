@@ -35,6 +35,20 @@ interface ScriptedServer extends AsyncDisposable {
   readonly data: { remote: string; received: Uint8Array }[];
 }
 
+/** The scripted server's passive ports: the rules allow them, as an operator would. */
+const SERVER_DATA_PORTS = { from: 40000, to: 40999 };
+
+function listenInRange(hostname: string, range: { from: number; to: number }): Deno.TcpListener {
+  for (let attempt = 0;; attempt++) {
+    const port = range.from + Math.floor(Math.random() * (range.to - range.from + 1));
+    try {
+      return Deno.listen({ hostname, port });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse) || attempt >= 50) throw error;
+    }
+  }
+}
+
 function startScriptedServer(hostname: "::1" | "127.0.0.1" = "::1"): ScriptedServer {
   const listener = Deno.listen({ hostname, port: 0 });
   const commands: string[] = [];
@@ -64,7 +78,7 @@ function startScriptedServer(hostname: "::1" | "127.0.0.1" = "::1"): ScriptedSer
         switch (verb.toUpperCase()) {
           case "EPSV": {
             passive?.close();
-            passive = Deno.listen({ hostname, port: 0 });
+            passive = listenInRange(hostname, SERVER_DATA_PORTS);
             open.add(passive);
             await writeText(
               control,
@@ -167,15 +181,20 @@ async function withFtp(
   }) => Promise<void>,
   /** The client's family and the server's address. @default IPv4 client, IPv6 server */
   families: { client: 4 | 6; server: "::1" | "127.0.0.1" } = { client: 4, server: "::1" },
+  /** Ends with QUIT and its 221. @default true */
+  quit = true,
 ): Promise<void> {
   await using server = startScriptedServer(families.server);
-  // Only the FTP control port is allowed: expected data CONNECTs must pass all the same.
+  // Only the FTP control port and the server's data ports are allowed (data dials are judged
+  // by their own port), and BIND for active data: expected data CONNECTs to the gateway's
+  // ports must pass all the same.
   await using gateway = startTestGateway(`resolver:
   hosts: { ${NAME}: ["${families.server}"] }
 rules:
-  - { action: allow, ports: [${server.port}] }
+  - { action: allow, ports: [${server.port}, "${SERVER_DATA_PORTS.from}-${SERVER_DATA_PORTS.to}"] }
+  - { action: allow, commands: [bind] }
 translators:
-  - { type: ftp, ports: [${server.port}], passive_ports: { from: 0, to: 0 }, active_ports: { from: 0, to: 0 }, data_timeout: 5 }
+  - { type: ftp, ports: [${server.port}], passive_ports: { from: 50000, to: 50999 }, active_ports: { from: 0, to: 0 }, data_timeout: 5 }
 `);
   const { conn, reply } = await socksConnect(gateway, name(server.port), families.client);
   assert.equal(reply, Reply.Succeeded);
@@ -183,8 +202,10 @@ translators:
   try {
     assert.equal(await control.line(), "220 scripted FTP");
     await fn({ gateway, server, control, controlConn: conn });
-    await writeText(conn, "QUIT\r\n");
-    assert.equal(await control.line(), "221 Goodbye");
+    if (quit) {
+      await writeText(conn, "QUIT\r\n");
+      assert.equal(await control.line(), "221 Goodbye");
+    }
   } finally {
     await control.close();
   }
@@ -302,4 +323,62 @@ Deno.test("`createTranslationService()` answers an IPv6 client's PASV with the I
     assert.match((await control.line()) ?? "", /^500 .*IPv6/);
     assert.equal(server.commands.filter((c) => c.startsWith("PORT")).length, 0);
   }, { client: 6, server: "127.0.0.1" });
+});
+
+async function recordOf(
+  gateway: TestGateway,
+  matches: (record: TestGateway["records"][number]) => boolean,
+) {
+  for (let i = 0; i < 250 && !gateway.records.some(matches); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const record = gateway.records.find(matches);
+  assert.ok(record, `no such record in ${JSON.stringify(gateway.records)}`);
+  return record;
+}
+
+Deno.test("`createTranslationService()` records complete transfers as closed when QUIT ends their relays", async () => {
+  await withFtp(
+    async ({ gateway, control, controlConn }) => {
+      // Passive, through the expected CONNECT.
+      await writeText(controlConn, "EPSV\r\n");
+      const epsv = /\(\|\|\|(\d+)\|\)/.exec((await control.line()) ?? "");
+      assert.ok(epsv);
+      const passive = await socksConnect(gateway, name(Number(epsv[1])));
+      assert.equal(passive.reply, Reply.Succeeded);
+      await writeText(controlConn, "RETR big.bin\r\n");
+      assert.match((await control.line()) ?? "", /^150 /);
+      assert.equal((await readAll(passive.conn)).length, PAYLOAD.length);
+      assert.match((await control.line()) ?? "", /^226 /);
+
+      // Active, through the gateway's own listener.
+      using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = listener.addr.port;
+      await writeText(controlConn, `PORT 127,0,0,1,${port >> 8},${port & 255}\r\n`);
+      assert.match((await control.line()) ?? "", /^200 /);
+      await writeText(controlConn, "RETR big.bin\r\n");
+      const active = await listener.accept();
+      assert.equal((await readAll(active)).length, PAYLOAD.length);
+      assert.match((await control.line()) ?? "", /^150 /);
+      assert.match((await control.line()) ?? "", /^226 /);
+
+      // Both clients got every byte and the end of the stream, but keep their sockets open
+      // until after QUIT, which tears the data relays down.
+      await writeText(controlConn, "QUIT\r\n");
+      assert.equal(await control.line(), "221 Goodbye");
+      const expected = await recordOf(
+        gateway,
+        (r) => /expected by translator/.test(r.reason ?? ""),
+      );
+      assert.equal(expected.bytesDown, PAYLOAD.length);
+      assert.equal(expected.reason, "expected by translator, closed");
+      const data = await recordOf(gateway, (r) => r.command === "ftp-data");
+      assert.equal(data.bytesDown, PAYLOAD.length);
+      assert.equal(data.reason, "closed");
+      passive.conn.close();
+      active.close();
+    },
+    undefined,
+    false,
+  );
 });

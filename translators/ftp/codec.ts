@@ -10,28 +10,60 @@ import { formatIp, type IpEndpoint, parseIpv4, parseIpv6 } from "../../net/addre
 
 /** A client command: upper-case verb and the argument after one space (may be empty). */
 export interface FtpCommand {
-  /** Upper-case verb (`"EPSV"`); empty for an empty line. */
+  /** Upper-case verb (`"EPSV"`). */
   readonly verb: string;
   /** The argument, without the separating space; empty when none. */
   readonly argument: string;
-  /** The line without Telnet control bytes before the verb. */
+  /** The command in its one normal form: the upper-case verb, then a space and the argument. */
   readonly text: string;
 }
 
+/** A parsed client command, or why it is refused (the text of a 500 reply). */
+export type CommandParse =
+  | { readonly ok: true; readonly command: FtpCommand }
+  | { readonly ok: false; readonly reason: string };
+
+/** RFC 959 verbs are 3 or 4 letters; a few extensions are longer (`XSHA256`). */
+const VERB = /^[A-Za-z][A-Za-z0-9]{2,7}$/;
+/** C0 controls and DEL: a bare CR, a NUL or a tab could end or split a line for some server. */
+// deno-lint-ignore no-control-regex -- control bytes are what this looks for
+const CONTROL = /[\x00-\x1f\x7f]/;
+
 /**
- * Parses a command line (without CRLF). Telnet IAC sequences and stray bytes ≥ 0xF0 before the
- * verb are dropped: an ABOR "Synch" arrives that way through Deno, which has no urgent data.
+ * Parses a command line (without CRLF) into one normal form, or refuses it. Telnet IAC
+ * sequences and stray bytes ≥ 0xF0 before the verb are dropped: an ABOR "Synch" arrives that
+ * way through Deno, which has no urgent data; so are CRs at the end (ftplib's urgent `abort()`
+ * loses its LF). Refused: an empty line, anything before the verb (a space, a tab), a verb that
+ * is not 3 to 8 letters or digits, anything but one space after it, and control bytes anywhere
+ * (a bare CR or a NUL inside the line). A server may read such a line in a way the translator
+ * did not (` PORT …` as PORT, `NOOP\rPORT …` as two commands), so it is never forwarded.
  */
-export function parseCommand(line: string): FtpCommand {
+export function parseCommand(line: string): CommandParse {
   let start = 0;
   while (start < line.length && line.charCodeAt(start) >= 0xf0) start++;
-  let text = line.slice(start);
-  // ftplib's urgent abort() loses its "\n" in Deno and a lone CR may remain.
-  while (text.endsWith("\r")) text = text.slice(0, -1);
+  let end = line.length;
+  while (end > start && line[end - 1] === "\r") end--;
+  const text = line.slice(start, end);
+  if (text === "") return { ok: false, reason: "Empty command" };
+  if (CONTROL.test(text)) return { ok: false, reason: "Control character in command" };
   const space = text.indexOf(" ");
-  const verb = (space < 0 ? text : text.slice(0, space)).toUpperCase();
+  const verb = space < 0 ? text : text.slice(0, space);
+  if (!VERB.test(verb)) return { ok: false, reason: "Syntax error, command unrecognized" };
   const argument = space < 0 ? "" : text.slice(space + 1);
-  return { verb, argument, text };
+  const upper = verb.toUpperCase();
+  return {
+    ok: true,
+    command: { verb: upper, argument, text: space < 0 ? upper : `${upper} ${argument}` },
+  };
+}
+
+/**
+ * A server line in the one form passed to the client: control bytes inside it (a bare CR, a
+ * NUL) become spaces, so that no client splits it into a reply the translator did not see.
+ */
+export function sanitizeReplyLine(line: string): string {
+  // deno-lint-ignore no-control-regex -- control bytes are what this replaces (a tab stays)
+  return line.replace(/[\x00-\x08\x0a-\x1f\x7f]/g, " ");
 }
 
 /** A reply line: code and whether more lines follow (`xyz-`). */

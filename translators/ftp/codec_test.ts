@@ -19,19 +19,57 @@ import {
   parsePort,
   parseReplyLine,
   passivePort,
+  sanitizeReplyLine,
 } from "./codec.ts";
 
 const v4 = (text: string, port: number) => ({ address: parseIp(text)!, port });
 
 Deno.test("parseCommand() splits the verb, strips Telnet bytes and a lone CR", () => {
-  assert.deepEqual(parseCommand("epsv all"), { verb: "EPSV", argument: "all", text: "epsv all" });
-  assert.deepEqual(parseCommand("\xff\xf4\xff\xf2ABOR"), {
-    verb: "ABOR",
-    argument: "",
-    text: "ABOR",
+  assert.deepEqual(parseCommand("epsv all"), {
+    ok: true,
+    command: { verb: "EPSV", argument: "all", text: "EPSV all" },
   });
-  assert.equal(parseCommand("ABOR\r").verb, "ABOR");
-  assert.equal(parseCommand("").verb, "");
+  assert.deepEqual(parseCommand("\xff\xf4\xff\xf2ABOR"), {
+    ok: true,
+    command: { verb: "ABOR", argument: "", text: "ABOR" },
+  });
+  assert.deepEqual(parseCommand("ABOR\r"), {
+    ok: true,
+    command: { verb: "ABOR", argument: "", text: "ABOR" },
+  });
+  assert.deepEqual(parseCommand("XSHA256 a b"), {
+    ok: true,
+    command: { verb: "XSHA256", argument: "a b", text: "XSHA256 a b" },
+  });
+});
+
+Deno.test("parseCommand() refuses lines that a server could read as a hidden command", () => {
+  const refused = (line: string) => {
+    const parsed = parseCommand(line);
+    assert.equal(parsed.ok, false, JSON.stringify(line));
+    return parsed.ok ? "" : parsed.reason;
+  };
+  assert.equal(refused(""), "Empty command");
+  assert.equal(refused(" PORT 1,2,3,4,0,21"), "Syntax error, command unrecognized");
+  assert.equal(refused("\tEPRT |1|1.2.3.4|21|"), "Control character in command");
+  assert.equal(refused("PORT\t1,2,3,4,0,21"), "Control character in command");
+  assert.equal(refused("NOOP\rPORT 1,2,3,4,0,21"), "Control character in command");
+  assert.equal(refused("NOOP x\rPORT 1,2,3,4,0,21"), "Control character in command");
+  assert.equal(refused("RETR a\0PORT 1,2,3,4,0,21"), "Control character in command");
+  // Telnet-aware servers drop IAC NOP inside a line: "PO\xff\xf1RT" would be PORT to them.
+  assert.equal(refused("PO\xff\xf1RT 1,2,3,4,0,21"), "Syntax error, command unrecognized");
+  assert.equal(refused("PORT,1,2,3,4,0,21"), "Syntax error, command unrecognized");
+  assert.equal(refused("NO"), "Syntax error, command unrecognized");
+  assert.equal(refused("VERYLONGVERB x"), "Syntax error, command unrecognized");
+});
+
+Deno.test("sanitizeReplyLine() turns control bytes inside a server line into spaces", () => {
+  assert.equal(
+    sanitizeReplyLine("200 ok\r227 Entering Passive Mode (1,2,3,4,0,22)"),
+    "200 ok 227 Entering Passive Mode (1,2,3,4,0,22)",
+  );
+  assert.equal(sanitizeReplyLine("200 a\0b\tc\x7f"), "200 a b\tc ");
+  assert.equal(sanitizeReplyLine("226 Transfer complete"), "226 Transfer complete");
 });
 
 Deno.test("parseReplyLine() and endsReply() read reply framing", () => {

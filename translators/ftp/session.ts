@@ -38,6 +38,7 @@ import {
   parsePort,
   parseReplyLine,
   passivePort,
+  sanitizeReplyLine,
 } from "./codec.ts";
 import type { FtpOptions } from "./options.ts";
 
@@ -55,6 +56,8 @@ export interface FtpReply {
 type Disposition =
   | { readonly kind: "forward"; readonly filterFeat: boolean }
   | { readonly kind: "drop" }
+  /** A reply replaced by a 425 once it ends (a passive reply the gateway did not ask for). */
+  | { readonly kind: "refuse" }
   | Ask;
 
 interface Ask {
@@ -66,9 +69,20 @@ interface Ask {
 }
 
 const MAX_ASK_LINES = 64;
+/** The label of data channels in logs and connection records. */
+const DATA_LABEL = "ftp-data";
 const PASSIVE_VERBS = new Set(["PASV", "EPSV", "LPSV"]);
 const ACTIVE_VERBS = new Set(["PORT", "EPRT", "LPRT"]);
 const TLS_VERBS = new Set(["PBSZ", "PROT", "CCC", "ADAT"]);
+/**
+ * Extensions that carry or announce a data address the translator does not translate:
+ * SPSV (single-port passive), pure-ftpd's ESTA/ESTP. Refused rather than passed on.
+ */
+const UNTRANSLATED_ADDRESS_VERBS = new Set(["SPSV", "ESTA", "ESTP"]);
+/** A line inside a multi-line reply that a client could take for a reply's start. */
+const REPLY_LIKE = /^\d{3}/;
+/** Passive replies: only ever the gateway's own, never a server's passed through. */
+const PASSIVE_REPLY_CODES = new Set([227, 228, 229]);
 /** FEAT lines hidden: TLS cannot be translated; pure-ftpd's ESTA/ESTP/PRET carry addresses. */
 const HIDDEN_FEATURES = /^\s*(AUTH|PBSZ|PROT|CCC|ADAT|ESTA|ESTP|PRET)(\s|$)/i;
 
@@ -106,7 +120,16 @@ export class FtpSession implements TranslatorSession {
 
   /** Handles one client command. */
   async onClientLine(line: Line, io: LineIo): Promise<LineVerdict> {
-    const command = parseCommand(line.text);
+    const parsed = parseCommand(line.text);
+    if (!parsed.ok) {
+      logger.info("Refused FTP command line: {reason}", {
+        id: this.#ctx.id,
+        reason: parsed.reason,
+      });
+      await io.sendToClient(`500 ${parsed.reason}`);
+      return "consumed";
+    }
+    const { command } = parsed;
     const { verb } = command;
     try {
       if (verb === "EPSV" && command.argument.trim().toUpperCase() === "ALL") {
@@ -119,6 +142,10 @@ export class FtpSession implements TranslatorSession {
       }
       if (this.#epsvAll && verb !== "EPSV" && (PASSIVE_VERBS.has(verb) || ACTIVE_VERBS.has(verb))) {
         await io.sendToClient(`501 ${verb} not allowed after EPSV ALL`);
+        return "consumed";
+      }
+      if (UNTRANSLATED_ADDRESS_VERBS.has(verb)) {
+        await io.sendToClient(`502 ${verb} not implemented by this translating gateway`);
         return "consumed";
       }
       if (PASSIVE_VERBS.has(verb)) {
@@ -145,6 +172,8 @@ export class FtpSession implements TranslatorSession {
         kind: "forward",
         filterFeat: verb === "FEAT" && this.#options.refuseTls,
       });
+      // The one normal form reaches the server (upper-case verb), or the exact bytes when
+      // they already are that form.
       if (command.text === line.text) return "forward";
       await io.sendToServer(command.text);
       return "consumed";
@@ -158,9 +187,23 @@ export class FtpSession implements TranslatorSession {
     }
   }
 
-  /** Handles one server line, as part of a whole reply. */
-  onServerLine(line: Line, _io: LineIo): LineVerdict {
-    const text = line.text;
+  /**
+   * Handles one server line, as part of a whole reply. What reaches the client is one normal
+   * form: control bytes inside a line become spaces, lines between replies are dropped, lines
+   * inside a multi-line reply that start with digits are indented (RFC 959 §4.2), and a
+   * passive reply (227/228/229) the gateway did not make is replaced by a 425: a client must
+   * never read a data address the translator did not check.
+   */
+  async onServerLine(line: Line, io: LineIo): Promise<LineVerdict> {
+    const text = sanitizeReplyLine(line.text);
+    const out = this.#serverLine(text);
+    if (out === line.text) return "forward";
+    if (out !== null) await io.sendToClient(out);
+    return "consumed";
+  }
+
+  /** The line to pass to the client for a (sanitised) server line, or `null` for none. */
+  #serverLine(text: string): string | null {
     if (this.#current) {
       const current = this.#current;
       const last = endsReply(text, current.code);
@@ -168,8 +211,11 @@ export class FtpSession implements TranslatorSession {
       return this.#dispatch(current.disposition, text, false, last, current.code);
     }
     const reply = parseReplyLine(text);
-    // Not a reply: junk between replies is relayed as it is.
-    if (!reply) return "forward";
+    if (!reply) {
+      // Not a reply: a client might still read one into it (`227\t(…)`), so it is dropped.
+      logger.debug("Dropped FTP server line outside a reply", { id: this.#ctx.id });
+      return null;
+    }
     let disposition: Disposition;
     if (reply.code < 200) {
       // A preliminary reply belongs to a forwarded transfer command; never to a command the
@@ -178,6 +224,14 @@ export class FtpSession implements TranslatorSession {
     } else {
       // Extra replies with nothing outstanding pass through.
       disposition = this.#queue.shift() ?? forward;
+    }
+    if (disposition.kind === "forward" && PASSIVE_REPLY_CODES.has(reply.code)) {
+      // Passive commands never reach the server as they are, so this answers something else.
+      logger.warn("Refused a passive reply the gateway did not ask for: {code}", {
+        id: this.#ctx.id,
+        code: reply.code,
+      });
+      disposition = { kind: "refuse" };
     }
     if (reply.continues) this.#current = { code: reply.code, disposition };
     return this.#dispatch(disposition, text, true, !reply.continues, reply.code);
@@ -213,23 +267,27 @@ export class FtpSession implements TranslatorSession {
     first: boolean,
     last: boolean,
     code: number,
-  ): LineVerdict {
+  ): string | null {
     switch (disposition.kind) {
       case "forward":
-        if (disposition.filterFeat && !first && !last && HIDDEN_FEATURES.test(text)) {
-          return "consumed";
-        }
-        return "forward";
+        if (first || last) return text;
+        if (disposition.filterFeat && HIDDEN_FEATURES.test(text)) return null;
+        // Inside a multi-line reply a line that starts like another reply is indented, as
+        // RFC 959 asks servers to: a naive client would end the reply there. `xyz-text` with
+        // the reply's own code is the common continuation style and stays.
+        return REPLY_LIKE.test(text) && !text.startsWith(`${code}-`) ? ` ${text}` : text;
       case "drop":
-        return "consumed";
+        return null;
+      case "refuse":
+        return last ? "425 Cannot open data connection: unexpected passive reply refused" : null;
       case "ask":
-        if (disposition.settled) return "consumed";
+        if (disposition.settled) return null;
         if (disposition.lines.length < MAX_ASK_LINES) disposition.lines.push(text);
         if (last) {
           disposition.settled = true;
           disposition.resolve({ code, lines: disposition.lines });
         }
-        return "consumed";
+        return null;
     }
   }
 
@@ -309,6 +367,10 @@ export class FtpSession implements TranslatorSession {
   async #passive(io: LineIo, verb: string, argument: string): Promise<void> {
     const clientFamily = this.#ctx.client.address.family;
     const serverFamily = this.#ctx.server.address.family;
+    if (verb !== "EPSV" && argument !== "") {
+      await io.sendToClient(`501 Syntax error: ${verb} takes no argument`);
+      return;
+    }
     if (verb === "EPSV" && argument !== "") {
       if (!/^\d{1,5}$/.test(argument)) {
         await io.sendToClient("501 Syntax error in EPSV argument");
@@ -332,6 +394,11 @@ export class FtpSession implements TranslatorSession {
     }
     // Never the address of a 227/228: the control connection's peer.
     const serverData: IpEndpoint = { address: this.#ctx.server.address, port: serverPort };
+    const refusal = this.#refuseServerPort(serverData);
+    if (refusal !== null) {
+      await io.sendToClient(`425 Cannot open data connection: ${refusal}`);
+      return;
+    }
     const listener = await this.#listenForData("client", setup, io);
     if (!listener) return;
     const advertised = listener.endpoint;
@@ -425,6 +492,10 @@ export class FtpSession implements TranslatorSession {
       return;
     }
     const clientData: IpEndpoint = { address: this.#ctx.client.address, port: requested.port };
+    if (!this.#broker.permits(clientData, { side: "client", label: DATA_LABEL })) {
+      await io.sendToClient("425 Cannot open data connection: refused by the gateway's rules");
+      return;
+    }
     this.#resetSetup();
     const setup = this.#setup.signal;
     const listener = await this.#listenForData("server", setup, io);
@@ -457,6 +528,28 @@ export class FtpSession implements TranslatorSession {
     await io.sendToClient(`200 ${verb} command successful`);
   }
 
+  /**
+   * Why the gateway will not open a data channel to the server's passive port, or `null`:
+   * RFC 2577 keeps ports below 1024 out (unless it is the control connection's own port, which
+   * the client reaches already), and the gateway's rules judge the port itself. Refusals are
+   * logged and recorded by the broker.
+   */
+  #refuseServerPort(serverData: IpEndpoint): string | null {
+    if (serverData.port < 1024 && serverData.port !== this.#ctx.server.port) {
+      const reason = `the server's passive port ${serverData.port} is below 1024`;
+      this.#broker.refuse(serverData, {
+        side: "server",
+        label: DATA_LABEL,
+        reason: `Cannot connect data channel: ${reason}`,
+      });
+      return reason;
+    }
+    if (!this.#broker.permits(serverData, { side: "server", label: DATA_LABEL })) {
+      return `the gateway's rules refuse the server's passive port ${serverData.port}`;
+    }
+    return null;
+  }
+
   /** Connects the other leg of a data connection and relays; closes everything on failure. */
   async #bridge(
     accepted: Deno.Conn,
@@ -472,7 +565,7 @@ export class FtpSession implements TranslatorSession {
       logger.info("Cannot connect FTP data: {error}", { id: this.#ctx.id, error: reasonOf(error) });
       return;
     }
-    await this.#broker.relay(accepted, other, { label: "ftp-data", signal: transfers });
+    await this.#broker.relay(accepted, other, { label: DATA_LABEL, signal: transfers });
   }
 
   #spawn(task: () => Promise<void>): void {

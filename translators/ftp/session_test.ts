@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
-import { endpointFromNetAddr, parseIp, toHostname } from "../../net/address.ts";
+import { endpointFromNetAddr, type IpEndpoint, parseIp, toHostname } from "../../net/address.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
 import { LineReader, standInRelay, tcpPair, writeText } from "../_test_helpers.ts";
 import { createDataChannelBroker } from "../broker.ts";
 import { ExpectationRegistry } from "../expectations.ts";
 import { runLineSession } from "../line_session.ts";
-import type { TranslatorContext } from "../types.ts";
+import type { Side, TranslatorContext } from "../types.ts";
 import { ftpOptionsSchema } from "./options.ts";
 import { FtpSession } from "./session.ts";
 
@@ -25,27 +25,41 @@ async function harness(
     id: "t1",
     client: endpointFromNetAddr(gatewayClient.remoteAddr),
     clientSideLocal: endpointFromNetAddr(gatewayClient.localAddr),
-    server: endpointFromNetAddr(gatewayServer.remoteAddr),
+    server: {
+      ...endpointFromNetAddr(gatewayServer.remoteAddr),
+      ...(typeof options.control_port === "number" ? { port: options.control_port } : {}),
+    },
     serverSideLocal: endpointFromNetAddr(gatewayServer.localAddr),
     target,
     user: null,
   };
   const expectations = new ExpectationRegistry();
   const dials: string[] = [];
+  const refusals: string[] = [];
+  /** Ports the stand-in rules deny, per side. */
+  const denied = { client: new Set<number>(), server: new Set<number>() };
+  const check = (endpoint: IpEndpoint, { side }: { side: Side }) =>
+    denied[side].has(endpoint.port) ? "Cannot connect data channel: denied by rules" : null;
   const broker = createDataChannelBroker(ctx, {
     dial: (endpoint, { side, signal }) => {
       dials.push(`${side} ${toHostname(endpoint.address)}`);
+      const refusal = check(endpoint, { side });
+      if (refusal) return Promise.reject(new Error(refusal));
       return Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal });
     },
+    check,
+    refused: (endpoint, { side, reason, label }) =>
+      refusals.push(`${label} ${side} ${endpoint.port}: ${reason}`),
     relay: standInRelay,
     expectations,
   });
+  const { control_port: _, ...ftpOptions } = options;
   const parsed = ftpOptionsSchema.parse({
     passive_ports: { from: 0, to: 0 },
     active_ports: { from: 0, to: 0 },
     data_timeout: 2,
     reply_timeout: 1,
-    ...options,
+    ...ftpOptions,
   });
   const controller = new AbortController();
   const done = runLineSession(new FtpSession(ctx, broker, parsed), gatewayClient, gatewayServer, {
@@ -62,6 +76,8 @@ async function harness(
     s,
     expectations,
     dials,
+    refusals,
+    denied,
     done,
     /** Client sends a command. */
     send: (line: string) => writeText(client, line + "\r\n"),
@@ -441,4 +457,147 @@ Deno.test("FtpSession: a new data setup closes the previous listener", async () 
   assert.equal(h.expectations.size, 1);
   await h.finish();
   assert.equal(h.expectations.size, 0);
+});
+
+Deno.test("FtpSession: a passive reply naming a port the rules deny gets 425, recorded, never dialed", async () => {
+  const h = await harness(4, 6);
+  h.denied.server.add(40022);
+  await h.send("PASV");
+  assert.equal(await h.s.line(), "EPSV");
+  await h.reply("229 Entering Extended Passive Mode (|||40022|)");
+  assert.match((await h.c.line())!, /^425 .*rules refuse the server's passive port 40022/);
+  assert.deepEqual(h.refusals, [
+    "ftp-data server 40022: Cannot connect data channel: denied by rules",
+  ]);
+  assert.equal(h.expectations.size, 0);
+  // The session goes on: the next passive setup to an allowed port works.
+  await h.send("EPSV");
+  assert.equal(await h.s.line(), "EPSV");
+  const data = dataServer("::1", "allowed");
+  await h.reply(`229 Entering Extended Passive Mode (|||${data.port}|)`);
+  const port = Number(/\(\|\|\|(\d+)\|\)/.exec((await h.c.line())!)![1]);
+  assert.equal(await readAll("127.0.0.1", port), "allowed");
+  await data.served;
+  assert.deepEqual(h.dials, ["server ::1"]);
+  await h.finish();
+});
+
+Deno.test("FtpSession: a passive reply naming a port below 1024 gets 425 (227, 228 and 229)", async () => {
+  for (
+    const [verb, reply] of [
+      ["PASV", "229 Entering Extended Passive Mode (|||22|)"],
+      ["EPSV", "228 Entering Long Passive Mode (6,16,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,0,25)"],
+      ["LPSV", "227 Entering Passive Mode (0,0,0,0,0,25)."],
+    ] as const
+  ) {
+    const h = await harness(4, 6);
+    await h.send(verb);
+    assert.equal(await h.s.line(), "EPSV");
+    await h.reply(reply);
+    assert.match((await h.c.line())!, /^425 .*passive port (22|25) is below 1024/, verb);
+    assert.equal(h.refusals.length, 1);
+    assert.equal(h.expectations.size, 0);
+    assert.deepEqual(h.dials, []);
+    await h.finish();
+  }
+});
+
+Deno.test("FtpSession: PORT to a client port the rules deny gets 425 and never reaches the server", async () => {
+  const h = await harness(4, 6);
+  h.denied.client.add(51000);
+  await h.send("PORT 127,0,0,1,199,56");
+  assert.match((await h.c.line())!, /^425 .*rules/);
+  assert.deepEqual(h.refusals, [
+    "ftp-data client 51000: Cannot connect data channel: denied by rules",
+  ]);
+  await h.send("NOOP");
+  assert.equal(await h.s.line(), "NOOP", "nothing was sent to the server before");
+  await h.reply("200 NOOP ok");
+  assert.equal(await h.c.line(), "200 NOOP ok");
+  await h.finish();
+});
+
+Deno.test("FtpSession: command lines that could hide a command are refused, lower case is normalised", async () => {
+  const h = await harness(4, 6);
+  for (
+    const line of [
+      " PORT 127,0,0,1,0,21",
+      "\tEPRT |1|127.0.0.1|21|",
+      "NOOP\rPORT 127,0,0,1,0,21",
+      "RETR a\0PORT 127,0,0,1,0,21",
+      "PO\xff\xf1RT 127,0,0,1,0,21",
+    ]
+  ) {
+    await h.client.write(Uint8Array.from([...line, "\r", "\n"].map((c) => c.charCodeAt(0))));
+    assert.match((await h.c.line())!, /^500 /, JSON.stringify(line));
+  }
+  await h.send("PASV junk");
+  assert.match((await h.c.line())!, /^501 /);
+  await h.send("SPSV");
+  assert.match((await h.c.line())!, /^502 /);
+  // Lower case: handled (a bounce PORT is refused) or forwarded in upper case.
+  await h.send("port 10,1,2,3,200,1");
+  assert.match((await h.c.line())!, /^501 /);
+  await h.send("noop");
+  assert.equal(await h.s.line(), "NOOP", "the first line the server ever sees");
+  await h.reply("200 ok");
+  assert.equal(await h.c.line(), "200 ok");
+  await h.finish();
+});
+
+Deno.test("FtpSession: a last command cut short by the client's EOF is still translated", async () => {
+  const h = await harness(4, 6);
+  await writeText(h.client, "PORT 10,1,2,3,0,25");
+  await h.client.closeWrite();
+  assert.match((await h.c.line())!, /^501 /);
+  // The server sees the end of the stream, never the PORT.
+  assert.equal(await h.s.line(), null);
+  await h.finish();
+});
+
+Deno.test("FtpSession: server lines that could hide a passive reply are normalised or refused", async () => {
+  const h = await harness(4, 6);
+  await h.reply("220 ready");
+  assert.equal(await h.c.line(), "220 ready");
+  // A bare CR inside a line becomes a space; a line outside a reply is dropped.
+  await h.send("NOOP");
+  assert.equal(await h.s.line(), "NOOP");
+  await writeText(h.server, "227\t(127,0,0,1,0,22)\r\n");
+  await h.reply("200 ok\r227 Entering Passive Mode (127,0,0,1,0,22)");
+  assert.equal(await h.c.line(), "200 ok 227 Entering Passive Mode (127,0,0,1,0,22)");
+  // An unsolicited passive reply, one line or several, becomes a 425.
+  await h.send("NOOP");
+  assert.equal(await h.s.line(), "NOOP");
+  await h.reply("227 Entering Passive Mode (127,0,0,1,0,22)");
+  assert.match((await h.c.line())!, /^425 /);
+  await h.send("HELP");
+  assert.equal(await h.s.line(), "HELP");
+  await writeText(h.server, "229-x\r\n (|||22|)\r\n229 (|||22|)\r\n");
+  assert.match((await h.c.line())!, /^425 /);
+  // Inside a multi-line reply, lines that start like a reply are indented.
+  await h.send("STAT");
+  assert.equal(await h.s.line(), "STAT");
+  await writeText(
+    h.server,
+    "211-status\r\n227 Entering Passive Mode (127,0,0,1,0,22)\r\n211 end\r\n",
+  );
+  assert.equal(await h.c.line(), "211-status");
+  assert.equal(await h.c.line(), " 227 Entering Passive Mode (127,0,0,1,0,22)");
+  assert.equal(await h.c.line(), "211 end");
+  await h.finish();
+});
+
+Deno.test("FtpSession: a passive reply naming the control connection's own port below 1024 is allowed", async () => {
+  // The control connection is to port 21 (as the session sees it): port 21 is not refused.
+  const h = await harness(4, 6, { control_port: 21 });
+  await h.send("EPSV");
+  assert.equal(await h.s.line(), "EPSV");
+  await h.reply("229 Entering Extended Passive Mode (|||21|)");
+  assert.match((await h.c.line())!, /^229 Entering Extended Passive Mode \(\|\|\|\d+\|\)$/);
+  assert.deepEqual(h.refusals, []);
+  await h.send("EPSV");
+  assert.equal(await h.s.line(), "EPSV");
+  await h.reply("229 Entering Extended Passive Mode (|||20|)");
+  assert.match((await h.c.line())!, /^425 .*port 20 is below 1024/);
+  await h.finish();
 });
