@@ -37,8 +37,8 @@ export interface SetupLoggingOptions {
 // C0 controls, DEL, C1 controls, the backslash (so that an escape in the text reads unlike one
 // we wrote), U+2028/U+2029 (line and paragraph separators) and the bidi controls (ALM, LRM, RLM,
 // LRE..RLO, LRI..PDI), which reorder what a terminal shows.
-// deno-lint-ignore no-control-regex
 const UNSAFE_TEXT =
+  // deno-lint-ignore no-control-regex
   /[\x00-\x1f\x7f-\x9f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 // What JSON.stringify and logtape leave raw that still breaks lines or reorders a terminal.
 const UNSAFE_IN_JSON = /[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;

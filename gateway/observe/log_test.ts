@@ -4,8 +4,8 @@ import { escapeLogText, lineFormatter } from "./log.ts";
 
 const HOSTILE = "x\nINFO forged line\x1b[2J\r\t\x00\x7f\x85\x9b\u2028\u2029\u202e\u2066\\";
 // No C0, DEL, C1, line/paragraph separator or bidi control may reach a line raw.
-// deno-lint-ignore no-control-regex
 const RAW_CONTROL =
+  // deno-lint-ignore no-control-regex
   /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 function record(value: unknown): LogRecord {

@@ -12,8 +12,8 @@ const utf8 = new TextEncoder();
 const HOSTILE_NAME = "x\nINFO forged-dest line\x1b[2J\r\x9b31m\u2028\u202eevil\x7f";
 const HOSTILE_USER = "bob\r\nINFO forged-user line\x1b]0;owned\x07\u2029";
 // Anything but the line feed that ends each line.
-// deno-lint-ignore no-control-regex
 const RAW_CONTROL =
+  // deno-lint-ignore no-control-regex
   /[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
 
 async function exchange(
