@@ -150,7 +150,7 @@ type HandshakeOutcome =
     readonly authFailed?: true;
     /** The client hung up between messages (see `ConnectionRecord.clientClosed`). */
     readonly clientClosed?: true;
-    /** The user name a failed login tried, for the record. */
+    /** The configured user a failed login tried, for the record. */
     readonly user?: string;
   };
 
@@ -179,12 +179,11 @@ async function handshake(
     const accepted = known !== undefined && await verifyPassword(credentials.password, known);
     await writeAll(conn, encodePasswordAuthReply(accepted ? 0 : 1));
     if (!accepted) {
-      return {
-        ok: false,
-        reason: "authentication failed",
-        authFailed: true,
-        user: credentials.username,
-      };
+      // The name tried is logged when it is a configured user; any other text in the user
+      // field may be a password typed in the wrong field, and stays out of the log.
+      return known === undefined
+        ? { ok: false, reason: "authentication failed: unknown user", authFailed: true }
+        : { ok: false, reason: "authentication failed", authFailed: true, user: known.name };
     }
     user = credentials.username;
   }

@@ -13,7 +13,10 @@ import { logger } from "./log.ts";
 export interface ConnectionRecord {
   /** The client. */
   readonly client: IpEndpoint;
-  /** RFC 1929 user, if any: the authenticated one, or the name a failed login tried. */
+  /**
+   * RFC 1929 user, if any: the authenticated one, or the configured user a failed login tried
+   * (an unknown name is not kept: it may be a password typed in the user field).
+   */
   readonly user?: string;
   /** The command name (`connect`, `bind`, `udp`). */
   readonly command?: string;

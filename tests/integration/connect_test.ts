@@ -285,18 +285,23 @@ for (const kind of ["password", "password_hash"] as const) {
   });
 }
 
-Deno.test("RFC 1929: a failed login is recorded with the user name it tried", async () => {
+Deno.test("RFC 1929: a failed login is recorded with the configured user it tried, not an unknown name", async () => {
   await using gw = startTestGateway("auth: { users: [{ name: alice, password: change-me }] }");
-  using conn = await connectTo(gw.endpoint(4));
-  const reader = readerOf(conn);
-  await writeAll(conn, encodeGreeting({ methods: [2] }));
-  assert.equal(await readMethodSelection(reader), 2);
-  await writeAll(conn, encodePasswordAuthRequest({ username: "mallory", password: "guess" }));
-  assert.equal(await readPasswordAuthReply(reader), 1);
-  assert.ok(await closedByGateway(conn));
-  const record = await recordWhere(gw, (r) => r.reason === "authentication failed");
-  assert.equal(record.user, "mallory");
-  assert.equal(connectionLogLevel(record), "warning");
+  for (const username of ["alice", "change-me-typed-as-user"]) {
+    using conn = await connectTo(gw.endpoint(4));
+    const reader = readerOf(conn);
+    await writeAll(conn, encodeGreeting({ methods: [2] }));
+    assert.equal(await readMethodSelection(reader), 2);
+    await writeAll(conn, encodePasswordAuthRequest({ username, password: "guess" }));
+    assert.equal(await readPasswordAuthReply(reader), 1);
+    assert.ok(await closedByGateway(conn));
+  }
+  const known = await recordWhere(gw, (r) => r.reason === "authentication failed");
+  assert.equal(known.user, "alice");
+  assert.equal(connectionLogLevel(known), "warning");
+  const unknown = await recordWhere(gw, (r) => r.reason === "authentication failed: unknown user");
+  assert.equal(unknown.user, undefined);
+  assert.equal(connectionLogLevel(unknown), "warning");
 });
 
 Deno.test("negotiation: a client that closes after the greeting is logged at info, a truncated message is a warning", async () => {
