@@ -164,6 +164,8 @@ Deno.test("CONNECT: denied by rules gets REP 2, allowed destinations still work"
     const { reply } = await socksConnect(conn, nameTarget("v6.test.example", srv.port));
     assert.equal(reply.reply, 2);
   }
+  const denied = await recordWhere(gw, (r) => r.reply === 2);
+  assert.equal(denied.reason, "Cannot connect: denied by rules[0]");
   {
     // A name with both families: the denied IPv6 address is skipped, IPv4 is used.
     using conn = await connectTo(gw.endpoint(4));
@@ -171,6 +173,17 @@ Deno.test("CONNECT: denied by rules gets REP 2, allowed destinations still work"
     assert.equal(reply.reply, 0);
     assert.equal(reply.bound.address.family, 4);
   }
+});
+
+Deno.test("CONNECT: a destination no rule allows is recorded as such", async () => {
+  await using gw = startTestGateway(
+    HOSTS + `rules: [{ action: allow, to: ["192.0.2.0/24"] }]\n`,
+  );
+  using conn = await connectTo(gw.endpoint(4));
+  const { reply } = await socksConnect(conn, ipTarget("127.0.0.1", 9));
+  assert.equal(reply.reply, 2);
+  const record = await recordWhere(gw, (r) => r.reply === 2);
+  assert.equal(record.reason, "Cannot connect: denied by rules: no rule allows it");
 });
 
 Deno.test("requests: unknown command gets REP 7", async () => {
