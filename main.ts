@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import { ConfigError } from "./gateway/config/errors.ts";
 import { configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
+import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
 import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
@@ -104,6 +105,10 @@ async function check(args: string[]): Promise<number> {
   }
   const config = await configFromFlags({ config: values.config });
   print(formatConfigYaml(config));
+  // Warnings do not fail the check: the config is valid, only riskier than it may look.
+  for (const warning of configWarnings(config)) {
+    printError(`warning: ${formatConfigWarning(warning)}`);
+  }
   return 0;
 }
 

@@ -17,7 +17,7 @@ import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../socks5/types.ts";
 import type { FamilyPreference, RuleCommand } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
-import type { RuleSubject } from "./rules.ts";
+import type { RuleSubject, RuleVerdict } from "./rules.ts";
 import { failAndClose, type Handshaken, type SessionServices } from "./session.ts";
 
 /** The fields every record of a request carries. */
@@ -169,6 +169,17 @@ function orderedCandidates(
 /** The message of an error, for records and logs. */
 export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Why a verdict denies, for the record: the rule that matched, no rule, or (rule index -1
+ * without configured rules) the safe defaults, which deny only host-local destinations.
+ */
+export function denialText(verdict: RuleVerdict, rulesConfigured: boolean): string {
+  if (verdict.rule >= 0) return `denied by rules[${verdict.rule}]`;
+  return rulesConfigured
+    ? "denied by rules: no rule allows it"
+    : "denied by the safe defaults: destination is host-local";
 }
 
 /** Sends a failure reply to `session`'s request, closes shortly after, and records why. */

@@ -102,20 +102,25 @@ export function udpHeaderLength(bytes: Uint8Array, length: number): number {
 }
 
 /**
- * Accepts datagrams only from the client's IP address, and only from the port the client
- * declared in its request when it declared one (RFC 1928 §7).
+ * Owns an association for one client endpoint (RFC 1928 §7: datagrams only from the client).
+ * The address is the control connection's; the port is DST.PORT when the request gave one,
+ * else the source port of the first datagram accepted. From then on every other source, other
+ * ports of the client's own address included (another program on that host, or a datagram
+ * spoofed with the client's address), is refused: it can neither be relayed nor take the
+ * replies over.
  */
 export class ClientFilter {
   readonly #address: IpAddress;
-  readonly #declaredPort: number;
   readonly #hostname: string;
+  /** The owning port; 0 until the first datagram when the request did not declare one. */
+  #port: number;
   /** The last accepted spelling that differed from `#hostname` (for example IPv4-mapped). */
   #alias: string | undefined;
 
-  /** Creates the filter for `client` and the DST.PORT of the request (0: any port). */
+  /** Creates the filter for `client` and the DST.PORT of the request (0: the first sender's). */
   constructor(client: IpAddress, declaredPort: number) {
     this.#address = client;
-    this.#declaredPort = declaredPort;
+    this.#port = declaredPort;
     this.#hostname = formatIp(client);
   }
 
@@ -124,9 +129,24 @@ export class ClientFilter {
     return this.#hostname;
   }
 
-  /** True when a datagram from `hostname`:`port` comes from the client. */
+  /** The port the association belongs to, or 0 while no datagram has set it. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /**
+   * True when a datagram from `hostname`:`port` comes from the owner. The first datagram from
+   * the client's address sets the owning port when the request did not.
+   */
   accepts(hostname: string, port: number): boolean {
-    if (this.#declaredPort !== 0 && port !== this.#declaredPort) return false;
+    // Port 0 (only a crafted datagram has it) could neither own the association nor be answered.
+    if (port === 0 || (this.#port !== 0 && port !== this.#port)) return false;
+    if (!this.#isClientAddress(hostname)) return false;
+    if (this.#port === 0) this.#port = port;
+    return true;
+  }
+
+  #isClientAddress(hostname: string): boolean {
     if (hostname === this.#hostname || hostname === this.#alias) return true;
     // Slow path, taken by foreign datagrams (and once by an unusual spelling of the client).
     const parsed = parseIp(hostname);

@@ -46,17 +46,31 @@ Deno.test("udpHeaderLength() refuses RSV != 0, an unknown ATYP, an empty name an
 });
 
 Deno.test("ClientFilter accepts only the client's address, and its declared port", () => {
-  const any = new ClientFilter(parseIp("192.0.2.2")!, 0);
-  assert.equal(any.accepts("192.0.2.2", 1234), true);
-  assert.equal(any.accepts("192.0.2.2", 4321), true);
-  assert.equal(any.accepts("::ffff:192.0.2.2", 1), true);
-  assert.equal(any.accepts("192.0.2.3", 1234), false);
-  assert.equal(any.accepts("2001:db8::2", 1234), false);
   const one = new ClientFilter(parseIp("2001:db8:1::2")!, 5000);
+  assert.equal(one.port, 5000);
+  assert.equal(one.accepts("2001:db8:1::2", 5001), false);
   assert.equal(one.accepts("2001:db8:1::2", 5000), true);
   assert.equal(one.accepts("2001:0db8:1:0:0:0:0:2", 5000), true);
-  assert.equal(one.accepts("2001:db8:1::2", 5001), false);
+  assert.equal(one.accepts("2001:db8:1::3", 5000), false);
   assert.equal(one.hostname, "2001:db8:1::2");
+});
+
+Deno.test("ClientFilter without a declared port belongs to the first sender's port", () => {
+  const any = new ClientFilter(parseIp("192.0.2.2")!, 0);
+  assert.equal(any.port, 0);
+  // Another address does not claim it; neither does port 0 (only a crafted datagram has it).
+  assert.equal(any.accepts("192.0.2.3", 1234), false);
+  assert.equal(any.accepts("2001:db8::2", 1234), false);
+  assert.equal(any.accepts("192.0.2.2", 0), false);
+  assert.equal(any.port, 0);
+  assert.equal(any.accepts("192.0.2.2", 1234), true);
+  assert.equal(any.port, 1234);
+  // Another port of the same address (another program, or a spoofed source) is foreign now.
+  assert.equal(any.accepts("192.0.2.2", 4321), false);
+  assert.equal(any.accepts("::ffff:192.0.2.2", 4321), false);
+  assert.equal(any.accepts("::ffff:192.0.2.2", 1234), true);
+  assert.equal(any.accepts("192.0.2.2", 1234), true);
+  assert.equal(any.port, 1234);
 });
 
 Deno.test("RateLimiter allows a second's worth at once, then refills with time", () => {

@@ -47,6 +47,8 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
     gateway = startGateway(message.config, {
       reusePort: true,
       descriptorShares: message.count,
+      // The pool logs them once, not once per worker.
+      warnings: false,
     });
     scope.postMessage({ type: "started", endpoints: gateway.endpoints });
   } catch (error) {

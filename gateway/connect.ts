@@ -9,7 +9,14 @@ import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
 import { relay, transferComplete } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
-import { errorText, recordBaseOf, rejectRequest, ruleSubjectsOf } from "./_request_context.ts";
+import {
+  denialText,
+  errorText,
+  recordBaseOf,
+  rejectRequest,
+  ruleSubjectsOf,
+} from "./_request_context.ts";
+import type { RuleVerdict } from "./rules.ts";
 import { type Handshaken, type SessionServices, writeAll } from "./session.ts";
 import type { ExpectedOpen } from "./translate.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
@@ -35,6 +42,8 @@ export async function handleConnect(
 
   const route = services.route(target);
   let dialed: Dialed;
+  // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
+  let denial: RuleVerdict | undefined;
   const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
@@ -43,16 +52,23 @@ export async function handleConnect(
         AbortSignal.timeout(services.config.timeouts.connectMs),
         services.shutdown,
       ]),
-      permit: (address) => services.rules.evaluate(subject(address)).allow,
+      permit: (address) => {
+        const verdict = services.rules.evaluate(subject(address));
+        if (!verdict.allow) denial = verdict;
+        return verdict.allow;
+      },
     });
   } catch (error) {
     const connectMs = performance.now() - dialStartedAt;
+    const reply = replyForError(error);
     await rejectRequest(
       session,
       services,
       { ...base, connectMs },
-      replyForError(error),
-      errorText(error),
+      reply,
+      reply === Reply.NotAllowedByRuleset && denial !== undefined
+        ? `Cannot connect: ${denialText(denial, services.config.rules !== null)}`
+        : errorText(error),
     );
     return;
   }

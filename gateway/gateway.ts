@@ -24,6 +24,7 @@ import {
 import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
 import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
+import { configWarnings } from "./config/warnings.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
@@ -50,6 +51,11 @@ export interface StartGatewayOptions {
    * process): each sizes its connection cap by its share. @default 1
    */
   descriptorShares?: number;
+  /**
+   * Logs the {@linkcode configWarnings} (open proxy, plain-text passwords, exposed admin).
+   * Workers leave it to the pool, which logs them once. @default true
+   */
+  warnings?: boolean;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -82,12 +88,11 @@ function hostAddresses(): IpAddress[] {
   return addresses;
 }
 
-function isOpenProxy(config: Config, endpoint: IpEndpoint): boolean {
-  return config.auth.users.length === 0 && config.rules === null &&
-    !HOST_LOCAL_CIDRS.some((cidr) =>
-      cidrContains(cidr, endpoint.address) &&
-      endpoint.address.bytes.some((b) => b !== 0)
-    );
+/** Logs each of the {@linkcode configWarnings} of `config` as a warning. */
+export function logConfigWarnings(config: Config): void {
+  for (const warning of configWarnings(config)) {
+    log.warn("config {path}: {message}", { path: warning.path, message: warning.message });
+  }
 }
 
 /** Starts listening on every configured address and serves clients until stopped. */
@@ -180,13 +185,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
   for (const endpoint of endpoints) {
     log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
-    if (isOpenProxy(config, endpoint)) {
-      log.warn(
-        "{endpoint} is an open proxy: a non-loopback listener without auth and without rules",
-        { endpoint: formatEndpoint(endpoint) },
-      );
-    }
   }
+  if (options.warnings ?? true) logConfigWarnings(config);
   if (admin) {
     log.info("admin endpoint on {endpoint} serves /metrics and /healthz", {
       endpoint: formatEndpoint(admin.endpoint),

@@ -14,7 +14,7 @@ import {
   readRequest,
   ZERO_TARGET,
 } from "../socks5/codec.ts";
-import { SocksProtocolError } from "../socks5/errors.ts";
+import { SocksProtocolError, TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
 import type { Resolver } from "../resolver/mod.ts";
@@ -148,6 +148,10 @@ type HandshakeOutcome =
     readonly reply?: ReplyCode;
     readonly reason: string;
     readonly authFailed?: true;
+    /** The client hung up between messages (see `ConnectionRecord.clientClosed`). */
+    readonly clientClosed?: true;
+    /** The configured user a failed login tried, for the record. */
+    readonly user?: string;
   };
 
 async function handshake(
@@ -174,7 +178,13 @@ async function handshake(
     const known = services.users.get(credentials.username);
     const accepted = known !== undefined && await verifyPassword(credentials.password, known);
     await writeAll(conn, encodePasswordAuthReply(accepted ? 0 : 1));
-    if (!accepted) return { ok: false, reason: "authentication failed", authFailed: true };
+    if (!accepted) {
+      // The name tried is logged when it is a configured user; any other text in the user
+      // field may be a password typed in the wrong field, and stays out of the log.
+      return known === undefined
+        ? { ok: false, reason: "authentication failed: unknown user", authFailed: true }
+        : { ok: false, reason: "authentication failed", authFailed: true, user: known.name };
+    }
     user = credentials.username;
   }
   const request = await readRequest(reader);
@@ -218,13 +228,17 @@ export async function runSession(
     }
     outcome = await handshake(conn, reader, services, client);
   } catch (error) {
-    outcome = {
-      ok: false,
-      reason: error instanceof Error ? error.message : String(error),
-      ...(error instanceof SocksProtocolError && error.reply !== undefined
-        ? { reply: error.reply }
-        : {}),
-    };
+    // The stream ended with nothing of a next message read: a port check or a client that
+    // changed its mind, not a broken one.
+    outcome = error instanceof TruncatedMessageError && reader.buffered === 0
+      ? { ok: false, reason: "client closed before its request", clientClosed: true }
+      : {
+        ok: false,
+        reason: error instanceof Error ? error.message : String(error),
+        ...(error instanceof SocksProtocolError && error.reply !== undefined
+          ? { reply: error.reply }
+          : {}),
+      };
   } finally {
     clearTimeout(timer);
   }
@@ -238,6 +252,8 @@ export async function runSession(
     else await lingerAndClose(conn);
     services.record({
       ...base,
+      ...(outcome.user !== undefined ? { user: outcome.user } : {}),
+      ...(outcome.clientClosed ? { clientClosed: true } : {}),
       outcome: "rejected",
       reason: outcome.reason,
       ...(outcome.reply !== undefined ? { reply: outcome.reply } : {}),

@@ -4,9 +4,11 @@
  * - The client-facing socket is bound to the gateway address the client reached (the control
  *   connection's local address), and that address, or the configured `udp.public_address`
  *   of its family, is BND.ADDR: never a wildcard.
- * - Datagrams are accepted only from the client's IP address (and from DST.PORT of the
- *   request when it is not 0); others are dropped and counted. FRAG ≠ 0 is dropped (no
- *   reassembly), and counted.
+ * - The association belongs to one client endpoint: the control connection's IP address and
+ *   DST.PORT of the request, or, when that is 0, the source port of the first datagram from
+ *   that address. Datagrams from any other source (another port of the same host included)
+ *   are dropped and counted as `foreign`; replies go to the owner only. FRAG ≠ 0 is dropped
+ *   (no reassembly), and counted.
  * - Destinations may be IPv4, IPv6 or a name, resolved by the gateway's resolver; each goes
  *   out of a socket of its own family, so a v4 client talks to a v6-only peer and the
  *   reverse. Rules (command `udp`) are evaluated per destination.
@@ -36,6 +38,7 @@ import {
   ClientFilter,
   type Destination,
   DestinationTable,
+  DROP_REASONS,
   type DropReason,
   MAX_REPLY_HEADER,
   RateLimiter,
@@ -121,6 +124,10 @@ async function associate(
   services.metrics?.activeRelays.inc(["udp"]);
   const end = await association.run()
     .finally(() => services.metrics?.activeRelays.dec(["udp"]));
+  const dropped = association.counters.dropped;
+  for (const reason of DROP_REASONS) {
+    if (dropped[reason] > 0) services.metrics?.udpDropped.inc([reason], dropped[reason]);
+  }
   services.record({
     ...base,
     ...(association.lastPeer !== undefined ? { used: association.lastPeer } : {}),
@@ -151,7 +158,7 @@ class Association {
   readonly #maxDatagram: number;
   readonly #outbound: { 4?: Deno.DatagramConn; 6?: Deno.DatagramConn } = {};
   readonly #tasks = new Set<Promise<void>>();
-  /** Where replies go: the client's address and the port it last sent from. */
+  /** Where replies go: the owner's endpoint, once known (see {@linkcode ClientFilter}). */
   #clientAddr: Deno.NetAddr | undefined;
   #closed = false;
   readonly #abort = new AbortController();
@@ -164,8 +171,9 @@ class Association {
     this.#services = services;
     this.#clientSocket = clientSocket;
     const target = session.request.target;
-    // DST.ADDR is only a hint (often a private address behind NAT); the client's address is
-    // the control connection's. DST.PORT, when given, narrows it to one port.
+    // The owner's address is the control connection's, never DST.ADDR: that is often a private
+    // address behind NAT, and taking it would let a client aim the replies at a third host.
+    // DST.PORT, when given, is the owner's port; else the first datagram's source port is.
     const declaredPort = target.port;
     this.#filter = new ClientFilter(session.client.address, declaredPort);
     if (declaredPort !== 0) {
@@ -248,13 +256,12 @@ class Association {
           this.#drop("foreign");
           continue;
         }
-        if (this.#clientAddr === undefined || this.#clientAddr.port !== source.port) {
-          this.#clientAddr = {
-            transport: "udp",
-            hostname: this.#filter.hostname,
-            port: source.port,
-          };
-        }
+        // The owner is fixed by now (declared, or this first datagram): replies go there only.
+        this.#clientAddr ??= {
+          transport: "udp",
+          hostname: this.#filter.hostname,
+          port: source.port,
+        };
         if (n > this.#maxDatagram) {
           this.#drop("oversize");
           continue;

@@ -21,6 +21,7 @@
 import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../net/address.ts";
 import { type AdminServer, startAdminServer } from "./admin.ts";
 import type { Config } from "./config/types.ts";
+import { logConfigWarnings } from "./gateway.ts";
 import { listenOn } from "./listener.ts";
 import { logger } from "./observe/log.ts";
 import { mergeSnapshots, type MetricSnapshot, renderSnapshot } from "./observe/metrics.ts";
@@ -241,6 +242,7 @@ export async function startWorkers(
     count,
     endpoints: endpoints.map(formatEndpoint).join(" "),
   });
+  logConfigWarnings(config);
 
   const snapshotOf = (member: Member): Promise<MetricSnapshot[] | null> => {
     if (!member.alive) return Promise.resolve(null);

@@ -128,7 +128,16 @@ interface NameServer {
 type QueryOutcome =
   | { readonly kind: "records"; readonly addresses: IpAddress[]; readonly ttl: number | undefined }
   | { readonly kind: "none" }
-  | { readonly kind: "error"; readonly error: unknown; readonly timedOut: boolean };
+  | {
+    readonly kind: "error";
+    readonly error: unknown;
+    /** Our timeout fired, or the system resolver gave up on its own. */
+    readonly timedOut: boolean;
+    /** True only when our own `timeoutMs` fired (else the figure is not ours to quote). */
+    readonly ourTimeout?: boolean;
+    /** How long the failed query took. */
+    readonly elapsedMs?: number;
+  };
 
 interface Lookup {
   readonly first: Promise<ResolvedName>;
@@ -439,14 +448,10 @@ export class Resolver {
       return { name, v4, v6, source: "dns" };
     }
     if (failure) {
-      throw failure.timedOut
-        ? new NameNotResolvedError(name, `DNS query timed out after ${this.#timeoutMs} ms`, {
-          cause: failure.error,
-          timedOut: true,
-        })
-        : new NameNotResolvedError(name, `DNS query failed: ${errorMessage(failure.error)}`, {
-          cause: failure.error,
-        });
+      throw new NameNotResolvedError(name, failureText(failure, this.#timeoutMs), {
+        cause: failure.error,
+        ...(failure.timedOut ? { timedOut: true } : {}),
+      });
     }
     const reason = `no ${types.join(" or ")} record`;
     this.#cache.setNegative(name, reason);
@@ -460,6 +465,7 @@ export class Resolver {
       this.stats.queries++;
       const timeout = AbortSignal.timeout(this.#timeoutMs);
       const querySignal = AbortSignal.any([signal, timeout]);
+      const startedAt = performance.now();
       try {
         const records = await this.#query(
           name,
@@ -484,6 +490,8 @@ export class Resolver {
           kind: "error",
           error,
           timedOut: timeout.aborted || error instanceof Deno.errors.TimedOut,
+          ourTimeout: timeout.aborted,
+          elapsedMs: performance.now() - startedAt,
         };
       }
     }
@@ -568,6 +576,22 @@ function settledLookup(answer: ResolvedName): Lookup {
 
 function copyAnswer(answer: ResolvedName): ResolvedName {
   return { ...answer, v4: [...answer.v4], v6: [...answer.v6] };
+}
+
+/**
+ * What a failed query says: our own timeout is quoted with its figure; a resolver that gave up
+ * by itself (the system resolver has its own timeout and retries) with its error and the time
+ * it really took.
+ */
+function failureText(failure: QueryOutcome & { kind: "error" }, timeoutMs: number): string {
+  if (failure.ourTimeout) return `DNS query timed out after ${timeoutMs} ms`;
+  const message = errorMessage(failure.error);
+  const elapsed = failure.elapsedMs === undefined
+    ? ""
+    : ` after ${Math.round(failure.elapsedMs)} ms`;
+  return failure.timedOut
+    ? `DNS query timed out in the resolver${elapsed}: ${message}`
+    : `DNS query failed: ${message}`;
 }
 
 function errorMessage(error: unknown): string {

@@ -278,6 +278,20 @@ Deno.test("Resolver.resolve() turns a DNS timeout into REP 4 and does not cache 
   assert.equal(queries, 4);
 });
 
+Deno.test("Resolver.resolve() quotes a resolver's own timeout with its error, not our limit", async () => {
+  // The system resolver gives up by itself (its own timeout and attempts), long before ours.
+  const query: DnsQuery = () => Promise.reject(new Deno.errors.TimedOut("resolver gave up"));
+  const resolver = new Resolver(config({ timeoutMs: 5000 }), { query });
+  const error = await rejection(resolver.resolve("slow.example"));
+  assert.equal(error.reply, Reply.HostUnreachable);
+  assert.equal(error.timedOut, true);
+  assert.match(
+    error.message,
+    /^Cannot resolve "slow\.example": DNS query timed out in the resolver after \d+ ms: resolver gave up$/,
+  );
+  assert.doesNotMatch(error.message, /5000 ms/);
+});
+
 Deno.test("Resolver.resolve() tries the configured servers in order until one answers", async () => {
   const asked: string[] = [];
   const query: DnsQuery = (_name, type, { nameServer }) => {

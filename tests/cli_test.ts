@@ -50,6 +50,60 @@ Deno.test("`main.ts check` prints the normalised config with secrets redacted", 
   }
 });
 
+Deno.test("`main.ts check` warns of plain-text passwords off loopback and an exposed admin listener", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/risky.yaml`,
+      'listen: ["192.0.2.10:1080"]\nauth: { users: [{ name: alice, password: change-me }] }\n' +
+        'admin: { listen: "0.0.0.0:9090" }\n',
+    );
+    const risky = await cli("check", "--config", `${dir}/risky.yaml`);
+    assert.equal(risky.code, 0, risky.stderr);
+    assert.match(risky.stdout, /password: <redacted>/);
+    const warnings = risky.stderr.trim().split("\n");
+    assert.equal(warnings.length, 2, risky.stderr);
+    assert.match(
+      warnings[0]!,
+      /^dualgate: warning: auth\.users\[0\]\.password: user "alice" has a plain-text password/,
+    );
+    assert.match(
+      warnings[1]!,
+      /^dualgate: warning: admin\.listen: 0\.0\.0\.0:9090 is not a loopback/,
+    );
+    assert.doesNotMatch(risky.stderr, /change-me/);
+
+    await Deno.writeTextFile(
+      `${dir}/quiet.yaml`,
+      'listen: ["127.0.0.1:1080"]\nauth: { users: [{ name: alice, password: change-me }] }\n',
+    );
+    const quiet = await cli("check", "--config", `${dir}/quiet.yaml`);
+    assert.equal(quiet.code, 0);
+    assert.equal(quiet.stderr, "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`main.ts check` redacts the password of a malformed hop URL in its error", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/hop.yaml`,
+      'routes: [{ to: ["x.example"], chain: ["socks5://relay:s3cret-pw@198.51.100.20:99999"] }]\n',
+    );
+    const bad = await cli("check", "--config", `${dir}/hop.yaml`);
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /routes\[0\]\.chain\[0\]: "socks5:\/\/relay:<redacted>@198\.51\.100\.20:99999"/,
+    );
+    assert.doesNotMatch(bad.stderr + bad.stdout, /s3cret/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("`main.ts resolve` shows what the resolver answers and the dial order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
   try {

@@ -99,3 +99,19 @@ export function normalizeName(text: string): Parsed<string> {
   }
   return ok(name);
 }
+
+/**
+ * A URL as it may be shown in an error: the password of its user info (everything after the
+ * first `:` up to the last `@`) replaced by `<redacted>`, as `check` prints valid ones. Works on
+ * malformed text too, which is when it is needed: `socks5://alice:s3cret@host:99999` becomes
+ * `socks5://alice:<redacted>@host:99999`.
+ */
+export function redactUrlPassword(text: string): string {
+  const scheme = text.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = text.lastIndexOf("@");
+  if (at < start) return text;
+  const colon = text.indexOf(":", start);
+  if (colon < 0 || colon > at) return text;
+  return `${text.slice(0, colon + 1)}<redacted>${text.slice(at)}`;
+}

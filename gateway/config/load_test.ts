@@ -324,6 +324,24 @@ Deno.test("loadConfigFile() reports an unreadable file", async () => {
   );
 });
 
+Deno.test("parseConfig() never shows the password of a malformed hop URL in its error", () => {
+  const cases: [string, string][] = [
+    ['"socks5://relay:s3cret-pw@198.51.100.20:99999"', "routes[0].chain[0]"],
+    [
+      '["socks5://198.51.100.30:1080", "socks5://relay:s3cret-pw@[2001:db8::1"]',
+      "routes[0].chain[0][1]",
+    ],
+    ['{ any: ["http://relay:s3cret-pw@198.51.100.20:1080"] }', "routes[0].chain[0].any[0]"],
+    ['"socks5://relay:s3cret-pw/x@198.51.100.20:1080"', "routes[0].chain[0]"],
+    ['"socks5://relay:s3cret-pw@"', "routes[0].chain[0]"],
+  ];
+  for (const [hop, path] of cases) {
+    const error = assertConfigError(`routes: [{ to: ["x.example"], chain: [${hop}] }]`, path);
+    assert.ok(!error.message.includes("s3cret"), error.message);
+    assert.match(error.message, /relay:<redacted>@/);
+  }
+});
+
 Deno.test("normalizeConfig() gives the YAML form with secrets redacted", () => {
   const config = parseConfig(
     SHORT_FORM.replace(

@@ -43,3 +43,4 @@ export {
   verifyPassword,
 } from "./password.ts";
 export { configSchema, DEFAULT_LISTEN } from "./schema.ts";
+export { type ConfigWarning, configWarnings, formatConfigWarning } from "./warnings.ts";

@@ -12,7 +12,13 @@
 import { z } from "zod";
 import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { type Cidr, parseCidr } from "../../net/cidr.ts";
-import { normalizeName, type Parsed, parseListenAddress, parseServer } from "./_parse.ts";
+import {
+  normalizeName,
+  type Parsed,
+  parseListenAddress,
+  parseServer,
+  redactUrlPassword,
+} from "./_parse.ts";
 import { parsePasswordHash } from "./password.ts";
 import { parseGatewayUrl } from "../../client/gateway_url.ts";
 import { translatorConfigSchema } from "../../translators/registry.ts";
@@ -309,8 +315,9 @@ const rule = z
 
 /** A hop gateway URL: `socks5://[USER:PASS@]HOST:PORT`, HOST a name or an IP literal. */
 const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
+  const trimmed = text.trim();
   try {
-    const parsed = parseGatewayUrl(text.trim());
+    const parsed = parseGatewayUrl(trimmed);
     const host = parsed.address ? formatIp(parsed.address) : parsed.hostname;
     const shown = parsed.address?.family === 6 ? `[${host}]` : host;
     return {
@@ -324,7 +331,13 @@ const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
     };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    return { ok: false, reason: reason.replace(/^Cannot parse gateway URL /, "") };
+    // The parser quotes the URL as written: never show its password (config errors are printed
+    // and logged).
+    return {
+      ok: false,
+      reason: reason.replace(/^Cannot parse gateway URL /, "")
+        .replaceAll(trimmed, redactUrlPassword(trimmed)),
+    };
   }
 });
 

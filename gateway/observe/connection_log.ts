@@ -13,7 +13,10 @@ import { logger } from "./log.ts";
 export interface ConnectionRecord {
   /** The client. */
   readonly client: IpEndpoint;
-  /** RFC 1929 user, if any. */
+  /**
+   * RFC 1929 user, if any: the authenticated one, or the configured user a failed login tried
+   * (an unknown name is not kept: it may be a password typed in the user field).
+   */
   readonly user?: string;
   /** The command name (`connect`, `bind`, `udp`). */
   readonly command?: string;
@@ -25,6 +28,11 @@ export interface ConnectionRecord {
   readonly outcome: "relayed" | "rejected";
   /** REP sent, if any. */
   readonly reply?: number;
+  /**
+   * The client closed the connection between messages, before its request (a port check, a
+   * client that gave up): normal behaviour, logged at info rather than as a warning.
+   */
+  readonly clientClosed?: boolean;
   /** Why it was rejected or how the relay ended. */
   readonly reason?: string;
   /** Bytes client → destination. */
@@ -72,6 +80,11 @@ export function logConnection(record: ConnectionRecord): void {
   if (record.reason) fields.reason = record.reason;
   const message = "{outcome} {client} user={user} {command} {dest} via {used} {families} " +
     "up={up} down={down} {durationMs}ms rep={rep}" + (record.reason ? " ({reason})" : "");
-  if (record.outcome === "relayed") connLogger.info(message, fields);
+  if (connectionLogLevel(record) === "info") connLogger.info(message, fields);
   else connLogger.warn(message, fields);
+}
+
+/** The level of a record's line: info for relays and clients that simply left, else warning. */
+export function connectionLogLevel(record: ConnectionRecord): "info" | "warning" {
+  return record.outcome === "relayed" || record.clientClosed === true ? "info" : "warning";
 }

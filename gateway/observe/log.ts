@@ -10,6 +10,7 @@ import {
   getLogger,
   getTextFormatter,
   type Logger,
+  type LogRecord,
   reset,
 } from "@logtape/logtape";
 import type { LogConfig } from "../config/types.ts";
@@ -33,18 +34,78 @@ export interface SetupLoggingOptions {
   worker?: number;
 }
 
+// C0 controls, DEL, C1 controls, the backslash (so that an escape in the text reads unlike one
+// we wrote), U+2028/U+2029 (line and paragraph separators) and the bidi controls (ALM, LRM, RLM,
+// LRE..RLO, LRI..PDI), which reorder what a terminal shows.
+const UNSAFE_TEXT =
+  // deno-lint-ignore no-control-regex
+  /[\x00-\x1f\x7f-\x9f\\\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+// What JSON.stringify and logtape leave raw that still breaks lines or reorders a terminal.
+const UNSAFE_IN_JSON = /[\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT_ESCAPES: Record<string, string> = {
+  "\n": "\\n",
+  "\r": "\\r",
+  "\t": "\\t",
+  "\\": "\\\\",
+};
+
+function escapeChar(char: string): string {
+  const short = SHORT_ESCAPES[char];
+  if (short !== undefined) return short;
+  const code = char.charCodeAt(0);
+  return code < 0x100
+    ? `\\x${code.toString(16).padStart(2, "0")}`
+    : `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
 /**
- * Configures the sinks once per isolate: text (`key=value` properties appended) or JSON lines,
- * written to stderr so that stdout stays for command output.
+ * Makes text safe for one log line: control characters (C0, DEL, C1), U+2028/U+2029, bidi
+ * controls and the backslash become visible escapes (`\n`, `\x1b`, `\u2028`, `\\`), so that
+ * client-controlled text (a DOMAINNAME, a user name, an error quoting either) can neither start
+ * a forged line nor drive the terminal.
+ *
+ * @example
+ * ```ts
+ * import { escapeLogText } from "./log.ts";
+ *
+ * if (escapeLogText("x\nINFO forged\x1b[2J") !== "x\\nINFO forged\\x1b[2J") throw new Error();
+ * ```
+ */
+export function escapeLogText(text: string): string {
+  UNSAFE_TEXT.lastIndex = 0;
+  return UNSAFE_TEXT.test(text) ? text.replace(UNSAFE_TEXT, escapeChar) : text;
+}
+
+/** Renders an interpolated value of a text line: strings as they are, the rest inspected. */
+function renderValue(value: unknown): string {
+  return escapeLogText(
+    typeof value === "string" ? value : Deno.inspect(value, { compact: true, colors: false }),
+  );
+}
+
+/**
+ * The line formatter of `format`. Text lines escape every interpolated value
+ * ({@linkcode escapeLogText}), the one place where client-controlled text enters a line; JSON
+ * lines are escaped by JSON itself, and U+2028/U+2029 and bidi controls, which JSON allows raw,
+ * are written as `\uXXXX` as well.
+ */
+export function lineFormatter(format: LogConfig["format"]): (record: LogRecord) => string {
+  if (format === "json") {
+    const json = getJsonLinesFormatter();
+    return (record) => json(record).replace(UNSAFE_IN_JSON, escapeChar);
+  }
+  return getTextFormatter({ timestamp: "date-time-timezone", value: renderValue });
+}
+
+/**
+ * Configures the sinks once per isolate: text (values interpolated into the message) or JSON
+ * lines, written to stderr so that stdout stays for command output.
  */
 export async function setupLogging(
   config: LogConfig,
   options: SetupLoggingOptions = {},
 ): Promise<void> {
-  const formatter = config.format === "json" ? getJsonLinesFormatter() : getTextFormatter({
-    timestamp: "date-time-timezone",
-    value: (v) => typeof v === "string" ? v : Deno.inspect(v, { compact: true, colors: false }),
-  });
+  const formatter = lineFormatter(config.format);
   const worker = options.worker;
   await configure({
     reset: true,

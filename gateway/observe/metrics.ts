@@ -521,6 +521,8 @@ export class GatewayMetrics {
   readonly authFailures: Counter;
   /** Failed `accept` calls (for instance out of file descriptors). */
   readonly acceptErrors: Counter;
+  /** UDP datagrams not relayed, by reason (`foreign`: not from the association's owner). */
+  readonly udpDropped: Counter;
 
   /** Creates the metric set; `options` add the figures read at scrape time. */
   constructor(options: GatewayMetricsOptions = {}) {
@@ -609,6 +611,11 @@ export class GatewayMetrics {
     this.acceptErrors = r.counter(
       "dualgate_accept_errors_total",
       "Failed accept calls (the listener backs off and retries).",
+    );
+    this.udpDropped = r.counter(
+      "dualgate_udp_dropped_total",
+      "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
+      ["reason"],
     );
   }
 

@@ -79,6 +79,12 @@ e2eTest("gateway reply codes seen by curl on IPv4-only and IPv6-only hosts", asy
     }
     await t.step("the log names each refusal with its reply code", () => {
       assert.match(gateway.stderr, /rep=2/);
+      // No rules here: the refusal is the safe defaults', not some rule's.
+      assert.match(
+        gateway.stderr,
+        /rep=2 \(Cannot connect: denied by the safe defaults: destination is host-local\)/,
+      );
+      assert.doesNotMatch(gateway.stderr, /denied by rules/);
       assert.match(gateway.stderr, /rep=3/);
       assert.match(gateway.stderr, /rep=4/);
       assert.match(gateway.stderr, /rep=5/);

@@ -240,7 +240,7 @@ Deno.test("UDP ASSOCIATE: datagrams from another port or address than the client
   assert.match(record.reason ?? "", /foreign=2/);
 });
 
-Deno.test("UDP ASSOCIATE: with no port declared, any port of the client's address is accepted; replies go to the latest", async () => {
+Deno.test("UDP ASSOCIATE: with no port declared, the first sender's port owns the association", async () => {
   await using gw = startTestGateway(HOSTS);
   await using peer = new UdpSocket("::1", { echo: true });
   await using me = new UdpSocket("::1");
@@ -249,12 +249,19 @@ Deno.test("UDP ASSOCIATE: with no port declared, any port of the client's addres
   const target = ipTarget("::1", peer.port);
   await me.send(datagram(target, "first"), relay);
   assert.equal((await me.waitFor(1)).length, 1);
+  // Another port of the client's own address neither gets through nor takes the replies over.
   await meAgain.send(datagram(target, "second"), relay);
-  const [got] = await meAgain.waitFor(1);
-  assert.equal(decoder.decode(decodeUdpDatagram(got!.data).payload), "second");
-  assert.equal(me.received.length, 1);
+  await me.send(datagram(target, "third"), relay);
+  const got = await me.waitFor(2);
+  assert.deepEqual(
+    got.map((g) => decoder.decode(decodeUdpDatagram(g.data).payload)),
+    ["first", "third"],
+  );
+  assert.equal(meAgain.received.length, 0);
   conn.close();
-  await recordOf(gw, "udp");
+  const record = await recordOf(gw, "udp");
+  assert.match(record.reason ?? "", /foreign=1/);
+  assert.match(gw.gateway.metrics.render(), /dualgate_udp_dropped_total\{reason="foreign"\} 1/);
 });
 
 Deno.test("UDP ASSOCIATE: the association ends when its TCP connection closes", async () => {

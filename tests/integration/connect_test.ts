@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { hashPassword } from "../../gateway/config/password.ts";
+import { connectionLogLevel, type ConnectionRecord } from "../../gateway/observe/connection_log.ts";
 import { parseIp } from "../../net/address.ts";
 import {
   encodeGreeting,
@@ -57,6 +58,19 @@ async function socksConnect(
 }
 
 /** Reads until EOF or reset: the gateway closed the connection. */
+async function recordWhere(
+  gw: { records: ConnectionRecord[] },
+  match: (record: ConnectionRecord) => boolean,
+): Promise<ConnectionRecord> {
+  const deadline = performance.now() + 5000;
+  while (performance.now() < deadline) {
+    const found = gw.records.find(match);
+    if (found) return found;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`no matching record in ${JSON.stringify(gw.records)}`);
+}
+
 async function closedByGateway(conn: Deno.TcpConn): Promise<boolean> {
   try {
     const buffer = new Uint8Array(64);
@@ -150,6 +164,8 @@ Deno.test("CONNECT: denied by rules gets REP 2, allowed destinations still work"
     const { reply } = await socksConnect(conn, nameTarget("v6.test.example", srv.port));
     assert.equal(reply.reply, 2);
   }
+  const denied = await recordWhere(gw, (r) => r.reply === 2);
+  assert.equal(denied.reason, "Cannot connect: denied by rules[0]");
   {
     // A name with both families: the denied IPv6 address is skipped, IPv4 is used.
     using conn = await connectTo(gw.endpoint(4));
@@ -157,6 +173,17 @@ Deno.test("CONNECT: denied by rules gets REP 2, allowed destinations still work"
     assert.equal(reply.reply, 0);
     assert.equal(reply.bound.address.family, 4);
   }
+});
+
+Deno.test("CONNECT: a destination no rule allows is recorded as such", async () => {
+  await using gw = startTestGateway(
+    HOSTS + `rules: [{ action: allow, to: ["192.0.2.0/24"] }]\n`,
+  );
+  using conn = await connectTo(gw.endpoint(4));
+  const { reply } = await socksConnect(conn, ipTarget("127.0.0.1", 9));
+  assert.equal(reply.reply, 2);
+  const record = await recordWhere(gw, (r) => r.reply === 2);
+  assert.equal(record.reason, "Cannot connect: denied by rules: no rule allows it");
 });
 
 Deno.test("requests: unknown command gets REP 7", async () => {
@@ -270,6 +297,48 @@ for (const kind of ["password", "password_hash"] as const) {
     assert.ok(gw.records.some((r) => r.user === "alice" && r.outcome === "relayed"));
   });
 }
+
+Deno.test("RFC 1929: a failed login is recorded with the configured user it tried, not an unknown name", async () => {
+  await using gw = startTestGateway("auth: { users: [{ name: alice, password: change-me }] }");
+  for (const username of ["alice", "change-me-typed-as-user"]) {
+    using conn = await connectTo(gw.endpoint(4));
+    const reader = readerOf(conn);
+    await writeAll(conn, encodeGreeting({ methods: [2] }));
+    assert.equal(await readMethodSelection(reader), 2);
+    await writeAll(conn, encodePasswordAuthRequest({ username, password: "guess" }));
+    assert.equal(await readPasswordAuthReply(reader), 1);
+    assert.ok(await closedByGateway(conn));
+  }
+  const known = await recordWhere(gw, (r) => r.reason === "authentication failed");
+  assert.equal(known.user, "alice");
+  assert.equal(connectionLogLevel(known), "warning");
+  const unknown = await recordWhere(gw, (r) => r.reason === "authentication failed: unknown user");
+  assert.equal(unknown.user, undefined);
+  assert.equal(connectionLogLevel(unknown), "warning");
+});
+
+Deno.test("negotiation: a client that closes after the greeting is logged at info, a truncated message is a warning", async () => {
+  await using gw = startTestGateway();
+  {
+    using conn = await connectTo(gw.endpoint(4));
+    await writeAll(conn, encodeGreeting({ methods: [0] }));
+    assert.equal(await readMethodSelection(readerOf(conn)), 0);
+  }
+  const left = await recordWhere(gw, () => true);
+  assert.equal(left.reason, "client closed before its request");
+  assert.equal(left.clientClosed, true);
+  assert.equal(connectionLogLevel(left), "info");
+  {
+    using conn = await connectTo(gw.endpoint(6));
+    await writeAll(conn, encodeGreeting({ methods: [0] }));
+    assert.equal(await readMethodSelection(readerOf(conn)), 0);
+    await writeAll(conn, Uint8Array.of(5, 1, 0, 1, 127));
+  }
+  const cut = await recordWhere(gw, (r) => r !== left);
+  assert.match(cut.reason ?? "", /mid-message/);
+  assert.equal(cut.clientClosed, undefined);
+  assert.equal(connectionLogLevel(cut), "warning");
+});
 
 Deno.test("RFC 1929: a sub-negotiation with VER 5 is refused", async () => {
   await using gw = startTestGateway("auth: { users: [{ name: alice, password: change-me }] }");

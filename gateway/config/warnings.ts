@@ -1,0 +1,84 @@
+/**
+ * Configurations that are valid but expose more than their author may think. `main.ts check`
+ * prints these warnings and the gateway logs them once at start, from this one function.
+ *
+ * @module
+ */
+
+import { formatEndpoint, type IpAddress, unmapIpv4 } from "../../net/address.ts";
+import { cidrContains, parseCidr } from "../../net/cidr.ts";
+import type { Config } from "./types.ts";
+
+/** One warning: where in the config (YAML key path), and what is exposed. */
+export interface ConfigWarning {
+  /** The config key it is about, e.g. `auth.users[0].password`. */
+  readonly path: string;
+  /** What is exposed, in lower case. */
+  readonly message: string;
+}
+
+const LOOPBACK = ["127.0.0.0/8", "::1/128"].map(parseCidr);
+
+/** True for 127.0.0.0/8, ::1 and their IPv4-mapped form; a wildcard address is not loopback. */
+function isLoopback(address: IpAddress): boolean {
+  const plain = unmapIpv4(address);
+  return LOOPBACK.some((cidr) => cidrContains(cidr, plain));
+}
+
+/**
+ * The warnings for `config`:
+ * - a non-loopback listener without `auth` and without `rules` is an open proxy;
+ * - a plain-text `password` (rather than `password_hash`) while a listener is not on loopback:
+ *   the config file holds a secret that works from the network;
+ * - an `admin` listener on a non-loopback address: metrics and health for anyone who reaches it.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./load.ts";
+ * import { configWarnings } from "./warnings.ts";
+ *
+ * const config = parseConfig('listen: ["127.0.0.1:1080"]\nadmin: { listen: "0.0.0.0:9090" }');
+ * const [warning] = configWarnings(config);
+ * if (warning?.path !== "admin.listen") throw new Error();
+ * ```
+ */
+export function configWarnings(config: Config): ConfigWarning[] {
+  const warnings: ConfigWarning[] = [];
+  const exposed = config.listen.filter((entry) => !isLoopback(entry.endpoint.address));
+  if (config.auth.users.length === 0 && config.rules === null) {
+    config.listen.forEach((entry, i) => {
+      if (isLoopback(entry.endpoint.address)) return;
+      warnings.push({
+        path: `listen[${i}]`,
+        message: `${
+          formatEndpoint(entry.endpoint)
+        } is an open proxy: a non-loopback listener without auth and without rules`,
+      });
+    });
+  }
+  if (exposed.length > 0) {
+    const where = exposed.map((entry) => formatEndpoint(entry.endpoint)).join(", ");
+    config.auth.users.forEach((user, i) => {
+      if (user.password === undefined) return;
+      warnings.push({
+        path: `auth.users[${i}].password`,
+        message: `user "${user.name}" has a plain-text password and ${where} ` +
+          `${exposed.length > 1 ? "are" : "is"} not loopback: prefer password_hash`,
+      });
+    });
+  }
+  if (config.admin && !isLoopback(config.admin.endpoint.address)) {
+    warnings.push({
+      path: "admin.listen",
+      message: `${
+        formatEndpoint(config.admin.endpoint)
+      } is not a loopback address: /metrics and /healthz are open to anyone who reaches it`,
+    });
+  }
+  return warnings;
+}
+
+/** `path: message`, the form `check` prints and the log line carries. */
+export function formatConfigWarning(warning: ConfigWarning): string {
+  return `${warning.path}: ${warning.message}`;
+}

@@ -1,0 +1,58 @@
+import assert from "node:assert/strict";
+import { parseConfig } from "./load.ts";
+import { configWarnings, formatConfigWarning } from "./warnings.ts";
+
+const paths = (yaml: string) => configWarnings(parseConfig(yaml)).map((w) => w.path);
+
+Deno.test("configWarnings() is silent for loopback listeners, hashed passwords and a loopback admin", () => {
+  assert.deepEqual(paths(""), []);
+  assert.deepEqual(
+    paths(`listen: ["127.0.0.1:1080", "[::1]:1080", "127.0.0.2:1081"]
+auth: { users: [{ name: alice, password: change-me }] }
+admin: { listen: "[::1]:9090" }`),
+    [],
+  );
+  assert.deepEqual(
+    paths(`listen: ["192.0.2.10:1080"]
+auth: { users: [{ name: alice, password_hash: "scrypt$1024$8$1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g=" }] }`),
+    [],
+  );
+});
+
+Deno.test("configWarnings() names plain-text passwords on a non-loopback listener", () => {
+  const warnings = configWarnings(parseConfig(`listen: ["127.0.0.1:1080", "[2001:db8::10]:1080"]
+auth:
+  users:
+    - { name: alice, password: change-me }
+    - { name: bob, password_hash: "scrypt$1024$8$1$c2FsdHNhbHRzYWx0c2FsdA==$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g=" }
+    - { name: carol, password: other-secret }`));
+  assert.deepEqual(warnings.map((w) => w.path), [
+    "auth.users[0].password",
+    "auth.users[2].password",
+  ]);
+  const text = formatConfigWarning(warnings[0]!);
+  assert.match(text, /^auth\.users\[0\]\.password: user "alice" has a plain-text password/);
+  assert.match(text, /\[2001:db8::10\]:1080 is not loopback: prefer password_hash/);
+  assert.doesNotMatch(warnings.map(formatConfigWarning).join("\n"), /change-me|other-secret/);
+  // A wildcard listener is not loopback either.
+  assert.deepEqual(
+    paths(`listen: ["0.0.0.0:1080"]\nauth: { users: [{ name: a, password: b }] }`),
+    ["auth.users[0].password"],
+  );
+});
+
+Deno.test("configWarnings() names an admin listener off loopback and an open proxy", () => {
+  assert.deepEqual(paths(`admin: { listen: "0.0.0.0:9090" }`), ["admin.listen"]);
+  assert.match(
+    formatConfigWarning(configWarnings(parseConfig(`admin: { listen: "[::]:9090" }`))[0]!),
+    /^admin\.listen: \[::\]:9090 is not a loopback address/,
+  );
+  assert.deepEqual(paths(`listen: ["192.0.2.10:1080", "127.0.0.1:1080", "[::]:1080"]`), [
+    "listen[0]",
+    "listen[2]",
+  ]);
+  assert.deepEqual(
+    paths(`listen: ["192.0.2.10:1080"]\nrules: [{ action: allow, from: ["192.0.2.0/24"] }]`),
+    [],
+  );
+});
