@@ -88,6 +88,26 @@ e2eTest(
           assert.match(gateway.stderr, ptr);
         },
       );
+
+      await t.step(
+        "client4: RESOLVE of the gateway's own names is REP 2 (host-local)",
+        async () => {
+          const script = [
+            "import socket, sys",
+            "c = socket.create_connection((sys.argv[1], 1080), timeout=10)",
+            'c.sendall(b"\\x05\\x01\\x00")',
+            'assert c.recv(2) == b"\\x05\\x00"',
+            "name = sys.argv[2].encode()",
+            'c.sendall(b"\\x05\\xf0\\x00\\x03" + bytes([len(name)]) + name + b"\\x00\\x00")',
+            "print(c.recv(4, socket.MSG_WAITALL)[1], flush=True)",
+          ].join("\n");
+          for (const own of ["localhost", "ip6-localhost"]) {
+            const r = await topo.run("client4", "python3", ["-c", script, a.gateway.v4, own]);
+            assert.equal(r.code, 0, r.stderr);
+            assert.equal(r.stdout.trim(), "2", `RESOLVE ${own}`);
+          }
+        },
+      );
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
