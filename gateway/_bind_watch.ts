@@ -14,7 +14,7 @@ import type { RelayConn } from "./relay.ts";
 export interface WatchedConnOptions {
   /**
    * Bytes held at most while watching; past this the watch stops reading (TCP flow control
-   * then holds the client back) and no longer notices the client's end. @default 65536
+   * then holds the client back) and no longer notices the client's end. @default 16384
    */
   readonly holdLimit?: number;
 }
@@ -39,7 +39,7 @@ export class WatchedConn implements RelayConn {
   /** Starts watching `conn`. */
   constructor(conn: Deno.TcpConn, options: WatchedConnOptions = {}) {
     this.#conn = conn;
-    this.#holdLimit = options.holdLimit ?? 65536;
+    this.#holdLimit = options.holdLimit ?? 16384;
     this.#watch = this.#run();
     this.gone = this.#watch.then(() => this.#ended);
   }
