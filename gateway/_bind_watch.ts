@@ -1,50 +1,89 @@
 /**
  * Watches a client connection for its end while BIND waits for the peer, without losing bytes:
- * one read is started at once; the relay's first read later takes its result. A Deno read
- * cannot be cancelled, so this is how the wait learns that the client left.
+ * the connection is read from the start of the wait, whatever it sends is held for the relay,
+ * and its end (FIN, reset, error) settles {@linkcode WatchedConn.gone} at once, so the wait and
+ * its listener end with it. A Deno read cannot be cancelled, so this is how the wait learns that
+ * the client left, even after the client sent something.
  *
  * @module
  */
 
 import type { RelayConn } from "./relay.ts";
 
-/** A client connection with one read already in flight; usable as a {@linkcode RelayConn}. */
+/** Options of {@linkcode WatchedConn}. */
+export interface WatchedConnOptions {
+  /**
+   * Bytes held at most while watching; past this the watch stops reading (TCP flow control
+   * then holds the client back) and no longer notices the client's end. @default 16384
+   */
+  readonly holdLimit?: number;
+}
+
+/** A client connection read from the start; usable as a {@linkcode RelayConn}. */
 export class WatchedConn implements RelayConn {
-  /** Resolves `true` when the client closed or failed before sending anything, else `false`. */
+  /**
+   * Resolves `true` as soon as the client's stream ends or fails while watched (or the
+   * connection is closed), `false` when the watch stops first: at the first
+   * {@linkcode WatchedConn.read} or at the hold limit.
+   */
   readonly gone: Promise<boolean>;
   readonly #conn: Deno.TcpConn;
-  readonly #scratch = new Uint8Array(4096);
-  #pending: Promise<number | null> | null;
-  #held: Uint8Array | null = null;
+  readonly #holdLimit: number;
+  readonly #held: Uint8Array[] = [];
+  readonly #watch: Promise<void>;
+  #heldBytes = 0;
+  #watching = true;
+  #ended = false;
   #error: unknown;
 
   /** Starts watching `conn`. */
-  constructor(conn: Deno.TcpConn) {
+  constructor(conn: Deno.TcpConn, options: WatchedConnOptions = {}) {
     this.#conn = conn;
-    this.#pending = conn.read(this.#scratch).catch((error) => {
-      this.#error = error;
-      return null;
-    });
-    this.gone = this.#pending.then((n) => n === null);
+    this.#holdLimit = options.holdLimit ?? 16384;
+    this.#watch = this.#run();
+    this.gone = this.#watch.then(() => this.#ended);
   }
 
-  /** Reads: first whatever the watching read got, then from the connection. */
-  async read(buffer: Uint8Array): Promise<number | null> {
-    if (this.#pending !== null) {
-      const n = await this.#pending;
-      this.#pending = null;
-      if (n === null) {
-        if (this.#error !== undefined) throw this.#error;
-        return null;
+  async #run(): Promise<void> {
+    const scratch = new Uint8Array(4096);
+    while (this.#watching && this.#heldBytes < this.#holdLimit) {
+      let n: number | null;
+      try {
+        n = await this.#conn.read(scratch);
+      } catch (error) {
+        this.#error = error;
+        this.#ended = true;
+        return;
       }
-      this.#held = this.#scratch.subarray(0, n);
+      if (n === null) {
+        this.#ended = true;
+        return;
+      }
+      this.#held.push(scratch.slice(0, n));
+      this.#heldBytes += n;
     }
-    const held = this.#held;
-    if (held !== null) {
-      const n = Math.min(held.length, buffer.length);
-      buffer.set(held.subarray(0, n));
-      this.#held = n === held.length ? null : held.subarray(n);
+  }
+
+  /** Reads: stops the watch, then gives the held bytes, the end it saw, then the connection. */
+  async read(buffer: Uint8Array): Promise<number | null> {
+    this.#watching = false;
+    // Held bytes first, at once; else the watch's read in flight (at most one) comes next.
+    if (this.#held.length === 0) await this.#watch;
+    const first = this.#held[0];
+    if (first !== undefined) {
+      const n = Math.min(first.length, buffer.length);
+      buffer.set(first.subarray(0, n));
+      if (n === first.length) this.#held.shift();
+      else this.#held[0] = first.subarray(n);
       return n;
+    }
+    if (this.#ended) {
+      if (this.#error !== undefined) {
+        const error = this.#error;
+        this.#error = undefined;
+        throw error;
+      }
+      return null;
     }
     return this.#conn.read(buffer);
   }
@@ -61,6 +100,7 @@ export class WatchedConn implements RelayConn {
 
   /** Closes the connection (the watching read then ends). */
   close(): void {
+    this.#watching = false;
     this.#conn.close();
   }
 }

@@ -23,7 +23,6 @@ Deno.test("WatchedConn keeps the bytes its watching read got, in order and in pi
   const [client, server] = await pair();
   const watched = new WatchedConn(server);
   await client.write(new TextEncoder().encode("hello"));
-  assert.equal(await watched.gone, false);
   const small = new Uint8Array(2);
   const got: string[] = [];
   for (let i = 0; i < 3; i++) {
@@ -35,5 +34,77 @@ Deno.test("WatchedConn keeps the bytes its watching read got, in order and in pi
   assert.equal(await watched.read(small), 1);
   client.close();
   assert.equal(await watched.read(small), null);
+  watched.close();
+});
+
+Deno.test("WatchedConn.gone is true when the client closes after sending (the bytes are kept)", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server);
+  await client.write(new TextEncoder().encode("early"));
+  // The watch goes on after the first bytes: the client's FIN ends it at once.
+  await client.closeWrite();
+  assert.equal(await watched.gone, true);
+  const buffer = new Uint8Array(16);
+  const n = await watched.read(buffer);
+  assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "early");
+  assert.equal(await watched.read(buffer), null);
+  client.close();
+  watched.close();
+});
+
+Deno.test("WatchedConn.gone is true when the client resets after sending", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server);
+  await client.write(Uint8Array.of(1));
+  // Unread bytes at close turn the close into a reset.
+  await server.write(Uint8Array.of(2));
+  client.close();
+  assert.equal(await watched.gone, true);
+  watched.close();
+});
+
+Deno.test("WatchedConn stops watching at the hold limit and keeps every byte", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server, { holdLimit: 8 });
+  await client.write(new Uint8Array(8).fill(7));
+  assert.equal(await watched.gone, false);
+  await client.write(new Uint8Array(4).fill(9));
+  client.closeWrite();
+  const got: number[] = [];
+  const buffer = new Uint8Array(3);
+  for (let i = 0; i < 20; i++) {
+    const n = await watched.read(buffer);
+    if (n === null) break;
+    got.push(...buffer.subarray(0, n));
+  }
+  assert.deepEqual(got, [...new Array(8).fill(7), ...new Array(4).fill(9)]);
+  client.close();
+  watched.close();
+});
+
+Deno.test("WatchedConn.gone is false when the relay's first read stops the watch", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server);
+  const reading = watched.read(new Uint8Array(4));
+  await client.write(Uint8Array.of(5));
+  assert.equal(await reading, 1);
+  assert.equal(await watched.gone, false);
+  client.close();
+  watched.close();
+});
+
+Deno.test("WatchedConn hands held bytes over at once while the watch's read is in flight", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server);
+  await client.write(new TextEncoder().encode("first"));
+  // Let the watch take the bytes and start its next read.
+  await new Promise((resolve) => setTimeout(resolve, 30));
+  const buffer = new Uint8Array(16);
+  const n = await watched.read(buffer);
+  assert.equal(new TextDecoder().decode(buffer.subarray(0, n!)), "first");
+  await client.write(new TextEncoder().encode("second"));
+  const m = await watched.read(buffer);
+  assert.equal(new TextDecoder().decode(buffer.subarray(0, m!)), "second");
+  client.close();
   watched.close();
 });

@@ -4,8 +4,9 @@
  * -> core relay.
  *
  * - The first reply's BND.ADDR is `bind.external_address` of the peer's family when set (the
- *   listener then binds that family's wildcard), else a local address the peer can reach
- *   (see `_bind_address.ts`).
+ *   listener then binds that family's wildcard), else the address the gateway's routing uses as
+ *   its source towards the peer (towards the default route when DST.ADDR is all zeros; see
+ *   `_bind_address.ts`).
  * - DST.ADDR names the expected peer (a name is resolved here); when it is not all zeros only
  *   a connection from one of its addresses is accepted, others are closed at once and the
  *   wait goes on. DST.PORT is not checked: clients rarely know the peer's source port.
@@ -36,7 +37,7 @@ import {
 import { encodeReply } from "../socks5/codec.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply, type ReplyCode } from "../socks5/types.ts";
-import { chooseBindAddress, hostInterfaces } from "./_bind_address.ts";
+import { chooseBindAddress, hostInterfaces, hostRoutes } from "./_bind_address.ts";
 import { WatchedConn } from "./_bind_watch.ts";
 import { relay } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
@@ -79,6 +80,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
       peer: expected.addresses?.[0] ?? null,
       reached: session.local.address,
       interfaces: hostInterfaces(),
+      routes: hostRoutes(expected.family),
     });
   if (listenAddress === null) {
     await reject(

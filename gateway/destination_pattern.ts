@@ -1,6 +1,6 @@
 /**
- * Destination patterns (CIDR, exact name, `*.suffix`) compiled once into matchers; shared by
- * access rules and routes.
+ * Destination patterns (`*`, CIDR, exact name, `*.suffix`) compiled once into matchers; shared
+ * by access rules and routes.
  *
  * @module
  */
@@ -18,13 +18,16 @@ export interface PatternSubject {
 }
 
 /**
- * Compiles a pattern: CIDRs match addresses, names match names exactly, and `*.suffix` matches
- * names ending in `.suffix` (not `suffix` itself).
+ * Compiles a pattern: `*` matches every subject (a name, an address, or neither), CIDRs match
+ * addresses, names match names exactly, and `*.suffix` matches names ending in `.suffix` (not
+ * `suffix` itself).
  */
 export function compileDestinationPattern(
   pattern: DestinationPattern,
 ): (subject: PatternSubject) => boolean {
   switch (pattern.kind) {
+    case "any":
+      return () => true;
     case "cidr":
       return (s) => s.address !== undefined && cidrContains(pattern.cidr, s.address);
     case "name":
@@ -39,6 +42,8 @@ export function compileDestinationPattern(
 /** Formats a pattern as written in the config. */
 export function formatDestinationPattern(pattern: DestinationPattern): string {
   switch (pattern.kind) {
+    case "any":
+      return "*";
     case "cidr":
       return formatCidr(pattern.cidr);
     case "name":

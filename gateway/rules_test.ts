@@ -251,3 +251,21 @@ Deno.test("AccessRules with explicit rules does not add the loopback default", (
   const rules = new AccessRules([{ action: "allow" }]);
   assert.equal(rules.evaluate(subject({ address: ip("127.0.0.1") })).allow, true);
 });
+
+Deno.test("AccessRules: `to: [*]` matches every destination, as an absent `to` does", () => {
+  const rules = new AccessRules([
+    { action: "deny", to: [{ kind: "any" }], commands: ["udp"] },
+    { action: "allow", to: [{ kind: "any" }] },
+  ]);
+  for (
+    const s of [
+      subject(),
+      subject({ address: ip("2001:db8::1") }),
+      subject({ name: "www.example", address: ip("192.0.2.1") }),
+      { client: REMOTE, clientIsLocal: false, command: "connect", name: "www.example", port: 80 },
+    ] satisfies RuleSubject[]
+  ) {
+    assert.deepEqual(rules.evaluate(s), { allow: true, rule: 1 });
+    assert.deepEqual(rules.evaluate({ ...s, command: "udp" }), { allow: false, rule: 0 });
+  }
+});

@@ -501,3 +501,29 @@ Deno.test("configFromFlags() lets --workers replace workers", async () => {
     (error: unknown) => error instanceof ConfigError && /given by --workers/.test(error.reason),
   );
 });
+
+Deno.test("parseConfig() reads `*` as every destination, and a route without `to` as `*`", () => {
+  const config = parseConfig(`routes:
+  - to: ["*"]
+    chain: ["socks5://198.51.100.20:1080"]
+  - chain: ["socks5://198.51.100.21:1080"]
+rules:
+  - { action: allow, to: ["*", "*.example"] }
+`);
+  assert.deepEqual(config.routes.map((route) => route.to), [[{ kind: "any" }], [{ kind: "any" }]]);
+  assert.deepEqual(config.rules![0]!.to, [{ kind: "any" }, { kind: "suffix", suffix: "example" }]);
+  // The normalised form spells it back.
+  const again = parseConfig(formatConfigYaml(config));
+  assert.deepEqual(again.routes, config.routes);
+  for (const bad of ["**", "*x.example", "a.*.example", "*."]) {
+    assertConfigError(
+      `routes: [{ to: ["${bad}"], chain: ["socks5://198.51.100.20:1080"] }]`,
+      "routes[0].to[0]",
+    );
+  }
+  assertConfigError(
+    'routes: [{ to: [], chain: ["socks5://198.51.100.20:1080"] }]',
+    "routes[0].to",
+    /omit it/,
+  );
+});

@@ -53,7 +53,12 @@ const FAMILY_PREFERENCES = [
   "ipv6-only",
   "ipv4-only",
 ] as const satisfies readonly FamilyPreference[];
-const RULE_COMMANDS = ["connect", "bind", "udp"] as const satisfies readonly RuleCommand[];
+const RULE_COMMANDS = [
+  "connect",
+  "bind",
+  "udp",
+  "resolve",
+] as const satisfies readonly RuleCommand[];
 
 const utf8 = new TextEncoder();
 
@@ -155,11 +160,13 @@ const ipLiteral = parsedString((text): Parsed<string> => {
 });
 
 /**
- * A destination pattern: a CIDR (or a bare address), `*.suffix` (any name ending in
- * `.suffix`, not `suffix` itself), or an exact name. Names are lower case without a trailing dot.
+ * A destination pattern: `*` (every destination, names and addresses), a CIDR (or a bare
+ * address), `*.suffix` (any name ending in `.suffix`, not `suffix` itself), or an exact name.
+ * Names are lower case without a trailing dot.
  */
 const destination = parsedString((raw): Parsed<DestinationPattern> => {
   const text = raw.trim();
+  if (text === "*") return { ok: true, value: { kind: "any" } };
   if (text.includes("/") || parseIp(text)) {
     try {
       return { ok: true, value: { kind: "cidr", cidr: parseCidr(text) } };
@@ -173,7 +180,10 @@ const destination = parsedString((raw): Parsed<DestinationPattern> => {
     return suffix.ok ? { ok: true, value: { kind: "suffix", suffix: suffix.value } } : suffix;
   }
   if (text.includes("*")) {
-    return { ok: false, reason: `"${raw}": a wildcard is allowed only as a leading "*."` };
+    return {
+      ok: false,
+      reason: `"${raw}": a wildcard is allowed only as "*" or a leading "*."`,
+    };
   }
   const name = normalizeName(text);
   return name.ok ? { ok: true, value: { kind: "name", name: name.value } } : name;
@@ -373,7 +383,10 @@ const hop = byForm<HopConfig>({
 }, "a gateway URL, a list of them, or { any: [...], strategy }");
 
 const route = z.strictObject({
-  to: many(destination, { empty: "must list at least one destination" }),
+  to: many(destination, {
+    empty: 'must list at least one destination; omit it (or use "*") for all',
+  })
+    .default([{ kind: "any" }]),
   ports: many(portRange, { empty: "must not be empty; omit it to match any port" }).optional(),
   chain: many(hop, { empty: "must list at least one hop" }),
 }).transform((value): RouteConfig => ({

@@ -62,11 +62,15 @@ export interface ResolverConfig {
   readonly negativeTtlSeconds: number;
 }
 
-/** Commands a rule can name. */
-export type RuleCommand = "connect" | "bind" | "udp";
+/** Commands a rule can name (`resolve`: Tor's RESOLVE and RESOLVE_PTR). */
+export type RuleCommand = "connect" | "bind" | "udp" | "resolve";
 
-/** A destination matcher as written: a CIDR, an exact name, or a `*.suffix` wildcard. */
+/**
+ * A destination matcher as written: a CIDR, an exact name, a `*.suffix` wildcard, or `*` (every
+ * destination, names and addresses).
+ */
 export type DestinationPattern =
+  | { readonly kind: "any" }
   | { readonly kind: "cidr"; readonly cidr: Cidr }
   | { readonly kind: "name"; readonly name: string }
   | { readonly kind: "suffix"; readonly suffix: string };
@@ -173,7 +177,10 @@ export interface HopConfig {
 
 /** A route: destinations that go through a chain of gateways instead of directly. */
 export interface RouteConfig {
-  /** Destination patterns (names match names; CIDRs match literal addresses). */
+  /**
+   * Destination patterns (names match names; CIDRs match literal addresses; `*` matches every
+   * destination). Absent in the file: `[*]`.
+   */
   readonly to: readonly DestinationPattern[];
   /** Destination ports; absent means any. */
   readonly ports?: readonly { readonly from: number; readonly to: number }[];

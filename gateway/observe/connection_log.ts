@@ -18,14 +18,14 @@ export interface ConnectionRecord {
    * (an unknown name is not kept: it may be a password typed in the user field).
    */
   readonly user?: string;
-  /** The command name (`connect`, `bind`, `udp`). */
+  /** The command name (`connect`, `bind`, `udp`, `resolve`). */
   readonly command?: string;
   /** Destination as requested. */
   readonly target?: SocksTarget;
   /** The peer actually connected. */
   readonly used?: IpEndpoint;
-  /** `relayed` after a success reply; `rejected` before. */
-  readonly outcome: "relayed" | "rejected";
+  /** `relayed` after a success reply; `resolved` for a RESOLVE answered; `rejected` else. */
+  readonly outcome: "relayed" | "resolved" | "rejected";
   /** REP sent, if any. */
   readonly reply?: number;
   /**
@@ -84,7 +84,10 @@ export function logConnection(record: ConnectionRecord): void {
   else connLogger.warn(message, fields);
 }
 
-/** The level of a record's line: info for relays and clients that simply left, else warning. */
+/**
+ * The level of a record's line: info for relays, answered RESOLVEs and clients that simply
+ * left, else warning.
+ */
 export function connectionLogLevel(record: ConnectionRecord): "info" | "warning" {
-  return record.outcome === "relayed" || record.clientClosed === true ? "info" : "warning";
+  return record.outcome !== "rejected" || record.clientClosed === true ? "info" : "warning";
 }

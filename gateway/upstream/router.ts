@@ -3,8 +3,10 @@
  * First match wins; no match dials directly.
  *
  * Patterns match the destination as requested: name patterns (`host.example`, `*.example`)
- * match names, CIDRs match literal addresses (also a literal sent as a name). A name is never
- * resolved to pick a route: in a chain, only the last gateway resolves it.
+ * match names, CIDRs match literal addresses (also a literal sent as a name), and `*` matches
+ * every destination (a catch-all route; also a name that is not a valid host name, which the
+ * last gateway then refuses). A name is never resolved to pick a route: in a chain, only the
+ * last gateway resolves it.
  *
  * @module
  */
@@ -69,7 +71,7 @@ export function createRouter(
         (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
     };
     return {
-      matches: (s: Subject, port: number) =>
+      matches: (s: Subject | Record<never, never>, port: number) =>
         (ports === undefined || ports.some((r) => port >= r.from && port <= r.to)) &&
         to.some((m) => m(s)),
       choice,
@@ -77,8 +79,8 @@ export function createRouter(
   });
   if (compiled.length === 0) return () => directChoice;
   return (target) => {
-    const subject = subjectOf(target);
-    if (subject === undefined) return directChoice;
+    // An invalid name has nothing for a name or CIDR pattern to match; only `*` takes it.
+    const subject = subjectOf(target) ?? {};
     for (const route of compiled) {
       if (route.matches(subject, target.port)) return route.choice;
     }

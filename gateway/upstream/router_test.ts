@@ -61,3 +61,30 @@ Deno.test("createRouter() without routes always dials directly", () => {
   const route = createRouter([], direct);
   assert.deepEqual(route(byName("x.example")), { dialer: direct, chained: false, label: "direct" });
 });
+
+Deno.test("createRouter() sends every destination through a `*` route or one without `to`", () => {
+  for (const to of ['  - to: ["*"]\n', "  -\n"]) {
+    const catchAll = parseConfig(`routes:
+  - to: ["direct.example"]
+    ports: [1]
+    chain: ["socks5://198.51.100.40:1080"]
+${to}    chain: ["socks5://198.51.100.41:1080"]
+`).routes;
+    const route = createRouter(catchAll, direct);
+    for (
+      const target of [
+        byName("any.example"),
+        byName("UPPER.Example."),
+        byIp("192.0.2.7"),
+        byIp("2001:db8::7", 443),
+        byName("[2001:db8::7]"),
+        byName("not a host name"),
+      ]
+    ) {
+      const choice = route(target);
+      assert.ok(choice.chained, JSON.stringify(target));
+      assert.match(choice.label, /^routes\[1\] \(\*\) via socks5:\/\/198\.51\.100\.41:1080$/);
+    }
+    assert.match(route(byName("direct.example", 1)).label, /^routes\[0\]/, "first match wins");
+  }
+});

@@ -16,6 +16,7 @@ import type { ExactReader } from "../../socks5/exact_reader.ts";
 import type { SocksReply, SocksTarget, UdpDatagram } from "../../socks5/types.ts";
 import {
   connectTo,
+  readAll,
   readerOf,
   readSocksReply,
   startTestGateway,
@@ -480,4 +481,35 @@ Deno.test("BIND: the client leaving during the wait closes the listener", async 
   const record = await recordOf(gw, "bind");
   assert.match(record.reason ?? "", /client left/);
   await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: reply.bound.port }));
+});
+
+Deno.test("BIND: a client that sends a byte and then leaves during the wait closes the listener", async () => {
+  await using gw = startTestGateway(HOSTS);
+  const conn = await connectTo(gw.endpoint(4));
+  const { reply } = await request(conn, 2, ipTarget("127.0.0.1", 0));
+  assert.equal(reply.reply, 0);
+  await writeAll(conn, Uint8Array.of(1));
+  await conn.closeWrite();
+  const record = await recordOf(gw, "bind");
+  assert.match(record.reason ?? "", /client left/);
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: reply.bound.port }));
+  conn.close();
+});
+
+Deno.test("BIND: bytes the client sends during the wait reach the peer", async () => {
+  await using gw = startTestGateway(HOSTS);
+  const conn = await connectTo(gw.endpoint(4));
+  const { reply, reader } = await request(conn, 2, ipTarget("127.0.0.1", 0));
+  assert.equal(reply.reply, 0);
+  await writeAll(conn, new TextEncoder().encode("early "));
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  await writeAll(conn, new TextEncoder().encode("bytes"));
+  const peer = await Deno.connect({ hostname: "127.0.0.1", port: reply.bound.port });
+  const second = await readSocksReply(reader);
+  assert.equal(second.reply, 0);
+  await conn.closeWrite();
+  const got = await readAll(peer);
+  assert.equal(new TextDecoder().decode(got), "early bytes");
+  peer.close();
+  conn.close();
 });

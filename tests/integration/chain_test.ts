@@ -287,3 +287,25 @@ rules:
   assert.equal(await replyOf(g1.endpoint(6), ip("0.0.0.0", 0), Command.UdpAssociate), 7);
   await until(() => g2.records.length === 1, "G2's record");
 });
+
+Deno.test("chain: a catch-all route (`to: [*]`, or no `to`) carries names and literals through the upstream", async () => {
+  await using g2 = startTestGateway(LAST_HOSTS);
+  await using srv4 = startServer("127.0.0.1", echo);
+  await using srv6 = startServer("::1", echo);
+  for (const to of ['to: ["*"], ', ""]) {
+    await using g1 = startTestGateway(`routes: [{ ${to}chain: ["${url(g2.endpoint(6))}"] }]\n`);
+    const before = relayed(g2);
+    await roundTrip(g1.endpoint(4), name("v4.chain.example", srv4.port), 4096);
+    await roundTrip(g1.endpoint(6), name("V6.Chain.Example.", srv6.port), 4096);
+    await roundTrip(g1.endpoint(4), ip("::1", srv6.port), 4096);
+    await roundTrip(g1.endpoint(6), ip("127.0.0.1", srv4.port), 4096);
+    await roundTrip(g1.endpoint(4), name("[::1]", srv6.port), 4096);
+    // Every connection went through G2: the names reached it unresolved, the literals as such.
+    await until(() => relayed(g2) === before + 5 && relayed(g1) === 5, "records");
+    const atG2 = g2.records.slice(-5).map((r) => r.target?.address.family).sort();
+    // (A literal sent as a name is forwarded as the address it is.)
+    assert.deepEqual(atG2, [4, 6, 6, "name", "name"].sort());
+    // BIND and UDP on the catch-all route are not served here.
+    assert.equal(await replyOf(g1.endpoint(4), ip("127.0.0.1", 0), Command.Bind), 7);
+  }
+});
