@@ -10,13 +10,18 @@
  * (`socks5h://`, Debian's /usr/bin/python3), ssh and scp through `ncat --proxy-type socks5` and
  * `nc.openbsd -X 5` as ProxyCommand (against a throwaway sshd), git clone over dumb HTTP with
  * `http.proxy=socks5h://`, headless Chromium with `--proxy-server=socks5://` (it sends names to
- * SOCKS5 proxies; the page hashes the payload itself), and torsocks (IPv4 client only; it needs
- * Tor's RESOLVE command). One topology and one gateway serve the whole matrix; every recipe here
- * is the one README's "Client cookbook" prints.
+ * SOCKS5 proxies; the page hashes the payload itself), torsocks (IPv4 client only; it needs Tor's
+ * RESOLVE command), and from npm, run by Node: socks-proxy-agent (`socks5h://`) and undici's
+ * Socks5ProxyAgent (`socks5://`), pinned in `npm_clients/package-lock.json` and installed with
+ * `npm ci` into a temporary directory. Neither Node library accepts an IPv6 literal in the proxy
+ * URL (they look up `[2001:db8:1::1]` as a name), so the IPv6-only client names the gateway in its
+ * own /etc/hosts; a step keeps that gotcha checked. One topology and one gateway serve the whole
+ * matrix; every recipe here is the one README's "Client cookbook" prints.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { startDualgate } from "../helpers/dualgate.ts";
 import { createDumbHttpRepo, GIT_ENV } from "../helpers/dumb_git.ts";
 import { digestPage, readDigestPage } from "../helpers/digest_page.ts";
@@ -27,6 +32,7 @@ import {
   startHttpServer,
 } from "../helpers/http_server.ts";
 import {
+  ADDRESSES,
   createTopology,
   e2eTest,
   NAMES,
@@ -38,6 +44,8 @@ import { sshClientOptions, startSshd } from "../helpers/sshd.ts";
 
 const PROGRAMS = [
   "curl",
+  "node",
+  "npm",
   "ssh",
   "scp",
   "ssh-keygen",
@@ -55,6 +63,11 @@ const HTTP_PORT = 8080;
 const SSH_PORT = 2222;
 const SOCKS_PORT = 1080;
 const PAGE_TOKEN = "dualgate-client-matrix";
+const NPM_CLIENTS = fileURLToPath(new URL("./npm_clients/", import.meta.url));
+/** Node library and the scheme it sends names with, for the IPv6-literal gotcha. */
+const LITERAL_PROXY_CASES = [["socks-proxy-agent", "socks5h"], ["undici", "socks5"]] as const;
+/** The gateway's IPv6 address by name, in client6's /etc/hosts only: see the module doc. */
+const GATEWAY6_NAME = "gw6.dualgate.example";
 
 /** One cross-family direction of the matrix. */
 interface Direction {
@@ -64,6 +77,8 @@ interface Direction {
   readonly name: string;
   /** The gateway as `HOST:PORT` in the client's family (IPv6 bracketed), for every client. */
   readonly proxy: string;
+  /** The same for the Node libraries, which need a name instead of an IPv6 literal. */
+  readonly nodeProxy: string;
 }
 
 function directions(topo: Topology): readonly Direction[] {
@@ -73,12 +88,14 @@ function directions(topo: Topology): readonly Direction[] {
       server: "server6",
       name: NAMES.v6,
       proxy: `${topo.addresses.gateway.v4}:${SOCKS_PORT}`,
+      nodeProxy: `${topo.addresses.gateway.v4}:${SOCKS_PORT}`,
     },
     {
       client: "client6",
       server: "server4",
       name: NAMES.v4,
       proxy: `[${topo.addresses.gateway.v6}]:${SOCKS_PORT}`,
+      nodeProxy: `${GATEWAY6_NAME}:${SOCKS_PORT}`,
     },
   ];
 }
@@ -95,6 +112,25 @@ with open(out, "wb") as f:
     f.write(response.content)
 `;
 
+/**
+ * Installs the pinned npm clients (`npm ci`) into `dir`, on this host: the namespaces have no
+ * route to a registry.
+ */
+async function installNpmClients(dir: string): Promise<void> {
+  for (const file of ["package.json", "package-lock.json", "client.mjs"]) {
+    await Deno.copyFile(`${NPM_CLIENTS}${file}`, `${dir}/${file}`);
+  }
+  const out = await new Deno.Command("npm", {
+    args: ["ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(180_000),
+  }).output();
+  assert.ok(out.success, `npm ci of the npm clients: ${new TextDecoder().decode(out.stderr)}`);
+}
+
 /** Context for a failed client: its output and the gateway's log, both trimmed. */
 function why(r: RunResult, gateway: SpawnedProcess): string {
   return `exit ${r.code}${r.timedOut ? " (timed out)" : ""}\nstdout: ${
@@ -103,7 +139,7 @@ function why(r: RunResult, gateway: SpawnedProcess): string {
 }
 
 e2eTest(
-  "client matrix: curl, requests, ssh/scp (ncat, nc.openbsd), git, Chromium and torsocks cross families by name",
+  "client matrix: curl, requests, ssh/scp (ncat, nc.openbsd), git, Chromium, Node libraries and torsocks cross families by name",
   async (t) => {
     const python = await new Deno.Command(DEBIAN_PYTHON, {
       args: ["-c", "import requests, socks"],
@@ -116,9 +152,14 @@ e2eTest(
         `python3-socks): ${new TextDecoder().decode(python.stderr)}`,
     );
 
-    await using topo = await createTopology();
+    await using topo = await createTopology({
+      hosts: { client6: { [GATEWAY6_NAME]: [ADDRESSES.gateway.v6] } },
+    });
     const dir = await Deno.makeTempDir({ prefix: "dualgate-clients-" });
     try {
+      const npmClients = `${dir}/npm`;
+      await Deno.mkdir(npmClients);
+      await installNpmClients(npmClients);
       const www = `${dir}/www`;
       await Deno.mkdir(www);
       const payload = await createRandomFile(www, { name: "payload.bin", size: PAYLOAD_SIZE });
@@ -277,6 +318,54 @@ e2eTest(
             `the page's script did not hash the payload\n${why(r, gateway)}`,
           );
         });
+
+        const node = (library: string, proxy: string, step: string) => [
+          "--no-warnings",
+          `${npmClients}/client.mjs`,
+          library,
+          proxy,
+          `${url}/${payload.name}`,
+          out(step),
+        ];
+        await t.step(
+          `${d.client}: Node, socks-proxy-agent 10.1.0, socks5h://${d.nodeProxy}`,
+          async () => {
+            await fetches(
+              d.client,
+              "node",
+              node("socks-proxy-agent", `socks5h://${d.nodeProxy}`, "socks-proxy-agent"),
+              out("socks-proxy-agent"),
+            );
+          },
+        );
+        await t.step(
+          `${d.client}: Node, undici 7.30.2 Socks5ProxyAgent, socks5://${d.nodeProxy}`,
+          async () => {
+            await fetches(
+              d.client,
+              "node",
+              node("undici", `socks5://${d.nodeProxy}`, "undici"),
+              out("undici"),
+            );
+          },
+        );
+        if (d.client === "client6") {
+          await t.step(
+            `${d.client}: Node libraries take [${topo.addresses.gateway.v6}] in a proxy URL for a name`,
+            async () => {
+              for (const [library, scheme] of LITERAL_PROXY_CASES) {
+                const r = await topo.run(
+                  d.client,
+                  "node",
+                  node(library, `${scheme}://${d.proxy}`, `literal-${library}`),
+                  { cwd: dir, env, timeoutMs: 60_000 },
+                );
+                assert.notEqual(r.code, 0, `${library} now accepts an IPv6 literal proxy URL`);
+                assert.match(r.stderr, /ENOTFOUND \[2001:db8:1::1\]/, `${library}: ${r.stderr}`);
+              }
+            },
+          );
+        }
 
         if (d.client === "client4") {
           await t.step(`${d.client}: torsocks curl ${url} (Tor RESOLVE)`, async () => {
