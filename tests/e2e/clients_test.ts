@@ -252,6 +252,47 @@ e2eTest(
           ], out("requests"));
         });
 
+        await t.step(
+          `${d.client}: socks5:// (no h) resolves on the client and fails: curl, requests, git, socks-proxy-agent`,
+          async () => {
+            // The client has no name service: a client that resolves locally cannot even start.
+            const tries: [string, string[]][] = [
+              ["curl", ["-sS", "--max-time", "30", "-x", `socks5://${d.proxy}`, `${url}/`]],
+              [DEBIAN_PYTHON, [
+                `${dir}/requests_get.py`,
+                `socks5://${d.proxy}`,
+                `${url}/${payload.name}`,
+                out("requests-socks5"),
+              ]],
+              ["git", [
+                "-c",
+                `http.proxy=socks5://${d.proxy}`,
+                "clone",
+                "-q",
+                `${url}/repo.git`,
+                `${dir}/${tag}-socks5-clone`,
+              ]],
+              ["node", [
+                "--no-warnings",
+                `${npmClients}/client.mjs`,
+                "socks-proxy-agent",
+                `socks5://${d.nodeProxy}`,
+                `${url}/${payload.name}`,
+                out("socks-proxy-agent-socks5"),
+              ]],
+            ];
+            for (const [cmd, args] of tries) {
+              const r = await topo.run(d.client, cmd, args, { cwd: dir, env, timeoutMs: 60_000 });
+              assert.notEqual(r.code, 0, `${cmd} with socks5:// got through: ${r.stderr}`);
+              assert.match(
+                r.stderr,
+                /resolve|name resolution|EAI_AGAIN|ENOTFOUND/i,
+                `${cmd} failed otherwise: ${r.stderr}`,
+              );
+            }
+          },
+        );
+
         const proxyCommands = {
           ncat: `ncat --proxy-type socks5 --proxy '${d.proxy}' %h %p`,
           "nc.openbsd": `nc.openbsd -X 5 -x '${d.proxy}' %h %p`,
