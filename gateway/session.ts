@@ -25,6 +25,7 @@ import { handleConnect } from "./connect.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
 import { readProxyHeader } from "./proxy_protocol.ts";
+import { handleResolve } from "./resolve.ts";
 import type { AccessRules } from "./rules.ts";
 import { handleUdpAssociate } from "./udp_associate.ts";
 import type { Dialer } from "./upstream/types.ts";
@@ -258,6 +259,10 @@ export async function runSession(
   switch (outcome.request.command) {
     case Command.Connect:
       await handleConnect(session, services);
+      return;
+    case Command.Resolve:
+    case Command.ResolvePtr:
+      await handleResolve(session, services);
       return;
     case Command.Bind:
     case Command.UdpAssociate:

@@ -46,10 +46,13 @@ export {
   type DnsRecord,
   type DnsRecordType,
   NameNotResolvedError,
+  type PtrQuery,
   type ResolvedName,
   Resolver,
   type ResolverOptions,
   type ResolverStats,
   type ResolveSource,
+  type ReverseName,
+  reverseName,
   type StagedResolution,
 } from "./resolver.ts";

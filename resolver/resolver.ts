@@ -52,10 +52,26 @@ export type DnsQuery = (
   options: DnsQueryOptions,
 ) => Promise<readonly DnsRecord[]>;
 
+/**
+ * One DNS PTR query, shaped like `Deno.resolveDns(name, "PTR")`: `name` is the `in-addr.arpa`
+ * or `ip6.arpa` name. "No such record" is an empty array or a `Deno.errors.NotFound` rejection.
+ */
+export type PtrQuery = (name: string, options: DnsQueryOptions) => Promise<readonly string[]>;
+
+/** A reverse lookup's answer, from {@linkcode Resolver.reverse}. */
+export interface ReverseName {
+  /** The name, normalized (lower case, no trailing dot). */
+  readonly name: string;
+  /** Where it came from: `static`, `hosts` or `dns`. */
+  readonly source: Exclude<ResolveSource, "literal" | "cache">;
+}
+
 /** Test hooks and tuning for {@linkcode Resolver}. */
 export interface ResolverOptions {
   /** Replaces `Deno.resolveDns`. @default Deno.resolveDns */
   readonly query?: DnsQuery;
+  /** Replaces `Deno.resolveDns` for PTR records. @default Deno.resolveDns */
+  readonly queryPtr?: PtrQuery;
   /** Clock in milliseconds, for the cache and the hosts file re-check. @default Date.now */
   readonly now?: () => number;
   /** How often, at most, the hosts file's mtime is checked for changes. @default 5000 */
@@ -155,6 +171,15 @@ const denoQuery: DnsQuery = (name, type, options) =>
       : { signal: options.signal },
   );
 
+const denoPtrQuery: PtrQuery = (name, options) =>
+  Deno.resolveDns(
+    name,
+    "PTR",
+    options.nameServer
+      ? { nameServer: { ...options.nameServer }, signal: options.signal }
+      : { signal: options.signal },
+  );
+
 /**
  * Resolves names the way the gateway needs them, in this order: an IP literal sent as a name
  * is the address; then the config's static `hosts`; then the hosts file (read on first use,
@@ -203,6 +228,7 @@ export class Resolver {
   readonly #negativeTtlSeconds: number;
   readonly #cache: NameCache;
   readonly #query: DnsQuery;
+  readonly #queryPtr: PtrQuery;
   readonly #now: () => number;
   readonly #hostsCheckIntervalMs: number;
   readonly #resolutionDelayMs: number;
@@ -252,6 +278,7 @@ export class Resolver {
       now: this.#now,
     });
     this.#query = options.query ?? denoQuery;
+    this.#queryPtr = options.queryPtr ?? denoPtrQuery;
     this.#hostsCheckIntervalMs = options.hostsCheckIntervalMs ?? 5000;
     this.#resolutionDelayMs = options.resolutionDelayMs ?? 50;
   }
@@ -370,6 +397,69 @@ export class Resolver {
       if (--shared.waiters === 0) shared.controller.abort();
     });
     return { first: raceSignal(shared.first, signal), complete };
+  }
+
+  /**
+   * Finds the name of `address` (a reverse lookup): the config's static `hosts` first, then
+   * the hosts file (the first name listed for the address), then a DNS PTR query, tried
+   * against the configured servers like forward queries. Not cached.
+   *
+   * @throws {NameNotResolvedError} (REP 4) when no source knows a name, or DNS failed.
+   * @throws the signal's reason when `options.signal` aborts first.
+   */
+  async reverse(address: IpAddress, options: { signal?: AbortSignal } = {}): Promise<ReverseName> {
+    const signal = options.signal;
+    signal?.throwIfAborted();
+    const wanted = unmapIpv4(address);
+    const find = (map: ReadonlyMap<string, readonly IpAddress[]>) => {
+      for (const [name, list] of map) if (list.some((a) => sameIp(a, wanted))) return name;
+      return undefined;
+    };
+    const fromStatic = find(this.#static);
+    if (fromStatic !== undefined) return { name: fromStatic, source: "static" };
+    if (this.#hostsFile !== "") {
+      const fromHosts = find(await raceSignal(this.#loadHosts(), signal));
+      if (fromHosts !== undefined) return { name: fromHosts, source: "hosts" };
+    }
+    const arpa = reverseName(wanted);
+    let failure: unknown;
+    let timedOut = false;
+    for (const server of this.#servers) {
+      signal?.throwIfAborted();
+      this.stats.queries++;
+      const timeout = AbortSignal.timeout(this.#timeoutMs);
+      const querySignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      try {
+        const records = await this.#queryPtr(
+          arpa,
+          server ? { nameServer: server, signal: querySignal } : { signal: querySignal },
+        );
+        for (const record of records) {
+          const name = normalizeName(record);
+          if (name !== null) return { name, source: "dns" };
+        }
+        throw new NameNotResolvedError(formatIp(wanted), "no PTR record");
+      } catch (error) {
+        signal?.throwIfAborted();
+        if (error instanceof NameNotResolvedError) throw error;
+        if (error instanceof Deno.errors.NotFound) {
+          throw new NameNotResolvedError(formatIp(wanted), "no PTR record");
+        }
+        failure = error;
+        timedOut = timeout.aborted || error instanceof Deno.errors.TimedOut;
+      }
+    }
+    throw timedOut
+      ? new NameNotResolvedError(
+        formatIp(wanted),
+        `DNS PTR query timed out after ${this.#timeoutMs} ms`,
+        { cause: failure, timedOut: true },
+      )
+      : new NameNotResolvedError(
+        formatIp(wanted),
+        `DNS PTR query failed: ${errorMessage(failure)}`,
+        { cause: failure },
+      );
   }
 
   #answer(
@@ -543,6 +633,16 @@ function parseServer(text: string): NameServer {
     throw new RangeError(`Cannot create resolver: DNS server "${text}" is not IP[:PORT]`);
   }
   return { ipAddr: formatIp(address), port };
+}
+
+/** The `in-addr.arpa` / `ip6.arpa` name of an address, for a PTR query. */
+export function reverseName(address: IpAddress): string {
+  if (address.family === 4) return `${[...address.bytes].reverse().join(".")}.in-addr.arpa`;
+  const nibbles: string[] = [];
+  for (const byte of address.bytes) {
+    nibbles.push((byte >> 4).toString(16), (byte & 15).toString(16));
+  }
+  return `${nibbles.reverse().join(".")}.ip6.arpa`;
 }
 
 /** The addresses of the outcomes with records, by family, and their smallest TTL. */

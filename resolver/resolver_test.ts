@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { ResolverConfig } from "../gateway/config/types.ts";
-import { formatIp } from "../net/address.ts";
+import { formatIp, parseIp } from "../net/address.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";
 import {
@@ -11,6 +11,7 @@ import {
   NameNotResolvedError,
   type ResolvedName,
   Resolver,
+  reverseName,
 } from "./resolver.ts";
 
 function config(overrides: Partial<ResolverConfig> = {}): ResolverConfig {
@@ -626,4 +627,67 @@ Deno.test("Resolver.resolveStaged() cancels the queries when its only caller lea
   controller.abort(new Error("client left"));
   await assert.rejects(complete, { message: "client left" });
   assert.ok(signals.every((signal) => signal.aborted));
+});
+
+Deno.test("reverseName() spells in-addr.arpa and ip6.arpa names", () => {
+  assert.equal(reverseName(parseIp("192.0.2.10")!), "10.2.0.192.in-addr.arpa");
+  assert.equal(
+    reverseName(parseIp("2001:db8::1")!),
+    "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+  );
+});
+
+Deno.test("Resolver.reverse() answers from static hosts, then the hosts file, then DNS PTR", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const hostsFile = `${dir}/hosts`;
+    await Deno.writeTextFile(hostsFile, "192.0.2.7 file.example alias.example\n");
+    const asked: string[] = [];
+    const resolver = new Resolver(
+      config({ hosts: { "Static.Example.": ["2001:db8::5", "192.0.2.5"] }, hostsFile }),
+      {
+        query: () => Promise.resolve([]),
+        queryPtr: (name) => {
+          asked.push(name);
+          return Promise.resolve(name.startsWith("9.") ? ["Dns.Example."] : []);
+        },
+      },
+    );
+    assert.deepEqual(await resolver.reverse(parseIp("192.0.2.5")!), {
+      name: "static.example",
+      source: "static",
+    });
+    assert.deepEqual(await resolver.reverse(parseIp("::ffff:192.0.2.7")!), {
+      name: "file.example",
+      source: "hosts",
+    });
+    assert.deepEqual(await resolver.reverse(parseIp("192.0.2.9")!), {
+      name: "dns.example",
+      source: "dns",
+    });
+    await assert.rejects(
+      resolver.reverse(parseIp("192.0.2.8")!),
+      (error) => error instanceof NameNotResolvedError && error.reply === Reply.HostUnreachable,
+    );
+    assert.deepEqual(asked, ["9.2.0.192.in-addr.arpa", "8.2.0.192.in-addr.arpa"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Resolver.reverse() tries the next server after a failure and reports REP 4 when all fail", async () => {
+  const servers: string[] = [];
+  const resolver = new Resolver(config({ servers: ["192.0.2.53", "192.0.2.54:5353"] }), {
+    queryPtr: (_name, options) => {
+      servers.push(`${options.nameServer?.ipAddr}:${options.nameServer?.port}`);
+      return Promise.reject(new Error("server failure"));
+    },
+  });
+  await assert.rejects(
+    resolver.reverse(parseIp("2001:db8::1")!),
+    (error) =>
+      error instanceof NameNotResolvedError &&
+      /PTR query failed: server failure/.test(error.message),
+  );
+  assert.deepEqual(servers, ["192.0.2.53:53", "192.0.2.54:5353"]);
 });

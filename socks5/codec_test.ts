@@ -552,3 +552,34 @@ Deno.test("encodeUdpDatagram() rejects over-long names and bad ports", () => {
   assert.throws(() => encode({ address: { family: "name", name: "" }, port: 1 }), RangeError);
   assert.throws(() => encode({ address: V4_TARGET.address, port: 70000 }), RangeError);
 });
+
+Deno.test("readRequest() decodes torsocks' RESOLVE and encodeReply() its answers", async () => {
+  // As torsocks 2.4.0 sends it: an uninitialised port after the name.
+  const sent = Uint8Array.from([
+    5,
+    0xf0,
+    0,
+    3,
+    19,
+    ...new TextEncoder().encode("v6.dualgate.example"),
+    0x00,
+    0x2a,
+  ]);
+  const request = await readRequest(oneChunk(sent));
+  assert.equal(request.command, Command.Resolve);
+  assert.deepEqual(request.target, {
+    address: { family: "name", name: "v6.dualgate.example" },
+    port: 42,
+  });
+  // RESOLVE: the address in BND.ADDR; RESOLVE_PTR: the name.
+  assert.deepEqual(
+    [...encodeReply({ reply: 0, bound: { address: V4_TARGET.address, port: 0 } })].slice(0, 4),
+    [5, 0, 0, 1],
+  );
+  const named = encodeReply({
+    reply: 0,
+    bound: { address: { family: "name", name: "a.example" }, port: 0 },
+  });
+  assert.deepEqual([...named.subarray(0, 5)], [5, 0, 0, 3, 9]);
+  assert.equal(Command.ResolvePtr, 0xf1);
+});

@@ -25,11 +25,17 @@ export interface SocksTarget {
   readonly port: number;
 }
 
-/** SOCKS5 commands (RFC 1928 §4). */
+/**
+ * SOCKS5 commands: RFC 1928 §4, and Tor's extensions (`socks-extensions.txt`) that torsocks
+ * uses to resolve names through the proxy: RESOLVE (a name in DST.ADDR, its address in
+ * BND.ADDR) and RESOLVE_PTR (an address in DST.ADDR, its name in BND.ADDR).
+ */
 export const Command = {
   Connect: 1,
   Bind: 2,
   UdpAssociate: 3,
+  Resolve: 0xf0,
+  ResolvePtr: 0xf1,
 } as const;
 /** A SOCKS5 command code. */
 export type Command = typeof Command[keyof typeof Command];

@@ -47,7 +47,12 @@ const FAMILY_PREFERENCES = [
   "ipv6-only",
   "ipv4-only",
 ] as const satisfies readonly FamilyPreference[];
-const RULE_COMMANDS = ["connect", "bind", "udp"] as const satisfies readonly RuleCommand[];
+const RULE_COMMANDS = [
+  "connect",
+  "bind",
+  "udp",
+  "resolve",
+] as const satisfies readonly RuleCommand[];
 
 const utf8 = new TextEncoder();
 

@@ -62,8 +62,8 @@ export interface ResolverConfig {
   readonly negativeTtlSeconds: number;
 }
 
-/** Commands a rule can name. */
-export type RuleCommand = "connect" | "bind" | "udp";
+/** Commands a rule can name (`resolve`: Tor's RESOLVE and RESOLVE_PTR). */
+export type RuleCommand = "connect" | "bind" | "udp" | "resolve";
 
 /** A destination matcher as written: a CIDR, an exact name, or a `*.suffix` wildcard. */
 export type DestinationPattern =

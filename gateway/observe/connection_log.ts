@@ -15,14 +15,14 @@ export interface ConnectionRecord {
   readonly client: IpEndpoint;
   /** RFC 1929 user, if any. */
   readonly user?: string;
-  /** The command name (`connect`, `bind`, `udp`). */
+  /** The command name (`connect`, `bind`, `udp`, `resolve`). */
   readonly command?: string;
   /** Destination as requested. */
   readonly target?: SocksTarget;
   /** The peer actually connected. */
   readonly used?: IpEndpoint;
-  /** `relayed` after a success reply; `rejected` before. */
-  readonly outcome: "relayed" | "rejected";
+  /** `relayed` after a success reply; `resolved` for a RESOLVE answered; `rejected` else. */
+  readonly outcome: "relayed" | "resolved" | "rejected";
   /** REP sent, if any. */
   readonly reply?: number;
   /** Why it was rejected or how the relay ended. */
@@ -72,6 +72,6 @@ export function logConnection(record: ConnectionRecord): void {
   if (record.reason) fields.reason = record.reason;
   const message = "{outcome} {client} user={user} {command} {dest} via {used} {families} " +
     "up={up} down={down} {durationMs}ms rep={rep}" + (record.reason ? " ({reason})" : "");
-  if (record.outcome === "relayed") connLogger.info(message, fields);
+  if (record.outcome !== "rejected") connLogger.info(message, fields);
   else connLogger.warn(message, fields);
 }

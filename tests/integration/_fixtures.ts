@@ -38,6 +38,7 @@ export function startTestGateway(yaml = ""): TestGateway {
   const records: ConnectionRecord[] = [];
   const resolver = new Resolver({ ...config.resolver, hostsFile: "" }, {
     query: () => Promise.resolve([]),
+    queryPtr: () => Promise.resolve([]),
   });
   const gateway = startGateway(config, { resolver, onRecord: (r) => records.push(r) });
   return {
