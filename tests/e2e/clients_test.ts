@@ -10,8 +10,9 @@
  * (`socks5h://`, Debian's /usr/bin/python3), ssh and scp through `ncat --proxy-type socks5` and
  * `nc.openbsd -X 5` as ProxyCommand (against a throwaway sshd), git clone over dumb HTTP with
  * `http.proxy=socks5h://`, headless Chromium with `--proxy-server=socks5://` (it sends names to
- * SOCKS5 proxies; the page hashes the payload itself), torsocks (IPv4 client only; it needs Tor's
- * RESOLVE command), and from npm, run by Node: socks-proxy-agent (`socks5h://`) and undici's
+ * SOCKS5 proxies; the page hashes the payload itself), torsocks (IPv4 client only, through Tor's
+ * RESOLVE command; it takes IPv4 answers only, so it reaches the IPv4 server's name, and a step
+ * pins down how it refuses the IPv6-only name), and from npm, run by Node: socks-proxy-agent (`socks5h://`) and undici's
  * Socks5ProxyAgent (`socks5://`), pinned in `npm_clients/package-lock.json` and installed with
  * `npm ci` into a temporary directory. Neither Node library accepts an IPv6 literal in the proxy
  * URL (they look up `[2001:db8:1::1]` as a name), so the IPv6-only client names the gateway in its
@@ -129,6 +130,10 @@ async function installNpmClients(dir: string): Promise<void> {
     signal: AbortSignal.timeout(180_000),
   }).output();
   assert.ok(out.success, `npm ci of the npm clients: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** Context for a failed client: its output and the gateway's log, both trimmed. */
@@ -409,25 +414,48 @@ e2eTest(
         }
 
         if (d.client === "client4") {
-          await t.step(`${d.client}: torsocks curl ${url} (Tor RESOLVE)`, async () => {
-            const conf = `${dir}/torsocks.conf`;
-            await Deno.writeTextFile(
-              conf,
-              `TorAddress ${topo.addresses.gateway.v4}\nTorPort ${SOCKS_PORT}\n`,
-            );
-            const r = await topo.run(d.client, "torsocks", [
+          // torsocks only on the IPv4 client: on an IPv6-only host it cannot reach the gateway.
+          const conf = `${dir}/torsocks.conf`;
+          await Deno.writeTextFile(
+            conf,
+            `TorAddress ${topo.addresses.gateway.v4}\nTorPort ${SOCKS_PORT}\n`,
+          );
+          const torsocksCurl = (name: string, file: string) =>
+            topo.run(d.client, "torsocks", [
               "curl",
               "-sS",
               "--fail",
               "--max-time",
               "30",
-              `${url}/${payload.name}`,
+              `http://${name}:${HTTP_PORT}/${payload.name}`,
               "-o",
-              out("torsocks"),
+              file,
             ], { cwd: dir, env: { ...env, TORSOCKS_CONF_FILE: conf }, timeoutMs: 60_000 });
+
+          await t.step(`${d.client}: torsocks curl http://${NAMES.v4} (Tor RESOLVE)`, async () => {
+            const r = await torsocksCurl(NAMES.v4, out("torsocks"));
             assert.equal(r.code, 0, `torsocks curl\n${why(r, gateway)}`);
             assert.equal(await sha256File(out("torsocks")), payload.sha256);
           });
+
+          await t.step(
+            `${d.client}: torsocks refuses the IPv6 answer for ${d.name} (it resolves IPv4 only)`,
+            async () => {
+              // Not a gateway failure: dualgate answers with the name's address, an IPv6 one,
+              // and torsocks 2.4.0 takes 4 bytes only. Crossing to an IPv6-only name from
+              // torsocks would need an IPv4 stand-in address that CONNECT maps back to the name.
+              const r = await torsocksCurl(d.name, out("torsocks-v6"));
+              assert.notEqual(r.code, 0, `torsocks now reaches ${d.name}: update the README`);
+              assert.match(r.stderr, /Resolve destination buffer too small/, why(r, gateway));
+              assert.match(
+                gateway.stderr,
+                new RegExp(
+                  `resolved ${escapeRegExp(topo.addresses.client4.v4)}:\\d+ user=- resolve ` +
+                    `${escapeRegExp(d.name)}:`,
+                ),
+              );
+            },
+          );
         }
       }
     } finally {
