@@ -12,12 +12,13 @@
  * `http.proxy=socks5h://`, headless Chromium with `--proxy-server=socks5://` (it sends names to
  * SOCKS5 proxies; the page hashes the payload itself), torsocks (IPv4 client only, through Tor's
  * RESOLVE command; it takes IPv4 answers only, so it reaches the IPv4 server's name, and a step
- * pins down how it refuses the IPv6-only name), and from npm, run by Node: socks-proxy-agent (`socks5h://`) and undici's
- * Socks5ProxyAgent (`socks5://`), pinned in `npm_clients/package-lock.json` and installed with
- * `npm ci` into a temporary directory. Neither Node library accepts an IPv6 literal in the proxy
- * URL (they look up `[2001:db8:1::1]` as a name), so the IPv6-only client names the gateway in its
- * own /etc/hosts; a step keeps that gotcha checked. One topology and one gateway serve the whole
- * matrix; every recipe here is the one README's "Client cookbook" prints.
+ * pins down how it refuses the IPv6-only name), and from npm, run by Node: socks-proxy-agent
+ * (`socks5h://`) and undici's Socks5ProxyAgent (`socks5://`), pinned in
+ * `npm_clients/package-lock.json` and installed with `npm ci` into a temporary directory. Neither
+ * Node library accepts an IPv6 literal in the proxy URL (they look up `[2001:db8:1::1]` as a
+ * name), so the IPv6-only client names the gateway in its own /etc/hosts; a step keeps that
+ * gotcha checked, as another does `socks5://` (no h) resolving on the client. One topology and one
+ * gateway serve the whole matrix; every recipe here is the one README's "Client cookbook" prints.
  *
  * @module
  */
