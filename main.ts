@@ -17,6 +17,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { ConfigError } from "./gateway/config/errors.ts";
 import { configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
 import { startGateway } from "./gateway/mod.ts";
+import { proxyTrustWarnings } from "./gateway/proxy_trust.ts";
 import { startWorkers } from "./gateway/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
@@ -103,6 +104,7 @@ async function check(args: string[]): Promise<number> {
     return 2;
   }
   const config = await configFromFlags({ config: values.config });
+  for (const warning of proxyTrustWarnings(config)) printError(`warning: ${warning}`);
   print(formatConfigYaml(config));
   return 0;
 }
