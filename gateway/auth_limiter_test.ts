@@ -66,3 +66,66 @@ Deno.test("AuthFailureLimiter rejects a limit that is not a positive integer", (
   assert.throws(() => new AuthFailureLimiter(0), RangeError);
   assert.throws(() => new AuthFailureLimiter(1.5), RangeError);
 });
+
+Deno.test("AuthFailureLimiter.acquire() counts attempts in flight against the limit", async () => {
+  const limiter = new AuthFailureLimiter(3, { now: () => 0 });
+  const first = await Promise.all([1, 2, 3].map(() => limiter.acquire("a")));
+  assert.equal(limiter.inFlight("a"), 3);
+  // A fourth attempt while three are in flight is not checked yet: it waits.
+  let fourth: unknown = "pending";
+  const waiting = limiter.acquire("a").then((attempt) => fourth = attempt);
+  await Promise.resolve();
+  assert.equal(fourth, "pending");
+  // Another key is not affected.
+  assert.notEqual(await limiter.acquire("b"), null);
+  // The three fail: the limit is reached, the waiting attempt is refused without a check.
+  for (const attempt of first) attempt!.finish(true);
+  await waiting;
+  assert.equal(fourth, null);
+  assert.equal(limiter.inFlight("a"), 0);
+  assert.equal(limiter.isBlocked("a"), true);
+  assert.equal(await limiter.acquire("a"), null);
+});
+
+Deno.test("AuthFailureLimiter.acquire() lets a waiting attempt through when one in flight succeeds", async () => {
+  const limiter = new AuthFailureLimiter(2, { now: () => 0 });
+  const [a, b] = await Promise.all([limiter.acquire("k"), limiter.acquire("k")]);
+  const third = limiter.acquire("k");
+  a!.finish(false);
+  const attempt = await third;
+  assert.notEqual(attempt, null);
+  b!.finish(true);
+  attempt!.finish(true);
+  assert.equal(limiter.isBlocked("k"), true);
+  // finish() counts once.
+  attempt!.finish(true);
+  assert.equal(limiter.inFlight("k"), 0);
+});
+
+Deno.test("AuthFailureLimiter.acquire() resolves null when its signal aborts while waiting", async () => {
+  const limiter = new AuthFailureLimiter(1, { now: () => 0 });
+  const held = await limiter.acquire("k");
+  const controller = new AbortController();
+  const waiting = limiter.acquire("k", controller.signal);
+  controller.abort();
+  assert.equal(await waiting, null);
+  held!.finish(false);
+  assert.equal(limiter.inFlight("k"), 0);
+});
+
+Deno.test("AuthFailureLimiter: 300 attempts sent at once get at most maxFailures checks", async () => {
+  const limiter = new AuthFailureLimiter(10, { now: () => 0 });
+  let checked = 0;
+  let rightOneIn = false;
+  await Promise.all(Array.from({ length: 300 }, async (_, i) => {
+    const attempt = await limiter.acquire("192.0.2.2");
+    if (!attempt) return;
+    checked++;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const right = i === 299;
+    if (right) rightOneIn = true;
+    attempt.finish(!right);
+  }));
+  assert.equal(checked, 10);
+  assert.equal(rightOneIn, false);
+});

@@ -23,12 +23,14 @@ import {
 } from "./_fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
-import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
+import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
 import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
+import { PasswordVerifier } from "./password_verifier.ts";
+import { isTrustedProxy } from "./proxy_trust.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
 import { DirectDialer } from "./upstream/direct.ts";
@@ -118,10 +120,12 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       { configured: config.limits.maxConnections, effective: maxConnections, descriptors },
     );
   }
+  const passwords = new PasswordVerifier(config.auth.users);
   const metrics = new GatewayMetrics({
     resolverStats: resolver.stats,
     activeConnections: () => active.size,
     maxConnections,
+    passwordStats: passwords,
   });
   const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
   const clientKeyOf = (client: IpEndpoint) => formatEndpoint({ ...client, port: 0 });
@@ -156,9 +160,22 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       options.onRecord?.(record);
     },
     metrics,
-    onAuthFailure: (client) => {
-      metrics.authFailures.inc();
-      authFailures.recordFailure(clientKeyOf(client));
+    authenticate: async (client, username, password, signal) => {
+      const attempt = await authFailures.acquire(clientKeyOf(client), signal);
+      if (!attempt) {
+        if (!signal.aborted) metrics.limitRejections.inc(["auth_failures"]);
+        return "blocked";
+      }
+      let failed = true;
+      try {
+        const verdict = await passwords.check(username, password);
+        failed = verdict === "rejected";
+        if (failed) metrics.authFailures.inc();
+        if (verdict === "busy") metrics.limitRejections.inc(["auth_busy"]);
+        return verdict;
+      } finally {
+        attempt.finish(failed);
+      }
     },
     refuseAuth: (client) => {
       const refused = authFailures.isBlocked(clientKeyOf(client));
@@ -195,35 +212,43 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
 
   let lastRefusalLog = -Infinity;
   let refusalsUnlogged = 0;
-  const onConnection = (conn: Deno.TcpConn, proxyProtocol?: ProxyProtocolMode) => {
-    let clientKey: string;
+  const onConnection = (conn: Deno.TcpConn, listen: ListenConfig | undefined) => {
+    const proxyProtocol = listen?.proxyProtocol;
+    let peer: IpEndpoint;
     try {
-      clientKey = clientKeyOf(endpointFromNetAddr(conn.remoteAddr));
+      peer = endpointFromNetAddr(conn.remoteAddr);
     } catch {
       conn.close();
       return;
     }
+    const clientKey = clientKeyOf(peer);
     // Behind a PROXY-protocol balancer the peer is the balancer, shared by every client: the
-    // per-client limit would cap them all together, so it is left to the balancer there.
+    // per-client limit would cap them all together, so it is left to the balancer there, and
+    // the failed-login limit is applied in the session to the client the header names.
     const clientCount = proxyProtocol ? 0 : perClient.get(clientKey) ?? 0;
-    const refused: LimitName | null = authFailures.isBlocked(clientKey)
-      ? "auth_failures"
-      : active.size >= maxConnections || !budget.admitsConnection(active.size)
-      ? "global"
-      : clientCount >= config.limits.maxConnectionsPerClient
-      ? "per_client"
-      : null;
+    const refused: LimitName | null =
+      proxyProtocol && !isTrustedProxy(peer.address, listen?.trustedProxies)
+        ? "untrusted_proxy"
+        : !proxyProtocol && authFailures.isBlocked(clientKey)
+        ? "auth_failures"
+        : active.size >= maxConnections || !budget.admitsConnection(active.size)
+        ? "global"
+        : clientCount >= config.limits.maxConnectionsPerClient
+        ? "per_client"
+        : null;
     if (refused !== null) {
       conn.close();
       metrics.limitRejections.inc([refused]);
       // At most one line a second: a flood must not turn into a flood of log lines.
       const now = performance.now();
       if (now - lastRefusalLog >= 1000) {
-        log.warn("{limit} limit reached; refused {client} (and {more} more since the last line)", {
-          limit: refused,
-          client: clientKey,
-          more: refusalsUnlogged,
-        });
+        log.warn(
+          refused === "untrusted_proxy"
+            ? "refused {client}: not a trusted proxy of this PROXY protocol listener " +
+              "(and {more} more refusals since the last line)"
+            : "{limit} limit reached; refused {client} (and {more} more since the last line)",
+          { limit: refused, client: clientKey, more: refusalsUnlogged },
+        );
         lastRefusalLog = now;
         refusalsUnlogged = 0;
       } else {
@@ -250,7 +275,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
 
   const loops = listeners.map((listener, index) =>
     acceptLoop(listener, {
-      onConnection: (conn) => onConnection(conn, config.listen[index]?.proxyProtocol),
+      onConnection: (conn) => onConnection(conn, config.listen[index]),
       onAcceptError: (error, backoffMs) => {
         metrics.acceptErrors.inc();
         log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });

@@ -190,3 +190,13 @@ Deno.test("readProxyHeader() reports a truncated header", async () => {
     TruncatedMessageError,
   );
 });
+
+Deno.test("readProxyHeader() unwraps an IPv4-mapped v2 source, so rules see 127.0.0.1 as IPv4", async () => {
+  const body = new Uint8Array(36);
+  body.set([0xff, 0xff, 127, 0, 0, 1], 10);
+  body.set([0xff, 0xff, 192, 0, 2, 1], 26);
+  body.set([0x9c, 0x40, 0x04, 0x38], 32);
+  const header = await readAndKeep(v2(1, 0x21, body), "v2");
+  assert.deepEqual(endpoints(header), ["127.0.0.1:40000", "192.0.2.1:1080"]);
+  assert.equal(header.command === "proxy" && header.source.address.family, 4);
+});

@@ -19,7 +19,6 @@ import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
 import type { Resolver } from "../resolver/mod.ts";
 import { handleBind } from "./bind.ts";
-import { verifyPassword } from "./config/password.ts";
 import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
 import { handleConnect } from "./connect.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
@@ -61,14 +60,32 @@ export interface SessionServices {
   readonly reserveDescriptors: (count: number) => (() => void) | null;
   /** Metrics that are not in the record (active relays). */
   readonly metrics?: GatewayMetrics;
-  /** Told of every failed RFC 1929 login (the auth failure limit). */
-  readonly onAuthFailure?: (client: IpEndpoint) => void;
+  /**
+   * Checks RFC 1929 credentials of `client` under the failed-login limit (counting the attempt
+   * in flight, the failure afterwards). Resolves `"blocked"` without checking the password when
+   * the client is over the limit, `"busy"` when password checks are saturated.
+   */
+  readonly authenticate: (
+    client: IpEndpoint,
+    username: string,
+    password: string,
+    signal: AbortSignal,
+  ) => Promise<LoginVerdict>;
   /**
    * True (and counted) when the client is over the auth failure limit: it gets `05 FF`. The
    * gateway checks at accept too; this covers clients known from a PROXY protocol header.
    */
   readonly refuseAuth?: (client: IpEndpoint) => boolean;
 }
+
+/** What {@linkcode SessionServices.authenticate} says of a login. */
+export type LoginVerdict = "accepted" | "rejected" | "blocked" | "busy";
+
+const LOGIN_FAILURES: Record<Exclude<LoginVerdict, "accepted">, string> = {
+  rejected: "authentication failed",
+  blocked: "too many failed logins",
+  busy: "authentication busy",
+};
 
 /** A session after the handshake: what command handlers get. */
 export interface Handshaken {
@@ -148,7 +165,6 @@ type HandshakeOutcome =
     readonly ok: false;
     readonly reply?: ReplyCode;
     readonly reason: string;
-    readonly authFailed?: true;
     /** The client hung up between messages (see `ConnectionRecord.clientClosed`). */
     readonly clientClosed?: true;
     /** The configured user a failed login tried, for the record. */
@@ -160,6 +176,7 @@ async function handshake(
   reader: ExactReader,
   services: SessionServices,
   client: IpEndpoint,
+  signal: AbortSignal,
 ): Promise<HandshakeOutcome> {
   const greeting = await readGreeting(reader);
   const refused = services.users.size > 0 && services.refuseAuth?.(client) === true;
@@ -176,15 +193,21 @@ async function handshake(
   let user: string | undefined;
   if (method === AuthMethod.UsernamePassword) {
     const credentials = await readPasswordAuthRequest(reader);
-    const known = services.users.get(credentials.username);
-    const accepted = known !== undefined && await verifyPassword(credentials.password, known);
-    await writeAll(conn, encodePasswordAuthReply(accepted ? 0 : 1));
-    if (!accepted) {
+    // The limit is checked now, with the credentials, not at accept: attempts in flight count.
+    const verdict = await services.authenticate(
+      client,
+      credentials.username,
+      credentials.password,
+      signal,
+    );
+    await writeAll(conn, encodePasswordAuthReply(verdict === "accepted" ? 0 : 1));
+    if (verdict !== "accepted") {
       // The name tried is logged when it is a configured user; any other text in the user
       // field may be a password typed in the wrong field, and stays out of the log.
+      const known = services.users.get(credentials.username);
       return known === undefined
-        ? { ok: false, reason: "authentication failed: unknown user", authFailed: true }
-        : { ok: false, reason: "authentication failed", authFailed: true, user: known.name };
+        ? { ok: false, reason: `${LOGIN_FAILURES[verdict]}: unknown user` }
+        : { ok: false, reason: LOGIN_FAILURES[verdict], user: known.name };
     }
     user = credentials.username;
   }
@@ -216,7 +239,9 @@ export async function runSession(
   const local = endpointFromNetAddr(conn.localAddr);
   const reader = new ExactReader(conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
+  const handshakeOver = new AbortController();
   const timer = setTimeout(() => {
+    handshakeOver.abort();
     try {
       conn.close();
     } catch { /* closed already */ }
@@ -227,7 +252,7 @@ export async function runSession(
       const header = await readProxyHeader(reader, options.proxyProtocol);
       if (header.command === "proxy") client = header.source;
     }
-    outcome = await handshake(conn, reader, services, client);
+    outcome = await handshake(conn, reader, services, client, handshakeOver.signal);
   } catch (error) {
     // The stream ended with nothing of a next message read: a port check or a client that
     // changed its mind, not a broken one.
@@ -248,7 +273,6 @@ export async function runSession(
     startedAt,
   };
   if (!outcome.ok) {
-    if (outcome.authFailed) services.onAuthFailure?.(client);
     if (outcome.reply !== undefined) await failAndClose(conn, outcome.reply);
     else await lingerAndClose(conn);
     services.record({

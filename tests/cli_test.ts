@@ -104,6 +104,27 @@ Deno.test("`main.ts check` redacts the password of a malformed hop URL in its er
   }
 });
 
+Deno.test("`main.ts check` warns about a non-loopback PROXY listener without trusted_proxies", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/proxy.yaml`,
+      `listen:
+  - { address: "192.0.2.10:1080", proxy_protocol: v2 }
+  - { address: "192.0.2.10:1081", proxy_protocol: v2, trusted_proxies: ["192.0.2.0/24"] }
+  - { address: "127.0.0.1:1082", proxy_protocol: v1 }
+`,
+    );
+    const out = await cli("check", "--config", `${dir}/proxy.yaml`);
+    assert.equal(out.code, 0, out.stderr);
+    assert.match(out.stderr, /^dualgate: warning: listen\[0\]: 192\.0\.2\.10:1080 takes PROXY/m);
+    assert.equal(out.stderr.match(/takes PROXY headers without trusted_proxies/g)?.length, 1);
+    assert.match(out.stdout, /trusted_proxies:\n\s+- 192\.0\.2\.0\/24/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("`main.ts resolve` shows what the resolver answers and the dial order", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
   try {

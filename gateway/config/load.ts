@@ -164,7 +164,11 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
   return {
     listen: config.listen.map((entry) =>
       entry.proxyProtocol
-        ? { address: formatEndpoint(entry.endpoint), proxy_protocol: entry.proxyProtocol }
+        ? {
+          address: formatEndpoint(entry.endpoint),
+          proxy_protocol: entry.proxyProtocol,
+          ...(entry.trustedProxies && { trusted_proxies: entry.trustedProxies.map(formatCidr) }),
+        }
         : formatEndpoint(entry.endpoint)
     ),
     auth: {

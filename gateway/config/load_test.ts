@@ -527,3 +527,43 @@ rules:
     /omit it/,
   );
 });
+
+Deno.test("parseConfig() reads listen[].trusted_proxies, and normalizeConfig() writes it back", () => {
+  const config = parseConfig(`listen:
+  - { address: "192.0.2.10:1080", proxy_protocol: v2, trusted_proxies: ["192.0.2.0/24", "2001:db8::5"] }
+  - { address: "127.0.0.1:1081", proxy_protocol: v1 }
+`);
+  assert.deepEqual(config.listen[0]!.trustedProxies?.map(formatCidr), [
+    "192.0.2.0/24",
+    "2001:db8::5/128",
+  ]);
+  assert.equal(config.listen[1]!.trustedProxies, undefined);
+  const again = parseConfig(formatConfigYaml(config));
+  assert.deepEqual(again.listen, config.listen);
+});
+
+Deno.test("parseConfig() names the path of a bad listen[].trusted_proxies", () => {
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: ["10.0.0.0/8", "10.0.0.0/33"] }]',
+    "listen[0].trusted_proxies[1]",
+    /prefix length/,
+  );
+  assertConfigError(
+    'listen: ["127.0.0.1:1", { address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: [nope] }]',
+    "listen[1].trusted_proxies[0]",
+  );
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: [] }]',
+    "listen[0].trusted_proxies",
+    /at least one/,
+  );
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", trusted_proxies: ["192.0.2.0/24"] }]',
+    "listen[0].trusted_proxies",
+    /needs proxy_protocol/,
+  );
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: { a: 1 } }]',
+    "listen[0].trusted_proxies[0]",
+  );
+});

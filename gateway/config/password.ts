@@ -77,6 +77,20 @@ export function parsePasswordHash(
   return { hash: { N, r, p, salt, hash }, error: null };
 }
 
+/**
+ * Derives an scrypt key: what {@linkcode verifyPassword} calls for a hashed password (tests
+ * replace it to count and hold derivations).
+ */
+export type DeriveKey = (
+  password: string,
+  params: Pick<ScryptHash, "N" | "r" | "p" | "salt">,
+  length: number,
+) => Promise<Uint8Array>;
+
+/** scrypt from `node:crypto`, run off the main thread. */
+export const scryptDerive: DeriveKey = (password, { N, r, p, salt }, length) =>
+  derive(password, salt, N, r, p, length);
+
 function derive(
   password: string,
   salt: Uint8Array,
@@ -129,6 +143,12 @@ export async function hashPassword(
   return `${head}${toBase64(salt)}$${toBase64(key)}`;
 }
 
+/** Options of {@linkcode verifyPassword}. */
+export interface VerifyPasswordOptions {
+  /** The scrypt key derivation. @default scryptDerive */
+  readonly derive?: DeriveKey;
+}
+
 /**
  * Checks a password offered over RFC 1929 against a configured user, in constant time for
  * plain-text and hashed passwords alike (a plain comparison compares SHA-256 digests so that
@@ -136,22 +156,72 @@ export async function hashPassword(
  *
  * @param password The password the client sent.
  * @param user The configured user.
+ * @param options The key derivation.
  * @returns `true` when it matches.
  * @throws {TypeError} when the user's hash is malformed (the config loader rejects those).
  */
-export async function verifyPassword(password: string, user: UserConfig): Promise<boolean> {
+export async function verifyPassword(
+  password: string,
+  user: UserConfig,
+  options: VerifyPasswordOptions = {},
+): Promise<boolean> {
   if (user.passwordHash !== undefined) {
     const parsed = parsePasswordHash(user.passwordHash);
     if (parsed.hash === null) {
       throw new TypeError(`Cannot verify password: hash of user "${user.name}" ${parsed.error}`);
     }
-    const { N, r, p, salt, hash } = parsed.hash;
-    const key = await derive(password, salt, N, r, p, hash.length);
-    return timingSafeEqual(key, hash);
+    const key = await (options.derive ?? scryptDerive)(
+      password,
+      parsed.hash,
+      parsed.hash.hash.length,
+    );
+    return key.length === parsed.hash.hash.length && timingSafeEqual(key, parsed.hash.hash);
   }
   if (user.password !== undefined) {
     const digest = (text: string) => createHash("sha256").update(text, "utf8").digest();
     return timingSafeEqual(digest(password), digest(user.password));
   }
   return false;
+}
+
+/**
+ * A stand-in for users that do not exist, checked in their place so that a login with an
+ * unknown name costs what one with a known name does: of the kind and cost most of `users`
+ * have (an scrypt hash with their N, r, p and key length, with a random salt and key that no
+ * password derives to; or a random plain-text password). Its name is empty, which RFC 1929
+ * cannot carry, so it never matches a login.
+ *
+ * @example
+ * ```ts
+ * import { dummyUser, verifyPassword } from "./password.ts";
+ * const dummy = dummyUser([{ name: "alice", password: "change-me" }]);
+ * console.log(dummy.name === "", await verifyPassword("change-me", dummy)); // true false
+ * ```
+ *
+ * @param users The configured users.
+ * @returns The dummy user.
+ */
+export function dummyUser(users: readonly UserConfig[]): UserConfig {
+  const costs = new Map<string, { count: number; hash: ScryptHash }>();
+  let plain = 0;
+  for (const user of users) {
+    const hash = user.passwordHash === undefined ? null : parsePasswordHash(user.passwordHash).hash;
+    if (!hash) {
+      plain++;
+      continue;
+    }
+    const key = `${hash.N}$${hash.r}$${hash.p}$${hash.hash.length}`;
+    const entry = costs.get(key);
+    if (entry) entry.count++;
+    else costs.set(key, { count: 1, hash });
+  }
+  let common: { count: number; hash: ScryptHash } | undefined;
+  for (const entry of costs.values()) if (!common || entry.count > common.count) common = entry;
+  if (!common || plain > common.count) {
+    return { name: "", password: toBase64(new Uint8Array(randomBytes(24))) };
+  }
+  const { N, r, p, hash } = common.hash;
+  const salt = new Uint8Array(randomBytes(SALT_BYTES));
+  const key = new Uint8Array(randomBytes(hash.length));
+  return { name: "", passwordHash: `scrypt$${N}$${r}$${p}$${toBase64(salt)}$${toBase64(key)}` };
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { hashPassword, parsePasswordHash, verifyPassword } from "./password.ts";
+import {
+  type DeriveKey,
+  dummyUser,
+  hashPassword,
+  parsePasswordHash,
+  verifyPassword,
+} from "./password.ts";
 
 Deno.test("hashPassword() and verifyPassword() round-trip", async () => {
   const hash = await hashPassword("change-me", { N: 1024 });
@@ -44,4 +50,50 @@ Deno.test("parsePasswordHash() reads the parts and names what is wrong", () => {
   assert.match(parsePasswordHash("scrypt$1048576$8$1$AAAA$AAAA").error!, /MiB/);
   assert.match(parsePasswordHash("scrypt$1024$8$1$AA!A$" + "A".repeat(24)).error!, /salt/);
   assert.match(parsePasswordHash("scrypt$1024$8$1$AAAA$AAAA").error!, /16\.\.64 bytes/);
+});
+
+Deno.test("verifyPassword() derives through the given derive function", async () => {
+  const hash = await hashPassword("pw", { N: 1024 });
+  const seen: number[] = [];
+  const derive: DeriveKey = (password, params, length) => {
+    seen.push(params.N, length);
+    return Promise.resolve(new Uint8Array(length).fill(password.length));
+  };
+  assert.equal(await verifyPassword("pw", { name: "a", passwordHash: hash }, { derive }), false);
+  assert.deepEqual(seen, [1024, 32]);
+  // A key of the wrong length is a mismatch, not a crash.
+  const short: DeriveKey = () => Promise.resolve(new Uint8Array(3));
+  assert.equal(
+    await verifyPassword("pw", { name: "a", passwordHash: hash }, { derive: short }),
+    false,
+  );
+});
+
+Deno.test("dummyUser() has the kind and cost most users have, and matches no password", async () => {
+  const fast = await hashPassword("a", { N: 1024, r: 4, p: 2 });
+  const slow = await hashPassword("b", { N: 2048 });
+  const dummy = dummyUser([
+    { name: "a", passwordHash: fast },
+    { name: "b", passwordHash: slow },
+    {
+      name: "c",
+      passwordHash: fast.replace(
+        /\$[^$]+\$[^$]+$/,
+        "$AAAAAAAAAAAAAAAAAAAAAA==$" + "A".repeat(43) + "=",
+      ),
+    },
+    { name: "d", password: "plain" },
+  ]);
+  assert.equal(dummy.name, "");
+  assert.equal(dummy.password, undefined);
+  const parsed = parsePasswordHash(dummy.passwordHash!).hash!;
+  assert.deepEqual([parsed.N, parsed.r, parsed.p, parsed.hash.length], [1024, 4, 2, 32]);
+  assert.equal(await verifyPassword("a", dummy), false);
+  assert.notEqual(dummyUser([{ name: "a", passwordHash: fast }]).passwordHash, dummy.passwordHash);
+
+  const plain = dummyUser([{ name: "a", password: "x" }, { name: "b", password: "y" }]);
+  assert.equal(plain.passwordHash, undefined);
+  assert.ok(plain.password!.length >= 16);
+  assert.equal(await verifyPassword("x", plain), false);
+  assert.equal(dummyUser([]).passwordHash, undefined);
 });

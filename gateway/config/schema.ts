@@ -250,17 +250,30 @@ const users = many(user).superRefine((list, ctx) => {
 const listenAddress = parsedString(parseListenAddress);
 const PROXY_PROTOCOL_MODES = ["v1", "v2", "any"] as const satisfies readonly ProxyProtocolMode[];
 
-/** A listen entry: `"ADDR:PORT"`, or `{ address: "ADDR:PORT", proxy_protocol: v1|v2|any }`. */
+/**
+ * A listen entry: `"ADDR:PORT"`, or
+ * `{ address: "ADDR:PORT", proxy_protocol: v1|v2|any, trusted_proxies: [CIDR, ...] }`.
+ */
 const listenEntry = byForm<ListenConfig>({
   string: listenAddress.transform((endpoint): ListenConfig => ({ endpoint })),
   object: z.strictObject({
     address: listenAddress,
     proxy_protocol: z.enum(PROXY_PROTOCOL_MODES).optional(),
+    trusted_proxies: many(cidr, { empty: "must list at least one CIDR" }).optional(),
+  }).superRefine((value, ctx) => {
+    if (value.trusted_proxies && !value.proxy_protocol) {
+      ctx.addIssue({
+        code: "custom",
+        message: "needs proxy_protocol (only PROXY protocol listeners trust proxies)",
+        path: ["trusted_proxies"],
+      });
+    }
   }).transform((value): ListenConfig => ({
     endpoint: value.address,
     ...(value.proxy_protocol && { proxyProtocol: value.proxy_protocol }),
+    ...(value.trusted_proxies && { trustedProxies: value.trusted_proxies }),
   })),
-}, 'an "ADDR:PORT" string or { address, proxy_protocol }');
+}, 'an "ADDR:PORT" string or { address, proxy_protocol, trusted_proxies }');
 
 const listen = many(listenEntry, { empty: "must list at least one address" })
   .superRefine((list, ctx) => {

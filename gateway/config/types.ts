@@ -24,6 +24,12 @@ export interface ListenConfig {
    * client address it carries is the one rules and logs see. Connections without it are closed.
    */
   readonly proxyProtocol?: ProxyProtocolMode;
+  /**
+   * Sources allowed to send the PROXY header (the TCP peer, IPv4-mapped addresses read as
+   * IPv4); others are closed before anything is read. Absent: loopback only. Set only with
+   * `proxyProtocol`.
+   */
+  readonly trustedProxies?: readonly Cidr[];
 }
 
 /** An RFC 1929 user. Exactly one of `password` and `passwordHash` is set. */

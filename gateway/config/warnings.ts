@@ -30,7 +30,9 @@ function isLoopback(address: IpAddress): boolean {
  * - a non-loopback listener without `auth` and without `rules` is an open proxy;
  * - a plain-text `password` (rather than `password_hash`) while a listener is not on loopback:
  *   the config file holds a secret that works from the network;
- * - an `admin` listener on a non-loopback address: metrics and health for anyone who reaches it.
+ * - an `admin` listener on a non-loopback address: metrics and health for anyone who reaches it;
+ * - a non-loopback listener that takes PROXY headers without `trusted_proxies`: it accepts them
+ *   only from loopback, so a balancer on another host is refused.
  *
  * @example
  * ```ts
@@ -75,6 +77,16 @@ export function configWarnings(config: Config): ConfigWarning[] {
       } is not a loopback address: /metrics and /healthz are open to anyone who reaches it`,
     });
   }
+  config.listen.forEach((entry, i) => {
+    if (entry.proxyProtocol === undefined || entry.trustedProxies !== undefined) return;
+    if (isLoopback(entry.endpoint.address)) return;
+    warnings.push({
+      path: `listen[${i}]`,
+      message: `${formatEndpoint(entry.endpoint)} takes PROXY headers without ` +
+        "trusted_proxies, so only from loopback: a balancer on another host is refused " +
+        "(list its address in trusted_proxies)",
+    });
+  });
   return warnings;
 }
 

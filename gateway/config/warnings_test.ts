@@ -56,3 +56,19 @@ Deno.test("configWarnings() names an admin listener off loopback and an open pro
     [],
   );
 });
+
+Deno.test("configWarnings() warns about a non-loopback PROXY listener without trusted_proxies", () => {
+  const config = parseConfig(`listen:
+  - "192.0.2.10:1080"
+  - { address: "192.0.2.10:1081", proxy_protocol: v2 }
+  - { address: "127.0.0.1:1082", proxy_protocol: v2 }
+  - { address: "[::]:1083", proxy_protocol: any }
+  - { address: "[2001:db8::10]:1084", proxy_protocol: v1, trusted_proxies: ["2001:db8::/32"] }
+`);
+  const warnings = configWarnings(config).filter((w) => /PROXY headers/.test(w.message));
+  assert.equal(warnings.length, 2);
+  assert.equal(warnings[0]!.path, "listen[1]");
+  assert.match(warnings[0]!.message, /^192\.0\.2\.10:1081 .*trusted_proxies/);
+  assert.equal(warnings[1]!.path, "listen[3]");
+  assert.match(warnings[1]!.message, /^\[::\]:1083 /);
+});

@@ -458,7 +458,20 @@ export function renderSnapshot(snapshot: readonly MetricSnapshot[]): string {
 }
 
 /** Which connection limit refused a client. */
-export type LimitName = "global" | "per_client" | "auth_failures";
+export type LimitName =
+  | "global"
+  | "per_client"
+  | "auth_failures"
+  | "auth_busy"
+  | "untrusted_proxy";
+
+const LIMIT_NAMES = [
+  "global",
+  "per_client",
+  "auth_failures",
+  "auth_busy",
+  "untrusted_proxy",
+] as const satisfies readonly LimitName[];
 
 /** What the gateway's metrics read at scrape time. */
 export interface GatewayMetricsOptions {
@@ -468,6 +481,8 @@ export interface GatewayMetricsOptions {
   activeConnections?: () => number;
   /** The effective connection limit. @default none: the gauge is left out */
   maxConnections?: number;
+  /** scrypt password checks (`PasswordVerifier`). @default none: the metrics are left out */
+  passwordStats?: { readonly hashes: number; readonly peak: number; readonly slots: number };
 }
 
 /** The `v4-v6` family pair label of a record (`none` for a destination never reached). */
@@ -601,13 +616,35 @@ export class GatewayMetrics {
     );
     this.limitRejections = r.counter(
       "dualgate_limit_rejections_total",
-      "Clients closed right after accept by a limit (global, per_client, auth_failures).",
+      "Clients refused by a limit: closed at accept (global, per_client, auth_failures, " +
+        "untrusted_proxy) or refused a login (auth_failures, auth_busy).",
       ["limit"],
     );
-    for (const limit of ["global", "per_client", "auth_failures"] as const) {
+    for (const limit of LIMIT_NAMES) {
       this.limitRejections.inc([limit], 0);
     }
     this.authFailures = r.counter("dualgate_auth_failures_total", "Failed RFC 1929 logins.");
+    const passwords = options.passwordStats;
+    if (passwords) {
+      r.collect(
+        "dualgate_password_hashes_total",
+        "scrypt password checks run (an unknown user's check against the dummy included).",
+        "counter",
+        () => passwords.hashes,
+      );
+      r.collect(
+        "dualgate_password_hashes_peak",
+        "Most scrypt password checks that ran at once.",
+        "gauge",
+        () => passwords.peak,
+      );
+      r.collect(
+        "dualgate_password_hash_slots",
+        "scrypt password checks allowed at once.",
+        "gauge",
+        () => passwords.slots,
+      );
+    }
     this.acceptErrors = r.counter(
       "dualgate_accept_errors_total",
       "Failed accept calls (the listener backs off and retries).",

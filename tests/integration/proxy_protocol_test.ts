@@ -1,8 +1,15 @@
 /** PROXY protocol listeners in process: the header's source is the client rules and logs see. */
 import assert from "node:assert/strict";
 import { PROXY_V2_SIGNATURE } from "../../gateway/proxy_protocol.ts";
-import { formatEndpoint } from "../../net/address.ts";
-import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
+import { formatEndpoint, formatIp } from "../../net/address.ts";
+import {
+  encodeGreeting,
+  encodePasswordAuthRequest,
+  encodeRequest,
+  readMethodSelection,
+  readPasswordAuthReply,
+} from "../../socks5/codec.ts";
+import { httpGet, sampleValue } from "../helpers/http_get.ts";
 import {
   connectTo,
   echo,
@@ -87,5 +94,100 @@ Deno.test("PROXY listener: a connection without a valid header is closed without
       got = new Uint8Array(0);
     }
     assert.equal(got.length, 0);
+  }
+});
+
+const v1Header = (source: string) =>
+  new TextEncoder().encode(`PROXY TCP4 ${source} 127.0.0.1 40000 1080\r\n`);
+
+async function metric(gw: ReturnType<typeof startTestGateway>, series: string): Promise<number> {
+  const admin = gw.gateway.adminEndpoint!;
+  const response = await httpGet(
+    { hostname: formatIp(admin.address), port: admin.port },
+    "/metrics",
+  );
+  return sampleValue(response.body, series);
+}
+
+/** True when the gateway closes the connection without sending a byte. */
+async function closedSilently(conn: Deno.TcpConn): Promise<boolean> {
+  const timer = setTimeout(() => conn.close(), 5000);
+  try {
+    return (await conn.read(new Uint8Array(16))) === null;
+  } catch (error) {
+    return error instanceof Deno.errors.ConnectionReset;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("PROXY listener: a peer outside trusted_proxies is closed unread, even claiming an allowed source", async () => {
+  await using gw = startTestGateway(`listen:
+  - { address: "127.0.0.1:0", proxy_protocol: v1, trusted_proxies: ["192.0.2.0/24"] }
+  - { address: "[::1]:0", proxy_protocol: any }
+rules:
+  - { action: allow, from: ["127.0.0.1/32", "192.0.2.2/32"] }
+  - { action: deny }
+admin: { listen: "127.0.0.1:0" }
+log: { level: error }
+`);
+  await using srv = startServer("127.0.0.1", echo);
+  for (const claimed of ["127.0.0.1", "192.0.2.2"]) {
+    using conn = await connectTo(gw.endpoint(4));
+    const greeting = encodeGreeting({ methods: [0] });
+    await writeAll(conn, new Uint8Array([...v1Header(claimed), ...greeting])).catch(() => {});
+    assert.ok(await closedSilently(conn), `claiming ${claimed}`);
+  }
+  assert.equal(await metric(gw, 'dualgate_limit_rejections_total{limit="untrusted_proxy"}'), 2);
+  assert.equal(gw.records.length, 0);
+  // Without trusted_proxies, loopback is trusted: ::1 is a proxy whose header counts.
+  assert.equal(await request(gw.endpoint(6), v1Header("192.0.2.2"), srv.port), 0);
+});
+
+Deno.test("PROXY listener: the failed-login limit counts the header's client, attempts in flight included", async () => {
+  await using gw = startTestGateway(`listen:
+  - { address: "127.0.0.1:0", proxy_protocol: v1 }
+auth:
+  users:
+    - { name: alice, password: right-one }
+limits: { auth_failures_per_minute: 2 }
+admin: { listen: "127.0.0.1:0" }
+log: { level: error }
+`);
+  const open = async (claimed: string) => {
+    const conn = await connectTo(gw.endpoint(4));
+    await writeAll(
+      conn,
+      new Uint8Array([...v1Header(claimed), ...encodeGreeting({ methods: [2] })]),
+    );
+    return conn;
+  };
+  // Eight connections of one client are set up first; then all send a password at once,
+  // seven wrong and the right one last.
+  const conns = await Promise.all(Array.from({ length: 8 }, () => open("192.0.2.2")));
+  try {
+    for (const conn of conns) assert.equal(await readMethodSelection(readerOf(conn)), 2);
+    const replies = await Promise.all(conns.map(async (conn, i) => {
+      const password = i === conns.length - 1 ? "right-one" : `wrong-${i}`;
+      await writeAll(conn, encodePasswordAuthRequest({ username: "alice", password }));
+      return await readPasswordAuthReply(readerOf(conn));
+    }));
+    assert.deepEqual(replies, [1, 1, 1, 1, 1, 1, 1, 1]);
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+  assert.equal(await metric(gw, "dualgate_auth_failures_total"), 2);
+  // The client is blocked (05 FF) ...
+  {
+    using conn = await open("192.0.2.2");
+    assert.equal(await readMethodSelection(readerOf(conn)), 0xff);
+  }
+  // ... not the balancer: another client behind it logs in.
+  {
+    using conn = await open("192.0.2.3");
+    const reader = readerOf(conn);
+    assert.equal(await readMethodSelection(reader), 2);
+    await writeAll(conn, encodePasswordAuthRequest({ username: "alice", password: "right-one" }));
+    assert.equal(await readPasswordAuthReply(reader), 0);
   }
 });
