@@ -92,14 +92,17 @@ function listen(topo: Topology): string {
 async function attackAll(topo: Topology, t: Deno.TestContext, label: string): Promise<void> {
   for (const client of CLIENTS) {
     await t.step(`${label}: ${client} cannot reach the gateway host by any alias`, async () => {
+      // Every alias is tried, and every one that gets through is named.
+      const through: string[] = [];
       for (const [what, target] of hostAliases(topo)) {
         const outcome = await probe(topo, client, {
           mode: "connect",
           gateway: gatewayFor(topo, client),
           target,
         });
-        assertRefused(outcome, `${client} ${what}`);
+        if (outcome.rep !== 2) through.push(`${what}: ${JSON.stringify(outcome)}`);
       }
+      assert.deepEqual(through, []);
     });
     await t.step(`${label}: ${client} cannot send UDP to the gateway host`, async () => {
       const outcome = await probe(topo, client, {
