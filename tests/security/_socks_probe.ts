@@ -37,7 +37,13 @@ export interface ProbeSession {
 
 /** The probe's input. */
 export type ProbeInput =
-  & { readonly gateway: { readonly host: string; readonly port: number }; readMs?: number }
+  & {
+    readonly gateway: { readonly host: string; readonly port: number };
+    /** How long to wait for data (or for the awaited datagram), in ms. @default 3000 */
+    readonly readMs?: number;
+    /** Text sent before the greeting (a PROXY protocol v1 line). */
+    readonly proxyHeader?: string;
+  }
   & (
     | ({ readonly mode: "connect" } & ProbeSession)
     | ({ readonly mode: "nested"; readonly inner: ProbeSession } & ProbeSession)
@@ -148,6 +154,7 @@ async function run(input: ProbeInput): Promise<unknown> {
   const conn = await Deno.connect({ hostname: input.gateway.host, port: input.gateway.port });
   const reader = new Reader(conn);
   try {
+    if (input.proxyHeader !== undefined) await conn.write(encoder.encode(input.proxyHeader));
     if (input.mode === "connect" || input.mode === "nested") {
       const outer = await request(conn, reader, input, 1, input.target);
       if (outer.rep !== 0 || input.mode === "connect") {

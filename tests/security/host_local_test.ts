@@ -170,6 +170,29 @@ e2eTest("security: host-local destinations stay closed, with and without rules",
       }
     }
     {
+      // A PROXY protocol header cannot make a remote peer a loopback ("local") client.
+      await using _gateway = await gateway(
+        topo,
+        dir,
+        `listen:
+  - { address: "${gw.v4}:1090", proxy_protocol: v1 }
+  - { address: "[${gw.v6}]:1090", proxy_protocol: v1 }
+` + HOSTS,
+        [[gw.v4, 1090], [gw.v6, 1090]],
+      );
+      for (const client of CLIENTS) {
+        await t.step(`PROXY header claiming 127.0.0.1: ${client} stays remote`, async () => {
+          const outcome = await probe(topo, client, {
+            mode: "connect",
+            gateway: gatewayFor(topo, client, 1090),
+            proxyHeader: "PROXY TCP4 127.0.0.1 127.0.0.1 40000 1090\r\n",
+            target: dst("127.0.0.1", LOOPBACK_PORT),
+          });
+          assertRefused(outcome, `${client} via PROXY 127.0.0.1`);
+        });
+      }
+    }
+    {
       // Positive controls: only rules that name the host open it, and only what they name.
       await using _gateway = await gateway(
         topo,
