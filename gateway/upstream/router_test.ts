@@ -61,3 +61,24 @@ Deno.test("createRouter() without routes always dials directly", () => {
   const route = createRouter([], direct);
   assert.deepEqual(route(byName("x.example")), { dialer: direct, chained: false, label: "direct" });
 });
+
+Deno.test("createRouter() dials the first hop through hopBase, unrouted targets directly", async () => {
+  const asked: string[] = [];
+  const hopBase: Dialer = {
+    dial: (request) => {
+      asked.push(JSON.stringify(request.target));
+      return Promise.reject(new Error("hop base reached"));
+    },
+  };
+  const route = createRouter(routes, direct, { hopBase });
+  assert.equal(route(byName("x.org")).dialer, direct);
+  const chained = route(byIp("192.0.2.7"));
+  const error = await chained.dialer.dial({
+    target: byIp("192.0.2.7"),
+    signal: new AbortController().signal,
+    permit: () => true,
+  }).catch((e: unknown) => e);
+  assert.ok(error instanceof Error);
+  // The hop gateway itself was asked of hopBase, not of the direct dialer.
+  assert.deepEqual(asked.map((t) => JSON.parse(t).port), [1080]);
+});
