@@ -9,11 +9,8 @@ import {
   formatEndpoint,
   type IpAddress,
   type IpEndpoint,
-  parseIp,
-  sameIp,
-  unmapIpv4,
 } from "../net/address.ts";
-import { cidrContains, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
+import { isLoopback } from "../net/cidr.ts";
 import { Resolver } from "../resolver/mod.ts";
 import {
   capConnections,
@@ -25,6 +22,7 @@ import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
 import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
+import { GatewayHost } from "./host_local.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
@@ -34,6 +32,7 @@ import { isTrustedProxy } from "./proxy_trust.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
 import { DirectDialer } from "./upstream/direct.ts";
+import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
 import { createTranslationService } from "./translate.ts";
 
@@ -79,17 +78,6 @@ export interface Gateway extends AsyncDisposable {
 
 const log = logger("gateway");
 
-function hostAddresses(): IpAddress[] {
-  const addresses: IpAddress[] = [];
-  try {
-    for (const nic of Deno.networkInterfaces()) {
-      const parsed = parseIp(nic.address.split("%")[0]!);
-      if (parsed) addresses.push(unmapIpv4(parsed));
-    }
-  } catch { /* no --allow-sys: loopback still counts as local */ }
-  return addresses;
-}
-
 /** Logs each of the {@linkcode configWarnings} of `config` as a warning. */
 export function logConfigWarnings(config: Config): void {
   for (const warning of configWarnings(config)) {
@@ -97,12 +85,23 @@ export function logConfigWarnings(config: Config): void {
   }
 }
 
+/** The addresses the config says are this gateway's own (beyond its interfaces). */
+function declaredAddresses(config: Config): IpAddress[] {
+  return [
+    ...config.listen.map((entry) => entry.endpoint.address),
+    config.udp.publicAddress.v4,
+    config.udp.publicAddress.v6,
+    config.bind.externalAddress.v4,
+    config.bind.externalAddress.v6,
+  ].filter((address) => address !== undefined);
+}
+
 /** Starts listening on every configured address and serves clients until stopped. */
 export function startGateway(config: Config, options: StartGatewayOptions = {}): Gateway {
   const resolver = options.resolver ?? new Resolver(config.resolver);
   const dialer = new DirectDialer(resolver, config.resolver.prefer);
   const users = new Map<string, UserConfig>(config.auth.users.map((u) => [u.name, u]));
-  const local = hostAddresses();
+  const host = new GatewayHost({ declared: declaredAddresses(config) });
   const shutdownController = new AbortController();
   const active = new Set<Deno.TcpConn>();
   const perClient = new Map<string, number>();
@@ -134,9 +133,11 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const services: SessionServices = {
     config,
     reserveDescriptors: (count) => budget.take(count, active.size),
-    rules: new AccessRules(config.rules),
+    rules: new AccessRules(config.rules, host),
     dialer,
-    route: createRouter(config.routes, dialer),
+    route: createRouter(config.routes, dialer, {
+      hopBase: new NoLoopDialer(dialer, (address, port) => host.isOwnListener(address, port)),
+    }),
     // Lazy: the translators' data channels use the gateway's own rules, route and records.
     translation: createTranslationService(config, {
       shutdown: shutdownController.signal,
@@ -151,9 +152,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     resolver,
     users,
     shutdown: shutdownController.signal,
-    isLocalAddress: (endpoint) =>
-      HOST_LOCAL_CIDRS.some((cidr) => cidrContains(cidr, endpoint.address)) ||
-      local.some((address) => sameIp(address, endpoint.address)),
+    // Only loopback: a client from one of the host's other addresses may be this gateway itself.
+    isLocalAddress: (endpoint) => isLoopback(endpoint.address),
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
@@ -200,6 +200,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     throw error;
   }
   const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
+  host.listeners = endpoints;
   for (const endpoint of endpoints) {
     log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
   }

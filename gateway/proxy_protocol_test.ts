@@ -86,6 +86,15 @@ Deno.test("readProxyHeader() unwraps an IPv4-mapped v1 TCP6 source", async () =>
   assert.deepEqual(endpoints(header), ["192.0.2.2:1", "[::1]:2"]);
 });
 
+Deno.test("readProxyHeader() unwraps IPv4-mapped v1 and v2 addresses, loopback and 0/8 too", async () => {
+  const v1 = await readAndKeep(text("PROXY TCP6 ::ffff:127.0.0.1 ::ffff:0.0.0.0 1 2\r\n"));
+  assert.deepEqual(endpoints(v1), ["127.0.0.1:1", "0.0.0.0:2"]);
+  const mapped = (a: number[]) => [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...a];
+  const body = new Uint8Array([...mapped([10, 1, 2, 3]), ...mapped([0, 1, 2, 3]), 0, 1, 0, 2]);
+  const header = await readAndKeep(v2(1, 0x21, body), "v2");
+  assert.deepEqual(endpoints(header), ["10.1.2.3:1", "0.1.2.3:2"]);
+});
+
 Deno.test("readProxyHeader() treats v1 UNKNOWN as the connection's own endpoints", async () => {
   assert.deepEqual(await readAndKeep(text("PROXY UNKNOWN\r\n")), { command: "local", version: 1 });
   assert.deepEqual(

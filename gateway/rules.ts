@@ -1,23 +1,34 @@
 /**
  * Access rules, compiled once at load; first match wins, no match denies.
  *
- * Without configured rules the safe defaults apply: everything is allowed except that a client
- * that is not on the gateway host itself cannot reach the gateway host's loopback (or
- * unspecified) addresses.
+ * Host-local protection holds with and without rules. A destination on the gateway host itself
+ * ({@linkcode HostView}: loopback, 0.0.0.0/8, `::`, the host's own addresses) is refused to a
+ * client that is not on loopback, and a CONNECT to one of the gateway's own listeners is
+ * refused to every client. Only an allow rule that names such a destination explicitly opens
+ * it: a `to` CIDR inside the loopback / "this host" ranges (`127.0.0.0/8`, `127.0.0.1/32`,
+ * `::1/128`), a `to` CIDR that is exactly the address (`192.0.2.10/32` for an own address), or
+ * the name `localhost` / `*.localhost` (RFC 6761) when the client asked for that name; for an
+ * own listener the rule must also list the port in `ports`. Any other allow rule does not match
+ * such a destination (evaluation goes on to the next rule): `0.0.0.0/0`, a rule without `to`,
+ * or a name pattern whose DNS answer is loopback (DNS rebinding) opens nothing. Deny rules match
+ * as usual.
+ *
+ * Without configured rules the safe defaults apply: everything else is allowed.
  *
  * @module
  */
 
-import type { IpAddress } from "../net/address.ts";
-import { cidrContains, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
-import type { RuleCommand, RuleConfig } from "./config/types.ts";
-import { compileDestinationPattern } from "./destination_pattern.ts";
+import { type IpAddress, unmapIpv4 } from "../net/address.ts";
+import { type Cidr, cidrContains, cidrWithin, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
+import type { DestinationPattern, RuleCommand, RuleConfig } from "./config/types.ts";
+import { compileDestinationPattern, type PatternSubject } from "./destination_pattern.ts";
+import { type HostView, RANGES_ONLY_HOST } from "./host_local.ts";
 
 /** What a rule is evaluated against. */
 export interface RuleSubject {
   /** The client's address (IPv4-mapped already unwrapped). */
   readonly client: IpAddress;
-  /** True when the client connected from the gateway host itself. */
+  /** True when the client connected over loopback (127.0.0.0/8 or `::1`). */
   readonly clientIsLocal: boolean;
   /** RFC 1929 user, if any. */
   readonly user?: string;
@@ -41,7 +52,40 @@ export interface RuleVerdict {
 
 type Matcher = (subject: RuleSubject) => boolean;
 
-function compileRule(rule: RuleConfig): Matcher {
+interface CompiledRule {
+  readonly allow: boolean;
+  readonly matches: Matcher;
+  /** True when the rule names `subject`'s host-local destination explicitly. */
+  readonly opensHost: (subject: RuleSubject, ownListener: boolean) => boolean;
+}
+
+/** True for `localhost` and names under it (RFC 6761 §6.3). */
+function isLocalhostName(name: string): boolean {
+  return name === "localhost" || name.endsWith(".localhost");
+}
+
+function isFullLength(cidr: Cidr): boolean {
+  return cidr.prefixLength === (cidr.network.family === 4 ? 32 : 128);
+}
+
+/** Whether a pattern that matched names a host-local destination explicitly. */
+function namesHostExplicitly(pattern: DestinationPattern): boolean {
+  switch (pattern.kind) {
+    case "cidr":
+      // Inside loopback / "this host", or one single address (which then is the destination).
+      return isFullLength(pattern.cidr) ||
+        HOST_LOCAL_CIDRS.some((range) => cidrWithin(pattern.cidr, range));
+    case "name":
+      return isLocalhostName(pattern.name);
+    case "suffix":
+      return isLocalhostName(pattern.suffix);
+    case "any":
+      // `*` names everything, so nothing explicitly.
+      return false;
+  }
+}
+
+function compileRule(rule: RuleConfig): CompiledRule {
   const checks: Matcher[] = [];
   if (rule.from) {
     const from = rule.from;
@@ -59,36 +103,61 @@ function compileRule(rule: RuleConfig): Matcher {
     const ports = rule.ports;
     checks.push((s) => ports.some((r) => s.port >= r.from && s.port <= r.to));
   }
-  if (rule.to) {
-    const to = rule.to.map(compileDestinationPattern);
-    checks.push((s) => to.some((m) => m(s)));
-  }
-  return (s) => checks.every((check) => check(s));
+  const to = rule.to?.map((pattern) => ({
+    matches: compileDestinationPattern(pattern),
+    explicit: namesHostExplicitly(pattern),
+  }));
+  if (to) checks.push((s) => to.some((p) => p.matches(s)));
+  const hasPorts = rule.ports !== undefined;
+  return {
+    allow: rule.action === "allow",
+    matches: (s) => checks.every((check) => check(s)),
+    opensHost: (s: PatternSubject, ownListener) =>
+      to !== undefined && (!ownListener || hasPorts) &&
+      to.some((p) => p.explicit && p.matches(s)),
+  };
 }
 
 /** Compiled access rules. */
 export class AccessRules {
-  readonly #rules: readonly { allow: boolean; matches: Matcher }[] | null;
+  readonly #rules: readonly CompiledRule[] | null;
+  readonly #host: HostView;
 
-  /** Compiles `rules`; `null` selects the safe defaults. */
-  constructor(rules: readonly RuleConfig[] | null) {
-    this.#rules = rules?.map((rule) => ({
-      allow: rule.action === "allow",
-      matches: compileRule(rule),
-    })) ?? null;
+  /**
+   * Compiles `rules`; `null` selects the safe defaults. `host` says what the gateway host is
+   * (default: the loopback and "this host" ranges only).
+   */
+  constructor(rules: readonly RuleConfig[] | null, host: HostView = RANGES_ONLY_HOST) {
+    this.#rules = rules?.map(compileRule) ?? null;
+    this.#host = host;
   }
 
-  /** Evaluates one subject: first match wins; no match denies. */
+  /**
+   * Evaluates one subject: host-local protection first (see the module doc), then the first
+   * matching rule wins; no match denies.
+   */
   evaluate(subject: RuleSubject): RuleVerdict {
-    if (this.#rules === null) {
-      const toHost = subject.address !== undefined &&
-        HOST_LOCAL_CIDRS.some((cidr) => cidrContains(cidr, subject.address!));
-      return { allow: !toHost || subject.clientIsLocal, rule: -1 };
-    }
+    const guard = this.#guard(subject);
+    if (this.#rules === null) return { allow: guard === "none", rule: -1 };
     for (let i = 0; i < this.#rules.length; i++) {
       const rule = this.#rules[i]!;
-      if (rule.matches(subject)) return { allow: rule.allow, rule: i };
+      if (!rule.matches(subject)) continue;
+      // An allow rule opens the gateway host only by naming it; otherwise it does not match.
+      if (rule.allow && guard !== "none" && !rule.opensHost(subject, guard === "listener")) {
+        continue;
+      }
+      return { allow: rule.allow, rule: i };
     }
     return { allow: false, rule: -1 };
+  }
+
+  #guard(subject: RuleSubject): "none" | "host" | "listener" {
+    if (subject.address === undefined) return "none";
+    const address = unmapIpv4(subject.address);
+    if (subject.command === "connect" && this.#host.isOwnListener(address, subject.port)) {
+      return "listener";
+    }
+    if (!subject.clientIsLocal && this.#host.isHostLocal(address)) return "host";
+    return "none";
   }
 }

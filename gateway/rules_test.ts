@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { type IpAddress, parseIp } from "../net/address.ts";
-import { parseCidr } from "../net/cidr.ts";
-import type { RuleConfig } from "./config/types.ts";
+import { type IpAddress, parseIp, sameIp, unmapIpv4 } from "../net/address.ts";
+import { isHostLocal, parseCidr } from "../net/cidr.ts";
+import type { DestinationPattern, RuleConfig } from "./config/types.ts";
+import type { HostView } from "./host_local.ts";
 import { AccessRules, type RuleSubject } from "./rules.ts";
 
 function ip(text: string): IpAddress {
@@ -33,6 +34,9 @@ Deno.test("AccessRules with null denies remote clients the gateway host's own ad
       "::1",
       "::",
       "::ffff:127.0.0.1",
+      "::ffff:0.0.0.0",
+      "0.1.2.3",
+      "::ffff:0.1.2.3",
     ]
   ) {
     assert.deepEqual(
@@ -57,7 +61,7 @@ Deno.test("AccessRules with null allows a local client to reach loopback", () =>
 Deno.test("AccessRules with null allows other destinations for everyone", () => {
   const rules = new AccessRules(null);
   for (
-    const text of ["203.0.113.10", "10.0.0.1", "128.0.0.1", "0.0.0.1", "2001:db8::1", "::2"]
+    const text of ["203.0.113.10", "10.0.0.1", "128.0.0.1", "1.0.0.0", "2001:db8::1", "::2"]
   ) {
     assert.deepEqual(
       rules.evaluate(subject({ address: ip(text) })),
@@ -104,7 +108,16 @@ Deno.test("AccessRules.evaluate() lets the first matching rule win", () => {
 
 Deno.test("AccessRules.evaluate() matches a rule without matchers against everything", () => {
   const rules = new AccessRules([{ action: "allow" }]);
-  assert.deepEqual(rules.evaluate(subject({ address: ip("127.0.0.1") })), { allow: true, rule: 0 });
+  assert.deepEqual(rules.evaluate(subject()), { allow: true, rule: 0 });
+  assert.deepEqual(rules.evaluate(subject({ address: ip("2001:db8::1") })), {
+    allow: true,
+    rule: 0,
+  });
+  // ... except the gateway host, which an allow rule opens only by naming it.
+  assert.deepEqual(rules.evaluate(subject({ address: ip("127.0.0.1") })), {
+    allow: false,
+    rule: -1,
+  });
 });
 
 Deno.test("AccessRules.evaluate() matches `from` by client CIDR, either family", () => {
@@ -115,8 +128,9 @@ Deno.test("AccessRules.evaluate() matches `from` by client CIDR, either family",
   assert.equal(rules.evaluate(subject({ client: ip("2001:db8::5") })).allow, true);
   assert.equal(rules.evaluate(subject({ client: ip("11.0.0.1") })).allow, false);
   assert.equal(rules.evaluate(subject({ client: ip("2001:db9::5") })).allow, false);
-  // Clients arrive unmapped; a mapped address is not IPv4.
-  assert.equal(rules.evaluate(subject({ client: ip("::ffff:10.1.2.3") })).allow, false);
+  // One form: a mapped client address is the IPv4 address it stands for.
+  assert.equal(rules.evaluate(subject({ client: ip("::ffff:10.1.2.3") })).allow, true);
+  assert.equal(rules.evaluate(subject({ client: ip("::ffff:11.1.2.3") })).allow, false);
 });
 
 Deno.test("AccessRules.evaluate() matches `users` only for an authenticated listed user", () => {
@@ -246,10 +260,152 @@ Deno.test("AccessRules.evaluate() requires every matcher of a rule to match", ()
   }
 });
 
-Deno.test("AccessRules with explicit rules does not add the loopback default", () => {
-  // Configured rules replace the safe defaults entirely.
+Deno.test("AccessRules with rules keeps the gateway host closed to remote clients", () => {
+  // Configured rules no longer remove the host-local protection.
+  const cidr = (text: string) => ({ kind: "cidr" as const, cidr: parseCidr(text) });
+  for (
+    const config of [
+      [{ action: "allow" as const }],
+      [{ action: "allow" as const, from: [parseCidr("198.51.100.0/24")] }],
+      [{ action: "allow" as const, to: [cidr("0.0.0.0/0"), cidr("::/0")] }],
+      [{ action: "allow" as const, to: [cidr("0.0.0.0/1")] }],
+      [{ action: "allow" as const, ports: [{ from: 9090, to: 9090 }] }],
+    ]
+  ) {
+    const rules = new AccessRules(config);
+    for (
+      const text of [
+        "127.0.0.1",
+        "127.0.0.53",
+        "0.0.0.0",
+        "0.1.2.3",
+        "::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "::ffff:0.0.0.0",
+      ]
+    ) {
+      assert.deepEqual(
+        rules.evaluate(subject({ address: ip(text), port: 9090 })),
+        { allow: false, rule: -1 },
+        `${JSON.stringify(config)} ${text}`,
+      );
+    }
+    const other = subject({ address: ip("10.0.0.1"), port: 9090 });
+    assert.equal(rules.evaluate(other).allow, true, "other destinations");
+  }
+});
+
+Deno.test("AccessRules opens the gateway host only to an allow rule that names it", () => {
+  const cidr = (text: string) => ({ kind: "cidr" as const, cidr: parseCidr(text) });
+  const opens = (to: DestinationPattern[], address: string, name?: string) =>
+    new AccessRules([{ action: "allow", to }]).evaluate(
+      subject({ address: ip(address), ...(name !== undefined ? { name } : {}) }),
+    ).allow;
+  assert.equal(opens([cidr("127.0.0.0/8")], "127.0.0.1"), true);
+  assert.equal(opens([cidr("127.0.0.1/32")], "127.0.0.1"), true);
+  assert.equal(opens([cidr("127.0.0.1/32")], "::ffff:127.0.0.1"), true, "one form");
+  assert.equal(opens([cidr("::ffff:127.0.0.0/104")], "127.0.0.9"), true, "mapped CIDR");
+  assert.equal(opens([cidr("127.0.0.2/32")], "127.0.0.1"), false);
+  assert.equal(opens([cidr("::1/128")], "::1"), true);
+  assert.equal(opens([cidr("::1/128")], "127.0.0.1"), false);
+  assert.equal(opens([cidr("0.0.0.0/8")], "0.0.0.0"), true);
+  // Wide prefixes are not explicit.
+  assert.equal(opens([cidr("0.0.0.0/0")], "127.0.0.1"), false);
+  assert.equal(opens([cidr("::/0")], "::1"), false);
+  assert.equal(opens([cidr("126.0.0.0/7")], "127.0.0.1"), false);
+  // Names: only localhost (RFC 6761), asked for by that name.
+  assert.equal(opens([{ kind: "name", name: "localhost" }], "127.0.0.1", "localhost"), true);
+  assert.equal(opens([{ kind: "suffix", suffix: "localhost" }], "::1", "app.localhost"), true);
+  assert.equal(opens([{ kind: "name", name: "evil.example" }], "127.0.0.1", "evil.example"), false);
+  assert.equal(opens([{ kind: "suffix", suffix: "example" }], "127.0.0.1", "evil.example"), false);
+  assert.equal(opens([{ kind: "name", name: "localhost" }], "127.0.0.1", "evil.example"), false);
+});
+
+Deno.test("AccessRules skips an allow rule that does not name the host, and goes on", () => {
+  const rules = new AccessRules([
+    { action: "allow", from: [parseCidr("198.51.100.0/24")] },
+    { action: "allow", to: [{ kind: "cidr", cidr: parseCidr("127.0.0.1/32") }] },
+  ]);
+  assert.deepEqual(rules.evaluate(subject({ address: ip("127.0.0.1") })), { allow: true, rule: 1 });
+  assert.deepEqual(rules.evaluate(subject()), { allow: true, rule: 0 });
+  // Deny rules still match the host.
+  const denied = new AccessRules([{ action: "deny" }, {
+    action: "allow",
+    to: [{ kind: "cidr", cidr: parseCidr("127.0.0.0/8") }],
+  }]);
+  assert.deepEqual(denied.evaluate(subject({ address: ip("127.0.0.1") })), {
+    allow: false,
+    rule: 0,
+  });
+});
+
+Deno.test("AccessRules lets a loopback client reach loopback under rules as before", () => {
   const rules = new AccessRules([{ action: "allow" }]);
-  assert.equal(rules.evaluate(subject({ address: ip("127.0.0.1") })).allow, true);
+  assert.equal(
+    rules.evaluate(subject({ client: ip("127.0.0.1"), clientIsLocal: true, address: ip("::1") }))
+      .allow,
+    true,
+  );
+});
+
+const HOST: HostView = {
+  isHostLocal: (address) => isHostLocal(address) || sameIp(unmapIpv4(address), ip("192.0.2.1")),
+  isOwnListener: (address, port) =>
+    port === 1080 && (isHostLocal(address) || sameIp(unmapIpv4(address), ip("192.0.2.1"))),
+};
+
+Deno.test("AccessRules treats the host's own addresses as the gateway host", () => {
+  const cidr = (text: string) => ({ kind: "cidr" as const, cidr: parseCidr(text) });
+  for (const config of [null, [{ action: "allow" as const, to: [cidr("192.0.2.0/24")] }]]) {
+    const rules = new AccessRules(config, HOST);
+    assert.equal(rules.evaluate(subject({ address: ip("192.0.2.1"), port: 9090 })).allow, false);
+    assert.equal(
+      rules.evaluate(subject({ address: ip("::ffff:192.0.2.1"), port: 9090 })).allow,
+      false,
+    );
+    assert.equal(rules.evaluate(subject({ address: ip("192.0.2.2"), port: 9090 })).allow, true);
+  }
+  // An exact own address opens it.
+  const exact = new AccessRules([{ action: "allow", to: [cidr("192.0.2.1/32")] }], HOST);
+  assert.equal(exact.evaluate(subject({ address: ip("192.0.2.1"), port: 9090 })).allow, true);
+});
+
+Deno.test("AccessRules refuses a CONNECT to the gateway's own listener, even from loopback", () => {
+  const cidr = (text: string) => ({ kind: "cidr" as const, cidr: parseCidr(text) });
+  const local = { client: ip("127.0.0.1"), clientIsLocal: true };
+  for (const config of [null, [{ action: "allow" as const }]]) {
+    const rules = new AccessRules(config, HOST);
+    for (const text of ["127.0.0.1", "192.0.2.1", "0.0.0.0", "::ffff:192.0.2.1", "::1"]) {
+      assert.equal(
+        rules.evaluate(subject({ ...local, address: ip(text), port: 1080 })).allow,
+        false,
+        text,
+      );
+      assert.equal(rules.evaluate(subject({ address: ip(text), port: 1080 })).allow, false, text);
+    }
+    // Other ports of loopback stay open to a loopback client.
+    assert.equal(
+      rules.evaluate(subject({ ...local, address: ip("127.0.0.1"), port: 9090 })).allow,
+      true,
+    );
+    // UDP and BIND do not reach the TCP listener.
+    assert.equal(
+      rules.evaluate(subject({ ...local, command: "udp", address: ip("127.0.0.1"), port: 1080 }))
+        .allow,
+      true,
+    );
+  }
+  // Naming the address is not enough: the port must be named too.
+  const address = new AccessRules([{ action: "allow", to: [cidr("127.0.0.0/8")] }], HOST);
+  assert.equal(address.evaluate(subject({ address: ip("127.0.0.1"), port: 1080 })).allow, false);
+  assert.equal(address.evaluate(subject({ address: ip("127.0.0.1"), port: 9090 })).allow, true);
+  const both = new AccessRules([{
+    action: "allow",
+    to: [cidr("127.0.0.1/32")],
+    ports: [{ from: 1080, to: 1080 }],
+  }], HOST);
+  assert.equal(both.evaluate(subject({ address: ip("127.0.0.1"), port: 1080 })).allow, true);
 });
 
 Deno.test("AccessRules: `to: [*]` matches every destination, as an absent `to` does", () => {
@@ -268,4 +424,15 @@ Deno.test("AccessRules: `to: [*]` matches every destination, as an absent `to` d
     assert.deepEqual(rules.evaluate(s), { allow: true, rule: 1 });
     assert.deepEqual(rules.evaluate({ ...s, command: "udp" }), { allow: false, rule: 0 });
   }
+});
+
+Deno.test("AccessRules: `to: [*]` does not name the gateway host, so it opens no host-local destination", () => {
+  const rules = new AccessRules([{ action: "allow", to: [{ kind: "any" }] }], HOST);
+  for (const address of ["127.0.0.1", "0.0.0.0", "::1", "::ffff:127.0.0.1"]) {
+    assert.deepEqual(rules.evaluate(subject({ address: ip(address) })), {
+      allow: false,
+      rule: -1,
+    });
+  }
+  assert.equal(rules.evaluate(subject({ address: ip("198.51.100.2") })).allow, true);
 });

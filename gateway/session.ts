@@ -47,7 +47,7 @@ export interface SessionServices {
   readonly resolver: Resolver;
   /** Users by name. */
   readonly users: ReadonlyMap<string, UserConfig>;
-  /** True when the address is one of this host's own. */
+  /** True when a client at this address is on the gateway host (loopback only). */
   readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
   /** Aborted when the gateway stops draining: relays close at once. */
   readonly shutdown: AbortSignal;
@@ -97,7 +97,10 @@ export interface Handshaken {
   readonly client: IpEndpoint;
   /** The gateway address the client reached. */
   readonly local: IpEndpoint;
-  /** True when the client is on the gateway host. */
+  /**
+   * True when the client is on the gateway host: it connected over loopback (and, behind a
+   * PROXY protocol header, the header's source is loopback too).
+   */
   readonly clientIsLocal: boolean;
   /** RFC 1929 user, if authenticated. */
   readonly user?: string;
@@ -235,7 +238,8 @@ export async function runSession(
   options: RunSessionOptions = {},
 ): Promise<void> {
   const startedAt = performance.now();
-  let client = endpointFromNetAddr(conn.remoteAddr);
+  const peer = endpointFromNetAddr(conn.remoteAddr);
+  let client = peer;
   const local = endpointFromNetAddr(conn.localAddr);
   const reader = new ExactReader(conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
@@ -290,7 +294,8 @@ export async function runSession(
     reader,
     client,
     local,
-    clientIsLocal: services.isLocalAddress(client),
+    // A PROXY header cannot make a remote peer local.
+    clientIsLocal: services.isLocalAddress(client) && services.isLocalAddress(peer),
     request: outcome.request,
     startedAt,
     handshakeMs: performance.now() - startedAt,

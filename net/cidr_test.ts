@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { type IpAddress, parseIp } from "./address.ts";
-import { type Cidr, cidrContains, formatCidr, HOST_LOCAL_CIDRS, parseCidr } from "./cidr.ts";
+import {
+  type Cidr,
+  cidrContains,
+  cidrWithin,
+  formatCidr,
+  HOST_LOCAL_CIDRS,
+  isHostLocal,
+  isLoopback,
+  parseCidr,
+} from "./cidr.ts";
 
 function ip(text: string): IpAddress {
   const address = parseIp(text);
@@ -43,7 +52,7 @@ Deno.test("parseCidr() clears host bits", () => {
     ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/1", "8000::", 1],
     ["ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/127", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 127],
     ["2001:db8:abcd:1234::1/52", "2001:db8:abcd:1000::", 52],
-    ["::ffff:127.1.2.3/104", "::ffff:127.0.0.0", 104],
+    ["::ffff:127.1.2.3/104", "127.0.0.0", 8],
   ];
   for (const [text, network, prefixLength] of cases) {
     assert.deepEqual(parseCidr(text), { network: ip(network), prefixLength }, text);
@@ -155,11 +164,46 @@ Deno.test("cidrContains() with /0 matches every address of the family only", () 
   assert.equal(contains("::/0", "1.2.3.4"), false);
 });
 
-Deno.test("cidrContains() never matches across families", () => {
-  assert.equal(contains("127.0.0.0/8", "::ffff:127.0.0.1"), false);
-  assert.equal(contains("::ffff:127.0.0.0/104", "127.0.0.1"), false);
+Deno.test("parseCidr() reads an IPv4-mapped prefix of /96 or longer as the IPv4 prefix", () => {
+  const cases: [string, string][] = [
+    ["::ffff:10.0.0.0/104", "10.0.0.0/8"],
+    ["::ffff:0:0/96", "0.0.0.0/0"],
+    ["[::ffff:192.0.2.1]", "192.0.2.1/32"],
+    ["::ffff:c633:6400/120", "198.51.100.0/24"],
+    // Shorter prefixes reach beyond the mapped range: they stay IPv6.
+    ["::ffff:0:0/95", "::fffe:0:0/95"],
+    ["::/96", "::/96"],
+  ];
+  for (const [text, expected] of cases) assert.equal(formatCidr(parseCidr(text)), expected, text);
+});
+
+Deno.test("cidrContains() matches IPv4-mapped addresses as IPv4, never across families", () => {
+  // One IPv4 destination, however written: an IPv4 rule holds for the mapped form.
+  assert.equal(contains("127.0.0.0/8", "::ffff:127.0.0.1"), true);
+  assert.equal(contains("10.0.0.0/8", "::ffff:10.1.2.3"), true);
+  assert.equal(contains("::ffff:127.0.0.0/104", "127.0.0.1"), true);
   assert.equal(contains("::ffff:127.0.0.0/104", "::ffff:127.0.0.1"), true);
+  assert.equal(contains("10.0.0.0/8", "::ffff:11.1.2.3"), false);
+  // An IPv6 prefix matches IPv6 destinations only; a mapped one is IPv4.
+  assert.equal(contains("::/0", "::ffff:10.1.2.3"), false);
   assert.equal(contains("::/96", "0.0.0.1"), false);
+  assert.equal(contains("::/96", "::1"), true);
+  // Near misses of the mapped form are IPv6.
+  assert.equal(contains("10.0.0.0/8", "::fffe:10.1.2.3"), false);
+  assert.equal(contains("10.0.0.0/8", "1::ffff:10.1.2.3"), false);
+  assert.equal(contains("10.0.0.0/8", "::10.1.2.3"), false);
+});
+
+Deno.test("cidrWithin() is true when one prefix lies inside another", () => {
+  const within = (inner: string, outer: string) => cidrWithin(parseCidr(inner), parseCidr(outer));
+  assert.equal(within("127.0.0.1/32", "127.0.0.0/8"), true);
+  assert.equal(within("127.0.0.0/8", "127.0.0.0/8"), true);
+  assert.equal(within("127.0.0.0/7", "127.0.0.0/8"), false);
+  assert.equal(within("0.0.0.0/0", "127.0.0.0/8"), false);
+  assert.equal(within("::1/128", "::1/128"), true);
+  assert.equal(within("::/0", "::1/128"), false);
+  assert.equal(within("::ffff:127.0.0.1/128", "127.0.0.0/8"), true);
+  assert.equal(within("::1/128", "127.0.0.0/8"), false);
 });
 
 Deno.test("cidrContains() agrees with a bit-by-bit reference on random inputs", () => {
@@ -198,20 +242,55 @@ Deno.test("formatCidr() prints network/length and round-trips through parseCidr(
   }
 });
 
-Deno.test("HOST_LOCAL_CIDRS covers loopback and unspecified addresses of both families", () => {
+Deno.test("HOST_LOCAL_CIDRS covers loopback and this-host addresses of both families", () => {
   assert.deepEqual(
     HOST_LOCAL_CIDRS.map(formatCidr),
-    ["127.0.0.0/8", "0.0.0.0/32", "::1/128", "::/128", "::ffff:7f00:0/104"],
+    ["0.0.0.0/8", "127.0.0.0/8", "::/128", "::1/128"],
   );
-  const local = (text: string) => HOST_LOCAL_CIDRS.some((c) => cidrContains(c, ip(text)));
+});
+
+Deno.test("isHostLocal() is true for every form of a loopback or this-host address", () => {
   for (
-    const text of ["127.0.0.1", "127.255.255.254", "0.0.0.0", "::1", "::", "::ffff:127.0.0.1"]
+    const text of [
+      "127.0.0.1",
+      "127.255.255.254",
+      "0.0.0.0",
+      "0.1.2.3",
+      "0.255.255.255",
+      "::1",
+      "::",
+      "::ffff:127.0.0.1",
+      "::ffff:0.0.0.0",
+      "::ffff:0.1.2.3",
+      "::ffff:7f00:1",
+      "[::ffff:127.9.9.9]",
+    ]
   ) {
-    assert.equal(local(text), true, text);
+    assert.equal(isHostLocal(ip(text)), true, text);
   }
   for (
-    const text of ["128.0.0.1", "126.255.255.255", "0.0.0.1", "::2", "::ffff:128.0.0.1", "fe80::1"]
+    const text of [
+      "128.0.0.1",
+      "126.255.255.255",
+      "1.0.0.0",
+      "::2",
+      "::ffff:128.0.0.1",
+      "::ffff:1.0.0.0",
+      "fe80::1",
+      "::127.0.0.1",
+      "::ffff:0:127.0.0.1",
+      "2001:db8::1",
+    ]
   ) {
-    assert.equal(local(text), false, text);
+    assert.equal(isHostLocal(ip(text)), false, text);
+  }
+});
+
+Deno.test("isLoopback() is true for 127.0.0.0/8 and ::1 in any form, not for this-host", () => {
+  for (const text of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) {
+    assert.equal(isLoopback(ip(text)), true, text);
+  }
+  for (const text of ["0.0.0.0", "::", "::ffff:0.0.0.0", "192.0.2.1", "2001:db8::1", "::2"]) {
+    assert.equal(isLoopback(ip(text)), false, text);
   }
 });

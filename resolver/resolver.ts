@@ -566,8 +566,12 @@ export class Resolver {
         let ttl: number | undefined;
         for (const record of records) {
           const text = typeof record === "string" ? record : record.data;
-          const address = parseIp(text);
-          if (!address || address.family !== (type === "A" ? 4 : 6)) continue;
+          const parsed = parseIp(text);
+          if (!parsed || parsed.family !== (type === "A" ? 4 : 6)) continue;
+          // An IPv4-mapped AAAA answer is the IPv4 address it stands for (one form for rules);
+          // `prefer` then judges it as IPv4.
+          const address = unmapIpv4(parsed);
+          if (address.family === 4 && this.#prefer === "ipv6-only") continue;
           addresses.push(address);
           if (typeof record !== "string") ttl = Math.min(ttl ?? Infinity, record.ttl);
         }

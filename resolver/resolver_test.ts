@@ -705,3 +705,43 @@ Deno.test("Resolver.reverse() tries the next server after a failure and reports 
   );
   assert.deepEqual(servers, ["192.0.2.53:53", "192.0.2.54:5353"]);
 });
+
+Deno.test("Resolver.resolve() returns an IPv4-mapped AAAA answer as IPv4", async () => {
+  const { query } = fakeDns({
+    "mapped.example": { AAAA: ["::ffff:127.0.0.1", "2001:db8::1"] },
+    "zero.example": { AAAA: ["::ffff:0.0.0.0"] },
+  });
+  const resolver = new Resolver(config(), { query });
+  assert.deepEqual(show(await resolver.resolve("mapped.example")), {
+    v4: ["127.0.0.1"],
+    v6: ["2001:db8::1"],
+    source: "dns",
+  });
+  assert.deepEqual(show(await resolver.resolve("zero.example")).v4, ["0.0.0.0"]);
+  // The first stage (AAAA before A) gives the same one form.
+  const staged = resolver.resolveStaged("mapped.example");
+  assert.deepEqual(show(await staged.first).v4, ["127.0.0.1"]);
+  await staged.complete;
+});
+
+Deno.test("Resolver.resolve() with ipv6-only drops an IPv4-mapped AAAA answer", async () => {
+  const { query } = fakeDns({ "mapped.example": { AAAA: ["::ffff:192.0.2.1"] } });
+  const resolver = new Resolver(config({ prefer: "ipv6-only" }), { query });
+  await rejection(resolver.resolve("mapped.example"));
+});
+
+Deno.test("Resolver.resolve() returns IPv4-mapped static hosts and literals as IPv4", async () => {
+  const { query, calls } = fakeDns({});
+  const resolver = new Resolver(
+    config({ hosts: { "mapped.example": ["::ffff:127.0.0.1", "::ffff:0.0.0.0"] } }),
+    { query },
+  );
+  assert.deepEqual(show(await resolver.resolve("mapped.example")), {
+    v4: ["127.0.0.1", "0.0.0.0"],
+    v6: [],
+    source: "static",
+  });
+  assert.deepEqual(show(await resolver.resolve("::ffff:0.0.0.0")).v4, ["0.0.0.0"]);
+  assert.deepEqual(show(await resolver.resolve("[::ffff:7f00:1]")).v4, ["127.0.0.1"]);
+  assert.equal(calls.length, 0);
+});

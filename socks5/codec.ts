@@ -2,10 +2,14 @@
  * RFC 1928 and RFC 1929 wire codec: pure encoding and decoding, no policy, no sockets.
  *
  * Decoders read exact lengths from an {@linkcode ExactReader}; encoders return fresh bytes.
+ * Decoders return one form per address: an IPv4-mapped IPv6 address (ATYP 4 `::ffff:a.b.c.d`)
+ * comes back as the IPv4 address it stands for, so that what follows (rules, routes, dialing)
+ * never meets the same IPv4 destination in two forms.
  *
  * @module
  */
 
+import { unmapIpv4 } from "../net/address.ts";
 import { SocksProtocolError } from "./errors.ts";
 import type { ExactReader } from "./exact_reader.ts";
 import {
@@ -115,7 +119,7 @@ async function readTarget(reader: ExactReader, what: string): Promise<SocksTarge
   if (type === AddressType.Ipv4) {
     address = { family: 4, bytes: await reader.readExact(4, what) };
   } else if (type === AddressType.Ipv6) {
-    address = { family: 6, bytes: await reader.readExact(16, what) };
+    address = unmapIpv4({ family: 6, bytes: await reader.readExact(16, what) });
   } else if (type === AddressType.DomainName) {
     const length = await reader.readByte(what);
     if (length === 0) {
@@ -230,7 +234,8 @@ export function encodeUdpDatagram(datagram: UdpDatagram): Uint8Array {
 }
 
 /**
- * Decodes a UDP datagram. The payload is a view into `bytes`.
+ * Decodes a UDP datagram. The payload is a view into `bytes`; an IPv4-mapped DST.ADDR is
+ * returned as IPv4.
  *
  * @throws {SocksProtocolError} on a truncated header, non-zero RSV or unknown ATYP.
  */
@@ -251,7 +256,9 @@ export function decodeUdpDatagram(bytes: Uint8Array): UdpDatagram {
   if (type === AddressType.Ipv4 || type === AddressType.Ipv6) {
     const size = type === AddressType.Ipv4 ? 4 : 16;
     need(size);
-    address = { family: size === 4 ? 4 : 6, bytes: bytes.slice(offset, offset + size) };
+    address = size === 4
+      ? { family: 4, bytes: bytes.slice(offset, offset + size) }
+      : unmapIpv4({ family: 6, bytes: bytes.slice(offset, offset + size) });
     offset += size;
   } else if (type === AddressType.DomainName) {
     need(1);

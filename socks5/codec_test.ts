@@ -583,3 +583,59 @@ Deno.test("readRequest() decodes torsocks' RESOLVE and encodeReply() its answers
   assert.deepEqual([...named.subarray(0, 5)], [5, 0, 0, 3, 9]);
   assert.equal(Command.ResolvePtr, 0xf1);
 });
+
+// One form per address: IPv4-mapped IPv6 on the wire is IPv4.
+
+const MAPPED_CASES: [number[], number[]][] = [
+  [[0, 0, 0, 0], [0, 0, 0, 0]], // ::ffff:0.0.0.0, "this host"
+  [[127, 0, 0, 1], [127, 0, 0, 1]],
+  [[10, 1, 2, 3], [10, 1, 2, 3]],
+];
+
+function mappedBytes(v4: number[]): Uint8Array {
+  return Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4);
+}
+
+Deno.test("readRequest() returns an IPv4-mapped DST.ADDR (ATYP 4) as IPv4", async () => {
+  for (const [v4, expected] of MAPPED_CASES) {
+    const bytes = Uint8Array.of(5, 1, 0, AddressType.Ipv6, ...mappedBytes(v4), 0, 80);
+    const request = await decodeEveryWay(bytes, readRequest);
+    assert.deepEqual(request.target, {
+      address: { family: 4, bytes: Uint8Array.from(expected) },
+      port: 80,
+    });
+  }
+  // Near misses stay IPv6: ::fffe:a.b.c.d, ::a.b.c.d (IPv4-compatible), 1::ffff:a.b.c.d.
+  for (
+    const bytes of [
+      Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe, 10, 1, 2, 3),
+      Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 1),
+      Uint8Array.of(0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 1, 2, 3),
+    ]
+  ) {
+    const request = await readRequest(oneChunk(Uint8Array.of(5, 1, 0, 4, ...bytes, 0, 80)));
+    assert.deepEqual(request.target.address, { family: 6, bytes });
+  }
+});
+
+Deno.test("readReply() returns an IPv4-mapped BND.ADDR as IPv4", async () => {
+  const reply = await readReply(
+    oneChunk(Uint8Array.of(5, 0, 0, AddressType.Ipv6, ...mappedBytes([192, 0, 2, 1]), 4, 0)),
+  );
+  assert.deepEqual(reply.bound, {
+    address: { family: 4, bytes: Uint8Array.of(192, 0, 2, 1) },
+    port: 1024,
+  });
+});
+
+Deno.test("decodeUdpDatagram() returns an IPv4-mapped DST.ADDR as IPv4", () => {
+  for (const [v4, expected] of MAPPED_CASES) {
+    const bytes = Uint8Array.of(0, 0, 0, AddressType.Ipv6, ...mappedBytes(v4), 0, 53, 7, 7);
+    const datagram = decodeUdpDatagram(bytes);
+    assert.deepEqual(datagram.target, {
+      address: { family: 4, bytes: Uint8Array.from(expected) },
+      port: 53,
+    });
+    assert.deepEqual([...datagram.payload], [7, 7]);
+  }
+});

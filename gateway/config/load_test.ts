@@ -487,6 +487,49 @@ Deno.test("parseConfig() refuses translators with workers above 1", () => {
   );
 });
 
+Deno.test("parseConfig() refuses a route whose first hop is one of the listeners", () => {
+  const route = (listen: string, hop: string) =>
+    `listen: ["${listen}"]\nroutes: [{ to: ["*.example"], chain: ["${hop}", "socks5://198.51.100.9:1080"] }]`;
+  const error = assertConfigError(
+    route("127.0.0.1:1080", "socks5://127.0.0.1:1080"),
+    "routes[0].chain[0]",
+    /own listener/,
+  );
+  assert.equal(
+    error.message,
+    "routes[0].chain[0]: socks5://127.0.0.1:1080 is this gateway's own listener (listen[0]): " +
+      "a chain through itself would loop",
+  );
+  // A wildcard listener takes loopback and "this host"; any listener takes 0.0.0.0 and ::.
+  assertConfigError(route("[::]:1080", "socks5://127.0.0.2:1080"), "routes[0].chain[0]");
+  assertConfigError(route("0.0.0.0:1080", "socks5://[::1]:1080"), "routes[0].chain[0]");
+  assertConfigError(route("192.0.2.10:1080", "socks5://0.0.0.0:1080"), "routes[0].chain[0]");
+  assertConfigError(
+    route("192.0.2.10:1080", "socks5://[::ffff:192.0.2.10]:1080"),
+    "routes[0].chain[0]",
+  );
+  // Other ports, other addresses, later hops (dialed by the hop before them) and names pass.
+  for (
+    const yaml of [
+      route("127.0.0.1:1080", "socks5://127.0.0.1:1081"),
+      route("192.0.2.10:1080", "socks5://192.0.2.11:1080"),
+      route("127.0.0.1:1080", "socks5://gw.example:1080"),
+      `listen: ["127.0.0.1:1080"]\nroutes: [{ to: ["*.example"], chain: ["socks5://198.51.100.9:1080", "socks5://127.0.0.1:1080"] }]`,
+    ]
+  ) {
+    assert.equal(parseConfig(yaml).routes.length, 1, yaml);
+  }
+});
+
+Deno.test("parseConfig() reads IPv4-mapped rule prefixes as IPv4", () => {
+  const config = parseConfig(
+    'rules: [{ action: deny, to: ["::ffff:10.0.0.0/104"], from: ["::ffff:192.0.2.0/120"] }]',
+  );
+  assert.deepEqual(normalizeConfig(config).rules, [
+    { action: "deny", from: ["192.0.2.0/24"], to: ["10.0.0.0/8"] },
+  ]);
+});
+
 Deno.test("configFromFlags() lets --workers replace workers", async () => {
   assert.equal((await configFromFlags({ workers: "3" })).workers, 3);
   assert.equal((await configFromFlags({ workers: "2", listen: ["[::1]:0"] })).workers, 2);

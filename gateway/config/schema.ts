@@ -20,6 +20,7 @@ import {
   redactUrlPassword,
 } from "./_parse.ts";
 import { parsePasswordHash } from "./password.ts";
+import { selfHopIssues } from "./_self_hop.ts";
 import { parseGatewayUrl } from "../../client/gateway_url.ts";
 import { translatorConfigSchema } from "../../translators/registry.ts";
 import type {
@@ -494,6 +495,9 @@ export const configSchema: z.ZodType<Config> = z
         message: "translators need workers: 1 — the FTP data-connection table lives in one isolate",
         path: ["workers"],
       });
+    }
+    for (const issue of selfHopIssues(value.listen, value.routes)) {
+      ctx.addIssue({ code: "custom", ...issue });
     }
     const known = new Set(value.auth.users.map((entry) => entry.name));
     value.rules?.forEach((entry, index) => {

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { formatEndpoint, type IpAddress, unmapIpv4 } from "../../net/address.ts";
-import { cidrContains, parseCidr } from "../../net/cidr.ts";
+import { formatEndpoint } from "../../net/address.ts";
+import { isLoopback } from "../../net/cidr.ts";
 import type { Config } from "./types.ts";
 
 /** One warning: where in the config (YAML key path), and what is exposed. */
@@ -15,14 +15,6 @@ export interface ConfigWarning {
   readonly path: string;
   /** What is exposed, in lower case. */
   readonly message: string;
-}
-
-const LOOPBACK = ["127.0.0.0/8", "::1/128"].map(parseCidr);
-
-/** True for 127.0.0.0/8, ::1 and their IPv4-mapped form; a wildcard address is not loopback. */
-function isLoopback(address: IpAddress): boolean {
-  const plain = unmapIpv4(address);
-  return LOOPBACK.some((cidr) => cidrContains(cidr, plain));
 }
 
 /**

@@ -33,7 +33,13 @@ export interface RouteChoice {
 export type Router = (target: SocksTarget) => RouteChoice;
 
 /** Options of {@linkcode createRouter}. */
-export type CreateRouterOptions = SocksHopDialerOptions;
+export interface CreateRouterOptions extends SocksHopDialerOptions {
+  /**
+   * The dialer beneath the first hop of every chain (it dials the hop gateways themselves).
+   * @default the direct dialer
+   */
+  hopBase?: Dialer;
+}
 
 /** The destination as patterns see it: a normalised name, or an address. */
 type Subject =
@@ -64,7 +70,7 @@ export function createRouter(
     const ports = route.ports;
     const first = route.chain[0]!.alternatives.map((a) => a.label).join("|");
     const choice: RouteChoice = {
-      dialer: foldChain(route.chain, direct, options),
+      dialer: foldChain(route.chain, options.hopBase ?? direct, options),
       chained: true,
       label:
         `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) via ${first}` +

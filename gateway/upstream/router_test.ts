@@ -88,3 +88,24 @@ ${to}    chain: ["socks5://198.51.100.41:1080"]
     assert.match(route(byName("direct.example", 1)).label, /^routes\[0\]/, "first match wins");
   }
 });
+
+Deno.test("createRouter() dials the first hop through hopBase, unrouted targets directly", async () => {
+  const asked: string[] = [];
+  const hopBase: Dialer = {
+    dial: (request) => {
+      asked.push(JSON.stringify(request.target));
+      return Promise.reject(new Error("hop base reached"));
+    },
+  };
+  const route = createRouter(routes, direct, { hopBase });
+  assert.equal(route(byName("x.org")).dialer, direct);
+  const chained = route(byIp("192.0.2.7"));
+  const error = await chained.dialer.dial({
+    target: byIp("192.0.2.7"),
+    signal: new AbortController().signal,
+    permit: () => true,
+  }).catch((e: unknown) => e);
+  assert.ok(error instanceof Error);
+  // The hop gateway itself was asked of hopBase, not of the direct dialer.
+  assert.deepEqual(asked.map((t) => JSON.parse(t).port), [1080]);
+});

@@ -84,7 +84,12 @@ resolver:
     ${V4}: ["${topo.addresses.server4.v4}"]
     ${V6}: ["${topo.addresses.server6.v6}"]
     fo.chain.example: ["${topo.addresses.server6.v6}"]
-    rr.chain.example: ["${topo.addresses.server4.v4}"]`;
+    rr.chain.example: ["${topo.addresses.server4.v4}"]
+# The three-hop chain's next hops are on this same host (G2b on its address, G3 on loopback),
+# which a gateway opens to clients from other addresses only by naming them.
+rules:
+  - { action: allow, to: ["${gw.v4}/32", "127.0.0.1/32"], ports: [1082, 1083] }
+  - { action: allow }`;
       // G2: authenticated, on the upstream side of the gateway host, both families.
       await using g2 = await startDualgate(
         topo,

@@ -203,6 +203,41 @@ Deno.test("UDP ASSOCIATE: an IPv6 literal sent as a name reaches the IPv6 peer",
   await recordOf(gw, "udp");
 });
 
+Deno.test("UDP ASSOCIATE: an IPv4-mapped destination is IPv4: relayed, answered as ATYP 1", async () => {
+  await using gw = startTestGateway(HOSTS);
+  await using peer = new UdpSocket("127.0.0.1", { echo: true });
+  await using me = new UdpSocket("::1");
+  const { conn, relay } = await associate(gw, 6, ipTarget("::", me.port));
+  await me.send(datagram(ipTarget("::ffff:127.0.0.1", peer.port), "mapped"), relay);
+  const [got] = await me.waitFor(1);
+  assert.ok(got, "no echo from the IPv4 peer");
+  const d = decodeUdpDatagram(got.data);
+  assert.deepEqual(d.target, { address: ip("127.0.0.1"), port: peer.port });
+  assert.equal(decoder.decode(d.payload), "mapped");
+  conn.close();
+  assert.match((await recordOf(gw, "udp")).reason ?? "", /datagrams up=1 down=1$/);
+});
+
+Deno.test("UDP ASSOCIATE: an IPv4 deny rule holds for the IPv4-mapped destination", async () => {
+  await using gw = startTestGateway(
+    HOSTS + `rules:
+  - { action: deny, commands: [udp], to: ["127.0.0.1/32"] }
+  - { action: allow }
+`,
+  );
+  await using denied = new UdpSocket("127.0.0.1", { echo: true });
+  await using allowed = new UdpSocket("::1", { echo: true });
+  await using me = new UdpSocket("::1");
+  const { conn, relay } = await associate(gw, 6, ipTarget("::", me.port));
+  await me.send(datagram(ipTarget("::ffff:127.0.0.1", denied.port), "mapped"), relay);
+  await me.send(datagram(nameTarget("::ffff:127.0.0.1", denied.port), "name"), relay);
+  await me.send(datagram(ipTarget("::1", allowed.port), "control"), relay);
+  const got = await me.waitFor(1);
+  assert.deepEqual(got.map((g) => decoder.decode(decodeUdpDatagram(g.data).payload)), ["control"]);
+  conn.close();
+  assert.match((await recordOf(gw, "udp")).reason ?? "", /dropped denied=2$/);
+});
+
 Deno.test("UDP ASSOCIATE: a datagram with FRAG != 0 is dropped and counted", async () => {
   await using gw = startTestGateway(HOSTS);
   await using peer = new UdpSocket("::1", { echo: true });

@@ -35,7 +35,8 @@ const YAML = `listen:
   - { address: "127.0.0.1:0", proxy_protocol: v2 }
   - { address: "[::1]:0", proxy_protocol: any }
 rules:
-  - { action: allow, from: ["192.0.2.2/32"] }
+  # The test servers are on loopback: a remote client reaches them only by an explicit rule.
+  - { action: allow, from: ["192.0.2.2/32"], to: ["127.0.0.0/8"] }
   - { action: deny }
 `;
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { formatIp, type IpEndpoint, parseIpv4, parseIpv6 } from "../../net/address.ts";
+import { formatIp, type IpEndpoint, parseIpv4, parseIpv6, unmapIpv4 } from "../../net/address.ts";
 
 /** A client command: upper-case verb and the argument after one space (may be empty). */
 export interface FtpCommand {
@@ -102,9 +102,10 @@ function parseByteList(text: string): number[] | null {
   return bytes;
 }
 
+// Addresses leave this module in one form: an IPv4-mapped IPv6 address is its IPv4 address.
 function endpointFromBytes(host: number[], port: number[]): IpEndpoint {
   return {
-    address: { family: host.length === 4 ? 4 : 6, bytes: Uint8Array.from(host) },
+    address: unmapIpv4({ family: host.length === 4 ? 4 : 6, bytes: Uint8Array.from(host) }),
     port: (port[0]! << 8) | port[1]!,
   };
 }
@@ -135,7 +136,7 @@ export type ActiveParse =
 
 /**
  * Parses the argument of EPRT (`<d>1<d>a.b.c.d<d>port<d>`, any delimiter 33..126; protocol 1
- * is IPv4 and 2 is IPv6). `null` when malformed.
+ * is IPv4 and 2 is IPv6; an IPv4-mapped IPv6 address comes back as IPv4). `null` when malformed.
  */
 export function parseEprt(argument: string): ActiveParse | null {
   const text = argument.trim();
@@ -154,7 +155,7 @@ export function parseEprt(argument: string): ActiveParse | null {
   if (port < 1 || port > 65535) return null;
   const address = family === 1 ? parseIpv4(host) : parseIpv6(host);
   if (!address) return null;
-  return { kind: "endpoint", endpoint: { address, port } };
+  return { kind: "endpoint", endpoint: { address: unmapIpv4(address), port } };
 }
 
 /** Formats the argument of EPRT (`|1|192.0.2.1|50000|` or `|2|2001:db8::1|50000|`). */

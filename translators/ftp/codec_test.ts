@@ -187,3 +187,16 @@ Deno.test("parse522() and format522() read and write the protocol list", () => {
   assert.equal(parse522("Bad network protocol."), null);
   assert.equal(format522([1]), "522 Network protocol not supported, use (1)");
 });
+
+Deno.test("parseEprt(), parseLprt() and parse228() return IPv4-mapped addresses as IPv4", () => {
+  const eprt = parseEprt("|2|::ffff:127.0.0.1|50000|");
+  assert.ok(eprt?.kind === "endpoint");
+  assert.deepEqual(eprt.endpoint, v4("127.0.0.1", 50000));
+  const lprt = parseLprt("6,16,0,0,0,0,0,0,0,0,0,0,255,255,10,1,2,3,2,195,80");
+  assert.ok(lprt?.kind === "endpoint");
+  assert.deepEqual(lprt.endpoint, v4("10.1.2.3", 50000));
+  assert.deepEqual(
+    parse228("228 Entering Long Passive Mode (6,16,0,0,0,0,0,0,0,0,0,0,255,255,0,0,0,0,2,195,80)"),
+    v4("0.0.0.0", 50000),
+  );
+});
