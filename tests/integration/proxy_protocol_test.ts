@@ -127,7 +127,8 @@ Deno.test("PROXY listener: a peer outside trusted_proxies is closed unread, even
   - { address: "127.0.0.1:0", proxy_protocol: v1, trusted_proxies: ["192.0.2.0/24"] }
   - { address: "[::1]:0", proxy_protocol: any }
 rules:
-  - { action: allow, from: ["127.0.0.1/32", "192.0.2.2/32"] }
+  # The echo server is on loopback: host-local, so the rule must name it to open it.
+  - { action: allow, from: ["127.0.0.1/32", "192.0.2.2/32"], to: ["127.0.0.0/8"] }
   - { action: deny }
 admin: { listen: "127.0.0.1:0" }
 log: { level: error }

@@ -86,6 +86,7 @@ async function waitForOutput(process: SpawnedProcess, pattern: RegExp): Promise<
 }
 
 const SERVICES = String.raw`
+import socket, sys, threading
 kind, address, port, text = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 family = socket.AF_INET6 if ":" in address else socket.AF_INET
 if kind == "tcp":
