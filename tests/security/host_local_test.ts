@@ -170,13 +170,14 @@ e2eTest("security: host-local destinations stay closed, with and without rules",
       }
     }
     {
-      // A PROXY protocol header cannot make a remote peer a loopback ("local") client.
+      // A PROXY protocol header cannot make a remote peer a loopback ("local") client, even
+      // from a trusted proxy (an untrusted one is closed unread: tests/security/proxy_trust_test.ts).
       await using _gateway = await gateway(
         topo,
         dir,
         `listen:
-  - { address: "${gw.v4}:1090", proxy_protocol: v1 }
-  - { address: "[${gw.v6}]:1090", proxy_protocol: v1 }
+  - { address: "${gw.v4}:1090", proxy_protocol: v1, trusted_proxies: ["192.0.2.0/24"] }
+  - { address: "[${gw.v6}]:1090", proxy_protocol: v1, trusted_proxies: ["2001:db8:1::/64"] }
 ` + HOSTS,
         [[gw.v4, 1090], [gw.v6, 1090]],
       );
