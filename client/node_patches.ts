@@ -26,6 +26,8 @@ import { formatIp } from "../net/address.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
+import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
+import { formatTarget } from "./connect.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
@@ -134,46 +136,44 @@ function dialOnce(gateway: GatewayEndpoint, signal: AbortSignal): Promise<net.So
 }
 
 /**
- * Opens a CONNECT through the first gateway that answers, with `node:net` sockets.
+ * Opens a CONNECT through the first gateway that answers, with `node:net` sockets (the same
+ * {@linkcode tryAlternatives} loop and 3 s greeting bound as {@linkcode connectVia}).
  *
  * @throws {SocksReplyError} with the gateway's REP.
- * @throws {AggregateError} when no gateway could be reached.
+ * @throws {AlternativesFailedError} when no gateway could be reached.
  */
-export async function connectViaNode(
+export function connectViaNode(
   gateways: Gateways,
   target: SocksTarget,
-  options: { readonly connectTimeoutMs?: number } = {},
+  options: {
+    readonly connectTimeoutMs?: number;
+    readonly negotiationTimeoutMs?: number;
+    readonly signal?: AbortSignal;
+  } = {},
 ): Promise<net.Socket> {
-  const errors: unknown[] = [];
-  for (const attempt of gatewayAttempts(gateways)) {
-    const gateway = attempt.gateway;
-    const signal = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
-    let socket: net.Socket | undefined;
+  return tryAlternatives(gatewayAttempts(gateways), async ({ gateway }, signal) => {
+    const socket = await dialOnce(gateway, signal);
+    const source = new SocketSource(socket);
     try {
-      socket = await dialOnce(gateway, signal);
-      const source = new SocketSource(socket);
-      try {
-        await socksHandshake(source, { command: 1, target }, {
-          signal,
-          ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
-        });
-      } finally {
-        source.detach();
-      }
-      attempt.succeeded();
-      return socket;
+      await socksHandshake(source, { command: 1, target }, {
+        signal,
+        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
+        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
+      });
     } catch (error) {
-      socket?.destroy();
-      if (error instanceof SocksReplyError) {
-        attempt.succeeded(); // the gateway answered: REP is about the destination
-        throw error;
-      }
-      attempt.failed();
-      errors.push(error);
+      source.detach();
+      socket.destroy();
+      throw error;
     }
-  }
-  const reasons = errors.map((e) => e instanceof Error ? e.message : String(e)).join("; ");
-  throw new AggregateError(errors, `Cannot connect: no gateway answered (${reasons})`);
+    source.detach();
+    return socket;
+  }, {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    describe: ({ gateway }) =>
+      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 const REPLY_CODES: Record<number, string> = {

@@ -18,7 +18,7 @@
 
 import { networkInterfaces } from "node:os";
 import { basename, join } from "node:path";
-import type { HopStrategy } from "../gateway/config/types.ts";
+import type { HopStrategy } from "./selector.ts";
 import { parseIp } from "../net/address.ts";
 import { formatGatewayUrl, type GatewayEndpoint, parseGatewayUrl } from "./gateway_url.ts";
 import { CONFIG_ENV, type PreloadConfig } from "./preload_config.ts";
