@@ -108,14 +108,14 @@ Deno.test("connectViaNode() (node:net) gives up on a silent gateway after the ne
   const list = new GatewayList(
     [silent.url, `socks5://127.0.0.1:${server.port}`].map(parseGatewayUrl),
   );
-  const socket = await connectViaNode(list, {
-    address: { family: "name", name: "svc.test" },
-    port: server.port,
-  }, {
-    negotiationTimeoutMs: 50,
-    connectTimeoutMs: FOREVER_MS,
-    signal: AbortSignal.timeout(30_000),
-  });
+  const abort = AbortSignal.timeout(30_000);
+  const socket = await Promise.race([
+    connectViaNode(list, {
+      address: { family: "name", name: "svc.test" },
+      port: server.port,
+    }, { negotiationTimeoutMs: 50, connectTimeoutMs: FOREVER_MS, signal: abort }),
+    new Promise<never>((_, reject) => abort.addEventListener("abort", () => reject(abort.reason))),
+  ]);
   socket.destroy();
   assert.equal(silent.accepted(), 1);
   assert.equal(list.attempts()[0]!.gateway.port, server.port, "the silent gateway is marked");

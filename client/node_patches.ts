@@ -5,15 +5,19 @@
  * - `dns.lookup`, `dns.promises.lookup`, `dns.resolve4/6` and their promise forms answer fake
  *   addresses from the delegation table (named ESM imports follow in Node through
  *   `syncBuiltinESMExports`).
- * - `net.Socket.prototype.connect` sends a delegated connection to an in-process loopback relay
- *   instead; the relay finds the destination by the socket's source port and does the SOCKS
- *   handshake on a socket of its own. A handshake inside the application's socket would be
- *   wrapped by TLS and raced by writes queued before `connect`. This covers `net`, `tls`, `http`,
- *   `https` and Node's built-in `fetch` (undici dials through `net`/`tls`).
+ * - `net.Socket.prototype.connect` on a delegated destination first does the SOCKS handshake on a
+ *   socket of its own (the gateways tried in turn, {@linkcode tryAlternatives}); meanwhile the
+ *   application's socket is `connecting`, so its writes queue as Node's own do. Once the gateway
+ *   has answered, the application's socket connects to an in-process loopback relay, which pairs
+ *   it with the gateway connection by its source port; `connect` fires then and the queued writes
+ *   flush in order. A refusal is an `error` (code `ECONNREFUSED`, `ENOTFOUND`, …, from the REP)
+ *   with no `connect`, as for a direct connection. A handshake inside the application's socket
+ *   would be wrapped by TLS. This covers `net`, `tls`, `http`, `https` and Node's built-in
+ *   `fetch` (undici dials through `net`/`tls`).
  * - `remoteAddress`/`remotePort` of such a socket report the fake address and the real port.
  *
- * What the price is: `connect` fires before the gateway has answered; a refusal then arrives as
- * an `error` (code `ECONNREFUSED`, `ENOTFOUND`, …, from the REP) right after `connect`.
+ * Installing the patches is synchronous (only the relay's listen completes later, and sockets
+ * wait for it), so a program that connects on its first line is covered.
  *
  * @module
  */
@@ -201,11 +205,6 @@ function nodeError(error: unknown, target: SocksTarget): Error {
   });
 }
 
-interface Pending {
-  readonly target: SocksTarget;
-  readonly socket: net.Socket;
-}
-
 /**
  * Patches `node:dns` and `node:net` in this process. Idempotent.
  *
@@ -229,36 +228,31 @@ export function installNodePatches(options: NodePatchOptions): void {
   const timeout = options.connectTimeoutMs ?? 10_000;
 
   // --- the loopback relay ---------------------------------------------------------------------
-  const pending = new Map<number, Pending>();
-  const waiters = new Map<number, (entry: Pending) => void>();
+  // An application socket connects here once its gateway connection is ready; the relay pairs
+  // them by the application socket's source port and copies bytes both ways.
+  const ready = new Map<number, net.Socket>();
+  const waiters = new Map<number, (upstream: net.Socket) => void>();
   let relayPort = 0;
   const relay = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (inbound) => {
     inbound.unref();
     inbound.on("error", () => inbound.destroy());
     const key = inbound.remotePort ?? 0;
-    const found = pending.get(key);
-    const ready = found ? Promise.resolve(found) : new Promise<Pending | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        waiters.delete(key);
-        resolve(undefined);
-      }, 5000);
-      waiters.set(key, (entry) => {
-        clearTimeout(timer);
-        resolve(entry);
+    const found = ready.get(key);
+    const paired = found
+      ? Promise.resolve(found)
+      : new Promise<net.Socket | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          waiters.delete(key);
+          resolve(undefined);
+        }, 5000);
+        waiters.set(key, (upstream) => {
+          clearTimeout(timer);
+          resolve(upstream);
+        });
       });
-    });
-    ready.then(async (entry) => {
-      if (!entry) return inbound.destroy();
-      pending.delete(key);
-      let upstream: net.Socket;
-      try {
-        upstream = await connectViaNode(gateways, entry.target, { connectTimeoutMs: timeout });
-      } catch (error) {
-        entry.socket.destroy(nodeError(error, entry.target));
-        inbound.destroy();
-        return;
-      }
-      upstream.unref();
+    paired.then((upstream) => {
+      if (!upstream) return inbound.destroy();
+      ready.delete(key);
       upstream.on("error", () => inbound.destroy());
       inbound.on("error", () => upstream.destroy());
       upstream.on("close", () => inbound.destroy());
@@ -277,11 +271,12 @@ export function installNodePatches(options: NodePatchOptions): void {
   });
 
   // --- net.Socket.prototype.connect ----------------------------------------------------------
+  type AppSocket = net.Socket & { [BYPASS]?: boolean; connecting: boolean };
   const proto = net.Socket.prototype as unknown as {
-    connect: (this: net.Socket & { [BYPASS]?: boolean }, ...args: unknown[]) => net.Socket;
+    connect: (this: AppSocket, ...args: unknown[]) => net.Socket;
   };
   const originalConnect = proto.connect;
-  proto.connect = function (this: net.Socket & { [BYPASS]?: boolean }, ...args: unknown[]) {
+  proto.connect = function (this: AppSocket, ...args: unknown[]) {
     if (this[BYPASS]) return originalConnect.apply(this, args);
     let connectOptions: AnyOptions;
     let callback: Callback | undefined;
@@ -320,24 +315,39 @@ export function installNodePatches(options: NodePatchOptions): void {
       remotePort: { get: () => port, configurable: true },
       remoteFamily: { get: () => route.peer.family === 4 ? "IPv4" : "IPv6", configurable: true },
     });
-    const entry: Pending = { target: { address: route.target, port }, socket: this };
-    const go = () => {
+    const target: SocksTarget = { address: route.target, port };
+    // As Node's own sockets: connecting from here on, so writes queue (in order) until
+    // `connect`, which fires only once the gateway has answered; a failure is an `error` with
+    // no `connect` before it.
+    this.connecting = true;
+    const abort = new AbortController();
+    const onEarlyClose = () => abort.abort(new Error("Cannot connect: the socket was closed"));
+    this.once("close", onEarlyClose);
+    Promise.all([
+      connectViaNode(gateways, target, { connectTimeoutMs: timeout, signal: abort.signal }),
+      relayReady,
+    ]).then(([upstream]) => {
+      this.off("close", onEarlyClose);
+      if (this.destroyed) return void upstream.destroy();
+      upstream.unref();
+      this.once("close", () => upstream.destroy());
       this.prependOnceListener("connect", () => {
         const key = this.localPort ?? 0;
         const waiter = waiters.get(key);
         if (waiter) {
           waiters.delete(key);
-          waiter(entry);
+          waiter(upstream);
         } else {
-          pending.set(key, entry);
+          ready.set(key, upstream);
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } =
         connectOptions;
       originalConnect.call(this, { ...rest, host: "127.0.0.1", port: relayPort }, callback);
-    };
-    if (relayPort) go();
-    else relayReady.then(go);
+    }, (error) => {
+      this.off("close", onEarlyClose);
+      if (!this.destroyed) this.destroy(nodeError(error, target));
+    });
     return this;
   };
 

@@ -819,7 +819,7 @@ function installNodePatches(options) {
   global[installed] = true;
   const { policy, gateways } = options;
   const timeout = options.connectTimeoutMs ?? 1e4;
-  const pending = /* @__PURE__ */ new Map();
+  const ready = /* @__PURE__ */ new Map();
   const waiters = /* @__PURE__ */ new Map();
   let relayPort = 0;
   const relay = net.createServer({
@@ -829,31 +829,20 @@ function installNodePatches(options) {
     inbound.unref();
     inbound.on("error", () => inbound.destroy());
     const key = inbound.remotePort ?? 0;
-    const found = pending.get(key);
-    const ready = found ? Promise.resolve(found) : new Promise((resolve) => {
+    const found = ready.get(key);
+    const paired = found ? Promise.resolve(found) : new Promise((resolve) => {
       const timer = setTimeout(() => {
         waiters.delete(key);
         resolve(void 0);
       }, 5e3);
-      waiters.set(key, (entry) => {
+      waiters.set(key, (upstream) => {
         clearTimeout(timer);
-        resolve(entry);
+        resolve(upstream);
       });
     });
-    ready.then(async (entry) => {
-      if (!entry) return inbound.destroy();
-      pending.delete(key);
-      let upstream;
-      try {
-        upstream = await connectViaNode(gateways, entry.target, {
-          connectTimeoutMs: timeout
-        });
-      } catch (error) {
-        entry.socket.destroy(nodeError(error, entry.target));
-        inbound.destroy();
-        return;
-      }
-      upstream.unref();
+    paired.then((upstream) => {
+      if (!upstream) return inbound.destroy();
+      ready.delete(key);
       upstream.on("error", () => inbound.destroy());
       inbound.on("error", () => upstream.destroy());
       upstream.on("close", () => inbound.destroy());
@@ -924,22 +913,33 @@ function installNodePatches(options) {
         configurable: true
       }
     });
-    const entry = {
-      target: {
-        address: route.target,
-        port
-      },
-      socket: this
+    const target = {
+      address: route.target,
+      port
     };
-    const go = () => {
+    this.connecting = true;
+    const abort = new AbortController();
+    const onEarlyClose = () => abort.abort(new Error("Cannot connect: the socket was closed"));
+    this.once("close", onEarlyClose);
+    Promise.all([
+      connectViaNode(gateways, target, {
+        connectTimeoutMs: timeout,
+        signal: abort.signal
+      }),
+      relayReady
+    ]).then(([upstream]) => {
+      this.off("close", onEarlyClose);
+      if (this.destroyed) return void upstream.destroy();
+      upstream.unref();
+      this.once("close", () => upstream.destroy());
       this.prependOnceListener("connect", () => {
         const key = this.localPort ?? 0;
         const waiter = waiters.get(key);
         if (waiter) {
           waiters.delete(key);
-          waiter(entry);
+          waiter(upstream);
         } else {
-          pending.set(key, entry);
+          ready.set(key, upstream);
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } = connectOptions;
@@ -948,9 +948,10 @@ function installNodePatches(options) {
         host: "127.0.0.1",
         port: relayPort
       }, callback);
-    };
-    if (relayPort) go();
-    else relayReady.then(go);
+    }, (error) => {
+      this.off("close", onEarlyClose);
+      if (!this.destroyed) this.destroy(nodeError(error, target));
+    });
     return this;
   };
   const familyOf = (options2) => {

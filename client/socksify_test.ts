@@ -97,6 +97,8 @@ async function socksified(command: string[], gateway: string): Promise<Record<st
       command: [...command, out],
       nativeFamilies: [4],
       stdio: "null",
+      // A hung program fails the test (exit code 143) instead of hanging it.
+      signal: AbortSignal.timeout(60_000),
     });
     assert.equal(code, 0);
     return JSON.parse(await Deno.readTextFile(out));
@@ -133,6 +135,84 @@ Deno.test("runSocksify() socksifies an unmodified Node program (loopback)", asyn
     );
     assert.deepEqual(result, { peer: "198.18.0.1", aaaa: "100::1" });
     assert.deepEqual(server.requests.map((r) => [r.atyp, r.host]), [["name", "svc.test"]]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function withHttp<T>(fn: (port: number) => Promise<T>): Promise<T> {
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("hello"),
+  );
+  try {
+    return await fn(server.addr.port);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+// CommonJS, and a write right after connect(): http.get sends its request at once.
+const HTTP_GET_CJS = `
+const out = process.argv[process.argv.length - 1];
+const port = Number(process.argv[process.argv.length - 2]);
+require("http").get("http://svc.test:" + port + "/", (res) => {
+  let body = "";
+  res.on("data", (chunk) => body += chunk);
+  res.on("end", () => require("fs").writeFileSync(out, JSON.stringify({ body })));
+}).on("error", (error) => {
+  require("fs").writeFileSync(out, JSON.stringify({ error: error.code }));
+  process.exit(0);
+});
+`;
+
+Deno.test("runSocksify() socksifies `node -e` that writes right after connect (CommonJS)", async () => {
+  await using server = startTestSocksServer({ hosts: { "svc.test": "127.0.0.1" } });
+  const result = await withHttp((port) =>
+    socksified(["node", "-e", HTTP_GET_CJS, String(port)], `socks5://127.0.0.1:${server.port}`)
+  );
+  assert.deepEqual(result, { body: "hello" });
+  assert.deepEqual(server.requests.map((r) => [r.atyp, r.host]), [["name", "svc.test"]]);
+});
+
+// A CommonJS file: writes before `connect` arrive in order, and a refusal is an `error` with
+// Node's code and no `connect` before it, as for a direct connection.
+const NET_CJS = `
+const net = require("net");
+const fs = require("fs");
+const [port, out] = process.argv.slice(2);
+const socket = net.connect({ host: "svc.test", port: Number(port) });
+socket.write("a");
+socket.write("b");
+socket.once("data", (data) => {
+  socket.destroy();
+  let connected = false;
+  const refused = net.connect({ host: "refused.test", port: 80 });
+  refused.write("x");
+  refused.on("connect", () => connected = true);
+  refused.on("error", (error) => {
+    fs.writeFileSync(out, JSON.stringify({ echo: String(data), code: error.code, connected }));
+    process.exit(0);
+  });
+});
+socket.on("error", (error) => {
+  fs.writeFileSync(out, JSON.stringify({ error: error.code }));
+  process.exit(0);
+});
+`;
+
+Deno.test("runSocksify() socksifies a CommonJS file: queued writes, Node's errors", async () => {
+  await using server = startTestSocksServer({
+    hosts: { "svc.test": "127.0.0.1" },
+    forceReply: { "refused.test": 5 },
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/app.cjs`, NET_CJS);
+    const result = await withEcho((port) =>
+      socksified(["node", `${dir}/app.cjs`, String(port)], `socks5://127.0.0.1:${server.port}`)
+    );
+    assert.deepEqual(result, { echo: "ab", code: "ECONNREFUSED", connected: false });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
