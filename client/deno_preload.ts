@@ -22,7 +22,7 @@ import { connectVia } from "./connect.ts";
 import { installNodePatches } from "./node_patches.ts";
 import { loadPreloadConfig, type PreloadConfig } from "./preload_config.ts";
 import type { Route } from "./socks_lib.ts";
-import { startSocksFront, targetHost } from "./socks_front.ts";
+import { type SocksFront, startSocksFront, targetHost } from "./socks_front.ts";
 
 const installed = Symbol.for("dualgate.denoPatches");
 
@@ -158,7 +158,7 @@ export function installDenoSocksify(config: PreloadConfig): void {
   installNodePatches({ policy, gateways, connectTimeoutMs });
 
   // --- fetch / WebSocket: a loopback SOCKS5 front for Deno's own HTTP client ---------------------
-  let front;
+  let front: SocksFront;
   try {
     front = startSocksFront({
       unref: true,
