@@ -339,6 +339,7 @@ export function installNodePatches(options: NodePatchOptions): void {
           waiter(upstream);
         } else {
           ready.set(key, upstream);
+          this.once("close", () => ready.get(key) === upstream && ready.delete(key));
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } =

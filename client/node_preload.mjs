@@ -940,6 +940,7 @@ function installNodePatches(options) {
           waiter(upstream);
         } else {
           ready.set(key, upstream);
+          this.once("close", () => ready.get(key) === upstream && ready.delete(key));
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } = connectOptions;

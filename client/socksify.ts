@@ -273,8 +273,25 @@ export async function runSocksify(options: SocksifyOptions): Promise<number> {
       stderr: stdio,
       ...(options.signal ? { signal: options.signal } : {}),
     }).spawn();
-    const status = await child.status;
-    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    // A signal to the launcher goes to the program, and the launcher stays until the program has
+    // exited, so the temporary directory (the preloads) is removed.
+    const forwards = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => {
+      const forward = () => {
+        try {
+          child.kill(signal);
+        } catch {
+          // already exited
+        }
+      };
+      Deno.addSignalListener(signal, forward);
+      return [signal, forward] as const;
+    });
+    try {
+      const status = await child.status;
+      return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    } finally {
+      for (const [signal, forward] of forwards) Deno.removeSignalListener(signal, forward);
+    }
   } finally {
     if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     await front.close();
