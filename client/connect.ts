@@ -1,17 +1,18 @@
 /**
  * Dialing through a list of gateways: CONNECT, BIND and UDP ASSOCIATE over Deno sockets.
  *
- * Gateways are tried in order, each with a connect timeout; a transport failure (refused,
- * unreachable, timeout, malformed answer) moves on to the next one, while a SOCKS reply error is
- * the gateway's answer about the destination and is thrown as is (REP kept end to end).
+ * Gateways are tried in order ({@linkcode tryAlternatives}), each with a connect timeout and a
+ * 3 s bound on the greeting; a transport failure (refused, unreachable, timeout, silence,
+ * malformed answer) moves on to the next one, while a SOCKS reply error is the gateway's answer
+ * about the destination and is thrown as is (REP kept end to end).
  *
  * @module
  */
 
 import { formatIp } from "../net/address.ts";
 import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
-import { SocksReplyError } from "../socks5/errors.ts";
 import { Command, type SocksTarget } from "../socks5/types.ts";
+import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 
@@ -22,6 +23,11 @@ export interface ConnectViaOptions {
    * @default {10000}
    */
   readonly connectTimeoutMs?: number;
+  /**
+   * Time a gateway may take to answer the greeting (and RFC 1929) before the next one is
+   * tried, in milliseconds. @default {NEGOTIATION_TIMEOUT_MS} (3000)
+   */
+  readonly negotiationTimeoutMs?: number;
   /** Aborts the whole attempt. @default {undefined} */
   readonly signal?: AbortSignal;
   /**
@@ -59,45 +65,30 @@ async function handshakeVia(
     throw new TypeError(`Cannot connect to ${formatTarget(target)}: no gateway is configured`);
   }
   const dial = options.dial ?? Deno.connect;
-  const errors: unknown[] = [];
-  for (const attempt of attempts) {
-    const gateway = attempt.gateway;
-    options.signal?.throwIfAborted();
-    const timeout = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
-    const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
-    let conn: Deno.TcpConn | undefined;
+  return await tryAlternatives(attempts, async ({ gateway }, signal) => {
+    const conn = await dial({ hostname: gateway.hostname, port: gateway.port, signal });
     try {
-      conn = await dial({ hostname: gateway.hostname, port: gateway.port, signal });
-      const handshakeOptions = gateway.credentials
-        ? { credentials: gateway.credentials, signal }
-        : { signal };
-      const { bound } = await socksHandshake(conn, { command, target }, handshakeOptions);
-      attempt.succeeded();
+      const { bound } = await socksHandshake(conn, { command, target }, {
+        signal,
+        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
+        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
+      });
       return { conn, bound, gateway };
     } catch (error) {
       try {
-        conn?.close();
+        conn.close();
       } catch {
         // already closed
       }
-      if (error instanceof SocksReplyError) {
-        attempt.succeeded(); // the gateway answered: REP is about the destination
-        throw new SocksReplyError(
-          error.reply,
-          `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}: ${error.message}`,
-          { cause: error },
-        );
-      }
-      options.signal?.throwIfAborted();
-      attempt.failed();
-      errors.push(error);
+      throw error;
     }
-  }
-  const reasons = errors.map((e) => e instanceof Error ? e.message : String(e)).join("; ");
-  throw new AggregateError(
-    errors,
-    `Cannot connect to ${formatTarget(target)}: no gateway answered (${reasons})`,
-  );
+  }, {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    describe: ({ gateway }) =>
+      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 /**
@@ -117,7 +108,7 @@ async function handshakeVia(
  * ```
  *
  * @throws {SocksReplyError} with the gateway's REP (4 for a name it cannot resolve, 5 refused…).
- * @throws {AggregateError} when no gateway could be reached.
+ * @throws {AlternativesFailedError} (an `AggregateError`) when no gateway could be reached.
  */
 export function connectVia(
   gateways: Gateways,

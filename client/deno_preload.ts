@@ -15,21 +15,14 @@
  * @module
  */
 
-import { formatIp, parseIp } from "../net/address.ts";
-import {
-  encodeMethodSelection,
-  encodeReply,
-  readGreeting,
-  readRequest,
-  ZERO_TARGET,
-} from "../socks5/codec.ts";
+import { formatIp } from "../net/address.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
-import { ExactReader } from "../socks5/exact_reader.ts";
-import { AuthMethod, Command, Reply } from "../socks5/types.ts";
+import { Reply } from "../socks5/types.ts";
 import { connectVia } from "./connect.ts";
 import { installNodePatches } from "./node_patches.ts";
 import { loadPreloadConfig, type PreloadConfig } from "./preload_config.ts";
 import type { Route } from "./socks_lib.ts";
+import { type SocksFront, startSocksFront, targetHost } from "./socks_front.ts";
 
 const installed = Symbol.for("dualgate.denoPatches");
 
@@ -165,87 +158,32 @@ export function installDenoSocksify(config: PreloadConfig): void {
   installNodePatches({ policy, gateways, connectTimeoutMs });
 
   // --- fetch / WebSocket: a loopback SOCKS5 front for Deno's own HTTP client ---------------------
-  let listener: Deno.TcpListener;
+  let front: SocksFront;
   try {
-    listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    front = startSocksFront({
+      unref: true,
+      connect: async (target) => {
+        const host = targetHost(target);
+        const route = policy.route(host);
+        if (route.kind === "direct") {
+          return await originalConnect({ hostname: host, port: target.port });
+        }
+        const { conn, release } = await delegatedConnect(route, target.port);
+        releaseOnClose(conn, release, registry);
+        return conn;
+      },
+    });
   } catch {
     return; // no permission to listen: fetch then escapes (documented)
   }
-  listener.unref();
-  const front = `socks5h://127.0.0.1:${listener.addr.port}`;
   const noProxy = ["localhost", "127.0.0.1", "::1", ...(config.bypass ?? [])]
     .map((entry) => entry.startsWith("*.") ? entry.slice(1) : entry).join(",");
   try {
     for (const name of ["ALL_PROXY", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy"]) {
-      Deno.env.set(name, front);
+      Deno.env.set(name, front.url);
     }
     Deno.env.set("NO_PROXY", noProxy);
   } catch {
     // no env permission: fetch escapes (documented)
-  }
-  (async () => {
-    for await (const client of listener) {
-      client.unref();
-      serveFront(client).catch(() => {}).finally(() => {
-        try {
-          client.close();
-        } catch {
-          // already closed
-        }
-      });
-    }
-  })().catch(() => {});
-
-  async function serveFront(client: Deno.TcpConn): Promise<void> {
-    const reader = new ExactReader(client);
-    const greeting = await readGreeting(reader);
-    if (!greeting.methods.includes(AuthMethod.NoAuthentication)) {
-      await client.write(encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await client.write(encodeMethodSelection(AuthMethod.NoAuthentication));
-    const request = await readRequest(reader);
-    const fail = (reply: number) => client.write(encodeReply({ reply, bound: ZERO_TARGET }));
-    if (request.command !== Command.Connect) return void await fail(Reply.CommandNotSupported);
-    const a = request.target.address;
-    const host = a.family === "name" ? a.name : formatIp(a);
-    let upstream: Deno.TcpConn;
-    try {
-      const route = policy.route(host);
-      if (route.kind === "direct") {
-        upstream = await originalConnect({ hostname: host, port: request.target.port });
-      } else {
-        const { conn, release } = await delegatedConnect(route, request.target.port);
-        upstream = conn;
-        releaseOnClose(upstream, release, registry);
-      }
-    } catch (error) {
-      const reply = error instanceof SocksReplyError
-        ? error.reply
-        : error instanceof Deno.errors.ConnectionRefused
-        ? Reply.ConnectionRefused
-        : Reply.GeneralFailure;
-      await fail(reply);
-      return;
-    }
-    try {
-      upstream.unref();
-      const local = upstream.localAddr;
-      await client.write(
-        encodeReply({ reply: 0, bound: { address: parseIp(local.hostname)!, port: local.port } }),
-      );
-      const early = reader.takeBuffered();
-      if (early.length > 0) await upstream.write(early);
-      await Promise.allSettled([
-        client.readable.pipeTo(upstream.writable),
-        upstream.readable.pipeTo(client.writable),
-      ]);
-    } finally {
-      try {
-        upstream.close();
-      } catch {
-        // pipeTo closed it
-      }
-    }
   }
 }

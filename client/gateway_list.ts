@@ -1,13 +1,14 @@
 /**
  * A list of gateways with a selection strategy, shared by every connection of a process:
  * `failover` (in order), `round-robin` or `random`, with failed gateways skipped for a while.
- * The same selector the gateway uses for a chained hop's alternatives.
+ * The same selector the gateway uses for a chained hop's alternatives; connections try the
+ * gateways with {@linkcode tryAlternatives} (`alternatives.ts`).
  *
  * @module
  */
 
-import type { HopStrategy } from "../gateway/config/types.ts";
-import { HopSelector } from "../gateway/upstream/selector.ts";
+import type { Alternative } from "./alternatives.ts";
+import { HopSelector, type HopStrategy } from "./selector.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 
 /** Options of {@linkcode GatewayList}. */
@@ -21,13 +22,9 @@ export interface GatewayListOptions {
 }
 
 /** One try of one gateway within a connection attempt. */
-export interface GatewayAttempt {
+export interface GatewayAttempt extends Alternative {
   /** The gateway to try. */
   readonly gateway: GatewayEndpoint;
-  /** The gateway could not be reached (transport or authentication failure). */
-  failed(): void;
-  /** The gateway answered. */
-  succeeded(): void;
 }
 
 /** Gateways and the state of their selection. */
@@ -67,10 +64,10 @@ export class GatewayList {
 
   /** The gateways one connection attempt tries, in order. */
   attempts(): GatewayAttempt[] {
-    return this.#selector.order().map((index) => ({
-      gateway: this.endpoints[index]!,
-      failed: () => this.#selector.fail(index),
-      succeeded: () => this.#selector.succeed(index),
+    return this.#selector.attempts().map((attempt) => ({
+      gateway: this.endpoints[attempt.index]!,
+      failed: attempt.failed,
+      succeeded: attempt.succeeded,
     }));
   }
 }

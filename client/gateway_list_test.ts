@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { connectVia } from "./connect.ts";
 import { GatewayList } from "./gateway_list.ts";
+import { connectViaNode } from "./node_patches.ts";
 import { parseGatewayUrl } from "./gateway_url.ts";
 import { startTestSocksServer } from "./_test_socks_server.ts";
 
@@ -57,4 +58,66 @@ Deno.test("connectVia() spreads connections over gateways round-robin and skips 
   assert.ok(!used.includes(deadPort));
   target.close();
   await accepting;
+});
+
+/** Accepts TCP connections and never says a word (holds them until disposed). */
+function silentGateway() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const done = (async () => {
+    for await (const conn of listener) held.push(conn);
+  })();
+  return {
+    url: `socks5://127.0.0.1:${listener.addr.port}`,
+    accepted: () => held.length,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await done;
+      for (const conn of held) conn.close();
+    },
+  };
+}
+
+// The connect timeout is far longer than the test's own abort: only the negotiation bound can get
+// past the silent gateway before the abort.
+const FOREVER_MS = 600_000;
+
+Deno.test("connectVia() gives up on a silent gateway after the negotiation bound and marks it", async () => {
+  await using silent = silentGateway();
+  await using server = startTestSocksServer({ hosts: { "svc.test": "127.0.0.1" } });
+  const list = new GatewayList(
+    [silent.url, `socks5://127.0.0.1:${server.port}`].map(parseGatewayUrl),
+  );
+  const { conn, gateway } = await connectVia(list, {
+    address: { family: "name", name: "svc.test" },
+    port: server.port,
+  }, {
+    negotiationTimeoutMs: 50,
+    connectTimeoutMs: FOREVER_MS,
+    signal: AbortSignal.timeout(30_000),
+  });
+  conn.close();
+  assert.equal(gateway.port, server.port);
+  assert.equal(silent.accepted(), 1);
+  assert.equal(list.attempts()[0]!.gateway.port, server.port, "the silent gateway is marked");
+});
+
+Deno.test("connectViaNode() (node:net) gives up on a silent gateway after the negotiation bound", async () => {
+  await using silent = silentGateway();
+  await using server = startTestSocksServer({ hosts: { "svc.test": "127.0.0.1" } });
+  const list = new GatewayList(
+    [silent.url, `socks5://127.0.0.1:${server.port}`].map(parseGatewayUrl),
+  );
+  const abort = AbortSignal.timeout(30_000);
+  const socket = await Promise.race([
+    connectViaNode(list, {
+      address: { family: "name", name: "svc.test" },
+      port: server.port,
+    }, { negotiationTimeoutMs: 50, connectTimeoutMs: FOREVER_MS, signal: abort }),
+    new Promise<never>((_, reject) => abort.addEventListener("abort", () => reject(abort.reason))),
+  ]);
+  socket.destroy();
+  assert.equal(silent.accepted(), 1);
+  assert.equal(list.attempts()[0]!.gateway.port, server.port, "the silent gateway is marked");
+  assert.deepEqual(server.requests.map((r) => r.host), ["svc.test"]);
 });

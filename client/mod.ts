@@ -39,6 +39,13 @@
  */
 
 export {
+  type Alternative,
+  AlternativesFailedError,
+  NEGOTIATION_TIMEOUT_MS,
+  tryAlternatives,
+  type TryAlternativesOptions,
+} from "./alternatives.ts";
+export {
   associateUdpVia,
   bindVia,
   connectVia,
@@ -65,5 +72,7 @@ export {
   type SocksPolicyOptions,
   UnknownFakeAddressError,
 } from "./socks_lib.ts";
+export { HopSelector, type HopSelectorOptions, type HopStrategy } from "./selector.ts";
+export { type SocksFront, type SocksFrontOptions, startSocksFront } from "./socks_front.ts";
 export { runSocksify, type SocksifyOptions } from "./socksify.ts";
 export { SocksReplyError } from "../socks5/errors.ts";

@@ -5,15 +5,19 @@
  * - `dns.lookup`, `dns.promises.lookup`, `dns.resolve4/6` and their promise forms answer fake
  *   addresses from the delegation table (named ESM imports follow in Node through
  *   `syncBuiltinESMExports`).
- * - `net.Socket.prototype.connect` sends a delegated connection to an in-process loopback relay
- *   instead; the relay finds the destination by the socket's source port and does the SOCKS
- *   handshake on a socket of its own. A handshake inside the application's socket would be
- *   wrapped by TLS and raced by writes queued before `connect`. This covers `net`, `tls`, `http`,
- *   `https` and Node's built-in `fetch` (undici dials through `net`/`tls`).
+ * - `net.Socket.prototype.connect` on a delegated destination first does the SOCKS handshake on a
+ *   socket of its own (the gateways tried in turn, {@linkcode tryAlternatives}); meanwhile the
+ *   application's socket is `connecting`, so its writes queue as Node's own do. Once the gateway
+ *   has answered, the application's socket connects to an in-process loopback relay, which pairs
+ *   it with the gateway connection by its source port; `connect` fires then and the queued writes
+ *   flush in order. A refusal is an `error` (code `ECONNREFUSED`, `ENOTFOUND`, …, from the REP)
+ *   with no `connect`, as for a direct connection. A handshake inside the application's socket
+ *   would be wrapped by TLS. This covers `net`, `tls`, `http`, `https` and Node's built-in
+ *   `fetch` (undici dials through `net`/`tls`).
  * - `remoteAddress`/`remotePort` of such a socket report the fake address and the real port.
  *
- * What the price is: `connect` fires before the gateway has answered; a refusal then arrives as
- * an `error` (code `ECONNREFUSED`, `ENOTFOUND`, …, from the REP) right after `connect`.
+ * Installing the patches is synchronous (only the relay's listen completes later, and sockets
+ * wait for it), so a program that connects on its first line is covered.
  *
  * @module
  */
@@ -26,6 +30,8 @@ import { formatIp } from "../net/address.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
+import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
+import { formatTarget } from "./connect.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
@@ -134,46 +140,44 @@ function dialOnce(gateway: GatewayEndpoint, signal: AbortSignal): Promise<net.So
 }
 
 /**
- * Opens a CONNECT through the first gateway that answers, with `node:net` sockets.
+ * Opens a CONNECT through the first gateway that answers, with `node:net` sockets (the same
+ * {@linkcode tryAlternatives} loop and 3 s greeting bound as {@linkcode connectVia}).
  *
  * @throws {SocksReplyError} with the gateway's REP.
- * @throws {AggregateError} when no gateway could be reached.
+ * @throws {AlternativesFailedError} when no gateway could be reached.
  */
-export async function connectViaNode(
+export function connectViaNode(
   gateways: Gateways,
   target: SocksTarget,
-  options: { readonly connectTimeoutMs?: number } = {},
+  options: {
+    readonly connectTimeoutMs?: number;
+    readonly negotiationTimeoutMs?: number;
+    readonly signal?: AbortSignal;
+  } = {},
 ): Promise<net.Socket> {
-  const errors: unknown[] = [];
-  for (const attempt of gatewayAttempts(gateways)) {
-    const gateway = attempt.gateway;
-    const signal = AbortSignal.timeout(options.connectTimeoutMs ?? 10_000);
-    let socket: net.Socket | undefined;
+  return tryAlternatives(gatewayAttempts(gateways), async ({ gateway }, signal) => {
+    const socket = await dialOnce(gateway, signal);
+    const source = new SocketSource(socket);
     try {
-      socket = await dialOnce(gateway, signal);
-      const source = new SocketSource(socket);
-      try {
-        await socksHandshake(source, { command: 1, target }, {
-          signal,
-          ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
-        });
-      } finally {
-        source.detach();
-      }
-      attempt.succeeded();
-      return socket;
+      await socksHandshake(source, { command: 1, target }, {
+        signal,
+        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
+        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
+      });
     } catch (error) {
-      socket?.destroy();
-      if (error instanceof SocksReplyError) {
-        attempt.succeeded(); // the gateway answered: REP is about the destination
-        throw error;
-      }
-      attempt.failed();
-      errors.push(error);
+      source.detach();
+      socket.destroy();
+      throw error;
     }
-  }
-  const reasons = errors.map((e) => e instanceof Error ? e.message : String(e)).join("; ");
-  throw new AggregateError(errors, `Cannot connect: no gateway answered (${reasons})`);
+    source.detach();
+    return socket;
+  }, {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    describe: ({ gateway }) =>
+      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
 }
 
 const REPLY_CODES: Record<number, string> = {
@@ -201,11 +205,6 @@ function nodeError(error: unknown, target: SocksTarget): Error {
   });
 }
 
-interface Pending {
-  readonly target: SocksTarget;
-  readonly socket: net.Socket;
-}
-
 /**
  * Patches `node:dns` and `node:net` in this process. Idempotent.
  *
@@ -229,36 +228,31 @@ export function installNodePatches(options: NodePatchOptions): void {
   const timeout = options.connectTimeoutMs ?? 10_000;
 
   // --- the loopback relay ---------------------------------------------------------------------
-  const pending = new Map<number, Pending>();
-  const waiters = new Map<number, (entry: Pending) => void>();
+  // An application socket connects here once its gateway connection is ready; the relay pairs
+  // them by the application socket's source port and copies bytes both ways.
+  const ready = new Map<number, net.Socket>();
+  const waiters = new Map<number, (upstream: net.Socket) => void>();
   let relayPort = 0;
   const relay = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (inbound) => {
     inbound.unref();
     inbound.on("error", () => inbound.destroy());
     const key = inbound.remotePort ?? 0;
-    const found = pending.get(key);
-    const ready = found ? Promise.resolve(found) : new Promise<Pending | undefined>((resolve) => {
-      const timer = setTimeout(() => {
-        waiters.delete(key);
-        resolve(undefined);
-      }, 5000);
-      waiters.set(key, (entry) => {
-        clearTimeout(timer);
-        resolve(entry);
+    const found = ready.get(key);
+    const paired = found
+      ? Promise.resolve(found)
+      : new Promise<net.Socket | undefined>((resolve) => {
+        const timer = setTimeout(() => {
+          waiters.delete(key);
+          resolve(undefined);
+        }, 5000);
+        waiters.set(key, (upstream) => {
+          clearTimeout(timer);
+          resolve(upstream);
+        });
       });
-    });
-    ready.then(async (entry) => {
-      if (!entry) return inbound.destroy();
-      pending.delete(key);
-      let upstream: net.Socket;
-      try {
-        upstream = await connectViaNode(gateways, entry.target, { connectTimeoutMs: timeout });
-      } catch (error) {
-        entry.socket.destroy(nodeError(error, entry.target));
-        inbound.destroy();
-        return;
-      }
-      upstream.unref();
+    paired.then((upstream) => {
+      if (!upstream) return inbound.destroy();
+      ready.delete(key);
       upstream.on("error", () => inbound.destroy());
       inbound.on("error", () => upstream.destroy());
       upstream.on("close", () => inbound.destroy());
@@ -277,11 +271,12 @@ export function installNodePatches(options: NodePatchOptions): void {
   });
 
   // --- net.Socket.prototype.connect ----------------------------------------------------------
+  type AppSocket = net.Socket & { [BYPASS]?: boolean; connecting: boolean };
   const proto = net.Socket.prototype as unknown as {
-    connect: (this: net.Socket & { [BYPASS]?: boolean }, ...args: unknown[]) => net.Socket;
+    connect: (this: AppSocket, ...args: unknown[]) => net.Socket;
   };
   const originalConnect = proto.connect;
-  proto.connect = function (this: net.Socket & { [BYPASS]?: boolean }, ...args: unknown[]) {
+  proto.connect = function (this: AppSocket, ...args: unknown[]) {
     if (this[BYPASS]) return originalConnect.apply(this, args);
     let connectOptions: AnyOptions;
     let callback: Callback | undefined;
@@ -320,24 +315,40 @@ export function installNodePatches(options: NodePatchOptions): void {
       remotePort: { get: () => port, configurable: true },
       remoteFamily: { get: () => route.peer.family === 4 ? "IPv4" : "IPv6", configurable: true },
     });
-    const entry: Pending = { target: { address: route.target, port }, socket: this };
-    const go = () => {
+    const target: SocksTarget = { address: route.target, port };
+    // As Node's own sockets: connecting from here on, so writes queue (in order) until
+    // `connect`, which fires only once the gateway has answered; a failure is an `error` with
+    // no `connect` before it.
+    this.connecting = true;
+    const abort = new AbortController();
+    const onEarlyClose = () => abort.abort(new Error("Cannot connect: the socket was closed"));
+    this.once("close", onEarlyClose);
+    Promise.all([
+      connectViaNode(gateways, target, { connectTimeoutMs: timeout, signal: abort.signal }),
+      relayReady,
+    ]).then(([upstream]) => {
+      this.off("close", onEarlyClose);
+      if (this.destroyed) return void upstream.destroy();
+      upstream.unref();
+      this.once("close", () => upstream.destroy());
       this.prependOnceListener("connect", () => {
         const key = this.localPort ?? 0;
         const waiter = waiters.get(key);
         if (waiter) {
           waiters.delete(key);
-          waiter(entry);
+          waiter(upstream);
         } else {
-          pending.set(key, entry);
+          ready.set(key, upstream);
+          this.once("close", () => ready.get(key) === upstream && ready.delete(key));
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } =
         connectOptions;
       originalConnect.call(this, { ...rest, host: "127.0.0.1", port: relayPort }, callback);
-    };
-    if (relayPort) go();
-    else relayReady.then(go);
+    }, (error) => {
+      this.off("close", onEarlyClose);
+      if (!this.destroyed) this.destroy(nodeError(error, target));
+    });
     return this;
   };
 

@@ -464,7 +464,71 @@ async function readOneReply(reader, source) {
   return reply.bound;
 }
 
-// gateway/upstream/selector.ts
+// client/alternatives.ts
+var NEGOTIATION_TIMEOUT_MS = 3e3;
+var AlternativeUnreachableError = class extends Error {
+  /** Wraps `cause`. */
+  constructor(cause) {
+    super(messageOf(cause), {
+      cause
+    });
+    this.name = "AlternativeUnreachableError";
+  }
+};
+var AlternativesFailedError = class extends AggregateError {
+  /** The last failure (`undefined` when there was no alternative to try). */
+  lastError;
+  /** Creates the error from the failures, in the order tried. */
+  constructor(errors, message) {
+    super(errors, message, errors.length > 0 ? {
+      cause: errors.at(-1)
+    } : void 0);
+    this.name = "AlternativesFailedError";
+    this.lastError = errors.at(-1);
+  }
+};
+function messageOf(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+async function tryAlternatives(alternatives, attempt, options) {
+  const { signal } = options;
+  const errors = [];
+  for (const alternative of alternatives) {
+    signal?.throwIfAborted();
+    const bounds = [
+      ...signal ? [
+        signal
+      ] : [],
+      ...options.attemptTimeoutMs !== void 0 ? [
+        AbortSignal.timeout(options.attemptTimeoutMs)
+      ] : []
+    ];
+    const attemptSignal = bounds.length > 0 ? AbortSignal.any(bounds) : new AbortController().signal;
+    try {
+      const result = await attempt(alternative, attemptSignal);
+      alternative.succeeded();
+      return result;
+    } catch (error) {
+      if (options.passThrough?.(error)) throw error;
+      if (error instanceof SocksReplyError) {
+        alternative.succeeded();
+        throw new SocksReplyError(error.reply, `${options.describe(alternative)}: ${error.message}`, {
+          cause: error
+        });
+      }
+      if (signal?.aborted) throw signal.reason;
+      const failure2 = error instanceof AlternativeUnreachableError ? error.cause : error;
+      alternative.failed();
+      options.onFailed?.(alternative, failure2);
+      errors.push(failure2);
+    }
+  }
+  const reasons = errors.map(messageOf).join("; ");
+  const failure = options.failure ?? "Cannot connect: no gateway answered";
+  throw new AlternativesFailedError(errors, errors.length > 0 ? `${failure} (${reasons})` : `${failure} (no gateway is configured)`);
+}
+
+// client/selector.ts
 var HopSelector = class {
   #count;
   #strategy;
@@ -517,6 +581,14 @@ var HopSelector = class {
       ...healthy,
       ...down
     ];
+  }
+  /** {@linkcode order}, as attempts that report their outcome back to this selector. */
+  attempts() {
+    return this.order().map((index) => ({
+      index,
+      failed: () => this.fail(index),
+      succeeded: () => this.succeed(index)
+    }));
   }
   /** True while alternative `index` is marked down. */
   isDown(index) {
@@ -580,10 +652,10 @@ var GatewayList = class {
   }
   /** The gateways one connection attempt tries, in order. */
   attempts() {
-    return this.#selector.order().map((index) => ({
-      gateway: this.endpoints[index],
-      failed: () => this.#selector.fail(index),
-      succeeded: () => this.#selector.succeed(index)
+    return this.#selector.attempts().map((attempt) => ({
+      gateway: this.endpoints[attempt.index],
+      failed: attempt.failed,
+      succeeded: attempt.succeeded
     }));
   }
 };
@@ -596,6 +668,13 @@ function gatewayAttempts(gateways) {
     succeeded() {
     }
   }));
+}
+
+// client/connect.ts
+function formatTarget(target) {
+  const a = target.address;
+  if (a.family === "name") return `${a.name}:${target.port}`;
+  return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
 
 // client/node_patches.ts
@@ -684,42 +763,36 @@ function dialOnce(gateway, signal) {
     });
   });
 }
-async function connectViaNode(gateways, target, options = {}) {
-  const errors = [];
-  for (const attempt of gatewayAttempts(gateways)) {
-    const gateway = attempt.gateway;
-    const signal = AbortSignal.timeout(options.connectTimeoutMs ?? 1e4);
-    let socket;
+function connectViaNode(gateways, target, options = {}) {
+  return tryAlternatives(gatewayAttempts(gateways), async ({ gateway }, signal) => {
+    const socket = await dialOnce(gateway, signal);
+    const source = new SocketSource(socket);
     try {
-      socket = await dialOnce(gateway, signal);
-      const source = new SocketSource(socket);
-      try {
-        await socksHandshake(source, {
-          command: 1,
-          target
-        }, {
-          signal,
-          ...gateway.credentials ? {
-            credentials: gateway.credentials
-          } : {}
-        });
-      } finally {
-        source.detach();
-      }
-      attempt.succeeded();
-      return socket;
+      await socksHandshake(source, {
+        command: 1,
+        target
+      }, {
+        signal,
+        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
+        ...gateway.credentials ? {
+          credentials: gateway.credentials
+        } : {}
+      });
     } catch (error) {
-      socket?.destroy();
-      if (error instanceof SocksReplyError) {
-        attempt.succeeded();
-        throw error;
-      }
-      attempt.failed();
-      errors.push(error);
+      source.detach();
+      socket.destroy();
+      throw error;
     }
-  }
-  const reasons = errors.map((e) => e instanceof Error ? e.message : String(e)).join("; ");
-  throw new AggregateError(errors, `Cannot connect: no gateway answered (${reasons})`);
+    source.detach();
+    return socket;
+  }, {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
+    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...options.signal ? {
+      signal: options.signal
+    } : {}
+  });
 }
 var REPLY_CODES = {
   2: "EACCES",
@@ -746,7 +819,7 @@ function installNodePatches(options) {
   global[installed] = true;
   const { policy, gateways } = options;
   const timeout = options.connectTimeoutMs ?? 1e4;
-  const pending = /* @__PURE__ */ new Map();
+  const ready = /* @__PURE__ */ new Map();
   const waiters = /* @__PURE__ */ new Map();
   let relayPort = 0;
   const relay = net.createServer({
@@ -756,31 +829,20 @@ function installNodePatches(options) {
     inbound.unref();
     inbound.on("error", () => inbound.destroy());
     const key = inbound.remotePort ?? 0;
-    const found = pending.get(key);
-    const ready = found ? Promise.resolve(found) : new Promise((resolve) => {
+    const found = ready.get(key);
+    const paired = found ? Promise.resolve(found) : new Promise((resolve) => {
       const timer = setTimeout(() => {
         waiters.delete(key);
         resolve(void 0);
       }, 5e3);
-      waiters.set(key, (entry) => {
+      waiters.set(key, (upstream) => {
         clearTimeout(timer);
-        resolve(entry);
+        resolve(upstream);
       });
     });
-    ready.then(async (entry) => {
-      if (!entry) return inbound.destroy();
-      pending.delete(key);
-      let upstream;
-      try {
-        upstream = await connectViaNode(gateways, entry.target, {
-          connectTimeoutMs: timeout
-        });
-      } catch (error) {
-        entry.socket.destroy(nodeError(error, entry.target));
-        inbound.destroy();
-        return;
-      }
-      upstream.unref();
+    paired.then((upstream) => {
+      if (!upstream) return inbound.destroy();
+      ready.delete(key);
       upstream.on("error", () => inbound.destroy());
       inbound.on("error", () => upstream.destroy());
       upstream.on("close", () => inbound.destroy());
@@ -851,22 +913,34 @@ function installNodePatches(options) {
         configurable: true
       }
     });
-    const entry = {
-      target: {
-        address: route.target,
-        port
-      },
-      socket: this
+    const target = {
+      address: route.target,
+      port
     };
-    const go = () => {
+    this.connecting = true;
+    const abort = new AbortController();
+    const onEarlyClose = () => abort.abort(new Error("Cannot connect: the socket was closed"));
+    this.once("close", onEarlyClose);
+    Promise.all([
+      connectViaNode(gateways, target, {
+        connectTimeoutMs: timeout,
+        signal: abort.signal
+      }),
+      relayReady
+    ]).then(([upstream]) => {
+      this.off("close", onEarlyClose);
+      if (this.destroyed) return void upstream.destroy();
+      upstream.unref();
+      this.once("close", () => upstream.destroy());
       this.prependOnceListener("connect", () => {
         const key = this.localPort ?? 0;
         const waiter = waiters.get(key);
         if (waiter) {
           waiters.delete(key);
-          waiter(entry);
+          waiter(upstream);
         } else {
-          pending.set(key, entry);
+          ready.set(key, upstream);
+          this.once("close", () => ready.get(key) === upstream && ready.delete(key));
         }
       });
       const { lookup: _l, family: _f, localAddress: _a, localPort: _p, path: _path, ...rest } = connectOptions;
@@ -875,9 +949,10 @@ function installNodePatches(options) {
         host: "127.0.0.1",
         port: relayPort
       }, callback);
-    };
-    if (relayPort) go();
-    else relayReady.then(go);
+    }, (error) => {
+      this.off("close", onEarlyClose);
+      if (!this.destroyed) this.destroy(nodeError(error, target));
+    });
     return this;
   };
   const familyOf = (options2) => {

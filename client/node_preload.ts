@@ -1,7 +1,7 @@
 /**
  * The Node `--import` preload, source of the bundled `node_preload.mjs` (Node 20 runs no
- * TypeScript; rebuild with `deno bundle --platform=node client/node_preload.ts -o
- * client/node_preload.mjs`, checked by `node_preload_test.ts`). It reads its configuration from
+ * TypeScript; rebuild with `deno run -A client/_build_node_preload.ts`, checked by
+ * `socksify_test.ts`). It reads its configuration from
  * the `DUALGATE_SOCKSIFY` environment variable (JSON, see {@linkcode PreloadConfig}) and patches
  * `node:dns` and `node:net`. Without the variable it does nothing.
  *

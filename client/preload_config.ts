@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { HopStrategy } from "../gateway/config/types.ts";
+import type { HopStrategy } from "./selector.ts";
 import { GatewayList } from "./gateway_list.ts";
 import { parseGatewayUrl } from "./gateway_url.ts";
 import { SocksPolicy } from "./socks_lib.ts";

@@ -2,15 +2,19 @@
  * The `socksify` launcher: runs an unmodified program with the Socks Lib.
  *
  * - Deno programs: a `deno` wrapper placed first in `PATH` adds `--preload` (a generated module
- *   that installs `deno_preload.ts`) to `deno run|serve|test|eval`, so `deno task …` and Deno
- *   subprocesses are covered too.
- * - Node programs: `NODE_OPTIONS=--import node_preload.mjs` plus the configuration in
+ *   that installs the bundled `deno_preload.mjs`) to `deno run|serve|test|eval`, so `deno task …`
+ *   and Deno subprocesses are covered too.
+ * - Node programs: `NODE_OPTIONS=--import=node_preload.mjs` plus the configuration in
  *   `DUALGATE_SOCKSIFY` (inherited by every Node subprocess).
+ * - Both preloads are bundles embedded in this module as text (so a `deno compile` executable
+ *   carries them), written to a temporary directory that is removed when the program exits.
  * - Anything else: `proxychains4 -q -f GENERATED.conf` with remote DNS (`proxy_dns`), the
  *   gateways under `[ProxyList]` (one per connection: `dynamic_chain` skips dead ones for
  *   failover, `round_robin_chain`/`random_chain` with `chain_len = 1` balance) and the gateways themselves as
  *   `localnet` (reached directly).
- * - Always: `ALL_PROXY=socks5h://FIRST-GATEWAY` for programs with SOCKS support of their own, and
+ * - Always: `ALL_PROXY=socks5h://127.0.0.1:PORT`, a loopback SOCKS5 front in this process that
+ *   opens connections through the gateway list (`socks_front.ts`), for programs with SOCKS
+ *   support of their own (many mishandle a bracketed IPv6 gateway address), and
  *   `DENO_NO_UPDATE_CHECK=1`.
  *
  * @module
@@ -18,10 +22,16 @@
 
 import { networkInterfaces } from "node:os";
 import { basename, join } from "node:path";
-import type { HopStrategy } from "../gateway/config/types.ts";
+import { pathToFileURL } from "node:url";
 import { parseIp } from "../net/address.ts";
+import { connectVia } from "./connect.ts";
+import DENO_PRELOAD from "./deno_preload.mjs" with { type: "text" };
+import { GatewayList } from "./gateway_list.ts";
 import { formatGatewayUrl, type GatewayEndpoint, parseGatewayUrl } from "./gateway_url.ts";
+import NODE_PRELOAD from "./node_preload.mjs" with { type: "text" };
 import { CONFIG_ENV, type PreloadConfig } from "./preload_config.ts";
+import type { HopStrategy } from "./selector.ts";
+import { startSocksFront } from "./socks_front.ts";
 
 /** Options of {@linkcode runSocksify}. */
 export interface SocksifyOptions {
@@ -178,16 +188,31 @@ export async function runSocksify(options: SocksifyOptions): Promise<number> {
     ...(options.strategy ? { strategy: options.strategy } : {}),
   };
   const path = Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-  const dir = await Deno.makeTempDir({ prefix: "dualgate-socksify-" });
+  const list = new GatewayList(gateways, options.strategy ? { strategy: options.strategy } : {});
+  const connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+  // Programs with SOCKS support of their own get a loopback front: 127.0.0.1 is an address every
+  // client understands (a bracketed IPv6 gateway is not), and the front fails over between the
+  // gateways. Gateway credentials are not lent to every local user: the front gets its own.
+  const frontCredentials = gateways.some((g) => g.credentials)
+    ? { username: "socksify", password: crypto.randomUUID() }
+    : undefined;
+  const front = startSocksFront({
+    connect: async (target) => (await connectVia(list, target, { connectTimeoutMs })).conn,
+    ...(frontCredentials ? { credentials: frontCredentials } : {}),
+  });
+  let dir: string | undefined;
   try {
+    dir = await Deno.makeTempDir({ prefix: "dualgate-socksify-" });
+    // The preloads are part of this program (text imports, so also in a compiled executable),
+    // written to the temporary directory for the child.
+    await Deno.writeTextFile(join(dir, "deno_preload.mjs"), DENO_PRELOAD);
+    await Deno.writeTextFile(join(dir, "node_preload.mjs"), NODE_PRELOAD);
     // Deno: a generated preload (the configuration travels in the module, so the program needs
     // no --allow-env) and a `deno` wrapper first in PATH.
-    const preload = join(dir, "preload.ts");
+    const preload = join(dir, "preload.mjs");
     await Deno.writeTextFile(
       preload,
-      `import { installDenoSocksify } from ${
-        JSON.stringify(import.meta.resolve("./deno_preload.ts"))
-      };\n` +
+      `import { installDenoSocksify } from "./deno_preload.mjs";\n` +
         `installDenoSocksify(${JSON.stringify(config)});\n`,
     );
     const realDeno = kind === "deno" && program.includes("/")
@@ -204,16 +229,15 @@ export async function runSocksify(options: SocksifyOptions): Promise<number> {
     );
     await Deno.chmod(wrapper, 0o755);
 
-    const nodePreload = new URL("./node_preload.mjs", import.meta.url).href;
-    const nodeOptions = [Deno.env.get("NODE_OPTIONS"), `--import ${nodePreload}`]
+    const nodePreload = pathToFileURL(join(dir, "node_preload.mjs")).href;
+    const nodeOptions = [Deno.env.get("NODE_OPTIONS"), `--import=${nodePreload}`]
       .filter(Boolean).join(" ");
-    const first = gateways[0]!;
     const env: Record<string, string> = {
       PATH: `${dir}:${path}`,
       NODE_OPTIONS: nodeOptions,
       [CONFIG_ENV]: JSON.stringify(config),
-      ALL_PROXY: formatGatewayUrl(first, "socks5h"),
-      all_proxy: formatGatewayUrl(first, "socks5h"),
+      ALL_PROXY: front.url,
+      all_proxy: front.url,
       NO_PROXY: ["localhost", "127.0.0.1", "::1", ...(options.bypass ?? [])].join(","),
       DENO_NO_UPDATE_CHECK: "1",
       ...options.env,
@@ -249,10 +273,28 @@ export async function runSocksify(options: SocksifyOptions): Promise<number> {
       stderr: stdio,
       ...(options.signal ? { signal: options.signal } : {}),
     }).spawn();
-    const status = await child.status;
-    return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    // A signal to the launcher goes to the program, and the launcher stays until the program has
+    // exited, so the temporary directory (the preloads) is removed.
+    const forwards = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => {
+      const forward = () => {
+        try {
+          child.kill(signal);
+        } catch {
+          // already exited
+        }
+      };
+      Deno.addSignalListener(signal, forward);
+      return [signal, forward] as const;
+    });
+    try {
+      const status = await child.status;
+      return status.signal ? 128 + signalNumber(status.signal) : status.code;
+    } finally {
+      for (const [signal, forward] of forwards) Deno.removeSignalListener(signal, forward);
+    }
   } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (dir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await front.close();
   }
 }
 

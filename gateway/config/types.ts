@@ -8,6 +8,7 @@
 import type { IpAddress, IpEndpoint } from "../../net/address.ts";
 import type { Cidr } from "../../net/cidr.ts";
 import type { TranslatorConfig } from "../../translators/types.ts";
+import type { HopStrategy } from "../../client/selector.ts";
 
 /** Address-family preference for names with both A and AAAA records. */
 export type FamilyPreference = "happy-eyeballs" | "ipv6" | "ipv4" | "ipv6-only" | "ipv4-only";
@@ -166,8 +167,8 @@ export interface HopEndpoint {
   readonly label: string;
 }
 
-/** How a hop picks among its alternatives. */
-export type HopStrategy = "failover" | "round-robin" | "random";
+/** How a hop picks among its alternatives (defined with the selector, in the Socks Lib). */
+export type { HopStrategy };
 
 /** One hop of a chain: one or more alternative gateways. */
 export interface HopConfig {

@@ -9,9 +9,11 @@
  * - A name is forwarded unresolved (only the last gateway resolves it); a literal, also one sent
  *   as a name, is forwarded as an address. The hop's own address may be a name: whoever dials the
  *   hop resolves it (this gateway for the first hop, the previous hop for later ones).
- * - Failing to reach an alternative (refused, unreachable, timeout, closed, malformed answer, or
- *   the alternative refusing our credentials) marks it in the selector, and the next alternative
- *   is tried before any reply reaches the client, within the request's signal.
+ * - Failing to reach an alternative (refused, unreachable, timeout, closed, malformed answer, no
+ *   answer to the greeting within 3 s, or the alternative refusing our credentials) marks it in
+ *   the selector, and the next alternative is tried before any reply reaches the client, within
+ *   the request's signal. The loop is the Socks Lib's `tryAlternatives` (`client/alternatives.ts`),
+ *   shared with `socksify` and the library's gateway lists.
  * - A reply code from a reachable alternative about the target (REP 2, 4, 5, ...) is the
  *   destination's answer: passed through with its code, no retry, no mark.
  * - When every alternative fails, the hop throws {@linkcode HopUnavailableError}; hops above
@@ -28,17 +30,16 @@ import { Command, Reply, type ReplyCode, type SocksTarget } from "../../socks5/t
 import type { HopConfig, HopEndpoint } from "../config/types.ts";
 import { logger } from "../observe/log.ts";
 import { replyForError } from "../reply_codes.ts";
-import { HopSelector, type HopSelectorOptions } from "./selector.ts";
+import {
+  AlternativesFailedError,
+  AlternativeUnreachableError,
+  NEGOTIATION_TIMEOUT_MS,
+  tryAlternatives,
+} from "../../client/alternatives.ts";
+import { HopSelector, type HopSelectorOptions } from "../../client/selector.ts";
 import type { Dialed, Dialer, DialRequest } from "./types.ts";
 
 const log = logger("upstream");
-
-/**
- * How long a hop alternative may take to answer the greeting and RFC 1929: a live gateway does
- * so at once, so one that accepts the connection and then stays silent is skipped well before
- * the connect timeout runs out.
- */
-const HOP_NEGOTIATION_TIMEOUT_MS = 3000;
 
 /**
  * Every alternative of a hop failed. Carries the REP of the last failure (5 when the last
@@ -115,66 +116,61 @@ export class SocksHopDialer implements Dialer {
     if (!allowed) {
       throw new SocksReplyError(Reply.NotAllowedByRuleset, "Cannot connect: denied by rules");
     }
-    let lastError: unknown;
-    for (const index of this.#selector.order()) {
-      signal.throwIfAborted();
-      const endpoint = this.#hop.alternatives[index]!;
-      let below: Dialed;
-      try {
+    try {
+      return await tryAlternatives(this.#selector.attempts(), async ({ index }, signal) => {
+        const endpoint = this.#hop.alternatives[index]!;
         // The hop itself is configuration, not the client's destination: rules do not apply.
-        below = await this.#below.dial({
+        const below = await this.#below.dial({
           target: this.#targets[index]!,
           signal,
           permit: () => true,
+        }).catch((error) => {
+          // Not reaching the alternative is its failure, even as a REP from a lower hop.
+          throw error instanceof HopUnavailableError
+            ? error
+            : new AlternativeUnreachableError(error);
         });
-      } catch (error) {
-        if (error instanceof HopUnavailableError || signal.aborted) throw error;
-        lastError = error;
-        this.#failed(index, endpoint, error);
-        continue;
-      }
-      try {
-        const { bound } = await socksHandshake(
-          below.conn,
-          { command: Command.Connect, target },
-          {
-            signal,
-            negotiationTimeoutMs: HOP_NEGOTIATION_TIMEOUT_MS,
-            ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
-          },
-        );
-        this.#selector.succeed(index);
-        const local = boundEndpoint(bound) ?? below.local;
-        return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
-      } catch (error) {
         try {
-          below.conn.close();
-        } catch { /* closed */ }
-        if (error instanceof SocksReplyError) {
-          // The alternative is up and answered about the target: the destination's answer.
-          this.#selector.succeed(index);
-          throw new SocksReplyError(
-            error.reply,
-            `Cannot connect through ${endpoint.label}: ${error.message}`,
-            { cause: error },
+          const { bound } = await socksHandshake(
+            below.conn,
+            { command: Command.Connect, target },
+            {
+              signal,
+              negotiationTimeoutMs: NEGOTIATION_TIMEOUT_MS,
+              ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
+            },
           );
+          const local = boundEndpoint(bound) ?? below.local;
+          return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
+        } catch (error) {
+          try {
+            below.conn.close();
+          } catch { /* closed */ }
+          throw error;
         }
-        if (signal.aborted) throw signal.reason;
-        lastError = error;
-        this.#failed(index, endpoint, error);
-      }
+      }, {
+        signal,
+        describe: ({ index }) => `Cannot connect through ${this.#hop.alternatives[index]!.label}`,
+        failure: `Cannot reach any gateway of hop ${this.#labels()}`,
+        // A lower hop whose alternatives all failed: ours were never tried.
+        passThrough: (error) => error instanceof HopUnavailableError,
+        onFailed: ({ index }, error) => this.#failed(index, error),
+      });
+    } catch (error) {
+      if (!(error instanceof AlternativesFailedError)) throw error;
+      // A refused login or a malformed answer maps to REP 1; a refused connect stays 5.
+      const last = error.lastError;
+      const reply = last === undefined ? Reply.GeneralFailure : replyForError(last);
+      throw new HopUnavailableError(
+        reply,
+        `Cannot reach any gateway of hop ${this.#labels()}: ${messageOf(last)}`,
+        { cause: last },
+      );
     }
-    // A refused login or a malformed answer maps to REP 1; a refused connect stays 5.
-    const reply = lastError === undefined ? Reply.GeneralFailure : replyForError(lastError);
-    throw new HopUnavailableError(
-      reply,
-      `Cannot reach any gateway of hop ${this.#labels()}: ${messageOf(lastError)}`,
-      { cause: lastError },
-    );
   }
 
-  #failed(index: number, endpoint: HopEndpoint, error: unknown): void {
-    this.#selector.fail(index);
+  #failed(index: number, error: unknown): void {
+    const endpoint = this.#hop.alternatives[index]!;
     log.warn("hop {hop} failed: {reason}{marked}", {
       hop: endpoint.label,
       reason: messageOf(error),

@@ -55,13 +55,45 @@ http.get("http://" + name + ":" + port + "/hello.txt", (res) => {
   res.on("end", () => console.log(JSON.stringify({ body, peer })));
 }).on("error", (error) => { console.error(error); process.exit(1); });
 `,
+  // An unmodified CommonJS program that writes right after connect(), as \`node -e\` or a file.
+  "get.cjs": `
+const [name, port] = process.argv.slice(-2);
+require("http").get("http://" + name + ":" + port + "/hello.txt", (res) => {
+  let body = "";
+  res.on("data", (chunk) => body += chunk);
+  res.on("end", () => console.log(JSON.stringify({ body })));
+}).on("error", (error) => { console.error(error); process.exit(1); });
+`,
+  // A program that only follows the exported ALL_PROXY (Deno's own fetch, no preload).
+  "fetch_env.ts": `
+const [name, port] = Deno.args;
+const response = await fetch("http://" + name + ":" + port + "/hello.txt");
+const proxy = Deno.env.get("ALL_PROXY").replace(/:\\d+$/, ":PORT");
+console.log(JSON.stringify({ body: await response.text(), proxy }));
+`,
+  // Accepts TCP connections and never answers (a hung gateway).
+  "silent.ts": `
+const listener = Deno.listen({ hostname: "::", port: Number(Deno.args[0]) });
+console.log("listening");
+const held = [];
+for await (const conn of listener) held.push(conn);
+`,
+  // Runs the program as is, in place of proxychains4 (-q -f CONF PROGRAM ARGS...).
+  "no-proxychains": '#!/bin/sh\nshift 3\nexec "$@"\n',
   // The launcher, as main.ts socksify will call it.
   "socksify.ts": `
 import { runSocksify } from ${JSON.stringify(new URL(`file://${SOCKSIFY}`).href)};
 const sep = Deno.args.indexOf("--");
 const gateways = Deno.args.slice(0, sep);
 const env = Deno.env.get("ONLY_PROXYCHAINS") ? { ALL_PROXY: "", all_proxy: "" } : {};
-Deno.exit(await runSocksify({ gateways, command: Deno.args.slice(sep + 1), connectTimeoutMs: 5000, env }));
+const proxychains = Deno.env.get("SOCKSIFY_PROXYCHAINS");
+Deno.exit(await runSocksify({
+  gateways,
+  command: Deno.args.slice(sep + 1),
+  connectTimeoutMs: 5000,
+  env,
+  ...(proxychains ? { proxychains } : {}),
+}));
 `,
 };
 
@@ -86,14 +118,14 @@ async function socksify(
   topo: Topology,
   dir: string,
   client: HostName,
-  gateway: string,
+  gateway: string | readonly string[],
   command: readonly string[],
   env: Record<string, string> = {},
 ): Promise<Record<string, string>> {
   const r = await topo.run(
     client,
     Deno.execPath(),
-    ["run", "--no-config", "-A", `${dir}/socksify.ts`, gateway, "--", ...command],
+    ["run", "--no-config", "-A", `${dir}/socksify.ts`, ...[gateway].flat(), "--", ...command],
     { cwd: dir, timeoutMs: 60_000, env: { NO_COLOR: "1", ...env } },
   );
   assert.equal(r.code, 0, `${command.join(" ")} on ${client}: ${r.stdout}\n${r.stderr}`);
@@ -120,6 +152,7 @@ e2eTest(
           text,
         );
       }
+      await Deno.chmod(`${dir}/no-proxychains`, 0o755);
       await using _http4 = await startHttpServer(topo, "server4", { directory: dir });
       await using _http6 = await startHttpServer(topo, "server6", { directory: dir });
       // SOCKSIFY_E2E_GATEWAY=microsocks isolates the Socks Lib from the gateway when debugging.
@@ -171,6 +204,36 @@ e2eTest(
           assert.equal(out.body, BODY);
           assert.ok(out.peer?.startsWith(fakePrefix), `remoteAddress ${out.peer} is not a fake`);
         });
+        await t.step(`${client}: node -e 'require("http").get(...)' (CommonJS)`, async () => {
+          const script = await Deno.readTextFile(`${dir}/get.cjs`);
+          const out = await socksify(topo, dir, client, gw, ["node", "-e", script, name, "8080"]);
+          assert.equal(out.body, BODY);
+        });
+        await t.step(`${client}: node get.cjs (a CommonJS file)`, async () => {
+          const out = await socksify(topo, dir, client, gw, [
+            "node",
+            `${dir}/get.cjs`,
+            name,
+            "8080",
+          ]);
+          assert.equal(out.body, BODY);
+        });
+        await t.step(
+          `${client}: a program following the exported ALL_PROXY (Deno fetch)`,
+          async () => {
+            // Through sh and no proxychains4: nothing but the exported environment is involved.
+            const script = `exec "$0" run --no-config -A "$1" "$2" "$3"`;
+            const out = await socksify(
+              topo,
+              dir,
+              client,
+              gw,
+              ["sh", "-c", script, Deno.execPath(), `${dir}/fetch_env.ts`, name, "8080"],
+              { SOCKSIFY_PROXYCHAINS: `${dir}/no-proxychains` },
+            );
+            assert.deepEqual(out, { body: BODY, proxy: "socks5h://127.0.0.1:PORT" });
+          },
+        );
         const curl = ["curl", "-sS", "--max-time", "20", `http://${name}:8080/hello.txt`];
         await t.step(`${client}: native curl with the exported ALL_PROXY`, async () => {
           assert.equal((await socksify(topo, dir, client, gw, curl)).body, BODY);
@@ -181,6 +244,31 @@ e2eTest(
           assert.equal(out.body, BODY);
         });
       }
+
+      await t.step("a silent first gateway is skipped after the negotiation bound", async () => {
+        await using silent = topo.spawn("gateway", Deno.execPath(), [
+          "run",
+          "--no-config",
+          "-A",
+          `${dir}/silent.ts`,
+          "1082",
+        ]);
+        await silent.waitForTcp(topo.addresses.gateway.v4, 1082, { timeoutMs: 30_000 });
+        const { client, name } = CASES[0]!;
+        const gateways = [gatewayUrl(topo, client, 1082), gatewayUrl(topo, client)];
+        const node = await socksify(topo, dir, client, gateways, [
+          "node",
+          `${dir}/get.cjs`,
+          name,
+          "8080",
+        ]);
+        assert.equal(node.body, BODY);
+        const curl = ["curl", "-sS", "--max-time", "20", `http://${name}:8080/hello.txt`];
+        const out = await socksify(topo, dir, client, gateways, curl, {
+          SOCKSIFY_PROXYCHAINS: `${dir}/no-proxychains`,
+        });
+        assert.equal(out.body, BODY);
+      });
 
       await t.step("the name, not an address, reaches the gateway", async () => {
         const hosts = [

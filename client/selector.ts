@@ -1,5 +1,6 @@
 /**
- * Picks among a hop's alternatives and remembers which ones failed.
+ * Picks among alternatives (a gateway hop's, or the Socks Lib's gateway list) and remembers which
+ * ones failed.
  *
  * An alternative that fails `maxFails` times in a row is marked down for `failTimeoutMs` and
  * skipped while healthy ones remain; a success clears its count. When every alternative is
@@ -9,7 +10,8 @@
  * @module
  */
 
-import type { HopStrategy } from "../config/types.ts";
+/** How a connection picks among alternatives. */
+export type HopStrategy = "failover" | "round-robin" | "random";
 
 /** Options of {@linkcode HopSelector}. */
 export interface HopSelectorOptions {
@@ -23,6 +25,16 @@ export interface HopSelectorOptions {
   now?: () => number;
   /** Uniform random numbers in [0, 1) for `random`. @default Math.random */
   random?: () => number;
+}
+
+/** One alternative of one connection attempt, as {@linkcode HopSelector.attempts} hands it out. */
+export interface SelectorAttempt {
+  /** The alternative's index. */
+  readonly index: number;
+  /** Records a transport or authentication failure (see {@linkcode HopSelector.fail}). */
+  failed(): void;
+  /** Records that the alternative answered (see {@linkcode HopSelector.succeed}). */
+  succeeded(): void;
 }
 
 /** Failure-aware selection among `count` alternatives (indices `0..count-1`). */
@@ -75,6 +87,15 @@ export class HopSelector {
     }
     down.sort((a, b) => this.#downUntil[a]! - this.#downUntil[b]!);
     return [...healthy, ...down];
+  }
+
+  /** {@linkcode order}, as attempts that report their outcome back to this selector. */
+  attempts(): SelectorAttempt[] {
+    return this.order().map((index) => ({
+      index,
+      failed: () => this.fail(index),
+      succeeded: () => this.succeed(index),
+    }));
   }
 
   /** True while alternative `index` is marked down. */
