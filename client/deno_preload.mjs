@@ -100,7 +100,9 @@ function unmapIpv4(address) {
 var Command = {
   Connect: 1,
   Bind: 2,
-  UdpAssociate: 3
+  UdpAssociate: 3,
+  Resolve: 240,
+  ResolvePtr: 241
 };
 var AddressType = {
   Ipv4: 1,
@@ -250,10 +252,10 @@ async function readTarget(reader, what) {
       bytes: await reader.readExact(4, what)
     };
   } else if (type === AddressType.Ipv6) {
-    address = {
+    address = unmapIpv4({
       family: 6,
       bytes: await reader.readExact(16, what)
-    };
+    });
   } else if (type === AddressType.DomainName) {
     const length = await reader.readByte(what);
     if (length === 0) {
@@ -1200,15 +1202,24 @@ function parseCidr(text) {
   for (let bit = prefixLength; bit < maxLength; bit++) {
     bytes[bit >> 3] &= ~(128 >> (bit & 7));
   }
+  const network = {
+    family: address.family,
+    bytes
+  };
+  if (address.family === 6 && prefixLength >= 96) {
+    const v4 = unmapIpv4(network);
+    if (v4.family === 4) return {
+      network: v4,
+      prefixLength: prefixLength - 96
+    };
+  }
   return {
-    network: {
-      family: address.family,
-      bytes
-    },
+    network,
     prefixLength
   };
 }
 function cidrContains(cidr, address) {
+  if (address.family === 6 && address.bytes[10] === 255) address = unmapIpv4(address);
   if (cidr.network.family !== address.family) return false;
   const full = cidr.prefixLength >> 3;
   const net2 = cidr.network.bytes, bytes = address.bytes;
@@ -1219,11 +1230,14 @@ function cidrContains(cidr, address) {
   return (net2[full] & mask) === (bytes[full] & mask);
 }
 var HOST_LOCAL_CIDRS = [
+  "0.0.0.0/8",
   "127.0.0.0/8",
-  "0.0.0.0/32",
-  "::1/128",
   "::/128",
-  "::ffff:127.0.0.0/104"
+  "::1/128"
+].map(parseCidr);
+var LOOPBACK_CIDRS = [
+  "127.0.0.0/8",
+  "::1/128"
 ].map(parseCidr);
 
 // client/delegation_table.ts
