@@ -31,6 +31,7 @@ import { logger } from "./observe/log.ts";
 import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
+import { StandIns } from "./stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { createRouter } from "./upstream/router.ts";
 import { createTranslationService } from "./translate.ts";
@@ -145,6 +146,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       record: (record) => services.record(record),
     }),
     resolver,
+    standIns: config.resolver.standIns === "cross-family" ? new StandIns() : null,
     users,
     shutdown: shutdownController.signal,
     isLocalAddress: (endpoint) =>
