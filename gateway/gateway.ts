@@ -146,7 +146,9 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       record: (record) => services.record(record),
     }),
     resolver,
-    standIns: config.resolver.standIns === "cross-family" ? new StandIns() : null,
+    standIns: (config.resolver.standIns ?? "cross-family") === "cross-family"
+      ? new StandIns()
+      : null,
     users,
     shutdown: shutdownController.signal,
     isLocalAddress: (endpoint) =>

@@ -63,9 +63,10 @@ export interface ResolverConfig {
   /**
    * When RESOLVE answers with a stand-in address (gateway/stand_ins.ts): `cross-family` when the
    * name has usable addresses only of the family the client does not speak; `never`.
+   * Optional so that the resolver's callers need not name it; the config schema always sets it.
    * @default "cross-family" ("never" with `workers` above 1)
    */
-  readonly standIns: StandInMode;
+  readonly standIns?: StandInMode;
 }
 
 /** `resolver.stand_ins`: when RESOLVE answers with a stand-in address. */
