@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatIp, parseIp } from "../../net/address.ts";
+import { formatIp, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
 import type { SocksReply, SocksTarget } from "../../socks5/types.ts";
 import {
@@ -201,12 +201,12 @@ const IN_STAND_IN_V6 = /^100::[0-9a-f]+$/;
 /** One request from the gateway's IPv`family` listener, after an optional `prelude` (PROXY). */
 async function request(
   gw: TestGateway,
-  family: 4 | 6,
+  from: 4 | 6 | IpEndpoint,
   command: number,
   target: SocksTarget,
   prelude: Uint8Array = new Uint8Array(0),
 ): Promise<{ reply: SocksReply; conn: Deno.TcpConn; reader: ReturnType<typeof readerOf> }> {
-  const conn = await connectTo(gw.endpoint(family));
+  const conn = await connectTo(typeof from === "number" ? gw.endpoint(from) : from);
   const reader = readerOf(conn);
   await writeAll(conn, Uint8Array.from([...prelude, ...encodeGreeting({ methods: [0] })]));
   assert.equal(await readMethodSelection(reader), 0);
@@ -217,12 +217,12 @@ async function request(
 /** RESOLVE or RESOLVE_PTR from the IPv`family` listener: the reply. */
 async function askFrom(
   gw: TestGateway,
-  family: 4 | 6,
+  from: 4 | 6 | IpEndpoint,
   command: number,
   target: SocksTarget,
   prelude?: Uint8Array,
 ): Promise<SocksReply> {
-  const { reply, conn } = await request(gw, family, command, target, prelude);
+  const { reply, conn } = await request(gw, from, command, target, prelude);
   conn.close();
   return reply;
 }
@@ -408,11 +408,29 @@ ${STAND_IN_HOSTS}    localhost: ["127.0.0.1", "::1"]
 });
 
 Deno.test("RESOLVE stand-in: a client's flood of names evicts its own oldest, not others'", async () => {
-  // Static names that each have only an IPv6 address; 300 is past the 256 a client may hold.
+  // Two IPv4 clients (the same pool): 127.0.0.1 floods, 192.0.2.9 (by a PROXY header) is the
+  // victim. Static names with an IPv6 address only (never dialed here); 300 is past the 256 a
+  // client may hold.
   const flood = 300;
-  const hosts = Array.from({ length: flood }, (_, i) => `    f${i}.test.example: ["::1"]`);
-  await using gw = startTestGateway(`${STAND_IN_HOSTS}${hosts.join("\n")}\n`);
-  const victim = await askFrom(gw, 6, RESOLVE, nameTarget("v4only.test.example"));
+  const hosts = Array.from({ length: flood }, (_, i) => `    f${i}.test.example: ["2001:db8::5"]`);
+  await using gw = startTestGateway(`listen:
+  - "127.0.0.1:0"
+  - { address: "127.0.0.2:0", proxy_protocol: v1 }
+resolver:
+  hosts:
+    victim.test.example: ["2001:db8::5"]
+${hosts.join("\n")}
+`);
+  const viaProxy = gw.gateway.endpoints[1]!;
+  const victimHeader = new TextEncoder().encode("PROXY TCP4 192.0.2.9 127.0.0.2 40000 1080\r\n");
+  const victim = await askFrom(
+    gw,
+    viaProxy,
+    RESOLVE,
+    nameTarget("victim.test.example"),
+    victimHeader,
+  );
+  assert.match(boundText(victim), IN_STAND_IN_V4);
   let first: SocksReply | undefined;
   for (let i = 0; i < flood; i++) {
     const reply = await askFrom(gw, 4, RESOLVE, nameTarget(`f${i}.test.example`));
@@ -420,8 +438,14 @@ Deno.test("RESOLVE stand-in: a client's flood of names evicts its own oldest, no
     first ??= reply;
   }
   // The victim's stand-in still maps back to its name.
-  const ptr = await askFrom(gw, 6, RESOLVE_PTR, { address: victim.bound.address, port: 0 });
-  assert.equal(boundText(ptr), "v4only.test.example");
+  const ptr = await askFrom(
+    gw,
+    viaProxy,
+    RESOLVE_PTR,
+    { address: victim.bound.address, port: 0 },
+    new TextEncoder().encode("PROXY TCP4 192.0.2.9 127.0.0.2 40001 1080\r\n"),
+  );
+  assert.equal(boundText(ptr), "victim.test.example");
   // The flooder's oldest stand-in is gone; its latest maps back.
   assert.equal(
     (await askFrom(gw, 4, RESOLVE_PTR, { address: first!.bound.address, port: 0 })).reply,
