@@ -16,6 +16,11 @@
  * whole range has been used: a stale fake held by a program fails fast instead of reaching
  * another name.
  *
+ * Scopes (the gateway's stand-ins, one scope per client address): an entry belongs to the scope
+ * that asked for it; `resolve` in another scope does not see it, and `maxEntriesPerScope` keeps
+ * one scope from filling the table. The addresses come from one cursor for all scopes, so an
+ * address is never in two entries at once.
+ *
  * @module
  */
 
@@ -46,6 +51,12 @@ export interface DelegationTableOptions {
    */
   readonly maxEntries?: number;
   /**
+   * Most entries kept per scope and family; a scope over it loses its own least recently used
+   * unpinned entry.
+   * @default {maxEntries}
+   */
+  readonly maxEntriesPerScope?: number;
+  /**
    * An unpinned entry unused this long (milliseconds) expires.
    * @default {600000} (10 minutes)
    */
@@ -59,6 +70,9 @@ export interface DelegationTableOptions {
 
 interface Entry {
   readonly name: string;
+  readonly scope: string;
+  /** `scope`, newline, `name`: the key of `byName`. */
+  readonly scoped: string;
   readonly address: IpAddress;
   readonly key: string;
   pins: number;
@@ -171,6 +185,7 @@ export class DelegationTable {
   readonly #pools: { 4: Pool; 6: Pool };
   readonly #ttl: number;
   readonly #now: () => number;
+  readonly #perScope: number;
 
   /**
    * Creates a table.
@@ -191,44 +206,60 @@ export class DelegationTable {
         `Cannot create delegation table: maxEntries ${max} must be a positive integer`,
       );
     }
+    const perScope = options.maxEntriesPerScope ?? max;
+    if (!Number.isInteger(perScope) || perScope < 1) {
+      throw new RangeError(
+        `Cannot create delegation table: maxEntriesPerScope ${perScope} must be a positive integer`,
+      );
+    }
     this.#pools = { 4: new Pool(v4, max), 6: new Pool(v6, max) };
+    this.#perScope = perScope;
     this.#ttl = options.idleTtlMs ?? 600_000;
     this.#now = options.now ?? Date.now;
   }
 
   /**
    * Returns the fake address of `name` in `family`, allocating one if needed (RFC 3089: the fake
-   * is of the caller's own family). Marks the entry used.
+   * is of the caller's own family), in `scope` (default: the one shared scope). Marks the entry
+   * used.
    *
    * @throws {TypeError} when `name` is not a valid domain name.
-   * @throws {RangeError} when every address of the pool is pinned by live connections.
+   * @throws {RangeError} when every address of the pool (or of the scope) is pinned by live
+   *   connections.
    */
-  lookup(name: string, family: 4 | 6): IpAddress {
+  lookup(name: string, family: 4 | 6, scope = ""): IpAddress {
     const key = normalizeName(name);
+    const scoped = `${scope}\n${key}`;
     const pool = this.#pools[family];
     this.#expire(pool);
-    const existing = pool.byName.get(key);
+    const existing = pool.byName.get(scoped);
     if (existing) return this.#touch(pool, existing).address;
+    if (this.#perScope < pool.capacity) this.#limitScope(pool, scope);
     if (pool.byAddress.size >= pool.capacity) this.#evictOne(pool);
     const address = pool.nextFree();
     const entry: Entry = {
       name: key,
+      scope,
+      scoped,
       address,
       key: keyOf(address),
       pins: 0,
       lastUsed: this.#now(),
     };
-    pool.byName.set(key, entry);
+    pool.byName.set(scoped, entry);
     pool.byAddress.set(entry.key, entry);
     return address;
   }
 
-  /** The name behind a fake address, or `undefined` when it is not (or no longer) in the table. */
-  resolve(address: IpAddress): string | undefined {
+  /**
+   * The name behind a fake address in `scope`, or `undefined` when it is not (or no longer) in
+   * the table, or belongs to another scope.
+   */
+  resolve(address: IpAddress, scope = ""): string | undefined {
     const pool = this.#pools[address.family];
     this.#expire(pool);
     const entry = pool.byAddress.get(keyOf(address));
-    return entry ? this.#touch(pool, entry).name : undefined;
+    return entry && entry.scope === scope ? this.#touch(pool, entry).name : undefined;
   }
 
   /** True when `address` lies in one of the fake ranges (whether or not it is in the table). */
@@ -275,7 +306,25 @@ export class DelegationTable {
 
   #remove(pool: Pool, entry: Entry): void {
     pool.byAddress.delete(entry.key);
-    pool.byName.delete(entry.name);
+    pool.byName.delete(entry.scoped);
+  }
+
+  /** Makes room for one more entry of `scope`: drops its least recently used unpinned one. */
+  #limitScope(pool: Pool, scope: string): void {
+    let count = 0;
+    let oldest: Entry | undefined;
+    for (const entry of pool.byAddress.values()) {
+      if (entry.scope !== scope) continue;
+      count++;
+      if (oldest === undefined && entry.pins === 0) oldest = entry;
+    }
+    if (count < this.#perScope) return;
+    if (oldest === undefined) {
+      throw new RangeError(
+        `Cannot delegate name: all ${this.#perScope} IPv${pool.family} fake addresses of the scope are in use by live connections`,
+      );
+    }
+    this.#remove(pool, oldest);
   }
 
   #expire(pool: Pool): void {

@@ -97,3 +97,28 @@ Deno.test("DelegationTable honours configured ranges and rejects bad ones", () =
   tiny.lookup("two.example", 4);
   assert.equal(tiny.size(4), 2);
 });
+
+Deno.test("DelegationTable scopes: an entry is seen only in its own scope", () => {
+  const table = new DelegationTable();
+  const a = table.lookup("v6.dualgate.example", 4, "192.0.2.2");
+  const b = table.lookup("v6.dualgate.example", 4, "192.0.2.3");
+  // One address is never in two entries, even for the same name.
+  assert.notDeepEqual(a, b);
+  assert.equal(table.resolve(a, "192.0.2.2"), "v6.dualgate.example");
+  assert.equal(table.resolve(a, "192.0.2.3"), undefined);
+  assert.equal(table.resolve(a), undefined);
+  assert.equal(table.resolve(b, "192.0.2.3"), "v6.dualgate.example");
+});
+
+Deno.test("DelegationTable maxEntriesPerScope: a scope that floods evicts only its own entries", () => {
+  const table = new DelegationTable({ maxEntries: 100, maxEntriesPerScope: 4 });
+  const victim = table.lookup("victim.example", 4, "victim");
+  for (let i = 0; i < 1000; i++) table.lookup(`n${i}.example`, 4, "flooder");
+  assert.equal(table.size(4), 5);
+  assert.equal(table.resolve(victim, "victim"), "victim.example");
+  assert.equal(
+    table.resolve(table.lookup("n999.example", 4, "flooder"), "flooder"),
+    "n999.example",
+  );
+  assert.throws(() => new DelegationTable({ maxEntriesPerScope: 0 }), RangeError);
+});

@@ -1221,6 +1221,7 @@ var DelegationTable = class {
   #pools;
   #ttl;
   #now;
+  #perScope;
   /**
    * Creates a table.
    *
@@ -1236,45 +1237,60 @@ var DelegationTable = class {
     if (!Number.isInteger(max) || max < 1) {
       throw new RangeError(`Cannot create delegation table: maxEntries ${max} must be a positive integer`);
     }
+    const perScope = options.maxEntriesPerScope ?? max;
+    if (!Number.isInteger(perScope) || perScope < 1) {
+      throw new RangeError(`Cannot create delegation table: maxEntriesPerScope ${perScope} must be a positive integer`);
+    }
     this.#pools = {
       4: new Pool(v4, max),
       6: new Pool(v6, max)
     };
+    this.#perScope = perScope;
     this.#ttl = options.idleTtlMs ?? 6e5;
     this.#now = options.now ?? Date.now;
   }
   /**
    * Returns the fake address of `name` in `family`, allocating one if needed (RFC 3089: the fake
-   * is of the caller's own family). Marks the entry used.
+   * is of the caller's own family), in `scope` (default: the one shared scope). Marks the entry
+   * used.
    *
    * @throws {TypeError} when `name` is not a valid domain name.
-   * @throws {RangeError} when every address of the pool is pinned by live connections.
+   * @throws {RangeError} when every address of the pool (or of the scope) is pinned by live
+   *   connections.
    */
-  lookup(name, family) {
+  lookup(name, family, scope = "") {
     const key = normalizeName(name);
+    const scoped = `${scope}
+${key}`;
     const pool = this.#pools[family];
     this.#expire(pool);
-    const existing = pool.byName.get(key);
+    const existing = pool.byName.get(scoped);
     if (existing) return this.#touch(pool, existing).address;
+    if (this.#perScope < pool.capacity) this.#limitScope(pool, scope);
     if (pool.byAddress.size >= pool.capacity) this.#evictOne(pool);
     const address = pool.nextFree();
     const entry = {
       name: key,
+      scope,
+      scoped,
       address,
       key: keyOf(address),
       pins: 0,
       lastUsed: this.#now()
     };
-    pool.byName.set(key, entry);
+    pool.byName.set(scoped, entry);
     pool.byAddress.set(entry.key, entry);
     return address;
   }
-  /** The name behind a fake address, or `undefined` when it is not (or no longer) in the table. */
-  resolve(address) {
+  /**
+   * The name behind a fake address in `scope`, or `undefined` when it is not (or no longer) in
+   * the table, or belongs to another scope.
+   */
+  resolve(address, scope = "") {
     const pool = this.#pools[address.family];
     this.#expire(pool);
     const entry = pool.byAddress.get(keyOf(address));
-    return entry ? this.#touch(pool, entry).name : void 0;
+    return entry && entry.scope === scope ? this.#touch(pool, entry).name : void 0;
   }
   /** True when `address` lies in one of the fake ranges (whether or not it is in the table). */
   isFake(address) {
@@ -1316,7 +1332,22 @@ var DelegationTable = class {
   }
   #remove(pool, entry) {
     pool.byAddress.delete(entry.key);
-    pool.byName.delete(entry.name);
+    pool.byName.delete(entry.scoped);
+  }
+  /** Makes room for one more entry of `scope`: drops its least recently used unpinned one. */
+  #limitScope(pool, scope) {
+    let count = 0;
+    let oldest;
+    for (const entry of pool.byAddress.values()) {
+      if (entry.scope !== scope) continue;
+      count++;
+      if (oldest === void 0 && entry.pins === 0) oldest = entry;
+    }
+    if (count < this.#perScope) return;
+    if (oldest === void 0) {
+      throw new RangeError(`Cannot delegate name: all ${this.#perScope} IPv${pool.family} fake addresses of the scope are in use by live connections`);
+    }
+    this.#remove(pool, oldest);
   }
   #expire(pool) {
     const deadline = this.#now() - this.#ttl;

@@ -1,10 +1,15 @@
 /**
  * CONNECT: rules -> dial (resolving names here, RFC 3089 §3) -> success reply -> core relay.
  *
+ * A CONNECT to one of the client's stand-in addresses (gateway/stand_ins.ts, given by RESOLVE)
+ * is a CONNECT to the name it stands for: rules, route and dial see the name, and the success
+ * reply's BND is of the client's family. Any other address of the stand-in ranges is REP 4,
+ * never dialed.
+ *
  * @module
  */
 
-import { endpointFromNetAddr } from "../net/address.ts";
+import { endpointFromNetAddr, formatIp } from "../net/address.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { Reply } from "../socks5/types.ts";
 import { relay, transferComplete } from "./relay.ts";
@@ -17,6 +22,7 @@ import {
   ruleSubjectsOf,
 } from "./_request_context.ts";
 import type { RuleVerdict } from "./rules.ts";
+import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import { type Handshaken, type SessionServices, writeAll } from "./session.ts";
 import type { ExpectedOpen } from "./translate.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
@@ -28,9 +34,25 @@ export async function handleConnect(
   services: SessionServices,
 ): Promise<void> {
   const { conn, request, client } = session;
-  const target = request.target;
-  const subject = ruleSubjectsOf(session, "connect");
-  const base = recordBaseOf(session, "connect");
+  const standIn: StandInLookup = services.standIns?.lookup(request.target, client.address) ??
+    { kind: "none" };
+  if (standIn.kind === "unknown") {
+    await rejectRequest(
+      session,
+      services,
+      recordBaseOf(session, "connect"),
+      Reply.HostUnreachable,
+      `Cannot connect to ${
+        formatIp(standIn.address)
+      }: it is in the stand-in ranges but not a stand-in of this client`,
+    );
+    return;
+  }
+  // Through a stand-in, the request is for the name: every check below sees the name.
+  const target = standIn.kind === "name" ? standIn.target : request.target;
+  const subject = ruleSubjectsOf(session, "connect", target);
+  const base = { ...recordBaseOf(session, "connect"), target };
+  const via = standIn.kind === "name" ? `stand-in ${formatIp(standIn.standIn)}, ` : "";
 
   // A data connection a translator announced to this client (FTP passive through SOCKS):
   // opened by the translator instead of rules + route + dial (see gateway/translate.ts).
@@ -66,9 +88,10 @@ export async function handleConnect(
       services,
       { ...base, connectMs },
       reply,
-      reply === Reply.NotAllowedByRuleset && denial !== undefined
-        ? `Cannot connect: ${denialText(denial, services.config.rules !== null)}`
-        : errorText(error),
+      via +
+        (reply === Reply.NotAllowedByRuleset && denial !== undefined
+          ? `Cannot connect: ${denialText(denial, services.config.rules !== null)}`
+          : errorText(error)),
     );
     return;
   }
@@ -79,7 +102,9 @@ export async function handleConnect(
       conn,
       encodeReply({
         reply: Reply.Succeeded,
-        bound: { address: dialed.local.address, port: dialed.local.port },
+        bound: standIn.kind === "name"
+          ? standInBound(session.local.address, client.address, dialed.local.port)
+          : { address: dialed.local.address, port: dialed.local.port },
       }),
     );
   } catch (error) {
@@ -120,9 +145,10 @@ export async function handleConnect(
     reply: Reply.Succeeded,
     bytesUp: result.clientToServer,
     bytesDown: result.serverToClient,
-    reason: result.end === "error"
-      ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
-      : result.end,
+    reason: via +
+      (result.end === "error"
+        ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
+        : result.end),
   });
 }
 

@@ -31,6 +31,7 @@ import { PasswordVerifier } from "./password_verifier.ts";
 import { isTrustedProxy } from "./proxy_trust.ts";
 import { AccessRules } from "./rules.ts";
 import { runSession, type SessionServices } from "./session.ts";
+import { StandIns } from "./stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
@@ -150,6 +151,9 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       record: (record) => services.record(record),
     }),
     resolver,
+    standIns: (config.resolver.standIns ?? "cross-family") === "cross-family"
+      ? new StandIns()
+      : null,
     users,
     shutdown: shutdownController.signal,
     // Only loopback: a client from one of the host's other addresses may be this gateway itself.

@@ -26,6 +26,7 @@ import type { GatewayMetrics } from "./observe/metrics.ts";
 import { readProxyHeader } from "./proxy_protocol.ts";
 import { handleResolve } from "./resolve.ts";
 import type { AccessRules } from "./rules.ts";
+import type { StandIns } from "./stand_ins.ts";
 import { handleUdpAssociate } from "./udp_associate.ts";
 import type { Dialer } from "./upstream/types.ts";
 import type { Router } from "./upstream/router.ts";
@@ -45,6 +46,8 @@ export interface SessionServices {
   readonly translation: TranslationService;
   /** The gateway's resolver (BIND peers and UDP destinations given by name). */
   readonly resolver: Resolver;
+  /** RESOLVE's stand-in addresses, or `null` when `resolver.stand_ins` is `never`. */
+  readonly standIns: StandIns | null;
   /** Users by name. */
   readonly users: ReadonlyMap<string, UserConfig>;
   /** True when a client at this address is on the gateway host (loopback only). */

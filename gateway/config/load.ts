@@ -35,6 +35,7 @@ resolver:
   cache_size: 10000
   max_ttl: 300                   # seconds
   negative_ttl: 30               # seconds
+  # stand_ins: cross-family      # RESOLVE stand-ins; or never (the default with workers > 1)
 # rules: absent => allow all but the safe defaults
 timeouts:                        # seconds
   handshake: 10
@@ -192,6 +193,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       cache_size: config.resolver.cacheSize,
       max_ttl: config.resolver.maxTtlSeconds,
       negative_ttl: config.resolver.negativeTtlSeconds,
+      stand_ins: config.resolver.standIns,
     },
     ...(config.rules !== null && { rules: config.rules.map(normalizeRule) }),
     timeouts: {

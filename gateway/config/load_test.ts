@@ -85,6 +85,7 @@ Deno.test("parseConfig() gives every default for an empty document", () => {
     assert.equal(config.resolver.cacheSize, 10000);
     assert.equal(config.resolver.maxTtlSeconds, 300);
     assert.equal(config.resolver.negativeTtlSeconds, 30);
+    assert.equal(config.resolver.standIns, "cross-family");
     assert.equal(config.rules, null);
     assert.deepEqual(config.timeouts, {
       handshakeMs: 10000,
@@ -153,6 +154,7 @@ log: { level: debug, format: json }
     cacheSize: 0,
     maxTtlSeconds: 60,
     negativeTtlSeconds: 0,
+    standIns: "cross-family",
   });
   const [allow, deny] = config.rules!;
   assert.deepEqual(allow!.from!.map(formatCidr), ["10.0.0.0/8"]);
@@ -609,4 +611,23 @@ Deno.test("parseConfig() names the path of a bad listen[].trusted_proxies", () =
     'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: { a: 1 } }]',
     "listen[0].trusted_proxies[0]",
   );
+});
+
+Deno.test("parseConfig() resolver.stand_ins: validated, and never by default with workers", () => {
+  assertConfigError(
+    "resolver: { stand_ins: always }",
+    "resolver.stand_ins",
+    /cross-family.*never/,
+  );
+  assertConfigError(
+    "workers: 2\nresolver: { stand_ins: cross-family }",
+    "resolver.stand_ins",
+    /needs workers: 1/,
+  );
+  assert.equal(parseConfig("workers: 2").resolver.standIns, "never");
+  assert.equal(
+    parseConfig("workers: 2\nresolver: { stand_ins: never }").resolver.standIns,
+    "never",
+  );
+  assert.equal(parseConfig("resolver: { stand_ins: never }").resolver.standIns, "never");
 });

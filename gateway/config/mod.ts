@@ -5,7 +5,7 @@
  *
  * Accepted keys (all optional): `listen`, `auth.users[]` (`name` with `password` or
  * `password_hash`), `resolver` (`prefer`, `hosts`, `hosts_file`, `servers`, `timeout`,
- * `cache_size`, `max_ttl`, `negative_ttl`), `rules[]` (`action`, `from`, `to`, `ports`,
+ * `cache_size`, `max_ttl`, `negative_ttl`, `stand_ins`), `rules[]` (`action`, `from`, `to`, `ports`,
  * `users`, `commands`), `timeouts` (`handshake`, `connect`, `idle`, `drain`, in seconds),
  * `limits` (`max_connections`, `max_connections_per_client`) and `log` (`level`, `format`).
  * {@linkcode DEFAULT_CONFIG_YAML} spells out every default. In `rules[].to`, `*.example.com`

@@ -35,6 +35,7 @@ import type {
   RouteConfig,
   RuleCommand,
   RuleConfig,
+  StandInMode,
   UserConfig,
 } from "./types.ts";
 
@@ -54,6 +55,7 @@ const FAMILY_PREFERENCES = [
   "ipv6-only",
   "ipv4-only",
 ] as const satisfies readonly FamilyPreference[];
+const STAND_IN_MODES = ["cross-family", "never"] as const satisfies readonly StandInMode[];
 const RULE_COMMANDS = [
   "connect",
   "bind",
@@ -449,6 +451,8 @@ export const configSchema: z.ZodType<Config> = z
         cache_size: nonNegativeInteger.default(10_000),
         max_ttl: nonNegativeInteger.default(300),
         negative_ttl: nonNegativeInteger.default(30),
+        // Default by `workers` (below): the table lives in one isolate.
+        stand_ins: z.enum(STAND_IN_MODES).optional(),
       }),
       rules: many(rule, { empty: "must not be empty; omit it for the defaults" }).optional(),
       timeouts: section({
@@ -489,6 +493,14 @@ export const configSchema: z.ZodType<Config> = z
     }),
   )
   .superRefine((value, ctx) => {
+    if (value.workers > 1 && value.resolver.stand_ins === "cross-family") {
+      ctx.addIssue({
+        code: "custom",
+        message: "cross-family needs workers: 1 — the stand-in table lives in one isolate " +
+          "(a CONNECT may reach another worker than its RESOLVE)",
+        path: ["resolver", "stand_ins"],
+      });
+    }
     if (value.workers > 1 && value.translators.length > 0) {
       ctx.addIssue({
         code: "custom",
@@ -524,6 +536,7 @@ export const configSchema: z.ZodType<Config> = z
       cacheSize: value.resolver.cache_size,
       maxTtlSeconds: value.resolver.max_ttl,
       negativeTtlSeconds: value.resolver.negative_ttl,
+      standIns: value.resolver.stand_ins ?? (value.workers > 1 ? "never" : "cross-family"),
     },
     rules: value.rules ?? null,
     timeouts: {

@@ -67,7 +67,17 @@ export interface ResolverConfig {
   readonly maxTtlSeconds: number;
   /** TTL for negative answers in seconds. @default 30 */
   readonly negativeTtlSeconds: number;
+  /**
+   * When RESOLVE answers with a stand-in address (gateway/stand_ins.ts): `cross-family` when the
+   * name has usable addresses only of the family the client does not speak; `never`.
+   * Optional so that the resolver's callers need not name it; the config schema always sets it.
+   * @default "cross-family" ("never" with `workers` above 1)
+   */
+  readonly standIns?: StandInMode;
 }
+
+/** `resolver.stand_ins`: when RESOLVE answers with a stand-in address. */
+export type StandInMode = "cross-family" | "never";
 
 /** Commands a rule can name (`resolve`: Tor's RESOLVE and RESOLVE_PTR). */
 export type RuleCommand = "connect" | "bind" | "udp" | "resolve";

@@ -11,8 +11,9 @@
  * `nc.openbsd -X 5` as ProxyCommand (against a throwaway sshd), git clone over dumb HTTP with
  * `http.proxy=socks5h://`, headless Chromium with `--proxy-server=socks5://` (it sends names to
  * SOCKS5 proxies; the page hashes the payload itself), torsocks (IPv4 client only, through Tor's
- * RESOLVE command; it takes IPv4 answers only, so it reaches the IPv4 server's name, and a step
- * pins down how it refuses the IPv6-only name), and from npm, run by Node: socks-proxy-agent
+ * RESOLVE command; it takes IPv4 answers only: it reaches the IPv4 server's name with its real
+ * address and the IPv6-only name through dualgate's IPv4 stand-in address, which CONNECT maps
+ * back to the name), and from npm, run by Node: socks-proxy-agent
  * (`socks5h://`) and undici's Socks5ProxyAgent (`socks5://`), pinned in
  * `npm_clients/package-lock.json` and installed with `npm ci` into a temporary directory. Neither
  * Node library accepts an IPv6 literal in the proxy URL (they look up `[2001:db8:1::1]` as a
@@ -131,6 +132,14 @@ async function installNpmClients(dir: string): Promise<void> {
     signal: AbortSignal.timeout(180_000),
   }).output();
   assert.ok(out.success, `npm ci of the npm clients: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** Waits (at most 5 s) for a line matching `pattern` in the gateway's log; asserts it came. */
+async function logged(gateway: SpawnedProcess, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100 && !pattern.test(gateway.stderr); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.match(gateway.stderr, pattern);
 }
 
 function escapeRegExp(text: string): string {
@@ -440,19 +449,29 @@ e2eTest(
           });
 
           await t.step(
-            `${d.client}: torsocks refuses the IPv6 answer for ${d.name} (it resolves IPv4 only)`,
+            `${d.client}: torsocks curl http://${d.name} (RESOLVE answers an IPv4 stand-in)`,
             async () => {
-              // Not a gateway failure: dualgate answers with the name's address, an IPv6 one,
-              // and torsocks 2.4.0 takes 4 bytes only. Crossing to an IPv6-only name from
-              // torsocks would need an IPv4 stand-in address that CONNECT maps back to the name.
+              // torsocks 2.4.0 takes 4-byte RESOLVE answers and 4-byte CONNECT BND addresses
+              // only: dualgate answers the IPv6-only name with a stand-in of 198.18.0.0/15, maps
+              // the CONNECT to it back to the name, and replies with its own IPv4 address.
               const r = await torsocksCurl(d.name, out("torsocks-v6"));
-              assert.notEqual(r.code, 0, `torsocks now reaches ${d.name}: update the README`);
-              assert.match(r.stderr, /Resolve destination buffer too small/, why(r, gateway));
-              assert.match(
-                gateway.stderr,
+              assert.equal(r.code, 0, `torsocks curl\n${why(r, gateway)}`);
+              assert.equal(await sha256File(out("torsocks-v6")), payload.sha256);
+              const standIn = gateway.stderr.match(
                 new RegExp(
                   `resolved ${escapeRegExp(topo.addresses.client4.v4)}:\\d+ user=- resolve ` +
-                    `${escapeRegExp(d.name)}:`,
+                    `${escapeRegExp(d.name)}:\\d+ via (198\\.1[89]\\.\\d+\\.\\d+):0 .*stand-in`,
+                ),
+              );
+              assert.ok(standIn, `no stand-in answer logged\n${why(r, gateway)}`);
+              // The relay's record is written once both ends have closed: wait for it (bounded).
+              await logged(
+                gateway,
+                new RegExp(
+                  `relayed ${escapeRegExp(topo.addresses.client4.v4)}:\\d+ user=- connect ` +
+                    `${escapeRegExp(d.name)}:${HTTP_PORT} via \\[${
+                      escapeRegExp(topo.addresses.server6.v6)
+                    }\\]:${HTTP_PORT} .*stand-in ${escapeRegExp(standIn[1]!)}, `,
                 ),
               );
             },

@@ -7,7 +7,9 @@
  * torsocks asks RESOLVE for IPv4 only (its `tsocks_tor_resolve()` refuses AF_INET6 and takes a
  * 4-byte answer, "Resolve destination buffer too small" otherwise) and opens its RESOLVE
  * connection with an AF_INET socket (so an IPv6 `TorAddress` fails with "Address family not
- * supported"): only the IPv4 client and the IPv4 server's name are exercised here.
+ * supported"): only the IPv4 client is exercised here. It reaches the IPv6-only server's name
+ * through dualgate's IPv4 stand-in address (`resolver.stand_ins`), which CONNECT and
+ * RESOLVE_PTR map back to the name.
  */
 import assert from "node:assert/strict";
 import { startDualgate } from "../helpers/dualgate.ts";
@@ -25,6 +27,7 @@ e2eTest(
     try {
       const file = await createRandomFile(dir, { name: "file.bin", size: 1024 * 1024 });
       await using _http4 = await startHttpServer(topo, "server4", { directory: dir });
+      await using _http6 = await startHttpServer(topo, "server6", { directory: dir });
       await using gateway = await startDualgate(
         topo,
         `listen: ["${a.gateway.v4}:1080", "[${a.gateway.v6}]:1080"]\n`,
@@ -70,6 +73,41 @@ e2eTest(
           );
         });
       }
+
+      await t.step(
+        `client4: torsocks curl fetches the IPv6-only ${NAMES.v6} through an IPv4 stand-in`,
+        async () => {
+          const out = `${dir}/client4-v6.bin`;
+          const r = await torsocks("client4", [
+            "curl",
+            "-sS",
+            "--fail",
+            "--max-time",
+            "30",
+            `http://${NAMES.v6}:8080/${file.name}`,
+            "-o",
+            out,
+          ]);
+          assert.equal(r.code, 0, `curl: ${r.stderr}\ndualgate: ${gateway.stderr}`);
+          assert.equal(await sha256File(out), file.sha256);
+          assert.match(
+            gateway.stderr,
+            new RegExp(
+              `resolved ${a.client4.v4}:\\d+ user=- resolve ${NAMES.v6}:\\d+ ` +
+                `via 198\\.1[89]\\.\\d+\\.\\d+:0 .*\\(stand-in: no usable IPv4 address\\)`,
+            ),
+          );
+          // Under torsocks, the program sees the stand-in; its reverse lookup is the name.
+          const names = await torsocks("client4", [
+            "python3",
+            "-c",
+            `import socket; a = socket.gethostbyname("${NAMES.v6}"); ` +
+            `print(a, socket.gethostbyaddr(a)[0])`,
+          ]);
+          assert.equal(names.code, 0, `python3: ${names.stderr}\ndualgate: ${gateway.stderr}`);
+          assert.match(names.stdout.trim(), new RegExp(`^198\\.1[89]\\.\\d+\\.\\d+ ${NAMES.v6}$`));
+        },
+      );
 
       await t.step(
         "client4: torsocks' gethostbyaddr() gets the gateway's name of an address (PTR)",
