@@ -193,7 +193,8 @@ export class PasswordVerifier {
 
   /** HMAC of the credentials under the per-process key (the password is never kept). */
   #digest(username: string, password: string): string {
-    return createHmac("sha256", this.#hmacKey).update(username).update("\0").update(password)
+    // JSON keeps the pair unambiguous (no "a\0" + "b" = "a" + "\0b").
+    return createHmac("sha256", this.#hmacKey).update(JSON.stringify([username, password]))
       .digest("base64");
   }
 

@@ -226,3 +226,14 @@ Deno.test("PasswordVerifier's recent-success memory is bounded", async () => {
   assert.equal(await verifier.check("alice", "right"), "accepted");
   assert.equal(stats.calls, 3);
 });
+
+Deno.test("PasswordVerifier's recent-success memory keeps the name and the password apart", async () => {
+  const verifier = new PasswordVerifier([
+    { name: "alice", passwordHash: await hashPassword("a\0b", { N: 1024 }) },
+    { name: "alice\0a", passwordHash: await hashPassword("other", { N: 1024 }) },
+  ]);
+  assert.equal(await verifier.check("alice", "a\0b"), "accepted");
+  // The same characters split elsewhere are another user's login, checked in full.
+  assert.equal(await verifier.check("alice\0a", "b"), "rejected");
+  assert.equal(verifier.recentHits, 0);
+});
