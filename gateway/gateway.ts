@@ -20,10 +20,12 @@ import {
 } from "./_fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
+import { clientKey } from "./client_key.ts";
 import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
 import { GatewayHost } from "./host_local.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
+import { checkLogin, type LoginGate } from "./login_gate.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
 import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
@@ -128,7 +130,15 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     passwordStats: passwords,
   });
   const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
-  const clientKeyOf = (client: IpEndpoint) => formatEndpoint({ ...client, port: 0 });
+  // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
+  const clientKeyOf = (client: IpEndpoint) =>
+    clientKey(client.address, config.limits.ipv6ClientPrefix);
+  const loginGate: LoginGate = {
+    limiter: authFailures,
+    check: (username, password, key) => passwords.check(username, password, key),
+    countRejection: (limit) => metrics.limitRejections.inc([limit]),
+    countFailure: () => metrics.authFailures.inc(),
+  };
   let draining = false;
 
   const services: SessionServices = {
@@ -164,23 +174,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       options.onRecord?.(record);
     },
     metrics,
-    authenticate: async (client, username, password, signal) => {
-      const attempt = await authFailures.acquire(clientKeyOf(client), signal);
-      if (!attempt) {
-        if (!signal.aborted) metrics.limitRejections.inc(["auth_failures"]);
-        return "blocked";
-      }
-      let failed = true;
-      try {
-        const verdict = await passwords.check(username, password);
-        failed = verdict === "rejected";
-        if (failed) metrics.authFailures.inc();
-        if (verdict === "busy") metrics.limitRejections.inc(["auth_busy"]);
-        return verdict;
-      } finally {
-        attempt.finish(failed);
-      }
-    },
+    authenticate: (client, username, password, signal) =>
+      checkLogin(loginGate, clientKeyOf(client), username, password, signal),
     refuseAuth: (client) => {
       const refused = authFailures.isBlocked(clientKeyOf(client));
       if (refused) metrics.limitRejections.inc(["auth_failures"]);

@@ -54,7 +54,9 @@ Deno.test("PasswordVerifier caps concurrent scrypt derivations and refuses beyon
   });
   const checks = Array.from(
     { length: 300 },
-    (_, i) => verifier.check(i % 2 ? "alice" : "nobody", i === 299 ? "right" : `wrong${i}`),
+    // Each from its own client key: the global cap, not a key's share, is under test.
+    (_, i) =>
+      verifier.check(i % 2 ? "alice" : "nobody", i === 299 ? "right" : `wrong${i}`, `k${i}`),
   );
   // Beyond 2 running and 5 queued, the other 293 are refused at once, unchecked.
   const busy = await Promise.all(checks.slice(7));
@@ -69,4 +71,169 @@ Deno.test("PasswordVerifier caps concurrent scrypt derivations and refuses beyon
   assert.equal(verifier.slots, 2);
   // Slots are all given back.
   assert.equal(await verifier.check("alice", "right"), "accepted");
+});
+
+/** A derive hook whose derivations each wait for a `release()` (so a test decides the order). */
+function steppedDerive() {
+  const held: (() => void)[] = [];
+  let calls = 0;
+  const derive: DeriveKey = async (password, params, length) => {
+    calls++;
+    await new Promise<void>((resolve) => held.push(resolve));
+    return await scryptDerive(password, params, length);
+  };
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 1));
+  return {
+    derive,
+    get calls() {
+      return calls;
+    },
+    /** Waits (bounded) until `count` derivations are held. */
+    async waitHeld(count: number) {
+      for (let i = 0; i < 5000 && held.length < count; i++) await tick();
+      assert.equal(held.length, count);
+    },
+    /** Lets every held derivation finish. */
+    release() {
+      for (const resolve of held.splice(0)) resolve();
+    },
+    /** Releases derivations one batch at a time until `done` settles (bounded). */
+    async drain(done: Promise<unknown>) {
+      let settled = false;
+      done.finally(() => settled = true);
+      for (let i = 0; i < 5000 && !settled; i++) {
+        this.release();
+        await tick();
+      }
+      assert.ok(settled, "every check settled");
+    },
+  };
+}
+
+Deno.test("PasswordVerifier is fair: a flood from one key does not keep another key's login out", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 2,
+    maxQueued: 32,
+  });
+  // 200 unknown-user logins from one /64, all at once: 1 runs, 2 wait, the rest are busy.
+  const flood = Array.from({ length: 200 }, (_, i) => verifier.check("mallory", `x${i}`, "A"));
+  const floodBusy = await Promise.all(flood.slice(3));
+  assert.ok(floodBusy.every((verdict) => verdict === "busy"));
+  // The legitimate client, another key, is served at once by the free slot.
+  const alice = verifier.check("alice", "right", "B");
+  await slow.waitHeld(2);
+  slow.release();
+  assert.equal(await alice, "accepted");
+  await slow.drain(Promise.all(flood));
+  assert.deepEqual(await Promise.all(flood.slice(0, 3)), ["rejected", "rejected", "rejected"]);
+  assert.equal(slow.calls, 4);
+});
+
+Deno.test("PasswordVerifier is fair when many keys flood: another key still gets a queue place", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 2,
+    maxQueued: 4,
+  });
+  // Two flooding keys take both slots and fill the queue (2 waiting each).
+  const flood = ["A", "B"].flatMap((key) =>
+    Array.from({ length: 10 }, (_, i) => verifier.check("mallory", `${key}${i}`, key))
+  );
+  await slow.waitHeld(2);
+  // A third key gets a queue place: a flooder's newest waiter is displaced (refused busy), and
+  // the next free slot goes to it (round-robin), before the flooders' other waiters.
+  const alice = verifier.check("alice", "right", "C");
+  slow.release();
+  await slow.waitHeld(2);
+  slow.release();
+  assert.equal(await alice, "accepted");
+  await slow.drain(Promise.all(flood));
+  const counted: Record<string, number> = {};
+  for (const verdict of await Promise.all(flood)) counted[verdict] = (counted[verdict] ?? 0) + 1;
+  assert.deepEqual(counted, { rejected: 5, busy: 15 });
+});
+
+Deno.test("PasswordVerifier hands freed slots round-robin over the keys", async () => {
+  const slow = steppedDerive();
+  const order: string[] = [];
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 1,
+  });
+  const checks = ["A", "A", "A", "B", "C"].map((key, i) =>
+    verifier.check("u", `p${i}`, key).then(() => order.push(key))
+  );
+  await slow.drain(Promise.all(checks));
+  assert.deepEqual(order, ["A", "B", "C", "A", "A"]);
+});
+
+Deno.test("PasswordVerifier: same credentials at once share one derivation", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 1,
+    recentTtlMs: 0,
+  });
+  const logins = Array.from({ length: 20 }, () => verifier.check("alice", "right", "A"));
+  const guesses = Array.from({ length: 5 }, () => verifier.check("mallory", "guess", "A"));
+  await slow.drain(Promise.all([...logins, ...guesses]));
+  assert.ok((await Promise.all(logins)).every((verdict) => verdict === "accepted"));
+  assert.ok((await Promise.all(guesses)).every((verdict) => verdict === "rejected"));
+  assert.equal(slow.calls, 2);
+});
+Deno.test("PasswordVerifier remembers recent successes only: a wrong password still costs a derivation", async () => {
+  let now = 0;
+  const { stats, derive } = countingDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive,
+    recentTtlMs: 1000,
+    recentMax: 1,
+    now: () => now,
+  });
+  assert.equal(await verifier.check("alice", "right", "A"), "accepted");
+  assert.equal(stats.calls, 1);
+  // Remembered: another client with the right password skips scrypt, and so the queue.
+  assert.equal(await verifier.check("alice", "right", "B"), "accepted");
+  assert.equal(stats.calls, 1);
+  assert.equal(verifier.recentHits, 1);
+  // Wrong passwords, near misses and other names are checked in full, like before.
+  for (const [user, password] of [["alice", "wrong"], ["alice", "righ"], ["alice", "right "]]) {
+    assert.equal(await verifier.check(user!, password!, "A"), "rejected");
+  }
+  assert.equal(await verifier.check("mallory", "right", "A"), "rejected");
+  assert.equal(stats.calls, 5);
+  // The memory expires.
+  now = 1001;
+  assert.equal(await verifier.check("alice", "right", "A"), "accepted");
+  assert.equal(stats.calls, 6);
+  assert.equal(verifier.recentHits, 1);
+});
+
+Deno.test("PasswordVerifier's recent-success memory is bounded", async () => {
+  const { stats, derive } = countingDerive();
+  const h2 = await hashPassword("two", { N: 1024 });
+  const verifier = new PasswordVerifier(
+    [{ name: "alice", passwordHash: HASH }, { name: "bob", passwordHash: h2 }],
+    { derive, recentMax: 1 },
+  );
+  assert.equal(await verifier.check("alice", "right"), "accepted");
+  assert.equal(await verifier.check("bob", "two"), "accepted"); // evicts alice
+  assert.equal(await verifier.check("bob", "two"), "accepted");
+  assert.equal(stats.calls, 2);
+  assert.equal(await verifier.check("alice", "right"), "accepted");
+  assert.equal(stats.calls, 3);
+});
+
+Deno.test("PasswordVerifier's recent-success memory keeps the name and the password apart", async () => {
+  const verifier = new PasswordVerifier([
+    { name: "alice", passwordHash: await hashPassword("a\0b", { N: 1024 }) },
+    { name: "alice\0a", passwordHash: await hashPassword("other", { N: 1024 }) },
+  ]);
+  assert.equal(await verifier.check("alice", "a\0b"), "accepted");
+  // The same characters split elsewhere are another user's login, checked in full.
+  assert.equal(await verifier.check("alice\0a", "b"), "rejected");
+  assert.equal(verifier.recentHits, 0);
 });

@@ -45,6 +45,8 @@ timeouts:                        # seconds
 limits:
   max_connections: 4096
   max_connections_per_client: 512
+  auth_failures_per_minute: 10
+  ipv6_client_prefix: 64         # an IPv6 client is its /64 for the per-client limits
 udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
@@ -206,6 +208,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       max_connections: config.limits.maxConnections,
       max_connections_per_client: config.limits.maxConnectionsPerClient,
       auth_failures_per_minute: config.limits.authFailuresPerMinute,
+      ipv6_client_prefix: config.limits.ipv6ClientPrefix,
     },
     udp: {
       public_address: formatPerFamily(config.udp.publicAddress),

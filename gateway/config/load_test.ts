@@ -97,6 +97,7 @@ Deno.test("parseConfig() gives every default for an empty document", () => {
       maxConnections: 4096,
       maxConnectionsPerClient: 512,
       authFailuresPerMinute: 10,
+      ipv6ClientPrefix: 64,
     });
     assert.deepEqual(config.log, { level: "info", format: "text" });
   }
@@ -181,6 +182,7 @@ log: { level: debug, format: json }
     maxConnections: 10,
     maxConnectionsPerClient: 2,
     authFailuresPerMinute: 10,
+    ipv6ClientPrefix: 64,
   });
   assert.deepEqual(config.log, { level: "debug", format: "json" });
 });
@@ -281,6 +283,14 @@ Deno.test("parseConfig() errors name their path", () => {
   assertConfigError("timeouts: { idle: 0 }", "timeouts.idle", /greater than 0/);
   assertConfigError("timeouts: { idle: 30000000 }", "timeouts.idle", /at most/);
   assertConfigError("limits: { max_connections: 1.5 }", "limits.max_connections", /integer/);
+  for (const prefix of ["47", "129", "64.5", '"64"']) {
+    assertConfigError(
+      `limits: { ipv6_client_prefix: ${prefix} }`,
+      "limits.ipv6_client_prefix",
+      /48 to 128|number/,
+    );
+  }
+  assert.equal(parseConfig("limits: { ipv6_client_prefix: 56 }").limits.ipv6ClientPrefix, 56);
   assertConfigError("log: { level: verbose }", "log.level");
   assertConfigError("- 1", "", /mapping/);
 });

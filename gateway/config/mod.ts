@@ -7,7 +7,8 @@
  * `password_hash`), `resolver` (`prefer`, `hosts`, `hosts_file`, `servers`, `timeout`,
  * `cache_size`, `max_ttl`, `negative_ttl`, `stand_ins`), `rules[]` (`action`, `from`, `to`, `ports`,
  * `users`, `commands`), `timeouts` (`handshake`, `connect`, `idle`, `drain`, in seconds),
- * `limits` (`max_connections`, `max_connections_per_client`) and `log` (`level`, `format`).
+ * `limits` (`max_connections`, `max_connections_per_client`, `auth_failures_per_minute`,
+ * `ipv6_client_prefix`) and `log` (`level`, `format`).
  * {@linkcode DEFAULT_CONFIG_YAML} spells out every default. In `rules[].to`, `*.example.com`
  * matches any name ending in `.example.com` but not `example.com` itself.
  *

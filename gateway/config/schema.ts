@@ -465,6 +465,10 @@ export const configSchema: z.ZodType<Config> = z
         max_connections: positiveInteger.default(4096),
         max_connections_per_client: positiveInteger.default(512),
         auth_failures_per_minute: positiveInteger.default(10),
+        ipv6_client_prefix: numberWhere(
+          (n) => Number.isSafeInteger(n) && n >= 48 && n <= 128,
+          "must be an integer from 48 to 128",
+        ).default(64),
       }),
       udp: section({
         public_address: perFamily,
@@ -549,6 +553,7 @@ export const configSchema: z.ZodType<Config> = z
       maxConnections: value.limits.max_connections,
       maxConnectionsPerClient: value.limits.max_connections_per_client,
       authFailuresPerMinute: value.limits.auth_failures_per_minute,
+      ipv6ClientPrefix: value.limits.ipv6_client_prefix,
     },
     udp: {
       publicAddress: value.udp.public_address,

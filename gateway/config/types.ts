@@ -124,10 +124,15 @@ export interface TimeoutsConfig {
 export interface LimitsConfig {
   /** Maximum simultaneous client connections. @default 4096 */
   readonly maxConnections: number;
-  /** Maximum simultaneous connections per client address. @default 512 */
+  /** Maximum simultaneous connections per client (see `ipv6ClientPrefix`). @default 512 */
   readonly maxConnectionsPerClient: number;
-  /** Failed RFC 1929 logins allowed per client address per minute before it is refused. @default 10 */
+  /** Failed RFC 1929 logins allowed per client per minute before it is refused. @default 10 */
   readonly authFailuresPerMinute: number;
+  /**
+   * What one client is for the per-client limits: an IPv4 address, or the IPv6 prefix of this
+   * length (48..128) holding the address. @default 64
+   */
+  readonly ipv6ClientPrefix: number;
 }
 
 /** A gateway address per family; either may be absent. */
