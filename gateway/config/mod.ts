@@ -25,7 +25,13 @@
  */
 
 export * from "./types.ts";
-export { ConfigError, formatConfigPath } from "./errors.ts";
+export {
+  ConfigError,
+  type ConfigErrorOptions,
+  type ConfigProblem,
+  formatConfigPath,
+  formatConfigProblem,
+} from "./errors.ts";
 export {
   type ConfigFlags,
   configFromFlags,
