@@ -33,7 +33,7 @@ export const VERSION: string = denoJson.version;
 
 const STRATEGIES = HOP_STRATEGIES.join("|");
 
-/** One subcommand: its synopsis and summary (for the usage), its help (for `--help`) and what it runs. */
+/** A subcommand: synopsis and summary (for the usage), help (`--help`), and what it runs. */
 interface Command {
   readonly synopsis: string;
   readonly summary: string;
@@ -247,7 +247,19 @@ async function hashPasswordCommand(args: string[]): Promise<number> {
 
 /** stdin to its end, one trailing newline dropped; `null` (reported) for more than one line. */
 async function readPasswordFromPipe(): Promise<string | null> {
-  const text = await new Response(Deno.stdin.readable).text();
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    size += chunk.length;
+    // Far more than a password: stop reading rather than buffer a file piped by mistake.
+    if (size > 16 * MAX_PASSWORD_BYTES) {
+      printError(`Cannot hash password: stdin holds more than ${16 * MAX_PASSWORD_BYTES} bytes`);
+      return null;
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  text += decoder.decode();
   const password = text.replace(/\r?\n$/, "");
   if (/[\r\n]/.test(password)) {
     printError("Cannot hash password: stdin holds more than one line");
