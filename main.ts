@@ -3,10 +3,12 @@
  *
  * ```
  * main.ts serve   [--config FILE] [--listen ADDR:PORT]... [--workers N]
- * main.ts check   --config FILE
+ * main.ts check   [--config FILE] [--listen ADDR:PORT]... [--workers N]
  * main.ts resolve NAME [--config FILE]
- * main.ts socksify --gateway URL[,URL...] [--bypass NAME]... -- COMMAND [ARGS...]
+ * main.ts socksify --gateway URL[,URL...] [--bypass NAME]... [--strategy S] -- COMMAND [ARGS...]
+ * main.ts hash-password            (the password on stdin)
  * main.ts version
+ * main.ts COMMAND --help
  * ```
  *
  * @module
@@ -14,8 +16,9 @@
 
 import { parseArgs } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
-import { ConfigError } from "./gateway/config/errors.ts";
-import { configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
+import { ConfigError, formatConfigProblem } from "./gateway/config/errors.ts";
+import { type ConfigFlags, configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
+import { hashPassword } from "./gateway/config/password.ts";
 import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
 import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/workers.ts";
@@ -23,21 +26,125 @@ import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
 import { runSocksify } from "./client/socksify.ts";
+import { HOP_STRATEGIES, isHopStrategy } from "./client/selector.ts";
 
 /** The version printed by `main.ts version`. */
 export const VERSION: string = denoJson.version;
 
+const STRATEGIES = HOP_STRATEGIES.join("|");
+
+/** A subcommand: synopsis and summary (for the usage), help (`--help`), and what it runs. */
+interface Command {
+  readonly synopsis: string;
+  readonly summary: string;
+  readonly help: string;
+  readonly run: (args: string[]) => Promise<number>;
+}
+
+const CONFIG_FLAGS_HELP =
+  `  -c, --config FILE        the YAML config (without it, the embedded default)
+  -l, --listen ADDR:PORT   listen here instead of the config's listen list (repeatable;
+                           IPv6 bracketed: [2001:db8::10]:1080)
+  -w, --workers N          isolates serving clients, instead of the config's workers`;
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    synopsis: "serve   [--config FILE] [--listen ADDR:PORT]... [--workers N]",
+    summary: "run the gateway",
+    help: `Usage: main.ts serve [--config FILE] [--listen ADDR:PORT]... [--workers N]
+
+Runs the gateway until SIGINT or SIGTERM (then live relays get timeouts.drain seconds).
+The flags become part of the config before it is validated: serve runs exactly what
+\`main.ts check\` with the same flags prints. A bad config is refused with all its problems.
+
+${CONFIG_FLAGS_HELP}
+
+Without --config and --listen, serve listens on 127.0.0.1:1080 and [::1]:1080, no auth.`,
+    run: serve,
+  },
+  check: {
+    synopsis: "check   [--config FILE] [--listen ADDR:PORT]... [--workers N]",
+    summary: "validate and print the config",
+    help: `Usage: main.ts check [--config FILE] [--listen ADDR:PORT]... [--workers N]
+
+Validates the config that \`main.ts serve\` would run with the same flags and prints it in
+its normalised YAML form (secrets redacted), or every problem it has (exit code 1).
+Warnings (open proxy, plain-text passwords off loopback, exposed admin listener) go to
+stderr and leave the exit code 0.
+
+${CONFIG_FLAGS_HELP}`,
+    run: check,
+  },
+  resolve: {
+    synopsis: "resolve NAME [--config FILE]",
+    summary: "what the gateway's resolver answers",
+    help: `Usage: main.ts resolve NAME [--config FILE]
+
+Resolves NAME with the gateway's resolver (static hosts, hosts file, DNS, as configured) and
+prints the A and AAAA answers and the order the gateway would dial them in.
+
+  -c, --config FILE        the YAML config (its resolver section)`,
+    run: resolve,
+  },
+  socksify: {
+    synopsis: `socksify --gateway URL[,URL...] [--bypass NAME]... [--strategy ${STRATEGIES}]
+                   -- COMMAND [ARGS...]`,
+    summary: "run a program through the gateway",
+    help: `Usage: main.ts socksify --gateway URL[,URL...] [--bypass NAME]...
+                        [--strategy ${STRATEGIES}] -- COMMAND [ARGS...]
+
+Runs COMMAND with its connections sent through the gateway: Deno and Node programs through
+the Socks Lib preloads, native programs through proxychains4.
+
+  -g, --gateway URL        socks5://[USER:PASS@]HOST:PORT; several (comma-separated or
+                           repeated) are alternatives
+      --bypass NAME        connect to NAME directly (repeatable)
+      --strategy S         how to pick among the gateways: ${HOP_STRATEGIES.join(", ")}
+                           (default failover)`,
+    run: socksify,
+  },
+  "hash-password": {
+    synopsis: "hash-password",
+    summary: "hash a password from stdin (password_hash)",
+    help: `Usage: main.ts hash-password
+
+Reads a password from stdin and prints its salted scrypt hash, the value for
+auth.users[].password_hash. On a terminal it asks twice, without echo; otherwise it reads
+stdin to the end (one trailing newline is dropped):
+
+  printf '%s' "$PASSWORD" | deno run -A main.ts hash-password
+
+The password is never taken as an argument: arguments are visible to every user in ps.`,
+    run: hashPasswordCommand,
+  },
+  version: {
+    synopsis: "version",
+    summary: "print the version",
+    help: `Usage: main.ts version
+
+Prints the dualgate and Deno versions.`,
+    run: (args) => {
+      parseArgs({ args, options: {}, strict: true });
+      print(`dualgate ${VERSION} (deno ${Deno.version.deno})`);
+      return Promise.resolve(0);
+    },
+  },
+};
+
 const USAGE = `dualgate ${VERSION}: a SOCKS5 IPv4/IPv6 gateway (RFC 3089)
 
 Usage:
-  main.ts serve   [--config FILE] [--listen ADDR:PORT]... [--workers N]
-                                                            run the gateway (on N isolates)
-  main.ts check   --config FILE                             validate and print the config
-  main.ts resolve NAME [--config FILE]                      what the gateway's resolver answers
-  main.ts socksify --gateway socks5://[USER:PASS@]HOST:PORT[,URL...] [--bypass NAME]...
-                   [--strategy failover|round-robin|random]
-                   -- COMMAND [ARGS...]                      run a program through the gateway
-  main.ts version                                           print the version
+${
+  [...Object.values(COMMANDS), { synopsis: "COMMAND --help", summary: "that command's help" }]
+    .map(({ synopsis, summary }) => {
+      const lines = `  main.ts ${synopsis}`.split("\n");
+      const last = lines.pop()!;
+      const end = last.length < 40
+        ? `${last.padEnd(40)}${summary}`
+        : `${last}\n${" ".repeat(40)}${summary}`;
+      return [...lines, end].join("\n");
+    }).join("\n")
+}
 
 Without --config and --listen, serve listens on 127.0.0.1:1080 and [::1]:1080, no auth.
 `;
@@ -52,22 +159,30 @@ function printError(text: string): void {
   Deno.stderr.writeSync(encoder.encode(`dualgate: ${text}\n`));
 }
 
-async function serve(args: string[]): Promise<number> {
+/** The flags `serve` and `check` share: they shape the config the same way. */
+const CONFIG_OPTIONS = {
+  config: { type: "string", short: "c" },
+  listen: { type: "string", short: "l", multiple: true },
+  workers: { type: "string", short: "w" },
+} as const;
+
+/** Parses `serve`/`check` arguments into the flags that become part of the config. */
+function configFlags(args: string[]): ConfigFlags {
   const { values } = parseArgs({
     args,
-    options: {
-      config: { type: "string", short: "c" },
-      listen: { type: "string", short: "l", multiple: true },
-      workers: { type: "string", short: "w" },
-    },
+    options: CONFIG_OPTIONS,
     strict: true,
     allowPositionals: false,
   });
-  const config = await configFromFlags({
+  return {
     ...(values.config !== undefined ? { config: values.config } : {}),
     ...(values.listen !== undefined ? { listen: values.listen } : {}),
     ...(values.workers !== undefined ? { workers: values.workers } : {}),
-  });
+  };
+}
+
+async function serve(args: string[]): Promise<number> {
+  const config = await configFromFlags(configFlags(args));
   await setupLogging(config.log);
   const log = logger("main");
   const pool = config.workers > 1 ? await startWorkers(config) : null;
@@ -94,22 +209,108 @@ async function serve(args: string[]): Promise<number> {
 }
 
 async function check(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { config: { type: "string", short: "c" } },
-    strict: true,
-  });
-  if (values.config === undefined) {
-    printError("Cannot check: --config FILE is required");
-    return 2;
-  }
-  const config = await configFromFlags({ config: values.config });
+  const config = await configFromFlags(configFlags(args));
   print(formatConfigYaml(config));
   // Warnings do not fail the check: the config is valid, only riskier than it may look.
   for (const warning of configWarnings(config)) {
     printError(`warning: ${formatConfigWarning(warning)}`);
   }
   return 0;
+}
+
+/** The most a password may be: RFC 1929 carries 1..255 bytes. */
+const MAX_PASSWORD_BYTES = 255;
+
+async function hashPasswordCommand(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, options: {}, strict: true, allowPositionals: true });
+  if (positionals.length > 0) {
+    printError(
+      "Cannot hash password: give it on stdin, not as an argument (arguments are visible " +
+        "to every user in ps)",
+    );
+    return 2;
+  }
+  const password = Deno.stdin.isTerminal()
+    ? await readPasswordFromTerminal()
+    : await readPasswordFromPipe();
+  if (password === null) return 2;
+  const bytes = encoder.encode(password).length;
+  if (bytes === 0 || bytes > MAX_PASSWORD_BYTES) {
+    printError(
+      `Cannot hash password: it is ${bytes} bytes; RFC 1929 carries 1 to ${MAX_PASSWORD_BYTES}`,
+    );
+    return 2;
+  }
+  print(await hashPassword(password));
+  return 0;
+}
+
+/** stdin to its end, one trailing newline dropped; `null` (reported) for more than one line. */
+async function readPasswordFromPipe(): Promise<string | null> {
+  const decoder = new TextDecoder();
+  let text = "";
+  let size = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    size += chunk.length;
+    // Far more than a password: stop reading rather than buffer a file piped by mistake.
+    if (size > 16 * MAX_PASSWORD_BYTES) {
+      printError(`Cannot hash password: stdin holds more than ${16 * MAX_PASSWORD_BYTES} bytes`);
+      return null;
+    }
+    text += decoder.decode(chunk, { stream: true });
+  }
+  text += decoder.decode();
+  const password = text.replace(/\r?\n$/, "");
+  if (/[\r\n]/.test(password)) {
+    printError("Cannot hash password: stdin holds more than one line");
+    return null;
+  }
+  return password;
+}
+
+/** Asks twice on the terminal with echo off; `null` (reported) when they differ or on ^C. */
+async function readPasswordFromTerminal(): Promise<string | null> {
+  const first = await promptHidden("Password: ");
+  if (first === null) return null;
+  const second = await promptHidden("Again: ");
+  if (second === null) return null;
+  if (first !== second) {
+    printError("Cannot hash password: the two entries differ");
+    return null;
+  }
+  return first;
+}
+
+/** One line from the terminal in raw mode (no echo); `null` on ^C. */
+async function promptHidden(prompt: string): Promise<string | null> {
+  const bytes: number[] = [];
+  const buffer = new Uint8Array(64);
+  // Echo off before the prompt shows, so that nothing typed after it is ever echoed.
+  Deno.stdin.setRaw(true);
+  try {
+    Deno.stderr.writeSync(encoder.encode(prompt));
+    for (;;) {
+      const n = await Deno.stdin.read(buffer);
+      if (n === null) break;
+      for (const byte of buffer.subarray(0, n)) {
+        if (byte === 0x0d || byte === 0x0a || byte === 0x04) {
+          return new TextDecoder().decode(Uint8Array.from(bytes));
+        }
+        if (byte === 0x03) {
+          printError("Cannot hash password: interrupted");
+          return null;
+        }
+        if (byte === 0x7f || byte === 0x08) bytes.pop();
+        else bytes.push(byte);
+      }
+      // A terminal line is bounded; stop reading a runaway paste.
+      if (bytes.length > 4 * MAX_PASSWORD_BYTES) break;
+    }
+    return new TextDecoder().decode(Uint8Array.from(bytes));
+  } finally {
+    Deno.stdin.setRaw(false);
+    Deno.stderr.writeSync(encoder.encode("\n"));
+  }
 }
 
 async function resolve(args: string[]): Promise<number> {
@@ -157,8 +358,8 @@ async function socksify(args: string[]): Promise<number> {
     return 2;
   }
   const strategy = values.strategy ?? "failover";
-  if (strategy !== "failover" && strategy !== "round-robin" && strategy !== "random") {
-    printError(`Cannot socksify: --strategy must be failover, round-robin or random`);
+  if (!isHopStrategy(strategy)) {
+    printError(`Cannot socksify: --strategy must be one of ${HOP_STRATEGIES.join(", ")}`);
     return 2;
   }
   const program = [...positionals, ...command];
@@ -174,34 +375,31 @@ async function socksify(args: string[]): Promise<number> {
   });
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  serve,
-  check,
-  resolve,
-  socksify,
-  version: () => {
-    print(`dualgate ${VERSION} (deno ${Deno.version.deno})`);
-    return Promise.resolve(0);
-  },
-};
-
 /** Runs the CLI with `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
+  if (command === "help" && rest.length > 0) return await main([...rest.slice(0, 1), "--help"]);
   if (command === undefined || command === "help" || command === "--help" || command === "-h") {
     print(USAGE);
     return command === undefined ? 2 : 0;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  if (!Object.hasOwn(COMMANDS, command)) {
     printError(`Cannot run: unknown command "${command}"\n\n${USAGE}`);
     return 2;
+  }
+  const { run, help } = COMMANDS[command]!;
+  // `--help` anywhere among the command's own arguments (not after socksify's `--`).
+  const separator = rest.indexOf("--");
+  const own = separator < 0 ? rest : rest.slice(0, separator);
+  if (own.includes("--help") || own.includes("-h")) {
+    print(help);
+    return 0;
   }
   try {
     return await run(rest);
   } catch (error) {
     if (error instanceof ConfigError) {
-      printError(error.message);
+      for (const problem of error.problems) printError(formatConfigProblem(problem));
       return 1;
     }
     if (

@@ -6,7 +6,7 @@
  * - `client/deno_preload.mjs` from `client/deno_preload.ts` (self-contained, exports
  *   `installDenoSocksify`).
  *
- * Run: `deno run -A client/_build_node_preload.ts`. `socksify_test.ts` fails when either is stale.
+ * Run: `deno task bundle`. `socksify_test.ts` fails when either is stale.
  *
  * @module
  */

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- run as a program by tests, it reports on stdout
 /**
  * A tiny logging SOCKS5 server for the Socks Lib's tests: it records each request's command and
  * address type (so a test can prove that a NAME, not an address, reached the server), resolves

@@ -72,7 +72,13 @@ export {
   type SocksPolicyOptions,
   UnknownFakeAddressError,
 } from "./socks_lib.ts";
-export { HopSelector, type HopSelectorOptions, type HopStrategy } from "./selector.ts";
+export {
+  HOP_STRATEGIES,
+  HopSelector,
+  type HopSelectorOptions,
+  type HopStrategy,
+  isHopStrategy,
+} from "./selector.ts";
 export { type SocksFront, type SocksFrontOptions, startSocksFront } from "./socks_front.ts";
 export { runSocksify, type SocksifyOptions } from "./socksify.ts";
 export { SocksReplyError } from "../socks5/errors.ts";

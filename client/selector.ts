@@ -10,8 +10,27 @@
  * @module
  */
 
+/**
+ * Every way a connection can pick among alternatives: the one list that the config schema
+ * (`strategy:` of a hop) and `main.ts socksify --strategy` both accept.
+ */
+export const HOP_STRATEGIES = ["failover", "round-robin", "random"] as const;
+
 /** How a connection picks among alternatives. */
-export type HopStrategy = "failover" | "round-robin" | "random";
+export type HopStrategy = typeof HOP_STRATEGIES[number];
+
+/**
+ * Narrows a string to a {@linkcode HopStrategy}.
+ *
+ * @example
+ * ```ts
+ * import { isHopStrategy } from "./selector.ts";
+ * console.log(isHopStrategy("round-robin"), isHopStrategy("fastest")); // true false
+ * ```
+ */
+export function isHopStrategy(text: string): text is HopStrategy {
+  return (HOP_STRATEGIES as readonly string[]).includes(text);
+}
 
 /** Options of {@linkcode HopSelector}. */
 export interface HopSelectorOptions {

@@ -47,7 +47,7 @@ for (const bundle of PRELOAD_BUNDLES) {
     assert.equal(
       committed,
       await buildPreload(bundle),
-      "run: deno run -A client/_build_node_preload.ts",
+      "run: deno task bundle",
     );
   });
 }

@@ -11,7 +11,12 @@ import YAML from "yaml";
 import type { z } from "zod";
 import { formatEndpoint, formatIp } from "../../net/address.ts";
 import { formatCidr } from "../../net/cidr.ts";
-import { ConfigError, formatConfigPath } from "./errors.ts";
+import {
+  ConfigError,
+  type ConfigProblem,
+  formatConfigPath,
+  formatConfigProblem,
+} from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../destination_pattern.ts";
@@ -45,7 +50,7 @@ timeouts:                        # seconds
 limits:
   max_connections: 4096
   max_connections_per_client: 512
-  auth_failures_per_minute: 10
+  auth_failures_per_minute: 10   # failed RFC 1929 logins per client address
   ipv6_client_prefix: 64         # an IPv6 client is its /64 for the per-client limits
 udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
@@ -87,7 +92,7 @@ export interface ConfigFlags {
  *
  * @param yamlText The YAML document.
  * @returns The validated config.
- * @throws {ConfigError} naming the path of the first problem, or `""` for a YAML syntax error.
+ * @throws {ConfigError} naming the path of every problem, or `""` for a YAML syntax error.
  */
 export function parseConfig(yamlText: string): Config {
   return validate(readYaml(yamlText));
@@ -139,12 +144,14 @@ export async function configFromFlags(flags: ConfigFlags): Promise<Config> {
   try {
     return validate({ ...base, ...overrides });
   } catch (error) {
-    const flag = error instanceof ConfigError &&
-      given.find(([path]) => path.test(error.path))?.[1];
-    if (error instanceof ConfigError && flag) {
-      throw new ConfigError(error.path, `${error.reason} (given by ${flag})`, { cause: error });
-    }
-    throw error;
+    if (!(error instanceof ConfigError)) throw error;
+    const [first, ...more] = error.problems.map((problem): ConfigProblem => {
+      const flag = given.find(([path]) => path.test(problem.path))?.[1];
+      return flag
+        ? { path: problem.path, reason: `${problem.reason} (given by ${flag})` }
+        : problem;
+    });
+    throw new ConfigError(first!.path, first!.reason, { cause: error, more });
   }
 }
 
@@ -325,14 +332,22 @@ function readYaml(text: string): unknown {
   }
 }
 
-/** Validates a YAML document against the schema; the first issue becomes a ConfigError. */
+/** Validates a YAML document against the schema; every issue becomes part of a ConfigError. */
 function validate(document: unknown): Config {
   const result = configSchema.safeParse(document, { reportInput: true });
   if (result.success) return result.data;
-  const [issue] = result.error.issues;
-  if (!issue) throw new ConfigError("", "Cannot load config: invalid");
-  const [path, reason] = describeIssue(issue);
-  throw new ConfigError(formatConfigPath(path), reason, { cause: result.error });
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const issue of result.error.issues) {
+    const [path, reason] = describeIssue(issue);
+    const problem = { path: formatConfigPath(path), reason };
+    const key = formatConfigProblem(problem);
+    if (!seen.has(key)) problems.push(problem);
+    seen.add(key);
+  }
+  const [first, ...more] = problems;
+  if (!first) throw new ConfigError("", "Cannot load config: invalid");
+  throw new ConfigError(first.path, first.reason, { cause: result.error, more });
 }
 
 const KIND_NAMES: Record<string, string> = {

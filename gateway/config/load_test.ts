@@ -327,6 +327,66 @@ Deno.test("configFromFlags() lets --listen replace the listen list", async () =>
   }
 });
 
+Deno.test("parseConfig() reports every problem of a config, each with its path", () => {
+  let caught: unknown;
+  try {
+    parseConfig(`listen: ["192.0.2.10:1080", "192.0.2.10"]
+resolver: { prefer: fastest, cache_size: -1 }
+colour: blue
+rules:
+  - { action: allow, from: ["10.0.0.0/33"] }
+  - { action: maybe }
+`);
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof ConfigError);
+  const paths = caught.problems.map((problem) => problem.path).sort();
+  assert.deepEqual(paths, [
+    "colour",
+    "listen[1]",
+    "resolver.cache_size",
+    "resolver.prefer",
+    "rules[0].from[0]",
+    "rules[1].action",
+  ]);
+  // The first problem is also path/reason; the message has one line per problem.
+  assert.deepEqual(caught.problems[0], { path: caught.path, reason: caught.reason });
+  assert.deepEqual(
+    caught.message.split("\n"),
+    caught.problems.map((problem) => `${problem.path}: ${problem.reason}`),
+  );
+  // A single problem stays a single line.
+  assert.equal(assertConfigError("colour: blue", "colour").problems.length, 1);
+});
+
+Deno.test("configFromFlags() names the flag on each problem it caused, and reports the file's too", async () => {
+  const file = await Deno.makeTempFile({ suffix: ".yaml" });
+  try {
+    await Deno.writeTextFile(file, 'listen: ["192.0.2.10:1080"]\nlog: { level: loud }\n');
+    await assert.rejects(
+      configFromFlags({ config: file, listen: ["::1:1080", "127.0.0.1"], workers: "0" }),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        const byPath = new Map(error.problems.map((p) => [p.path, p.reason]));
+        assert.deepEqual([...byPath.keys()].sort(), [
+          "listen[0]",
+          "listen[1]",
+          "log.level",
+          "workers",
+        ]);
+        assert.match(byPath.get("listen[0]")!, /\(given by --listen\)$/);
+        assert.match(byPath.get("listen[1]")!, /\(given by --listen\)$/);
+        assert.match(byPath.get("workers")!, /\(given by --workers\)$/);
+        assert.doesNotMatch(byPath.get("log.level")!, /given by/);
+        return true;
+      },
+    );
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
 Deno.test("loadConfigFile() reports an unreadable file", async () => {
   await assert.rejects(
     loadConfigFile("/nonexistent/dualgate.yaml"),

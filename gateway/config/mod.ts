@@ -3,14 +3,12 @@
  * validated, typed {@linkcode Config}, through one schema. Every problem is a
  * {@linkcode ConfigError} naming its path (`rules[0].from[1]: ...`).
  *
- * Accepted keys (all optional): `listen`, `auth.users[]` (`name` with `password` or
- * `password_hash`), `resolver` (`prefer`, `hosts`, `hosts_file`, `servers`, `timeout`,
- * `cache_size`, `max_ttl`, `negative_ttl`, `stand_ins`), `rules[]` (`action`, `from`, `to`, `ports`,
- * `users`, `commands`), `timeouts` (`handshake`, `connect`, `idle`, `drain`, in seconds),
- * `limits` (`max_connections`, `max_connections_per_client`, `auth_failures_per_minute`,
- * `ipv6_client_prefix`) and `log` (`level`, `format`).
- * {@linkcode DEFAULT_CONFIG_YAML} spells out every default. In `rules[].to`, `*.example.com`
- * matches any name ending in `.example.com` but not `example.com` itself.
+ * Top-level keys (all optional): `listen`, `auth`, `resolver`, `rules`, `timeouts`, `limits`,
+ * `udp`, `bind`, `routes`, `translators`, `admin`, `log` and `workers`. The schema's
+ * `.default()`s are the one source of the defaults; {@linkcode DEFAULT_CONFIG_YAML} spells
+ * every one out, and `defaults_test.ts` checks it and the README's Configuration reference
+ * against the schema. In `rules[].to`, `*.example.com` matches any name ending in
+ * `.example.com` but not `example.com` itself.
  *
  * The `yaml` package reads the `LOG_TOKENS` and `LOG_STREAM` environment variables on every
  * parse, so programs that load config need `--allow-env` (at least for those two).
@@ -26,7 +24,13 @@
  */
 
 export * from "./types.ts";
-export { ConfigError, formatConfigPath } from "./errors.ts";
+export {
+  ConfigError,
+  type ConfigErrorOptions,
+  type ConfigProblem,
+  formatConfigPath,
+  formatConfigProblem,
+} from "./errors.ts";
 export {
   type ConfigFlags,
   configFromFlags,

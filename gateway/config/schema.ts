@@ -3,8 +3,9 @@
  * string that names an address, prefix, port or pattern into its typed value (once, here at the
  * edge), fills in defaults, and outputs the typed {@linkcode Config}.
  *
- * Issue paths are the YAML key paths (`rules[0].from[1]`); `load.ts` turns the first issue into
- * a `ConfigError`.
+ * Issue paths are the YAML key paths (`rules[0].from[1]`); `load.ts` turns every issue into a
+ * problem of one `ConfigError`. The `.default()`s here are the one source of the defaults:
+ * `DEFAULT_CONFIG_YAML` and the README's tables are tested against them (`defaults_test.ts`).
  *
  * @module
  */
@@ -22,6 +23,7 @@ import {
 import { parsePasswordHash } from "./password.ts";
 import { selfHopIssues } from "./_self_hop.ts";
 import { parseGatewayUrl } from "../../client/gateway_url.ts";
+import { HOP_STRATEGIES } from "../../client/selector.ts";
 import { translatorConfigSchema } from "../../translators/registry.ts";
 import type {
   AddressPerFamily,
@@ -367,35 +369,33 @@ const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
   }
 });
 
-const HOP_STRATEGIES = ["failover", "round-robin", "random"] as const;
+/** The settings of a hop given as a URL or a list, and the defaults of the `{ any }` form. */
+const HOP_DEFAULTS = { strategy: "failover", max_fails: 1, fail_timeout: 30 } as const;
+
+function hopConfig(
+  alternatives: HopEndpoint[],
+  settings: { strategy: HopConfig["strategy"]; max_fails: number; fail_timeout: number },
+): HopConfig {
+  return {
+    alternatives,
+    strategy: settings.strategy,
+    maxFails: settings.max_fails,
+    failTimeoutMs: Math.max(1, Math.round(settings.fail_timeout * 1000)),
+  };
+}
 
 /** A hop: one URL, a list of alternatives, or `{ any: [...], strategy, max_fails, fail_timeout }`. */
 const hop = byForm<HopConfig>({
-  string: hopUrl.transform((endpoint): HopConfig => ({
-    alternatives: [endpoint],
-    strategy: "failover",
-    maxFails: 1,
-    failTimeoutMs: 30_000,
-  })),
-  array: z.array(hopUrl).min(1, "must list at least one gateway").transform((
-    alternatives,
-  ): HopConfig => ({
-    alternatives,
-    strategy: "failover",
-    maxFails: 1,
-    failTimeoutMs: 30_000,
-  })),
+  string: hopUrl.transform((endpoint) => hopConfig([endpoint], HOP_DEFAULTS)),
+  array: z.array(hopUrl).min(1, "must list at least one gateway").transform((alternatives) =>
+    hopConfig(alternatives, HOP_DEFAULTS)
+  ),
   object: z.strictObject({
     any: many(hopUrl, { empty: "must list at least one gateway" }),
-    strategy: z.enum(HOP_STRATEGIES).default("failover"),
-    max_fails: positiveInteger.default(1),
-    fail_timeout: seconds.default(30),
-  }).transform((value): HopConfig => ({
-    alternatives: value.any,
-    strategy: value.strategy,
-    maxFails: value.max_fails,
-    failTimeoutMs: Math.max(1, Math.round(value.fail_timeout * 1000)),
-  })),
+    strategy: z.enum(HOP_STRATEGIES).default(HOP_DEFAULTS.strategy),
+    max_fails: positiveInteger.default(HOP_DEFAULTS.max_fails),
+    fail_timeout: seconds.default(HOP_DEFAULTS.fail_timeout),
+  }).transform((value) => hopConfig(value.any, value)),
 }, "a gateway URL, a list of them, or { any: [...], strategy }");
 
 const route = z.strictObject({

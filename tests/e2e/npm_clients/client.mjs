@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console -- a command-line program: its output is its report
 // An HTTP download through a SOCKS5 proxy with an npm client library, run by Node in a client
 // host of the client matrix (tests/e2e/clients_test.ts).
 //
