@@ -35,6 +35,7 @@ import { formatTarget } from "./connect.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
+import { errorText } from "../net/error_text.ts";
 
 /** Options of {@linkcode installNodePatches}. */
 export interface NodePatchOptions {
@@ -198,7 +199,7 @@ function nodeError(error: unknown, target: SocksTarget): Error {
       ? "ENOTFOUND"
       : REPLY_CODES[error.reply] ?? "ECONNRESET";
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorText(error);
   return Object.assign(new Error(`Cannot connect to ${where} through the gateway: ${reason}`), {
     code,
     cause: error,

@@ -360,17 +360,10 @@ var ExactReader = class {
   }
 };
 
-// socks5/client.ts
-var SocksAuthenticationError = class extends Error {
-  /** Creates the error. */
-  constructor(message) {
-    super(message);
-    this.name = "SocksAuthenticationError";
-  }
-};
-async function writeAll(conn, data) {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
+// net/io.ts
+async function writeAll(sink, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
 }
 function abortable(promise, signal) {
   if (!signal) return promise;
@@ -383,6 +376,15 @@ function abortable(promise, signal) {
     promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
+
+// socks5/client.ts
+var SocksAuthenticationError = class extends Error {
+  /** Creates the error. */
+  constructor(message) {
+    super(message);
+    this.name = "SocksAuthenticationError";
+  }
+};
 var ReplyBoundedSource = class {
   #conn;
   /** Aborts pending reads; replaced once negotiation is over. */
@@ -464,12 +466,17 @@ async function readOneReply(reader, source) {
   return reply.bound;
 }
 
+// net/error_text.ts
+function errorText(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
-    super(messageOf(cause), {
+    super(errorText(cause), {
       cause
     });
     this.name = "AlternativeUnreachableError";
@@ -487,9 +494,6 @@ var AlternativesFailedError = class extends AggregateError {
     this.lastError = errors.at(-1);
   }
 };
-function messageOf(error) {
-  return error instanceof Error ? error.message : String(error);
-}
 async function tryAlternatives(alternatives, attempt, options) {
   const { signal } = options;
   const errors = [];
@@ -523,7 +527,7 @@ async function tryAlternatives(alternatives, attempt, options) {
       errors.push(failure2);
     }
   }
-  const reasons = errors.map(messageOf).join("; ");
+  const reasons = errors.map(errorText).join("; ");
   const failure = options.failure ?? "Cannot connect: no gateway answered";
   throw new AlternativesFailedError(errors, errors.length > 0 ? `${failure} (${reasons})` : `${failure} (no gateway is configured)`);
 }
@@ -807,7 +811,7 @@ function nodeError(error, target) {
   if (error instanceof SocksReplyError) {
     code = error.reply === 4 && target.address.family === "name" ? "ENOTFOUND" : REPLY_CODES[error.reply] ?? "ECONNRESET";
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorText(error);
   return Object.assign(new Error(`Cannot connect to ${where} through the gateway: ${reason}`), {
     code,
     cause: error

@@ -12,6 +12,7 @@ import type { IpEndpoint } from "../net/address.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { setupLogging, teardownLogging } from "./observe/log.ts";
 import type { MetricSnapshot } from "./observe/metrics.ts";
+import { errorText } from "../net/error_text.ts";
 
 /** A message from the main isolate to a worker. */
 export type ToWorker =
@@ -54,7 +55,7 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
   } catch (error) {
     scope.postMessage({
       type: "failed",
-      message: error instanceof Error ? error.message : String(error),
+      message: errorText(error),
     });
     await teardownLogging();
     scope.close();

@@ -35,8 +35,3 @@ export function closeQuietly(resource: { close(): void } | null | undefined): vo
     // Already closed: closing is idempotent here.
   }
 }
-
-/** A human-readable reason from an unknown error. */
-export function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

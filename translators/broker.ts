@@ -6,7 +6,7 @@
  */
 
 import { endpointFromNetAddr, type IpEndpoint, sameIp, toHostname } from "../net/address.ts";
-import { closeQuietly, reasonOf, withTimeout } from "./_timeout.ts";
+import { closeQuietly, withTimeout } from "./_timeout.ts";
 import type {
   BrokerDeps,
   DataChannelBroker,
@@ -19,6 +19,7 @@ import type {
   ExpectOptions,
   TranslatorContext,
 } from "./types.ts";
+import { errorText } from "../net/error_text.ts";
 
 /** Default connect timeout for {@linkcode DataChannelBroker.connect}, in milliseconds. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -98,7 +99,7 @@ class OneShotListener implements DataListener {
         }
       });
     } catch (error) {
-      throw new Error(`Cannot accept data connection: ${reasonOf(error)}`, { cause: error });
+      throw new Error(`Cannot accept data connection: ${errorText(error)}`, { cause: error });
     } finally {
       this.#close();
     }

@@ -37,6 +37,7 @@ import type {
   RuleConfig,
   UserConfig,
 } from "./types.ts";
+import { errorText } from "../../net/error_text.ts";
 
 /** The `listen` addresses used when neither the file nor the flags give any. */
 export const DEFAULT_LISTEN: readonly string[] = ["127.0.0.1:1080", "[::1]:1080"];
@@ -148,7 +149,7 @@ const cidr = parsedString((text): Parsed<Cidr> => {
   try {
     return { ok: true, value: parseCidr(text.trim()) };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorText(error);
     return { ok: false, reason: reason.replace(/^Cannot parse CIDR: /, "") };
   }
 });
@@ -172,7 +173,7 @@ const destination = parsedString((raw): Parsed<DestinationPattern> => {
     try {
       return { ok: true, value: { kind: "cidr", cidr: parseCidr(text) } };
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorText(error);
       return { ok: false, reason: reason.replace(/^Cannot parse CIDR: /, "") };
     }
   }
@@ -354,7 +355,7 @@ const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
       },
     };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorText(error);
     // The parser quotes the URL as written: never show its password (config errors are printed
     // and logged).
     return {
