@@ -17,8 +17,8 @@
  * @module
  */
 
-import { SocksReplyError } from "../socks5/errors.ts";
 import { errorText } from "../net/error_text.ts";
+import { SocksReplyError } from "../socks5/errors.ts";
 
 /**
  * How long a gateway may take to answer the greeting and RFC 1929, in milliseconds, before the

@@ -167,6 +167,23 @@ var TruncatedMessageError = class extends SocksProtocolError {
   }
 };
 
+// net/io.ts
+async function writeAll(sink, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+}
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, {
+      once: true
+    });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 // socks5/codec.ts
 var SOCKS_VERSION = 5;
 var PASSWORD_AUTH_VERSION = 1;
@@ -404,23 +421,6 @@ var ExactReader = class {
     return out;
   }
 };
-
-// net/io.ts
-async function writeAll(sink, bytes) {
-  let written = 0;
-  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
-}
-function abortable(promise, signal) {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, {
-      once: true
-    });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 
 // socks5/client.ts
 var SocksAuthenticationError = class extends Error {

@@ -27,6 +27,7 @@ import { syncBuiltinESMExports } from "node:module";
 import net from "node:net";
 import process from "node:process";
 import { formatIp } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
@@ -35,7 +36,6 @@ import { formatTarget } from "./connect.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
-import { errorText } from "../net/error_text.ts";
 
 /** Options of {@linkcode installNodePatches}. */
 export interface NodePatchOptions {

@@ -105,6 +105,28 @@ function unmapIpv4(address) {
   };
 }
 
+// net/error_text.ts
+function errorText(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// net/io.ts
+async function writeAll(sink, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+}
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, {
+      once: true
+    });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 // socks5/types.ts
 var AddressType = {
   Ipv4: 1,
@@ -360,23 +382,6 @@ var ExactReader = class {
   }
 };
 
-// net/io.ts
-async function writeAll(sink, bytes) {
-  let written = 0;
-  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
-}
-function abortable(promise, signal) {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, {
-      once: true
-    });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
-
 // socks5/client.ts
 var SocksAuthenticationError = class extends Error {
   /** Creates the error. */
@@ -464,11 +469,6 @@ async function readOneReply(reader, source) {
   const reply = await readReply(reader);
   if (reply.reply !== Reply.Succeeded) throw new SocksReplyError(reply.reply);
   return reply.bound;
-}
-
-// net/error_text.ts
-function errorText(error) {
-  return error instanceof Error ? error.message : String(error);
 }
 
 // client/alternatives.ts

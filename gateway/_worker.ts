@@ -9,10 +9,10 @@
 
 import type { Config } from "./config/types.ts";
 import type { IpEndpoint } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { setupLogging, teardownLogging } from "./observe/log.ts";
 import type { MetricSnapshot } from "./observe/metrics.ts";
-import { errorText } from "../net/error_text.ts";
 
 /** A message from the main isolate to a worker. */
 export type ToWorker =

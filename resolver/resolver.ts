@@ -6,13 +6,13 @@
 
 import type { FamilyPreference, ResolverConfig } from "./options.ts";
 import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from "../net/address.ts";
+import { abortable } from "../net/io.ts";
+import { errorText } from "../net/error_text.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";
 import { NameCache } from "./cache.ts";
 import { parseHostsFile } from "./hosts_file.ts";
 import { literalAddress, normalizeName } from "./name.ts";
-import { errorText } from "../net/error_text.ts";
-import { abortable } from "../net/io.ts";
 
 /** Where an answer came from. */
 export type ResolveSource = "literal" | "static" | "hosts" | "dns" | "cache";

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { abortable, writeAll } from "../net/io.ts";
 import {
   encodeGreeting,
   encodePasswordAuthRequest,
@@ -28,7 +29,6 @@ import {
   type SocksRequest,
   type SocksTarget,
 } from "./types.ts";
-import { abortable, writeAll } from "../net/io.ts";
 
 /** A byte stream the handshake runs over (a `Deno.Conn`, or an adapter around a Node socket). */
 export interface HandshakeConn extends ByteSource {

@@ -6,6 +6,7 @@
  */
 
 import { endpointFromNetAddr, type IpEndpoint, sameIp, toHostname } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 import { closeQuietly, withTimeout } from "./_timeout.ts";
 import type {
   BrokerDeps,
@@ -19,7 +20,6 @@ import type {
   ExpectOptions,
   TranslatorContext,
 } from "./types.ts";
-import { errorText } from "../net/error_text.ts";
 
 /** Default connect timeout for {@linkcode DataChannelBroker.connect}, in milliseconds. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;

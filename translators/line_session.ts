@@ -6,11 +6,11 @@
  * @module
  */
 
+import { errorText } from "../net/error_text.ts";
+import { writeAll } from "../net/io.ts";
 import { getLogger } from "@logtape/logtape";
 import { closeQuietly } from "./_timeout.ts";
 import type { Line, LineIo, Side, TranslatorSession } from "./types.ts";
-import { errorText } from "../net/error_text.ts";
-import { writeAll } from "../net/io.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
 

@@ -12,6 +12,7 @@
 import { z } from "zod";
 import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { type Cidr, parseCidr } from "../../net/cidr.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   normalizeName,
   type Parsed,
@@ -37,7 +38,6 @@ import type {
   RuleConfig,
   UserConfig,
 } from "./types.ts";
-import { errorText } from "../../net/error_text.ts";
 
 /** The `listen` addresses used when neither the file nor the flags give any. */
 export const DEFAULT_LISTEN: readonly string[] = ["127.0.0.1:1080", "[::1]:1080"];

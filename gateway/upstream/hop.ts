@@ -23,6 +23,7 @@
  */
 
 import { type IpEndpoint, parseIp } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import { literalAddress } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -38,7 +39,6 @@ import {
 } from "../../client/alternatives.ts";
 import { HopSelector, type HopSelectorOptions } from "../../client/selector.ts";
 import type { Dialed, Dialer, DialRequest } from "./types.ts";
-import { errorText } from "../../net/error_text.ts";
 
 const log = logger("upstream");
 

@@ -10,6 +10,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, withTimeout } from "../_timeout.ts";
 import type {
   DataChannelBroker,
@@ -41,7 +42,6 @@ import {
   sanitizeReplyLine,
 } from "./codec.ts";
 import type { FtpOptions } from "./options.ts";
-import { errorText } from "../../net/error_text.ts";
 
 const logger = getLogger(["dualgate", "translators", "ftp"]);
 
