@@ -172,6 +172,12 @@ async function writeAll(sink, bytes) {
   let written = 0;
   while (written < bytes.length) written += await sink.write(bytes.subarray(written));
 }
+function closeQuietly(resource) {
+  try {
+    resource?.close();
+  } catch {
+  }
+}
 function abortable(promise, signal) {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(signal.reason);
@@ -1588,12 +1594,6 @@ function replyFor(error) {
   if (error instanceof Deno.errors.ConnectionRefused) return Reply.ConnectionRefused;
   if (error instanceof Deno.errors.TimedOut) return Reply.TtlExpired;
   return Reply.GeneralFailure;
-}
-function closeQuietly(conn) {
-  try {
-    conn.close();
-  } catch {
-  }
 }
 function startSocksFront(options) {
   const listener = Deno.listen({

@@ -43,6 +43,7 @@ import {
   toHostname,
 } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
+import { closeQuietly } from "../net/io.ts";
 import { normalizeName } from "../resolver/mod.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";
@@ -82,12 +83,6 @@ export interface TranslationServiceOptions {
 
 const log = logger("translate");
 let nextId = 0;
-
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
-}
 
 function remoteOf(conn: Deno.Conn): IpEndpoint | null {
   try {

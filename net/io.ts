@@ -1,6 +1,6 @@
 /**
- * Stream helpers every layer shares: write a whole buffer, and let an `AbortSignal` cut a wait
- * short.
+ * Stream helpers every layer shares: write a whole buffer, let an `AbortSignal` cut a wait
+ * short, and close what may be closed already.
  *
  * @example
  * ```ts
@@ -38,6 +38,15 @@ export interface ByteSink {
 export async function writeAll(sink: ByteSink, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+}
+
+/** Closes a connection, listener or socket, ignoring "already closed". */
+export function closeQuietly(resource: { close(): void } | null | undefined): void {
+  try {
+    resource?.close();
+  } catch {
+    // Already closed: closing is idempotent here.
+  }
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { abortable, writeAll } from "./io.ts";
+import { abortable, closeQuietly, writeAll } from "./io.ts";
 
 Deno.test("writeAll() keeps writing until every byte is taken", async () => {
   const taken: number[] = [];
@@ -26,4 +26,19 @@ Deno.test("abortable() rejects with the reason of an abort, before or during the
   const waiting = abortable(new Promise(() => {}), stop.signal);
   stop.abort(reason);
   await assert.rejects(waiting, reason);
+});
+
+Deno.test("closeQuietly() closes once, and ignores what is closed already or absent", () => {
+  let closes = 0;
+  const resource = {
+    close: () => {
+      closes++;
+      if (closes > 1) throw new Deno.errors.BadResource("closed already");
+    },
+  };
+  closeQuietly(resource);
+  closeQuietly(resource);
+  closeQuietly(null);
+  closeQuietly(undefined);
+  assert.equal(closes, 2);
 });

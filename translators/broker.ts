@@ -7,7 +7,8 @@
 
 import { endpointFromNetAddr, type IpEndpoint, sameIp, toHostname } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
-import { closeQuietly, withTimeout } from "./_timeout.ts";
+import { closeQuietly } from "../net/io.ts";
+import { withTimeout } from "./_timeout.ts";
 import type {
   BrokerDeps,
   DataChannelBroker,

@@ -7,9 +7,8 @@
  */
 
 import { errorText } from "../net/error_text.ts";
-import { writeAll } from "../net/io.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import { getLogger } from "@logtape/logtape";
-import { closeQuietly } from "./_timeout.ts";
 import type { Line, LineIo, Side, TranslatorSession } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);

@@ -11,7 +11,8 @@
 import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { closeQuietly, withTimeout } from "../_timeout.ts";
+import { closeQuietly } from "../../net/io.ts";
+import { withTimeout } from "../_timeout.ts";
 import type {
   DataChannelBroker,
   DataListener,
