@@ -20,3 +20,12 @@ Deno.test("the import graph holds every production file and their type-only impo
   assert.ok(graph.get("gateway/connect.ts")?.includes("gateway/session_types.ts"));
   assert.ok(graph.get("main.ts")?.includes("deno.json"));
 });
+
+Deno.test("gateway/session_types.ts imports and exports nothing but types", async () => {
+  const text = await Deno.readTextFile(`${ROOT}gateway/session_types.ts`);
+  const statements = text.match(/^(?:import|export)\b[^;]*?\bfrom\s+"[^"]+";/gms) ?? [];
+  assert.ok(statements.length > 0);
+  for (const statement of statements) assert.match(statement, /^(?:import|export) type\b/);
+  const graph = await loadGraph(ROOT);
+  assert.ok((graph.get("gateway/session_types.ts")?.length ?? 0) > 0);
+});
