@@ -21,6 +21,7 @@ import {
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type SocksTarget } from "../socks5/types.ts";
 import { formatIp, type IpAddress, parseIp } from "../net/address.ts";
+import { writeAll } from "../net/io.ts";
 
 /** One request as the server saw it. */
 export interface LoggedRequest {
@@ -72,11 +73,6 @@ function errorReply(error: unknown): number {
   if (error instanceof Deno.errors.ConnectionRefused) return Reply.ConnectionRefused;
   if (error instanceof Deno.errors.NotFound) return Reply.HostUnreachable;
   return Reply.GeneralFailure;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
 }
 
 async function relay(a: Deno.Conn, b: Deno.Conn, first: Uint8Array): Promise<void> {

@@ -17,6 +17,7 @@
  * @module
  */
 
+import { errorText } from "../net/error_text.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 
 /**
@@ -66,7 +67,7 @@ export interface TryAlternativesOptions<A extends Alternative> {
 export class AlternativeUnreachableError extends Error {
   /** Wraps `cause`. */
   constructor(cause: unknown) {
-    super(messageOf(cause), { cause });
+    super(errorText(cause), { cause });
     this.name = "AlternativeUnreachableError";
   }
 }
@@ -82,10 +83,6 @@ export class AlternativesFailedError extends AggregateError {
     this.name = "AlternativesFailedError";
     this.lastError = errors.at(-1);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
@@ -154,7 +151,7 @@ export async function tryAlternatives<A extends Alternative, T>(
       errors.push(failure);
     }
   }
-  const reasons = errors.map(messageOf).join("; ");
+  const reasons = errors.map(errorText).join("; ");
   const failure = options.failure ?? "Cannot connect: no gateway answered";
   throw new AlternativesFailedError(
     errors,

@@ -167,6 +167,29 @@ var TruncatedMessageError = class extends SocksProtocolError {
   }
 };
 
+// net/io.ts
+async function writeAll(sink, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+}
+function closeQuietly(resource) {
+  try {
+    resource?.close();
+  } catch {
+  }
+}
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, {
+      once: true
+    });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 // socks5/codec.ts
 var SOCKS_VERSION = 5;
 var PASSWORD_AUTH_VERSION = 1;
@@ -413,21 +436,6 @@ var SocksAuthenticationError = class extends Error {
     this.name = "SocksAuthenticationError";
   }
 };
-async function writeAll(conn, data) {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
-}
-function abortable(promise, signal) {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, {
-      once: true
-    });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 var ReplyBoundedSource = class {
   #conn;
   /** Aborts pending reads; replaced once negotiation is over. */
@@ -509,12 +517,17 @@ async function readOneReply(reader, source) {
   return reply.bound;
 }
 
+// net/error_text.ts
+function errorText(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
-    super(messageOf(cause), {
+    super(errorText(cause), {
       cause
     });
     this.name = "AlternativeUnreachableError";
@@ -532,9 +545,6 @@ var AlternativesFailedError = class extends AggregateError {
     this.lastError = errors.at(-1);
   }
 };
-function messageOf(error) {
-  return error instanceof Error ? error.message : String(error);
-}
 async function tryAlternatives(alternatives, attempt, options) {
   const { signal } = options;
   const errors = [];
@@ -568,7 +578,7 @@ async function tryAlternatives(alternatives, attempt, options) {
       errors.push(failure2);
     }
   }
-  const reasons = errors.map(messageOf).join("; ");
+  const reasons = errors.map(errorText).join("; ");
   const failure = options.failure ?? "Cannot connect: no gateway answered";
   throw new AlternativesFailedError(errors, errors.length > 0 ? `${failure} (${reasons})` : `${failure} (no gateway is configured)`);
 }
@@ -903,7 +913,7 @@ function nodeError(error, target) {
   if (error instanceof SocksReplyError) {
     code = error.reply === 4 && target.address.family === "name" ? "ENOTFOUND" : REPLY_CODES[error.reply] ?? "ECONNRESET";
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorText(error);
   return Object.assign(new Error(`Cannot connect to ${where} through the gateway: ${reason}`), {
     code,
     cause: error
@@ -1616,16 +1626,6 @@ function replyFor(error) {
   if (error instanceof Deno.errors.TimedOut) return Reply.TtlExpired;
   return Reply.GeneralFailure;
 }
-async function writeAll2(conn, data) {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
-}
-function closeQuietly(conn) {
-  try {
-    conn.close();
-  } catch {
-  }
-}
 function startSocksFront(options) {
   const listener = Deno.listen({
     hostname: "127.0.0.1",
@@ -1640,18 +1640,18 @@ function startSocksFront(options) {
     const greeting = await readGreeting(reader);
     const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
     if (!greeting.methods.includes(method)) {
-      await writeAll2(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
+      await writeAll(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
       return;
     }
-    await writeAll2(client, encodeMethodSelection(method));
+    await writeAll(client, encodeMethodSelection(method));
     if (credentials) {
       const auth2 = await readPasswordAuthRequest(reader);
       const ok = auth2.username === credentials.username && auth2.password === credentials.password;
-      await writeAll2(client, encodePasswordAuthReply(ok ? 0 : 1));
+      await writeAll(client, encodePasswordAuthReply(ok ? 0 : 1));
       if (!ok) return;
     }
     const request = await readRequest(reader);
-    const fail = (reply) => writeAll2(client, encodeReply({
+    const fail = (reply) => writeAll(client, encodeReply({
       reply,
       bound: ZERO_TARGET
     }));
@@ -1668,7 +1668,7 @@ function startSocksFront(options) {
       if (options.unref) upstream.unref();
       const local = upstream.localAddr;
       const address = parseIp(local.hostname);
-      await writeAll2(client, encodeReply({
+      await writeAll(client, encodeReply({
         reply: 0,
         bound: address ? {
           address,
@@ -1676,7 +1676,7 @@ function startSocksFront(options) {
         } : ZERO_TARGET
       }));
       const early = reader.takeBuffered();
-      if (early.length > 0) await writeAll2(upstream, early);
+      if (early.length > 0) await writeAll(upstream, early);
       await Promise.allSettled([
         client.readable.pipeTo(upstream.writable),
         upstream.readable.pipeTo(client.writable)

@@ -27,6 +27,7 @@ import { syncBuiltinESMExports } from "node:module";
 import net from "node:net";
 import process from "node:process";
 import { formatIp } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
@@ -198,7 +199,7 @@ function nodeError(error: unknown, target: SocksTarget): Error {
       ? "ENOTFOUND"
       : REPLY_CODES[error.reply] ?? "ECONNRESET";
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorText(error);
   return Object.assign(new Error(`Cannot connect to ${where} through the gateway: ${reason}`), {
     code,
     cause: error,

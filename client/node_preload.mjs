@@ -105,6 +105,28 @@ function unmapIpv4(address) {
   };
 }
 
+// net/error_text.ts
+function errorText(error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
+// net/io.ts
+async function writeAll(sink, bytes) {
+  let written = 0;
+  while (written < bytes.length) written += await sink.write(bytes.subarray(written));
+}
+function abortable(promise, signal) {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, {
+      once: true
+    });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 // socks5/types.ts
 var AddressType = {
   Ipv4: 1,
@@ -368,21 +390,6 @@ var SocksAuthenticationError = class extends Error {
     this.name = "SocksAuthenticationError";
   }
 };
-async function writeAll(conn, data) {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
-}
-function abortable(promise, signal) {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, {
-      once: true
-    });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
-}
 var ReplyBoundedSource = class {
   #conn;
   /** Aborts pending reads; replaced once negotiation is over. */
@@ -469,7 +476,7 @@ var NEGOTIATION_TIMEOUT_MS = 3e3;
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
-    super(messageOf(cause), {
+    super(errorText(cause), {
       cause
     });
     this.name = "AlternativeUnreachableError";
@@ -487,9 +494,6 @@ var AlternativesFailedError = class extends AggregateError {
     this.lastError = errors.at(-1);
   }
 };
-function messageOf(error) {
-  return error instanceof Error ? error.message : String(error);
-}
 async function tryAlternatives(alternatives, attempt, options) {
   const { signal } = options;
   const errors = [];
@@ -523,7 +527,7 @@ async function tryAlternatives(alternatives, attempt, options) {
       errors.push(failure2);
     }
   }
-  const reasons = errors.map(messageOf).join("; ");
+  const reasons = errors.map(errorText).join("; ");
   const failure = options.failure ?? "Cannot connect: no gateway answered";
   throw new AlternativesFailedError(errors, errors.length > 0 ? `${failure} (${reasons})` : `${failure} (no gateway is configured)`);
 }
@@ -807,7 +811,7 @@ function nodeError(error, target) {
   if (error instanceof SocksReplyError) {
     code = error.reply === 4 && target.address.family === "name" ? "ENOTFOUND" : REPLY_CODES[error.reply] ?? "ECONNRESET";
   }
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorText(error);
   return Object.assign(new Error(`Cannot connect to ${where} through the gateway: ${reason}`), {
     code,
     cause: error

@@ -27,6 +27,7 @@ import type { SocksCredentials } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type SocksTarget } from "../socks5/types.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 
 /** Options of {@linkcode startSocksFront}. */
 export interface SocksFrontOptions {
@@ -54,19 +55,6 @@ function replyFor(error: unknown): number {
   if (error instanceof Deno.errors.ConnectionRefused) return Reply.ConnectionRefused;
   if (error instanceof Deno.errors.TimedOut) return Reply.TtlExpired;
   return Reply.GeneralFailure;
-}
-
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed
-  }
 }
 
 /**

@@ -1,24 +1,22 @@
 /**
- * What CONNECT, BIND and UDP ASSOCIATE share about a request: its rule subject, the base of its
- * connection record, and the addresses its destination stands for.
+ * What CONNECT, BIND, UDP ASSOCIATE and RESOLVE share about a request: its rule subject, the
+ * base of its connection record, and the replies that end it early (a failure, or a success the
+ * client is no longer there to read).
  *
  * @module
  */
 
-import { type IpAddress, sameIp } from "../net/address.ts";
-import {
-  literalAddress,
-  normalizeName,
-  orderAddresses,
-  type ResolvedName,
-  type Resolver,
-} from "../resolver/mod.ts";
-import { SocksReplyError } from "../socks5/errors.ts";
+import type { IpAddress } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
+import { writeAll } from "../net/io.ts";
+import { normalizeName } from "../resolver/mod.ts";
+import { encodeReply } from "../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../socks5/types.ts";
-import type { FamilyPreference, RuleCommand } from "./config/types.ts";
+import type { RuleCommand } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
+import { failAndClose } from "./replies.ts";
 import type { RuleSubject, RuleVerdict } from "./rules.ts";
-import { failAndClose, type Handshaken, type SessionServices } from "./session.ts";
+import type { Handshaken, SessionServices } from "./session_types.ts";
 
 /** The fields every record of a request carries. */
 export type RecordBase = Pick<
@@ -66,111 +64,6 @@ export function ruleSubjectsOf(
   });
 }
 
-/** The addresses a destination stands for, in dialing order, and where they came from. */
-export interface Candidates {
-  /** Addresses in the order `prefer` gives. */
-  readonly addresses: IpAddress[];
-  /** `literal`, or the resolver's source (`static`, `hosts`, `cache`, `dns`). */
-  readonly source: string;
-}
-
-/** {@linkcode Candidates} to start connecting with, and the addresses a late answer adds. */
-export interface StagedCandidates extends Candidates {
-  /**
-   * Addresses of the allowed families that the complete answer has beyond `addresses` (RFC
-   * 8305 §3), unordered; `[]` when there are none or the rest of the lookup failed. Never
-   * rejects. Absent when the answer was complete at once.
-   */
-  readonly later?: Promise<IpAddress[]>;
-}
-
-/**
- * Resolves a target (a literal, an IP literal sent as a name, or a name) into addresses ordered
- * by the family preference, waiting for the complete answer of a name.
- *
- * @throws {SocksReplyError} REP 3 for a literal of a family `prefer` excludes, REP 4 for a name
- *   with no address in the allowed families (and the resolver's REP 4 errors).
- */
-export async function candidateAddresses(
-  target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
-): Promise<Candidates> {
-  const literal = literalCandidates(target, prefer);
-  if (literal) return literal;
-  const name = (target.address as { name: string }).name;
-  return orderedCandidates(name, await resolver.resolve(name, { signal }), prefer);
-}
-
-/**
- * Like {@linkcode candidateAddresses}, but for a name answered by DNS it returns as soon as
- * the resolver's first stage has an address (RFC 8305 §3: AAAA at once, A after the resolution
- * delay), with the rest of the answer still to come in `later`.
- *
- * @throws {SocksReplyError} as {@linkcode candidateAddresses} does.
- */
-export async function stagedCandidateAddresses(
-  target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
-): Promise<StagedCandidates> {
-  const literal = literalCandidates(target, prefer);
-  if (literal) return literal;
-  const name = (target.address as { name: string }).name;
-  const { first, complete } = resolver.resolveStaged(name, { signal });
-  const resolved = await first;
-  if (resolved.source !== "dns") return orderedCandidates(name, resolved, prefer);
-  const addresses = orderAddresses(resolved, prefer);
-  // The early answer may hold only a family `prefer` excludes; then the complete one decides.
-  if (addresses.length === 0) return orderedCandidates(name, await complete, prefer);
-  const later = complete.then(
-    (all) => orderAddresses(all, prefer).filter((a) => !addresses.some((b) => sameIp(a, b))),
-    () => [],
-  );
-  return { addresses, source: resolved.source, later };
-}
-
-function literalCandidates(target: SocksTarget, prefer: FamilyPreference): Candidates | null {
-  const literal = target.address.family === "name"
-    ? literalAddress(target.address.name)
-    : target.address;
-  if (!literal) return null;
-  const addresses = orderAddresses(
-    literal.family === 4 ? { v4: [literal], v6: [] } : { v4: [], v6: [literal] },
-    prefer,
-  );
-  if (addresses.length === 0) {
-    throw new SocksReplyError(
-      Reply.NetworkUnreachable,
-      `Cannot reach IPv${literal.family} ${target.address.family === "name" ? "literal " : ""}` +
-        `destinations: resolver.prefer is ${prefer}`,
-    );
-  }
-  return { addresses, source: "literal" };
-}
-
-function orderedCandidates(
-  name: string,
-  resolved: ResolvedName,
-  prefer: FamilyPreference,
-): Candidates {
-  const addresses = orderAddresses(resolved, prefer);
-  if (addresses.length === 0) {
-    throw new SocksReplyError(
-      Reply.HostUnreachable,
-      `Cannot resolve "${name}": no address in the families allowed (${prefer})`,
-    );
-  }
-  return { addresses, source: resolved.source };
-}
-
-/** The message of an error, for records and logs. */
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /**
  * Why a verdict denies, for the record: the rule that matched, no rule, or (rule index -1
  * without configured rules) the safe defaults, which deny only host-local destinations.
@@ -192,6 +85,55 @@ export async function rejectRequest(
 ): Promise<void> {
   await failAndClose(session.conn, reply);
   services.record({ ...base, outcome: "rejected", reply, reason });
+}
+
+/** What {@linkcode replySucceeded} does when the client is gone before its success reply. */
+export interface ClientGone {
+  /** The record's fields beyond `outcome`, `reply` and `reason`. */
+  readonly record: Omit<ConnectionRecord, "outcome" | "reply" | "reason">;
+  /** What the client left before, for the reason. @default "relay" */
+  readonly before?: string;
+  /** Leads the reason (`"expected by translator: "`). @default "" */
+  readonly context?: string;
+  /** Closes what the request opened for the client (the outbound connection, a socket). */
+  readonly release?: () => void;
+  /** Closes the client connection. @default closes `session.conn`, ignoring errors */
+  readonly closeClient?: () => void | Promise<void>;
+}
+
+/**
+ * Sends the success reply to `session`'s request, with `bound` as BND.ADDR and BND.PORT, and
+ * returns `true`. When the client is gone, closes what the request opened and the client
+ * connection, records why (REP 0, outcome `rejected`) and returns `false`.
+ */
+export async function replySucceeded(
+  session: Handshaken,
+  services: SessionServices,
+  bound: SocksTarget,
+  gone: ClientGone,
+): Promise<boolean> {
+  try {
+    await writeAll(session.conn, encodeReply({ reply: Reply.Succeeded, bound }));
+    return true;
+  } catch (error) {
+    gone.release?.();
+    if (gone.closeClient !== undefined) {
+      await gone.closeClient();
+    } else {
+      try {
+        session.conn.close();
+      } catch { /* gone */ }
+    }
+    services.record({
+      ...gone.record,
+      outcome: "rejected",
+      reply: Reply.Succeeded,
+      reason: `${gone.context ?? ""}client gone before ${gone.before ?? "relay"}: ${
+        errorText(error)
+      }`,
+    });
+    return false;
+  }
 }
 
 /**

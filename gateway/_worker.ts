@@ -9,6 +9,7 @@
 
 import type { Config } from "./config/types.ts";
 import type { IpEndpoint } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { setupLogging, teardownLogging } from "./observe/log.ts";
 import type { MetricSnapshot } from "./observe/metrics.ts";
@@ -54,7 +55,7 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
   } catch (error) {
     scope.postMessage({
       type: "failed",
-      message: error instanceof Error ? error.message : String(error),
+      message: errorText(error),
     });
     await teardownLogging();
     scope.close();

@@ -26,11 +26,13 @@ import {
   unmapIpv4,
   unspecified,
 } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
+import { writeAll } from "../net/io.ts";
+import { candidateAddresses } from "../resolver/mod.ts";
 import {
-  candidateAddresses,
-  errorText,
   recordBaseOf,
   rejectRequest,
+  replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
 } from "./_request_context.ts";
@@ -42,7 +44,8 @@ import { WatchedConn } from "./_bind_watch.ts";
 import { relay } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
 import type { RuleSubject } from "./rules.ts";
-import { failAndClose, type Handshaken, type SessionServices, writeAll } from "./session.ts";
+import { failAndClose } from "./replies.ts";
+import type { Handshaken, SessionServices } from "./session_types.ts";
 
 /** The expected peer: its family and the addresses it may connect from (`null`: any). */
 interface ExpectedPeer {
@@ -95,7 +98,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   } catch (error) {
     await reject(
       replyForError(error),
-      `Cannot bind: ${error instanceof Error ? error.message : error}`,
+      `Cannot bind: ${errorText(error)}`,
     );
     return;
   }
@@ -146,21 +149,15 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   }
 
   const { peerConn, peer } = waited;
-  try {
-    await writeAll(conn, encodeReply({ reply: Reply.Succeeded, bound: peer }));
-  } catch (error) {
-    peerConn.close();
-    watched.close();
-    await watched.gone;
-    services.record({
-      ...base,
-      used: peer,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `client gone before relay: ${errorText(error)}`,
-    });
-    return;
-  }
+  const answered = await replySucceeded(session, services, peer, {
+    record: { ...base, used: peer },
+    release: () => peerConn.close(),
+    closeClient: async () => {
+      watched.close();
+      await watched.gone;
+    },
+  });
+  if (!answered) return;
 
   services.metrics?.activeRelays.inc(["bind"]);
   const result = await relay(watched, peerConn, {

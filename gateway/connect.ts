@@ -10,21 +10,20 @@
  */
 
 import { endpointFromNetAddr, formatIp } from "../net/address.ts";
-import { encodeReply } from "../socks5/codec.ts";
+import { errorText } from "../net/error_text.ts";
 import { Reply } from "../socks5/types.ts";
 import { relay, transferComplete } from "./relay.ts";
 import { replyForError } from "./reply_codes.ts";
 import {
   denialText,
-  errorText,
   recordBaseOf,
   rejectRequest,
+  replySucceeded,
   ruleSubjectsOf,
 } from "./_request_context.ts";
 import type { RuleVerdict } from "./rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
-import { type Handshaken, type SessionServices, writeAll } from "./session.ts";
-import type { ExpectedOpen } from "./translate.ts";
+import type { ExpectedOpen, Handshaken, SessionServices } from "./session_types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { Dialed } from "./upstream/types.ts";
 
@@ -97,30 +96,15 @@ export async function handleConnect(
   }
   const connected = { ...base, connectMs: performance.now() - dialStartedAt };
 
-  try {
-    await writeAll(
-      conn,
-      encodeReply({
-        reply: Reply.Succeeded,
-        bound: standIn.kind === "name"
-          ? standInBound(session.local.address, client.address, dialed.local.port)
-          : { address: dialed.local.address, port: dialed.local.port },
-      }),
-    );
-  } catch (error) {
-    dialed.conn.close();
-    try {
-      conn.close();
-    } catch { /* gone */ }
-    services.record({
-      ...connected,
-      used: dialed.remote,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `client gone before relay: ${error instanceof Error ? error.message : error}`,
-    });
-    return;
-  }
+  const answered = await replySucceeded(
+    session,
+    services,
+    standIn.kind === "name"
+      ? standInBound(session.local.address, client.address, dialed.local.port)
+      : { address: dialed.local.address, port: dialed.local.port },
+    { record: { ...connected, used: dialed.remote }, release: () => dialed.conn.close() },
+  );
+  if (!answered) return;
 
   if (await services.translation.translate(session, dialed)) {
     services.record({
@@ -145,10 +129,7 @@ export async function handleConnect(
     reply: Reply.Succeeded,
     bytesUp: result.clientToServer,
     bytesDown: result.serverToClient,
-    reason: via +
-      (result.end === "error"
-        ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
-        : result.end),
+    reason: via + (result.end === "error" ? `error: ${errorText(result.error)}` : result.end),
   });
 }
 
@@ -187,22 +168,12 @@ async function connectExpected(
   }
   const local = endpointFromNetAddr(opened.localAddr);
   const used = endpointFromNetAddr(opened.remoteAddr);
-  try {
-    await writeAll(conn, encodeReply({ reply: Reply.Succeeded, bound: local }));
-  } catch (error) {
-    opened.close();
-    try {
-      conn.close();
-    } catch { /* gone */ }
-    services.record({
-      ...base,
-      used,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `${why}: client gone before relay: ${error instanceof Error ? error.message : error}`,
-    });
-    return;
-  }
+  const answered = await replySucceeded(session, services, local, {
+    record: { ...base, used },
+    context: `${why}: `,
+    release: () => opened.close(),
+  });
+  if (!answered) return;
   const result = await relay(conn, opened, {
     idleMs: services.config.timeouts.idleMs,
     signal: AbortSignal.any([services.shutdown, expected.signal]),
@@ -220,7 +191,7 @@ async function connectExpected(
       transferComplete(result)
         ? "closed"
         : result.end === "error"
-        ? `error: ${result.error instanceof Error ? result.error.message : result.error}`
+        ? `error: ${errorText(result.error)}`
         : result.end
     }`,
   });

@@ -9,7 +9,7 @@
 
 import type { AuthFailureLimiter } from "./auth_limiter.ts";
 import type { PasswordVerdict } from "./password_verifier.ts";
-import type { LoginVerdict } from "./session.ts";
+import type { LoginVerdict } from "./session_types.ts";
 
 /** What {@linkcode checkLogin} uses. */
 export interface LoginGate {

@@ -24,21 +24,17 @@
  */
 
 import { type IpAddress, unmapIpv4 } from "../net/address.ts";
-import { literalAddress } from "../resolver/mod.ts";
+import { errorText } from "../net/error_text.ts";
+import { writeAll } from "../net/io.ts";
+import { candidateAddresses, literalAddress } from "../resolver/mod.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Command, Reply, type SocksTarget } from "../socks5/types.ts";
-import {
-  candidateAddresses,
-  errorText,
-  recordBaseOf,
-  rejectRequest,
-  ruleSubjectsOf,
-  targetName,
-} from "./_request_context.ts";
+import { recordBaseOf, rejectRequest, ruleSubjectsOf, targetName } from "./_request_context.ts";
+import { lingerAndClose } from "./replies.ts";
 import { clientFamily } from "./stand_ins.ts";
 import { replyForError } from "./reply_codes.ts";
-import { type Handshaken, lingerAndClose, type SessionServices, writeAll } from "./session.ts";
+import type { Handshaken, SessionServices } from "./session_types.ts";
 
 /** Handles a RESOLVE or RESOLVE_PTR request after the handshake; never throws. */
 export async function handleResolve(

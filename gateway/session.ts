@@ -5,153 +5,32 @@
  */
 
 import { endpointFromNetAddr, type IpEndpoint } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
+import { writeAll } from "../net/io.ts";
 import {
   encodeMethodSelection,
   encodePasswordAuthReply,
-  encodeReply,
   readGreeting,
   readPasswordAuthRequest,
   readRequest,
-  ZERO_TARGET,
 } from "../socks5/codec.ts";
 import { SocksProtocolError, TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
-import type { Resolver } from "../resolver/mod.ts";
 import { handleBind } from "./bind.ts";
-import type { Config, ProxyProtocolMode, UserConfig } from "./config/types.ts";
+import type { ProxyProtocolMode } from "./config/types.ts";
 import { handleConnect } from "./connect.ts";
-import type { ConnectionRecord } from "./observe/connection_log.ts";
-import type { GatewayMetrics } from "./observe/metrics.ts";
 import { readProxyHeader } from "./proxy_protocol.ts";
+import { failAndClose, lingerAndClose } from "./replies.ts";
 import { handleResolve } from "./resolve.ts";
-import type { AccessRules } from "./rules.ts";
-import type { StandIns } from "./stand_ins.ts";
+import type { Handshaken, LoginVerdict, SessionServices } from "./session_types.ts";
 import { handleUdpAssociate } from "./udp_associate.ts";
-import type { Dialer } from "./upstream/types.ts";
-import type { Router } from "./upstream/router.ts";
-import type { TranslationService } from "./translate.ts";
-
-/** What every session shares: configuration and the gateway's services. */
-export interface SessionServices {
-  /** The validated configuration. */
-  readonly config: Config;
-  /** Compiled access rules. */
-  readonly rules: AccessRules;
-  /** Direct outbound connections (BIND and UDP peers, unrouted CONNECTs). */
-  readonly dialer: Dialer;
-  /** Picks the dialer for a CONNECT: direct, or a chain of upstream gateways. */
-  readonly route: Router;
-  /** Protocol translators (FTP, ...). */
-  readonly translation: TranslationService;
-  /** The gateway's resolver (BIND peers and UDP destinations given by name). */
-  readonly resolver: Resolver;
-  /** RESOLVE's stand-in addresses, or `null` when `resolver.stand_ins` is `never`. */
-  readonly standIns: StandIns | null;
-  /** Users by name. */
-  readonly users: ReadonlyMap<string, UserConfig>;
-  /** True when a client at this address is on the gateway host (loopback only). */
-  readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
-  /** Aborted when the gateway stops draining: relays close at once. */
-  readonly shutdown: AbortSignal;
-  /** Receives one record per finished connection. */
-  readonly record: (record: ConnectionRecord) => void;
-  /**
-   * Takes descriptors beyond a connection's two (UDP relay sockets) from the budget the open
-   * files limit leaves; returns their release, or `null` when they do not fit.
-   */
-  readonly reserveDescriptors: (count: number) => (() => void) | null;
-  /** Metrics that are not in the record (active relays). */
-  readonly metrics?: GatewayMetrics;
-  /**
-   * Checks RFC 1929 credentials of `client` under the failed-login limit (counting the attempt
-   * in flight, the failure afterwards). Resolves `"blocked"` without checking the password when
-   * the client is over the limit, `"busy"` when password checks are saturated.
-   */
-  readonly authenticate: (
-    client: IpEndpoint,
-    username: string,
-    password: string,
-    signal: AbortSignal,
-  ) => Promise<LoginVerdict>;
-  /**
-   * True (and counted) when the client is over the auth failure limit: it gets `05 FF`. The
-   * gateway checks at accept too; this covers clients known from a PROXY protocol header.
-   */
-  readonly refuseAuth?: (client: IpEndpoint) => boolean;
-}
-
-/** What {@linkcode SessionServices.authenticate} says of a login. */
-export type LoginVerdict = "accepted" | "rejected" | "blocked" | "busy";
 
 const LOGIN_FAILURES: Record<Exclude<LoginVerdict, "accepted">, string> = {
   rejected: "authentication failed",
   blocked: "too many failed logins",
   busy: "authentication busy",
 };
-
-/** A session after the handshake: what command handlers get. */
-export interface Handshaken {
-  /** The client connection. */
-  readonly conn: Deno.TcpConn;
-  /** Buffered reader over `conn` (holds bytes pipelined after the request). */
-  readonly reader: ExactReader;
-  /** The client's address and port. */
-  readonly client: IpEndpoint;
-  /** The gateway address the client reached. */
-  readonly local: IpEndpoint;
-  /**
-   * True when the client is on the gateway host: it connected over loopback (and, behind a
-   * PROXY protocol header, the header's source is loopback too).
-   */
-  readonly clientIsLocal: boolean;
-  /** RFC 1929 user, if authenticated. */
-  readonly user?: string;
-  /** The request. */
-  readonly request: SocksRequest;
-  /** When the client was accepted (ms, performance clock). */
-  readonly startedAt: number;
-  /** Accept to complete request, in ms. */
-  readonly handshakeMs?: number;
-}
-
-const FAILURE_LINGER_MS = 1000;
-
-/** Writes all of `bytes`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-/** Sends a complete failure reply, then closes "shortly after" (RFC 1928 §6). */
-export async function failAndClose(conn: Deno.TcpConn, reply: ReplyCode): Promise<void> {
-  try {
-    await writeAll(conn, encodeReply({ reply, bound: ZERO_TARGET }));
-  } catch { /* the client is gone */ }
-  await lingerAndClose(conn);
-}
-
-/**
- * Closes after a half-close and a short wait for the client's own FIN, so that bytes the client
- * sent meanwhile do not turn our close into a reset that destroys the reply in flight.
- */
-export async function lingerAndClose(conn: Deno.TcpConn): Promise<void> {
-  try {
-    await conn.closeWrite();
-    const sink = new Uint8Array(512);
-    const deadline = AbortSignal.timeout(FAILURE_LINGER_MS);
-    const closed = new Promise<void>((resolve) =>
-      deadline.addEventListener("abort", () => resolve(), { once: true })
-    );
-    const drain = (async () => {
-      while (!deadline.aborted && (await conn.read(sink)) !== null) { /* discard */ }
-    })().catch(() => {});
-    await Promise.race([drain, closed]);
-  } catch { /* already gone */ }
-  try {
-    conn.close();
-  } catch { /* already closed */ }
-}
 
 function selectMethod(offered: readonly number[], authRequired: boolean): number {
   if (authRequired) {
@@ -267,7 +146,7 @@ export async function runSession(
       ? { ok: false, reason: "client closed before its request", clientClosed: true }
       : {
         ok: false,
-        reason: error instanceof Error ? error.message : String(error),
+        reason: errorText(error),
         ...(error instanceof SocksProtocolError && error.reply !== undefined
           ? { reply: error.reply }
           : {}),

@@ -42,9 +42,11 @@ import {
   sameIp,
   toHostname,
 } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
+import { closeQuietly } from "../net/io.ts";
 import { normalizeName } from "../resolver/mod.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
-import { Reply, type SocksTarget } from "../socks5/types.ts";
+import { Reply } from "../socks5/types.ts";
 import { ExpectationRegistry } from "../translators/expectations.ts";
 import { createTranslators } from "../translators/registry.ts";
 import { runTranslation } from "../translators/run.ts";
@@ -60,31 +62,8 @@ import type { ConnectionRecord } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
 import { relay, transferComplete } from "./relay.ts";
 import type { AccessRules, RuleSubject } from "./rules.ts";
-import type { Handshaken } from "./session.ts";
+import type { Handshaken, TranslationService } from "./session_types.ts";
 import type { Router } from "./upstream/router.ts";
-import type { Dialed } from "./upstream/types.ts";
-
-/** A connection the gateway opens instead of dialing, because a translator expects it. */
-export interface ExpectedOpen {
-  /**
-   * Opens the connection to relay the CONNECT to. Errors carry their REP meaning
-   * (`SocksReplyError`, connect errors), as a dial's do.
-   */
-  open(signal: AbortSignal): Promise<Deno.Conn>;
-  /** Aborted when the translator wants the relay torn down (ABOR, end of its session). */
-  readonly signal: AbortSignal;
-}
-
-/** What sessions use of the translators. */
-export interface TranslationService {
-  /** A CONNECT a translator announced (a data connection), or `undefined`. */
-  takeExpected(client: IpAddress, target: SocksTarget): ExpectedOpen | undefined;
-  /**
-   * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
-   * the session (both connections are closed then), `false` to relay as usual. Never rejects.
-   */
-  translate(session: Handshaken, dialed: Dialed): Promise<boolean>;
-}
 
 /** The gateway pieces {@linkcode createTranslationService} builds data channels from. */
 export interface TranslationServiceOptions {
@@ -104,16 +83,6 @@ export interface TranslationServiceOptions {
 
 const log = logger("translate");
 let nextId = 0;
-
-function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function closeQuietly(conn: { close(): void }): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
-}
 
 function remoteOf(conn: Deno.Conn): IpEndpoint | null {
   try {
@@ -237,7 +206,7 @@ export function createTranslationService(
         reason: transferComplete(result)
           ? "closed"
           : result.end === "error"
-          ? `error: ${reasonOf(result.error)}`
+          ? `error: ${errorText(result.error)}`
           : result.end,
         startedAt,
       });
@@ -278,7 +247,7 @@ export function createTranslationService(
         });
       } catch (error) {
         // runTranslation never rejects; this guards the gateway against a broken plugin.
-        log.error("translator failed: {error}", { error: reasonOf(error) });
+        log.error("translator failed: {error}", { error: errorText(error) });
         closeQuietly(session.conn);
         closeQuietly(dialed.conn);
         return true;

@@ -22,16 +22,17 @@
  */
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
+import { candidateAddresses } from "../resolver/mod.ts";
 import {
-  candidateAddresses,
-  errorText,
   type RecordBase,
   recordBaseOf,
   rejectRequest,
+  replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
 } from "./_request_context.ts";
-import { decodeUdpDatagram, encodeReply } from "../socks5/codec.ts";
+import { decodeUdpDatagram } from "../socks5/codec.ts";
 import { Reply, type SocksTarget } from "../socks5/types.ts";
 import { IdleSweeper } from "./_idle_sweeper.ts";
 import {
@@ -49,8 +50,7 @@ import {
 } from "./_udp_association.ts";
 import { logger } from "./observe/log.ts";
 import { replyForError } from "./reply_codes.ts";
-import type { Handshaken, SessionServices } from "./session.ts";
-import { writeAll } from "./session.ts";
+import type { Handshaken, SessionServices } from "./session_types.ts";
 
 const log = logger("udp");
 const sweeper = new IdleSweeper();
@@ -77,7 +77,7 @@ async function associate(
   services: SessionServices,
   base: RecordBase,
 ): Promise<void> {
-  const { conn, local } = session;
+  const { local } = session;
   let clientSocket: Deno.DatagramConn;
   try {
     clientSocket = Deno.listenDatagram({
@@ -101,24 +101,13 @@ async function associate(
       local.address;
   const boundPort = (clientSocket.addr as Deno.NetAddr).port;
 
-  try {
-    await writeAll(
-      conn,
-      encodeReply({ reply: Reply.Succeeded, bound: { address: bound, port: boundPort } }),
-    );
-  } catch (error) {
-    clientSocket.close();
-    try {
-      conn.close();
-    } catch { /* gone */ }
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `client gone before relay: ${error instanceof Error ? error.message : error}`,
-    });
-    return;
-  }
+  const answered = await replySucceeded(
+    session,
+    services,
+    { address: bound, port: boundPort },
+    { record: base, release: () => clientSocket.close() },
+  );
+  if (!answered) return;
 
   const association = new Association(session, services, clientSocket);
   services.metrics?.activeRelays.inc(["udp"]);

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { FamilyPreference } from "../gateway/config/types.ts";
+import type { FamilyPreference } from "./options.ts";
 import { type IpAddress, sameIp } from "../net/address.ts";
 
 /**

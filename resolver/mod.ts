@@ -32,6 +32,12 @@
 
 export { type CachedAnswer, NameCache, type NameCacheOptions } from "./cache.ts";
 export {
+  candidateAddresses,
+  type Candidates,
+  stagedCandidateAddresses,
+  type StagedCandidates,
+} from "./candidates.ts";
+export {
   AllAttemptsFailedError,
   connectHappyEyeballs,
   type ConnectHappyEyeballsOptions,
@@ -40,6 +46,7 @@ export {
 } from "./happy_eyeballs.ts";
 export { parseHostsFile } from "./hosts_file.ts";
 export { literalAddress, normalizeName } from "./name.ts";
+export type { FamilyPreference, ResolverConfig } from "./options.ts";
 export {
   type DnsQuery,
   type DnsQueryOptions,

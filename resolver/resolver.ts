@@ -4,8 +4,10 @@
  * @module
  */
 
-import type { FamilyPreference, ResolverConfig } from "../gateway/config/types.ts";
+import type { FamilyPreference, ResolverConfig } from "./options.ts";
 import { formatIp, type IpAddress, parseIp, sameIp, unmapIpv4 } from "../net/address.ts";
+import { abortable } from "../net/io.ts";
+import { errorText } from "../net/error_text.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";
 import { NameCache } from "./cache.ts";
@@ -367,7 +369,7 @@ export class Resolver {
     if (fromStatic) return settledLookup(fromStatic);
 
     if (this.#hostsFile !== "") {
-      const hosts = await raceSignal(this.#loadHosts(), signal);
+      const hosts = await abortable(this.#loadHosts(), signal);
       const fromHosts = this.#answer(normalized, hosts.get(normalized), "hosts");
       if (fromHosts) return settledLookup(fromHosts);
     }
@@ -401,11 +403,11 @@ export class Resolver {
     }
     const shared = entry;
     shared.waiters++;
-    const complete = raceSignal(shared.complete, signal).finally(() => {
+    const complete = abortable(shared.complete, signal).finally(() => {
       // The last waiter to give up cancels the queries; after settling this is a no-op.
       if (--shared.waiters === 0) shared.controller.abort();
     });
-    return { first: raceSignal(shared.first, signal), complete };
+    return { first: abortable(shared.first, signal), complete };
   }
 
   /**
@@ -427,7 +429,7 @@ export class Resolver {
     const fromStatic = find(this.#static);
     if (fromStatic !== undefined) return { name: fromStatic, source: "static" };
     if (this.#hostsFile !== "") {
-      const fromHosts = find(await raceSignal(this.#loadHosts(), signal));
+      const fromHosts = find(await abortable(this.#loadHosts(), signal));
       if (fromHosts !== undefined) return { name: fromHosts, source: "hosts" };
     }
     const arpa = reverseName(wanted);
@@ -466,7 +468,7 @@ export class Resolver {
       )
       : new NameNotResolvedError(
         formatIp(wanted),
-        `DNS PTR query failed: ${errorMessage(failure)}`,
+        `DNS PTR query failed: ${errorText(failure)}`,
         { cause: failure },
       );
   }
@@ -689,26 +691,11 @@ function copyAnswer(answer: ResolvedName): ResolvedName {
  */
 function failureText(failure: QueryOutcome & { kind: "error" }, timeoutMs: number): string {
   if (failure.ourTimeout) return `DNS query timed out after ${timeoutMs} ms`;
-  const message = errorMessage(failure.error);
+  const message = errorText(failure.error);
   const elapsed = failure.elapsedMs === undefined
     ? ""
     : ` after ${Math.round(failure.elapsedMs)} ms`;
   return failure.timedOut
     ? `DNS query timed out in the resolver${elapsed}: ${message}`
     : `DNS query failed: ${message}`;
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Settles with `promise`, or rejects with the signal's reason when it aborts first. */
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ResolverConfig } from "../gateway/config/types.ts";
+import type { ResolverConfig } from "./options.ts";
 import { formatIp, parseIp } from "../net/address.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";

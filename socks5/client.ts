@@ -10,6 +10,7 @@
  * @module
  */
 
+import { abortable, writeAll } from "../net/io.ts";
 import {
   encodeGreeting,
   encodePasswordAuthRequest,
@@ -80,21 +81,6 @@ export class SocksAuthenticationError extends Error {
     super(message);
     this.name = "SocksAuthenticationError";
   }
-}
-
-async function writeAll(conn: HandshakeConn, data: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) offset += await conn.write(data.subarray(offset));
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 /**

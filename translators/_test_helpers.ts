@@ -5,7 +5,7 @@
  * @module
  */
 
-import { closeQuietly } from "./_timeout.ts";
+import { closeQuietly } from "../net/io.ts";
 import type { DataRelayOptions } from "./types.ts";
 
 /** A connected pair on loopback: `near` dialed, `far` accepted. */

@@ -26,17 +26,3 @@ export async function withTimeout<T>(
     signal.removeEventListener("abort", onAbort);
   }
 }
-
-/** Closes a connection or listener, ignoring "already closed". */
-export function closeQuietly(resource: { close(): void } | null | undefined): void {
-  try {
-    resource?.close();
-  } catch {
-    // Already closed: closing is idempotent here.
-  }
-}
-
-/** A human-readable reason from an unknown error. */
-export function reasonOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

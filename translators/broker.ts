@@ -6,7 +6,9 @@
  */
 
 import { endpointFromNetAddr, type IpEndpoint, sameIp, toHostname } from "../net/address.ts";
-import { closeQuietly, reasonOf, withTimeout } from "./_timeout.ts";
+import { errorText } from "../net/error_text.ts";
+import { closeQuietly } from "../net/io.ts";
+import { withTimeout } from "./_timeout.ts";
 import type {
   BrokerDeps,
   DataChannelBroker,
@@ -98,7 +100,7 @@ class OneShotListener implements DataListener {
         }
       });
     } catch (error) {
-      throw new Error(`Cannot accept data connection: ${reasonOf(error)}`, { cause: error });
+      throw new Error(`Cannot accept data connection: ${errorText(error)}`, { cause: error });
     } finally {
       this.#close();
     }

@@ -6,8 +6,9 @@
  * @module
  */
 
+import { errorText } from "../net/error_text.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import { getLogger } from "@logtape/logtape";
-import { closeQuietly, reasonOf } from "./_timeout.ts";
 import type { Line, LineIo, Side, TranslatorSession } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
@@ -84,11 +85,6 @@ class SerialWriter {
     this.#tail = next.catch(() => {});
     return next;
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
 }
 
 class LineTooLongError extends Error {
@@ -238,11 +234,11 @@ export async function runLineSession(
     try {
       await session.close?.call(session);
     } catch (error) {
-      logger.warn("Translator close failed: {error}", { id: options.id, error: reasonOf(error) });
+      logger.warn("Translator close failed: {error}", { id: options.id, error: errorText(error) });
     }
   }
   if (end === "error") {
-    logger.info("Translator session ended: {error}", { id: options.id, error: reasonOf(failure) });
+    logger.info("Translator session ended: {error}", { id: options.id, error: errorText(failure) });
   }
   return failure === undefined ? { end } : { end, error: failure };
 }

@@ -5,7 +5,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { reasonOf } from "./_timeout.ts";
+import { errorText } from "../net/error_text.ts";
 import { createDataChannelBroker } from "./broker.ts";
 import { runLineSession } from "./line_session.ts";
 import type { BrokerDeps, Translator, TranslatorContext } from "./types.ts";
@@ -52,7 +52,7 @@ export async function runTranslation(
     } catch (error) {
       logger.warn("Translator match failed: {error}", {
         type: translator.type,
-        error: reasonOf(error),
+        error: errorText(error),
       });
       return "decline" as const;
     }
@@ -79,7 +79,7 @@ export async function runTranslation(
     } catch (error) {
       logger.warn("Translator sniff failed: {error}", {
         type: translator.type,
-        error: reasonOf(error),
+        error: errorText(error),
       });
     }
   }
@@ -97,7 +97,7 @@ export async function runTranslation(
     logger.warn("Cannot start translator session: {error}", {
       id: ctx.id,
       type: chosen.type,
-      error: reasonOf(error),
+      error: errorText(error),
     });
     client.close();
     server.close();

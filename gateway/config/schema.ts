@@ -13,6 +13,7 @@
 import { z } from "zod";
 import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { type Cidr, parseCidr } from "../../net/cidr.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   normalizeName,
   type Parsed,
@@ -152,7 +153,7 @@ const cidr = parsedString((text): Parsed<Cidr> => {
   try {
     return { ok: true, value: parseCidr(text.trim()) };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorText(error);
     return { ok: false, reason: reason.replace(/^Cannot parse CIDR: /, "") };
   }
 });
@@ -176,7 +177,7 @@ const destination = parsedString((raw): Parsed<DestinationPattern> => {
     try {
       return { ok: true, value: { kind: "cidr", cidr: parseCidr(text) } };
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = errorText(error);
       return { ok: false, reason: reason.replace(/^Cannot parse CIDR: /, "") };
     }
   }
@@ -358,7 +359,7 @@ const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
       },
     };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorText(error);
     // The parser quotes the URL as written: never show its password (config errors are printed
     // and logged).
     return {

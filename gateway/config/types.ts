@@ -7,11 +7,12 @@
 
 import type { IpAddress, IpEndpoint } from "../../net/address.ts";
 import type { Cidr } from "../../net/cidr.ts";
+import type { FamilyPreference, ResolverConfig, StandInMode } from "../../resolver/options.ts";
 import type { TranslatorConfig } from "../../translators/types.ts";
 import type { HopStrategy } from "../../client/selector.ts";
 
-/** Address-family preference for names with both A and AAAA records. */
-export type FamilyPreference = "happy-eyeballs" | "ipv6" | "ipv4" | "ipv6-only" | "ipv4-only";
+// The resolver owns its options; the configuration names them under `resolver:`.
+export type { FamilyPreference, ResolverConfig, StandInMode };
 
 /** PROXY protocol versions a listener accepts in front of SOCKS (HAProxy `send-proxy[-v2]`). */
 export type ProxyProtocolMode = "v1" | "v2" | "any";
@@ -48,36 +49,6 @@ export interface AuthConfig {
   /** The users; empty means no authentication. */
   readonly users: readonly UserConfig[];
 }
-
-/** Name resolution settings. */
-export interface ResolverConfig {
-  /** Family preference. @default "happy-eyeballs" */
-  readonly prefer: FamilyPreference;
-  /** Static names, consulted with the hosts file before DNS. Keys are lower case, no trailing dot. */
-  readonly hosts: Readonly<Record<string, readonly string[]>>;
-  /** Hosts file path. @default "/etc/hosts" */
-  readonly hostsFile: string;
-  /** DNS servers (`ip` or `ip:port`, `[v6]:port`); empty means the system configuration. */
-  readonly servers: readonly string[];
-  /** Per-query timeout in milliseconds. @default 5000 */
-  readonly timeoutMs: number;
-  /** Maximum cached names. @default 10000 */
-  readonly cacheSize: number;
-  /** Upper bound for positive cache TTL in seconds. @default 300 */
-  readonly maxTtlSeconds: number;
-  /** TTL for negative answers in seconds. @default 30 */
-  readonly negativeTtlSeconds: number;
-  /**
-   * When RESOLVE answers with a stand-in address (gateway/stand_ins.ts): `cross-family` when the
-   * name has usable addresses only of the family the client does not speak; `never`.
-   * Optional so that the resolver's callers need not name it; the config schema always sets it.
-   * @default "cross-family" ("never" with `workers` above 1)
-   */
-  readonly standIns?: StandInMode;
-}
-
-/** `resolver.stand_ins`: when RESOLVE answers with a stand-in address. */
-export type StandInMode = "cross-family" | "never";
 
 /** Commands a rule can name (`resolve`: Tor's RESOLVE and RESOLVE_PTR). */
 export type RuleCommand = "connect" | "bind" | "udp" | "resolve";

@@ -6,11 +6,15 @@
  */
 
 import { endpointFromNetAddr, formatIp, type IpAddress } from "../../net/address.ts";
-import { stagedCandidateAddresses } from "../_request_context.ts";
-import { AllAttemptsFailedError, connectHappyEyeballs, type Resolver } from "../../resolver/mod.ts";
+import {
+  AllAttemptsFailedError,
+  connectHappyEyeballs,
+  type FamilyPreference,
+  type Resolver,
+  stagedCandidateAddresses,
+} from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
-import type { FamilyPreference } from "../config/types.ts";
 import { replyForError, replyForErrors } from "../reply_codes.ts";
 import type { Dialed, Dialer, DialRequest } from "./types.ts";
 

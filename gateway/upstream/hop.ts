@@ -23,6 +23,7 @@
  */
 
 import { type IpEndpoint, parseIp } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import { literalAddress } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -69,10 +70,6 @@ function hopTarget(endpoint: HopEndpoint): SocksTarget {
     address: address ?? { family: "name", name: endpoint.host },
     port: endpoint.port,
   };
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** A dialer through one SOCKS5 hop (with alternatives) over the dialer beneath it. */
@@ -163,7 +160,7 @@ export class SocksHopDialer implements Dialer {
       const reply = last === undefined ? Reply.GeneralFailure : replyForError(last);
       throw new HopUnavailableError(
         reply,
-        `Cannot reach any gateway of hop ${this.#labels()}: ${messageOf(last)}`,
+        `Cannot reach any gateway of hop ${this.#labels()}: ${errorText(last)}`,
         { cause: last },
       );
     }
@@ -173,7 +170,7 @@ export class SocksHopDialer implements Dialer {
     const endpoint = this.#hop.alternatives[index]!;
     log.warn("hop {hop} failed: {reason}{marked}", {
       hop: endpoint.label,
-      reason: messageOf(error),
+      reason: errorText(error),
       marked: this.#selector.isDown(index) ? ` (skipped for ${this.#hop.failTimeoutMs} ms)` : "",
     });
   }

@@ -11,7 +11,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
-import { closeQuietly, reasonOf, withTimeout } from "../_timeout.ts";
+import { errorText } from "../../net/error_text.ts";
+import { closeQuietly } from "../../net/io.ts";
+import { withTimeout } from "../_timeout.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -332,7 +334,7 @@ export class FtpSession implements TranslatorSession {
           io.sendToServer(command).catch((error) => {
             if (ask.settled) return;
             ask.settled = true;
-            ask.reject(new ServerGoneError(reasonOf(error)));
+            ask.reject(new ServerGoneError(errorText(error)));
           });
         }),
     );
@@ -563,7 +565,10 @@ export class FtpSession implements TranslatorSession {
       other = await this.#broker.connect(endpoint, { side, signal: transfers });
     } catch (error) {
       closeQuietly(accepted);
-      logger.info("Cannot connect FTP data: {error}", { id: this.#ctx.id, error: reasonOf(error) });
+      logger.info("Cannot connect FTP data: {error}", {
+        id: this.#ctx.id,
+        error: errorText(error),
+      });
       return;
     }
     await this.#broker.relay(accepted, other, { label: DATA_LABEL, signal: transfers });
@@ -571,7 +576,7 @@ export class FtpSession implements TranslatorSession {
 
   #spawn(task: () => Promise<void>): void {
     const promise = task().catch((error) => {
-      logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: reasonOf(error) });
+      logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
     }).finally(() => this.#tasks.delete(promise));
     this.#tasks.add(promise);
   }
@@ -593,7 +598,7 @@ export class FtpSession implements TranslatorSession {
     } catch (error) {
       logger.warn("Cannot listen for FTP data: {error}", {
         id: this.#ctx.id,
-        error: reasonOf(error),
+        error: errorText(error),
       });
       await io.sendToClient("425 Cannot open data connection");
       return null;

@@ -1,0 +1,118 @@
+/**
+ * The types a session and its command handlers share: the gateway's services, the session after
+ * its handshake, and what sessions use of the translators. Types only, so that handlers,
+ * translation and the session import them without importing one another.
+ *
+ * @module
+ */
+
+import type { IpAddress, IpEndpoint } from "../net/address.ts";
+import type { Resolver } from "../resolver/mod.ts";
+import type { ExactReader } from "../socks5/exact_reader.ts";
+import type { SocksRequest, SocksTarget } from "../socks5/types.ts";
+import type { Config, UserConfig } from "./config/types.ts";
+import type { ConnectionRecord } from "./observe/connection_log.ts";
+import type { GatewayMetrics } from "./observe/metrics.ts";
+import type { AccessRules } from "./rules.ts";
+import type { StandIns } from "./stand_ins.ts";
+import type { Router } from "./upstream/router.ts";
+import type { Dialed, Dialer } from "./upstream/types.ts";
+
+/** What every session shares: configuration and the gateway's services. */
+export interface SessionServices {
+  /** The validated configuration. */
+  readonly config: Config;
+  /** Compiled access rules. */
+  readonly rules: AccessRules;
+  /** Direct outbound connections (BIND and UDP peers, unrouted CONNECTs). */
+  readonly dialer: Dialer;
+  /** Picks the dialer for a CONNECT: direct, or a chain of upstream gateways. */
+  readonly route: Router;
+  /** Protocol translators (FTP, ...). */
+  readonly translation: TranslationService;
+  /** The gateway's resolver (BIND peers and UDP destinations given by name). */
+  readonly resolver: Resolver;
+  /** RESOLVE's stand-in addresses, or `null` when `resolver.stand_ins` is `never`. */
+  readonly standIns: StandIns | null;
+  /** Users by name. */
+  readonly users: ReadonlyMap<string, UserConfig>;
+  /** True when a client at this address is on the gateway host (loopback only). */
+  readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
+  /** Aborted when the gateway stops draining: relays close at once. */
+  readonly shutdown: AbortSignal;
+  /** Receives one record per finished connection. */
+  readonly record: (record: ConnectionRecord) => void;
+  /**
+   * Takes descriptors beyond a connection's two (UDP relay sockets) from the budget the open
+   * files limit leaves; returns their release, or `null` when they do not fit.
+   */
+  readonly reserveDescriptors: (count: number) => (() => void) | null;
+  /** Metrics that are not in the record (active relays). */
+  readonly metrics?: GatewayMetrics;
+  /**
+   * Checks RFC 1929 credentials of `client` under the failed-login limit (counting the attempt
+   * in flight, the failure afterwards). Resolves `"blocked"` without checking the password when
+   * the client is over the limit, `"busy"` when password checks are saturated.
+   */
+  readonly authenticate: (
+    client: IpEndpoint,
+    username: string,
+    password: string,
+    signal: AbortSignal,
+  ) => Promise<LoginVerdict>;
+  /**
+   * True (and counted) when the client is over the auth failure limit: it gets `05 FF`. The
+   * gateway checks at accept too; this covers clients known from a PROXY protocol header.
+   */
+  readonly refuseAuth?: (client: IpEndpoint) => boolean;
+}
+
+/** What {@linkcode SessionServices.authenticate} says of a login. */
+export type LoginVerdict = "accepted" | "rejected" | "blocked" | "busy";
+
+/** A session after the handshake: what command handlers get. */
+export interface Handshaken {
+  /** The client connection. */
+  readonly conn: Deno.TcpConn;
+  /** Buffered reader over `conn` (holds bytes pipelined after the request). */
+  readonly reader: ExactReader;
+  /** The client's address and port. */
+  readonly client: IpEndpoint;
+  /** The gateway address the client reached. */
+  readonly local: IpEndpoint;
+  /**
+   * True when the client is on the gateway host: it connected over loopback (and, behind a
+   * PROXY protocol header, the header's source is loopback too).
+   */
+  readonly clientIsLocal: boolean;
+  /** RFC 1929 user, if authenticated. */
+  readonly user?: string;
+  /** The request. */
+  readonly request: SocksRequest;
+  /** When the client was accepted (ms, performance clock). */
+  readonly startedAt: number;
+  /** Accept to complete request, in ms. */
+  readonly handshakeMs?: number;
+}
+
+/** A connection the gateway opens instead of dialing, because a translator expects it. */
+export interface ExpectedOpen {
+  /**
+   * Opens the connection to relay the CONNECT to. Errors carry their REP meaning
+   * (`SocksReplyError`, connect errors), as a dial's do.
+   */
+  open(signal: AbortSignal): Promise<Deno.Conn>;
+  /** Aborted when the translator wants the relay torn down (ABOR, end of its session). */
+  readonly signal: AbortSignal;
+}
+
+/** What sessions use of the translators. */
+export interface TranslationService {
+  /** A CONNECT a translator announced (a data connection), or `undefined`. */
+  takeExpected(client: IpAddress, target: SocksTarget): ExpectedOpen | undefined;
+  /**
+   * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
+   * the session (both connections are closed then), `false` to relay as usual. Never rejects.
+   */
+  translate(session: Handshaken, dialed: Dialed): Promise<boolean>;
+}
