@@ -549,6 +549,22 @@ Deno.test("BIND: bytes the client sends during the wait reach the peer", async (
   conn.close();
 });
 
+Deno.test("BIND: a client that sends more than 16 KiB during the wait is refused, the listener closed", async () => {
+  await using gw = startTestGateway(HOSTS);
+  const conn = await connectTo(gw.endpoint(4));
+  const { reply, reader } = await request(conn, 2, ipTarget("127.0.0.1", 0));
+  assert.equal(reply.reply, 0);
+  // Past this, the watch stopped and a client leaving went unnoticed until bind.wait ran out.
+  await writeAll(conn, new Uint8Array(16 * 1024 + 1));
+  const second = await readSocksReply(reader);
+  assert.equal(second.reply, 1);
+  const record = await recordOf(gw, "bind");
+  assert.equal(record.outcome, "rejected");
+  assert.match(record.reason ?? "", /sent too much during the wait/);
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: reply.bound.port }));
+  conn.close();
+});
+
 Deno.test("UDP ASSOCIATE: multicast destinations are denied unless a rule names them", async () => {
   // Interface-local multicast (ff01::/16) only: relayed by a gateway without the defence, it
   // still stays on this host. (The limited broadcast and other groups reach the LAN: the unit
