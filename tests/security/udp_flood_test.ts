@@ -51,7 +51,7 @@ function blackholeResolver(config: ReturnType<typeof parseConfig>) {
 }
 
 /** One association: its control connection, client socket and echo-checked sender. */
-class Flooder implements AsyncDisposable {
+class Flooder {
   readonly control: Deno.TcpConn;
   readonly socket: Deno.DatagramConn;
   readonly relay: Deno.NetAddr;
@@ -120,7 +120,8 @@ class Flooder implements AsyncDisposable {
     await this.mark();
   }
 
-  async [Symbol.asyncDispose](): Promise<void> {
+  /** Ends the association (its control connection) and closes the client socket. */
+  close(): void {
     try {
       this.control.close();
     } catch { /* closed */ }
@@ -187,7 +188,7 @@ rules: [{ action: allow, commands: [udp] }]
     assert.equal(inFlight().size, associations * MAX_PENDING_LOOKUPS);
 
     // The associations end: their lookups are aborted and every held byte is given back.
-    for (const flooder of flooders) await flooder[Symbol.asyncDispose]();
+    for (const flooder of flooders) flooder.close();
     for (let i = 0; i < 500 && records.length < associations; i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -202,7 +203,7 @@ rules: [{ action: allow, commands: [udp] }]
       (associations - 1) * MAX_HELD * MAX_PENDING_LOOKUPS;
     assert.equal(total, sent, records.map((r) => r.reason).join("\n"));
   } finally {
-    for (const flooder of flooders) await flooder[Symbol.asyncDispose]();
+    for (const flooder of flooders) flooder.close();
     await gateway.stop(0);
     echo.close();
     await echoing;
