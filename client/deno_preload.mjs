@@ -1153,28 +1153,38 @@ function installNodePatches(options) {
 }
 
 // client/gateway_url.ts
+function redactUserInfo(text) {
+  const scheme = text.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = text.lastIndexOf("@");
+  if (at < start) return text;
+  const colon = text.indexOf(":", start);
+  const keep = colon >= 0 && colon < at ? colon + 1 : start;
+  return `${text.slice(0, keep)}<redacted>${text.slice(at)}`;
+}
 function parseGatewayUrl(text) {
+  const shown = redactUserInfo(text);
   let url;
   try {
     url = new URL(text);
   } catch {
-    throw new TypeError(`Cannot parse gateway URL "${text}": expected socks5://[USER:PASS@]HOST:PORT`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": expected socks5://[USER:PASS@]HOST:PORT`);
   }
   if (url.protocol !== "socks5:" && url.protocol !== "socks5h:") {
-    throw new TypeError(`Cannot parse gateway URL "${text}": scheme must be socks5`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": scheme must be socks5`);
   }
   if (url.pathname !== "" && url.pathname !== "/" || url.search !== "" || url.hash !== "") {
-    throw new TypeError(`Cannot parse gateway URL "${text}": unexpected path or query`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": unexpected path or query`);
   }
   const host = url.hostname;
-  if (host === "") throw new TypeError(`Cannot parse gateway URL "${text}": host is missing`);
+  if (host === "") throw new TypeError(`Cannot parse gateway URL "${shown}": host is missing`);
   const address = parseIp(host);
   if (!address && (host.startsWith("[") || /^[\d.]+$/.test(host))) {
-    throw new TypeError(`Cannot parse gateway URL "${text}": "${host}" is not a valid IP address`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": "${host}" is not a valid IP address`);
   }
   const port = url.port === "" ? 1080 : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new TypeError(`Cannot parse gateway URL "${text}": port must be 1..65535`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": port must be 1..65535`);
   }
   const endpoint = {
     hostname: address ? formatIp(address) : host.toLowerCase(),
@@ -1182,10 +1192,15 @@ function parseGatewayUrl(text) {
     port
   };
   if (url.username === "" && url.password === "") return endpoint;
-  const username = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  let username, password;
+  try {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    throw new TypeError(`Cannot parse gateway URL "${shown}": malformed %-escape in user info`);
+  }
   if (username === "" || password === "") {
-    throw new TypeError(`Cannot parse gateway URL "${text}": both user and password are needed`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": both user and password are needed`);
   }
   return {
     ...endpoint,
@@ -1248,6 +1263,11 @@ var HOST_LOCAL_CIDRS = [
 var LOOPBACK_CIDRS = [
   "127.0.0.0/8",
   "::1/128"
+].map(parseCidr);
+var MULTICAST_BROADCAST_CIDRS = [
+  "224.0.0.0/4",
+  "255.255.255.255/32",
+  "ff00::/8"
 ].map(parseCidr);
 
 // client/delegation_table.ts

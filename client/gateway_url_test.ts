@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatGatewayUrl, parseGatewayUrl } from "./gateway_url.ts";
+import { formatGatewayUrl, parseGatewayUrl, redactUserInfo } from "./gateway_url.ts";
 
 Deno.test("parseGatewayUrl() reads host, port and credentials", () => {
   const v4 = parseGatewayUrl("socks5://192.0.2.1:1081");
@@ -28,4 +28,34 @@ Deno.test("parseGatewayUrl() rejects what is not a socks5 gateway", () => {
   ) {
     assert.throws(() => parseGatewayUrl(bad), TypeError, bad);
   }
+});
+
+Deno.test("parseGatewayUrl() errors never show the user info", () => {
+  for (
+    const bad of [
+      "socks5://alice:S3cr3tP@h:0",
+      "socks5://alice:S3cr3tP@h/path",
+      "http://alice:S3cr3tP@h:1080",
+      "socks5://S3cr3tN@h:1080",
+      "socks5://relay%3AS3cr3tF@h:1080/path",
+      "socks5://alice:S3cr3t%zz@h:1080",
+      "socks5://alice:S3cr3tP@[2001:db8::1:1080",
+      "socks5://alice:S3cr3tP@1.2.3:1",
+    ]
+  ) {
+    assert.throws(
+      () => parseGatewayUrl(bad),
+      (error: unknown) =>
+        error instanceof TypeError && !/S3cr3t/i.test(error.message) &&
+        error.message.includes("<redacted>@"),
+      bad,
+    );
+  }
+});
+
+Deno.test("redactUserInfo() hides everything up to the last '@'", () => {
+  assert.equal(redactUserInfo("socks5://a:b@c@h:1"), "socks5://a:<redacted>@h:1");
+  assert.equal(redactUserInfo("socks5://s3cret@h:1"), "socks5://<redacted>@h:1");
+  assert.equal(redactUserInfo("s3cret@h:1"), "<redacted>@h:1");
+  assert.equal(redactUserInfo("socks5://h:1"), "socks5://h:1");
 });

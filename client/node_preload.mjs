@@ -1051,28 +1051,38 @@ function installNodePatches(options) {
 }
 
 // client/gateway_url.ts
+function redactUserInfo(text2) {
+  const scheme = text2.indexOf("://");
+  const start = scheme < 0 ? 0 : scheme + 3;
+  const at = text2.lastIndexOf("@");
+  if (at < start) return text2;
+  const colon = text2.indexOf(":", start);
+  const keep = colon >= 0 && colon < at ? colon + 1 : start;
+  return `${text2.slice(0, keep)}<redacted>${text2.slice(at)}`;
+}
 function parseGatewayUrl(text2) {
+  const shown = redactUserInfo(text2);
   let url;
   try {
     url = new URL(text2);
   } catch {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": expected socks5://[USER:PASS@]HOST:PORT`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": expected socks5://[USER:PASS@]HOST:PORT`);
   }
   if (url.protocol !== "socks5:" && url.protocol !== "socks5h:") {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": scheme must be socks5`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": scheme must be socks5`);
   }
   if (url.pathname !== "" && url.pathname !== "/" || url.search !== "" || url.hash !== "") {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": unexpected path or query`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": unexpected path or query`);
   }
   const host = url.hostname;
-  if (host === "") throw new TypeError(`Cannot parse gateway URL "${text2}": host is missing`);
+  if (host === "") throw new TypeError(`Cannot parse gateway URL "${shown}": host is missing`);
   const address = parseIp(host);
   if (!address && (host.startsWith("[") || /^[\d.]+$/.test(host))) {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": "${host}" is not a valid IP address`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": "${host}" is not a valid IP address`);
   }
   const port = url.port === "" ? 1080 : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": port must be 1..65535`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": port must be 1..65535`);
   }
   const endpoint = {
     hostname: address ? formatIp(address) : host.toLowerCase(),
@@ -1080,10 +1090,15 @@ function parseGatewayUrl(text2) {
     port
   };
   if (url.username === "" && url.password === "") return endpoint;
-  const username = decodeURIComponent(url.username);
-  const password = decodeURIComponent(url.password);
+  let username, password;
+  try {
+    username = decodeURIComponent(url.username);
+    password = decodeURIComponent(url.password);
+  } catch {
+    throw new TypeError(`Cannot parse gateway URL "${shown}": malformed %-escape in user info`);
+  }
   if (username === "" || password === "") {
-    throw new TypeError(`Cannot parse gateway URL "${text2}": both user and password are needed`);
+    throw new TypeError(`Cannot parse gateway URL "${shown}": both user and password are needed`);
   }
   return {
     ...endpoint,
@@ -1146,6 +1161,11 @@ var HOST_LOCAL_CIDRS = [
 var LOOPBACK_CIDRS = [
   "127.0.0.0/8",
   "::1/128"
+].map(parseCidr);
+var MULTICAST_BROADCAST_CIDRS = [
+  "224.0.0.0/4",
+  "255.255.255.255/32",
+  "ff00::/8"
 ].map(parseCidr);
 
 // client/delegation_table.ts

@@ -13,8 +13,10 @@ import type { RelayConn } from "./relay.ts";
 /** Options of {@linkcode WatchedConn}. */
 export interface WatchedConnOptions {
   /**
-   * Bytes held at most while watching; past this the watch stops reading (TCP flow control
-   * then holds the client back) and no longer notices the client's end. @default 16384
+   * Bytes the client may send while watched. Past this the watch stops and settles
+   * {@linkcode WatchedConn.gone} with `true` and {@linkcode WatchedConn.overflowed} set: the
+   * wait must end then, as a watch that stopped reading could no longer notice the client's
+   * end. @default 16384
    */
   readonly holdLimit?: number;
 }
@@ -23,8 +25,9 @@ export interface WatchedConnOptions {
 export class WatchedConn implements RelayConn {
   /**
    * Resolves `true` as soon as the client's stream ends or fails while watched (or the
-   * connection is closed), `false` when the watch stops first: at the first
-   * {@linkcode WatchedConn.read} or at the hold limit.
+   * connection is closed), or the client sends more than the hold limit
+   * ({@linkcode WatchedConn.overflowed}); `false` when the first {@linkcode WatchedConn.read}
+   * stops the watch first.
    */
   readonly gone: Promise<boolean>;
   readonly #conn: Deno.TcpConn;
@@ -34,6 +37,7 @@ export class WatchedConn implements RelayConn {
   #heldBytes = 0;
   #watching = true;
   #ended = false;
+  #overflowed = false;
   #error: unknown;
 
   /** Starts watching `conn`. */
@@ -41,12 +45,21 @@ export class WatchedConn implements RelayConn {
     this.#conn = conn;
     this.#holdLimit = options.holdLimit ?? 16384;
     this.#watch = this.#run();
-    this.gone = this.#watch.then(() => this.#ended);
+    this.gone = this.#watch.then(() => this.#ended || this.#overflowed);
+  }
+
+  /** True when the client sent more than the hold limit while watched (the watch then ended). */
+  get overflowed(): boolean {
+    return this.#overflowed;
   }
 
   async #run(): Promise<void> {
     const scratch = new Uint8Array(4096);
-    while (this.#watching && this.#heldBytes < this.#holdLimit) {
+    while (this.#watching) {
+      if (this.#heldBytes > this.#holdLimit) {
+        this.#overflowed = true;
+        return;
+      }
       let n: number | null;
       try {
         n = await this.#conn.read(scratch);

@@ -63,12 +63,22 @@ Deno.test("WatchedConn.gone is true when the client resets after sending", async
   watched.close();
 });
 
-Deno.test("WatchedConn stops watching at the hold limit and keeps every byte", async () => {
+Deno.test("WatchedConn keeps watching up to the hold limit, then ends as overflowed", async () => {
   const [client, server] = await pair();
   const watched = new WatchedConn(server, { holdLimit: 8 });
+  let settled: boolean | undefined;
+  watched.gone.then((gone) => settled = gone);
   await client.write(new Uint8Array(8).fill(7));
-  assert.equal(await watched.gone, false);
-  await client.write(new Uint8Array(4).fill(9));
+  // At the limit the watch goes on: a client leaving now is still noticed.
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(settled, undefined);
+  assert.equal(watched.overflowed, false);
+  // One byte more: the watch ends, and says why.
+  await client.write(Uint8Array.of(9));
+  assert.equal(await watched.gone, true);
+  assert.equal(watched.overflowed, true);
+  // Every byte is still there for whoever reads.
+  await client.write(new Uint8Array(3).fill(9));
   client.closeWrite();
   const got: number[] = [];
   const buffer = new Uint8Array(3);
@@ -79,6 +89,16 @@ Deno.test("WatchedConn stops watching at the hold limit and keeps every byte", a
   }
   assert.deepEqual(got, [...new Array(8).fill(7), ...new Array(4).fill(9)]);
   client.close();
+  watched.close();
+});
+
+Deno.test("WatchedConn notices a client leaving after it sent exactly the hold limit", async () => {
+  const [client, server] = await pair();
+  const watched = new WatchedConn(server, { holdLimit: 8 });
+  await client.write(new Uint8Array(8).fill(7));
+  client.close();
+  assert.equal(await watched.gone, true);
+  assert.equal(watched.overflowed, false);
   watched.close();
 });
 

@@ -242,15 +242,25 @@ export const MAX_REPLY_HEADER = 22;
 export class DestinationTable {
   readonly #rows: Destination[] = [];
   readonly #capacity: number;
+  readonly #onEvict: (row: Destination) => void;
 
-  /** A table of at most `capacity` destinations. */
-  constructor(capacity = 64) {
+  /**
+   * A table of at most `capacity` destinations; `onEvict` sees each row the table drops, to
+   * release what it holds (its pending lookup may still refer to it).
+   */
+  constructor(capacity = 64, onEvict: (row: Destination) => void = () => {}) {
     this.#capacity = capacity;
+    this.#onEvict = onEvict;
   }
 
   /** Number of rows. */
   get size(): number {
     return this.#rows.length;
+  }
+
+  /** The rows, oldest first. */
+  get rows(): readonly Destination[] {
+    return this.#rows;
   }
 
   /** The row whose key equals `bytes[from..to)`, if any. */
@@ -268,7 +278,7 @@ export class DestinationTable {
 
   /** Adds a row for `bytes[from..to)` (copied) in `state`, evicting the oldest when full. */
   add(bytes: Uint8Array, from: number, to: number, state: DestinationState): Destination {
-    if (this.#rows.length >= this.#capacity) this.#rows.shift();
+    if (this.#rows.length >= this.#capacity) this.#onEvict(this.#rows.shift()!);
     const row: Destination = { key: bytes.slice(from, to), state, held: [] };
     this.#rows.push(row);
     return row;
@@ -298,5 +308,39 @@ export class DestinationTable {
       }
     }
     return undefined;
+  }
+}
+
+/**
+ * A byte budget for datagrams held while their destinations resolve, shared by every
+ * association of the process: the memory a client can pin with datagrams to names that never
+ * resolve is bounded by `limit`, whatever the number of associations.
+ */
+export class HeldBudget {
+  /** Most bytes held at once. */
+  readonly limit: number;
+  #bytes = 0;
+
+  /** A budget of `limit` bytes. */
+  constructor(limit: number) {
+    this.limit = limit;
+  }
+
+  /** Bytes held now. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Takes `size` bytes; false (nothing taken) when that would pass the limit. */
+  take(size: number): boolean {
+    if (this.#bytes + size > this.limit) return false;
+    this.#bytes += size;
+    return true;
+  }
+
+  /** Gives back the bytes of `held` (datagrams earlier taken); returns how many there were. */
+  release(held: readonly Uint8Array[]): number {
+    for (const datagram of held) this.#bytes -= datagram.length;
+    return held.length;
   }
 }

@@ -4,7 +4,9 @@ import { encodeUdpDatagram } from "../socks5/codec.ts";
 import type { SocksTarget } from "../socks5/types.ts";
 import {
   ClientFilter,
+  type Destination,
   DestinationTable,
+  HeldBudget,
   RateLimiter,
   resolvedPeer,
   UdpCounters,
@@ -122,4 +124,31 @@ Deno.test("UdpCounters.summary() lists only the drops that happened", () => {
   counters.dropped.fragment = 1;
   counters.dropped.foreign = 3;
   assert.equal(counters.summary(), "datagrams up=2 down=0 dropped foreign=3 fragment=1");
+});
+
+Deno.test("DestinationTable hands each evicted row to onEvict, so that its held datagrams go", () => {
+  const evicted: Destination[] = [];
+  const table = new DestinationTable(2, (row) => evicted.push(row));
+  const key = (n: number) => Uint8Array.of(1, 192, 0, 2, n, 0, 53);
+  const first = table.add(key(1), 0, 7, { kind: "pending" });
+  first.held.push(new Uint8Array(100));
+  table.add(key(2), 0, 7, { kind: "pending" });
+  assert.deepEqual(evicted, []);
+  table.add(key(3), 0, 7, { kind: "pending" });
+  assert.deepEqual(evicted, [first]);
+  assert.equal(table.find(key(1), 0, 7), undefined);
+  assert.deepEqual(table.rows.map((row) => row.key[4]), [2, 3]);
+});
+
+Deno.test("HeldBudget refuses what would pass its limit and takes back what is released", () => {
+  const budget = new HeldBudget(1000);
+  const a = new Uint8Array(600);
+  const b = new Uint8Array(400);
+  assert.ok(budget.take(a.length));
+  assert.equal(budget.take(401), false);
+  assert.equal(budget.bytes, 600);
+  assert.ok(budget.take(b.length));
+  assert.equal(budget.bytes, 1000);
+  assert.equal(budget.release([a, b]), 2);
+  assert.equal(budget.bytes, 0);
 });

@@ -246,7 +246,12 @@ async function acceptExpected(
   if (options.shutdown.aborted) onShutdown();
   let waiting = true;
   watched.gone.then((gone) => {
-    if (gone && waiting) stop({ kind: "gone", reason: "client left during the wait" });
+    if (!gone || !waiting) return;
+    // A client that sends more than the watch holds is refused: past it, its leaving would
+    // go unnoticed until bind.wait ran out.
+    if (watched.overflowed) {
+      stop({ kind: "aborted", reason: "Cannot bind: the client sent too much during the wait" });
+    } else stop({ kind: "gone", reason: "client left during the wait" });
   });
   const allowed = options.expected.addresses;
   let refused = 0;

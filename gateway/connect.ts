@@ -55,7 +55,10 @@ export async function handleConnect(
 
   // A data connection a translator announced to this client (FTP passive through SOCKS):
   // opened by the translator instead of rules + route + dial (see gateway/translate.ts).
-  const expected = services.translation.takeExpected(client.address, target);
+  const expected = services.translation.takeExpected(
+    { address: client.address, user: session.user ?? null },
+    target,
+  );
   if (expected) {
     await connectExpected(session, services, expected, base);
     return;

@@ -13,13 +13,26 @@
  * or a name pattern whose DNS answer is loopback (DNS rebinding) opens nothing. Deny rules match
  * as usual.
  *
+ * Multicast and limited broadcast (`224.0.0.0/4`, `255.255.255.255`, `ff00::/8`, see
+ * `MULTICAST_BROADCAST_CIDRS`) are refused the same way, to every client and every command
+ * (UDP ASSOCIATE would put the datagrams on the gateway's LAN): only an allow rule whose `to`
+ * CIDR lies inside one of those ranges (`239.255.0.0/16`, `ff02::fb/128`,
+ * `255.255.255.255/32`) opens them.
+ *
  * Without configured rules the safe defaults apply: everything else is allowed.
  *
  * @module
  */
 
 import { type IpAddress, unmapIpv4 } from "../net/address.ts";
-import { type Cidr, cidrContains, cidrWithin, HOST_LOCAL_CIDRS } from "../net/cidr.ts";
+import {
+  type Cidr,
+  cidrContains,
+  cidrWithin,
+  HOST_LOCAL_CIDRS,
+  isMulticastOrBroadcast,
+  MULTICAST_BROADCAST_CIDRS,
+} from "../net/cidr.ts";
 import type { DestinationPattern, RuleCommand, RuleConfig } from "./config/types.ts";
 import { compileDestinationPattern, type PatternSubject } from "./destination_pattern.ts";
 import { type HostView, RANGES_ONLY_HOST } from "./host_local.ts";
@@ -55,9 +68,15 @@ type Matcher = (subject: RuleSubject) => boolean;
 interface CompiledRule {
   readonly allow: boolean;
   readonly matches: Matcher;
-  /** True when the rule names `subject`'s host-local destination explicitly. */
-  readonly opensHost: (subject: RuleSubject, ownListener: boolean) => boolean;
+  /** True when the rule names `subject`'s guarded destination (see `Guard`) explicitly. */
+  readonly opensHost: (subject: RuleSubject, guard: Exclude<Guard, "none">) => boolean;
 }
+
+/**
+ * Why a destination needs an allow rule that names it: the gateway host, one of its own
+ * listeners, or a multicast / broadcast address.
+ */
+type Guard = "none" | "host" | "listener" | "multicast";
 
 /** True for `localhost` and names under it (RFC 6761 §6.3). */
 function isLocalhostName(name: string): boolean {
@@ -85,6 +104,12 @@ function namesHostExplicitly(pattern: DestinationPattern): boolean {
   }
 }
 
+/** Whether a pattern names multicast or broadcast destinations explicitly (a CIDR inside). */
+function namesGroupExplicitly(pattern: DestinationPattern): boolean {
+  return pattern.kind === "cidr" &&
+    MULTICAST_BROADCAST_CIDRS.some((range) => cidrWithin(pattern.cidr, range));
+}
+
 function compileRule(rule: RuleConfig): CompiledRule {
   const checks: Matcher[] = [];
   if (rule.from) {
@@ -106,15 +131,16 @@ function compileRule(rule: RuleConfig): CompiledRule {
   const to = rule.to?.map((pattern) => ({
     matches: compileDestinationPattern(pattern),
     explicit: namesHostExplicitly(pattern),
+    explicitGroup: namesGroupExplicitly(pattern),
   }));
   if (to) checks.push((s) => to.some((p) => p.matches(s)));
   const hasPorts = rule.ports !== undefined;
   return {
     allow: rule.action === "allow",
     matches: (s) => checks.every((check) => check(s)),
-    opensHost: (s: PatternSubject, ownListener) =>
-      to !== undefined && (!ownListener || hasPorts) &&
-      to.some((p) => p.explicit && p.matches(s)),
+    opensHost: (s: PatternSubject, guard) =>
+      to !== undefined && (guard !== "listener" || hasPorts) &&
+      to.some((p) => (guard === "multicast" ? p.explicitGroup : p.explicit) && p.matches(s)),
   };
 }
 
@@ -133,7 +159,8 @@ export class AccessRules {
   }
 
   /**
-   * Evaluates one subject: host-local protection first (see the module doc), then the first
+   * Evaluates one subject: host-local and multicast protection first (see the module doc), then
+   * the first
    * matching rule wins; no match denies.
    */
   evaluate(subject: RuleSubject): RuleVerdict {
@@ -143,7 +170,7 @@ export class AccessRules {
       const rule = this.#rules[i]!;
       if (!rule.matches(subject)) continue;
       // An allow rule opens the gateway host only by naming it; otherwise it does not match.
-      if (rule.allow && guard !== "none" && !rule.opensHost(subject, guard === "listener")) {
+      if (rule.allow && guard !== "none" && !rule.opensHost(subject, guard)) {
         continue;
       }
       return { allow: rule.allow, rule: i };
@@ -151,12 +178,13 @@ export class AccessRules {
     return { allow: false, rule: -1 };
   }
 
-  #guard(subject: RuleSubject): "none" | "host" | "listener" {
+  #guard(subject: RuleSubject): Guard {
     if (subject.address === undefined) return "none";
     const address = unmapIpv4(subject.address);
     if (subject.command === "connect" && this.#host.isOwnListener(address, subject.port)) {
       return "listener";
     }
+    if (isMulticastOrBroadcast(address)) return "multicast";
     if (!subject.clientIsLocal && this.#host.isHostLocal(address)) return "host";
     return "none";
   }

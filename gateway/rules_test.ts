@@ -436,3 +436,48 @@ Deno.test("AccessRules: `to: [*]` does not name the gateway host, so it opens no
   }
   assert.equal(rules.evaluate(subject({ address: ip("198.51.100.2") })).allow, true);
 });
+
+Deno.test("AccessRules refuses multicast and broadcast unless an allow rule names them", () => {
+  const cidr = (text: string) => ({ kind: "cidr" as const, cidr: parseCidr(text) });
+  const groups = [
+    "224.0.0.251",
+    "239.255.255.250",
+    "255.255.255.255",
+    "::ffff:224.0.0.1",
+    "ff02::1",
+  ];
+  for (const command of ["udp", "connect", "bind"] as const) {
+    for (const text of groups) {
+      const udp = (rules: RuleConfig[] | null, local = false) =>
+        new AccessRules(rules).evaluate(
+          subject({ command, address: ip(text), port: 5353, clientIsLocal: local }),
+        ).allow;
+      assert.equal(udp(null), false, `${command} ${text}: defaults`);
+      assert.equal(udp(null, true), false, `${command} ${text}: defaults, loopback client`);
+      assert.equal(udp([{ action: "allow" }]), false, `${command} ${text}: allow all`);
+      assert.equal(
+        udp([{ action: "allow", to: [cidr("0.0.0.0/0"), cidr("::/0")] }]),
+        false,
+        `${command} ${text}: wide CIDRs`,
+      );
+      assert.equal(
+        udp([{ action: "allow", to: [{ kind: "name", name: "mdns.example" }] }]),
+        false,
+        `${command} ${text}: a name`,
+      );
+    }
+  }
+  const opens = (to: string, address: string) =>
+    new AccessRules([{ action: "allow", to: [cidr(to)] }]).evaluate(
+      subject({ command: "udp", address: ip(address), port: 5353 }),
+    ).allow;
+  assert.equal(opens("224.0.0.251/32", "224.0.0.251"), true);
+  assert.equal(opens("224.0.0.0/4", "239.1.2.3"), true);
+  assert.equal(opens("224.0.0.0/4", "::ffff:239.1.2.3"), true, "one form");
+  assert.equal(opens("255.255.255.255/32", "255.255.255.255"), true);
+  assert.equal(opens("ff02::/16", "ff02::fb"), true);
+  assert.equal(opens("224.0.0.0/4", "255.255.255.255"), false);
+  assert.equal(opens("224.0.0.0/3", "224.0.0.1"), false, "wider than the ranges");
+  // Ordinary destinations are as before.
+  assert.equal(new AccessRules(null).evaluate(subject({ command: "udp" })).allow, true);
+});

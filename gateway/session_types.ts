@@ -10,6 +10,7 @@ import type { IpAddress, IpEndpoint } from "../net/address.ts";
 import type { Resolver } from "../resolver/mod.ts";
 import type { ExactReader } from "../socks5/exact_reader.ts";
 import type { SocksRequest, SocksTarget } from "../socks5/types.ts";
+import type { ExpectationPrincipal } from "../translators/types.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
@@ -108,8 +109,11 @@ export interface ExpectedOpen {
 
 /** What sessions use of the translators. */
 export interface TranslationService {
-  /** A CONNECT a translator announced (a data connection), or `undefined`. */
-  takeExpected(client: IpAddress, target: SocksTarget): ExpectedOpen | undefined;
+  /**
+   * A CONNECT a translator announced (a data connection) to the same principal (client address
+   * and user, `null` without authentication), or `undefined`.
+   */
+  takeExpected(principal: ExpectationPrincipal, target: SocksTarget): ExpectedOpen | undefined;
   /**
    * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
    * the session (both connections are closed then), `false` to relay as usual. Never rejects.

@@ -11,8 +11,9 @@
  * - **Expected CONNECT** (SOCKS-mode passive data: the client CONNECTs to the original
  *   destination and the port the translator advertised). `connect.ts` asks
  *   {@linkcode TranslationService.takeExpected} before the rules and the route: only the same
- *   client address, to a target the translator announced, within its TTL, once. Such a
- *   connection is *related* to a control session the rules allowed, so the requested port is
+ *   client address *and user* (the control session's principal; without authentication, all
+ *   clients of one source address are one principal), to a target the translator announced,
+ *   within its TTL, once. Such a connection is *related* to a control session the rules allowed, so the requested port is
  *   not matched against the rules (it is one the translator picked, like conntrack's RELATED).
  *   The translator then opens the server side through {@linkcode BrokerDeps.dial} below.
  * - **Data dials** (`BrokerDeps.dial`, and `BrokerDeps.check` that translators ask before they
@@ -53,6 +54,7 @@ import { runTranslation } from "../translators/run.ts";
 import type {
   BrokerDeps,
   DataRelayOptions,
+  ExpectationPrincipal,
   Side,
   Translator,
   TranslatorContext,
@@ -102,7 +104,7 @@ function remoteOf(conn: Deno.Conn): IpEndpoint | null {
  *   rules, route, shutdown, record,
  * });
  * // In CONNECT, before rules and dial:
- * const expected = translation.takeExpected(client.address, target);
+ * const expected = translation.takeExpected({ address: client.address, user }, target);
  * // After the success reply:
  * if (!(await translation.translate(session, dialed))) await relay(...);
  * ```
@@ -222,8 +224,8 @@ export function createTranslationService(
   }
 
   return {
-    takeExpected(client, target) {
-      return expectations.take(client, target);
+    takeExpected(principal, target) {
+      return expectations.take(principal, target);
     },
     async translate(session, dialed) {
       const target = session.request.target;

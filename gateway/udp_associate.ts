@@ -17,6 +17,11 @@
  * - The association lives exactly as long as the TCP control connection, ended early by the
  *   idle limit or shutdown; per-association limits on datagram size and on the rate of each
  *   direction.
+ * - A new destination is looked up off the receive loop, holding its first datagrams: at most
+ *   {@linkcode MAX_PENDING_LOOKUPS} lookups per association, 4 datagrams per destination, and
+ *   {@linkcode heldDatagrams} bytes across associations; beyond, datagrams are dropped
+ *   (`pending`). A destination evicted from the table, or the association's end, releases what
+ *   it held; the end aborts its lookups.
  *
  * @module
  */
@@ -41,6 +46,7 @@ import {
   DestinationTable,
   DROP_REASONS,
   type DropReason,
+  HeldBudget,
   MAX_REPLY_HEADER,
   RateLimiter,
   type ResolvedPeer,
@@ -57,6 +63,17 @@ const sweeper = new IdleSweeper();
 
 /** Datagrams held per destination while its name resolves. */
 const MAX_HELD = 4;
+/**
+ * Destination lookups in flight per association: a datagram to yet another new destination is
+ * dropped (`pending`) until one settles, so that a flood of names that never resolve pins
+ * neither lookups nor datagrams.
+ */
+export const MAX_PENDING_LOOKUPS = 8;
+/**
+ * Datagrams held while their destinations resolve, across every association of this process
+ * (8 MiB): beyond, a datagram that would be held is dropped (`pending`).
+ */
+export const heldDatagrams: HeldBudget = new HeldBudget(8 * 1024 * 1024);
 /** How long a name that did not resolve stays unresolved before it is asked again. */
 const UNRESOLVED_RETRY_MS = 5000;
 
@@ -142,7 +159,9 @@ class Association {
   readonly #filter: ClientFilter;
   readonly #rateUp: RateLimiter;
   readonly #rateDown: RateLimiter;
-  readonly #table = new DestinationTable();
+  readonly #table = new DestinationTable(64, (row) => this.#release(row, true));
+  /** Destination lookups in flight (see {@linkcode MAX_PENDING_LOOKUPS}). */
+  #pendingLookups = 0;
   readonly #activity = { active: true };
   readonly #maxDatagram: number;
   readonly #outbound: { 4?: Deno.DatagramConn; 6?: Deno.DatagramConn } = {};
@@ -206,7 +225,9 @@ class Association {
     if (this.#closed) return;
     this.#closed = true;
     this.#end = why;
+    // Aborts the lookups; the datagrams they held go back to the budget now.
     this.#abort.abort();
+    for (const row of this.#table.rows) this.#release(row, true);
     for (const socket of [this.#clientSocket, this.#outbound[4], this.#outbound[6]]) {
       try {
         socket?.close();
@@ -270,7 +291,13 @@ class Association {
         }
         this.#activity.active = true;
         let row = this.#table.find(buffer, 3, headerLength);
-        if (row?.state.kind === "unresolved" && performance.now() >= row.state.retryAt) {
+        const lookup = row === undefined ||
+          (row.state.kind === "unresolved" && performance.now() >= row.state.retryAt);
+        if (lookup && this.#pendingLookups >= MAX_PENDING_LOOKUPS) {
+          this.#drop("pending");
+          continue;
+        }
+        if (row !== undefined && lookup) {
           row.state = { kind: "pending" };
           this.#resolve(row, buffer.subarray(0, n));
         }
@@ -284,8 +311,12 @@ class Association {
             await this.#sendUp(state.peer, buffer.subarray(headerLength, n));
             break;
           case "pending":
-            if (row.held.length < MAX_HELD) row.held.push(buffer.slice(headerLength, n));
-            else this.#drop("pending");
+            // Never after the end released the rows: those bytes would stay taken.
+            if (
+              !this.#closed && row.held.length < MAX_HELD && heldDatagrams.take(n - headerLength)
+            ) {
+              row.held.push(buffer.slice(headerLength, n));
+            } else this.#drop("pending");
             break;
           case "denied":
             this.#drop("denied");
@@ -394,17 +425,30 @@ class Association {
       row.state = { kind: "denied" };
       return;
     }
-    const work = this.#lookup(target).then(async (state) => {
-      row.state = state;
-      const held = row.held;
-      row.held = [];
-      if (state.kind !== "ready") {
-        this.counters.dropped[state.kind] += held.length;
-        return;
-      }
-      for (const payload of held) await this.#sendUp(state.peer, payload);
-    });
+    this.#pendingLookups++;
+    const work = this.#lookup(target).finally(() => this.#pendingLookups--).then(
+      async (state) => {
+        row.state = state;
+        const held = row.held;
+        this.#release(row, false);
+        if (state.kind !== "ready") {
+          this.counters.dropped[state.kind] += held.length;
+          return;
+        }
+        for (const payload of held) await this.#sendUp(state.peer, payload);
+      },
+    );
     this.#track(work);
+  }
+
+  /**
+   * Gives the datagrams `row` holds back to {@linkcode heldDatagrams} and forgets them;
+   * `dropped`: they will never be sent (eviction, the association's end), counted `pending`.
+   */
+  #release(row: Destination, dropped: boolean): void {
+    const count = heldDatagrams.release(row.held);
+    row.held = [];
+    if (dropped) this.counters.dropped.pending += count;
   }
 
   async #lookup(target: SocksTarget): Promise<Destination["state"]> {

@@ -105,3 +105,19 @@ export function isHostLocal(address: IpAddress): boolean {
 export function isLoopback(address: IpAddress): boolean {
   return LOOPBACK_CIDRS.some((cidr) => cidrContains(cidr, address));
 }
+
+/**
+ * Multicast and limited-broadcast ranges: `224.0.0.0/4`, `255.255.255.255/32` and `ff00::/8`.
+ * A datagram to one of these reaches every listener of a group or of the gateway's LAN, not
+ * one peer. IPv4-mapped forms are covered ({@linkcode cidrContains}).
+ */
+export const MULTICAST_BROADCAST_CIDRS: readonly Cidr[] = [
+  "224.0.0.0/4",
+  "255.255.255.255/32",
+  "ff00::/8",
+].map(parseCidr);
+
+/** True when `address`, in any form, is multicast or the limited broadcast address. */
+export function isMulticastOrBroadcast(address: IpAddress): boolean {
+  return MULTICAST_BROADCAST_CIDRS.some((cidr) => cidrContains(cidr, address));
+}

@@ -8,6 +8,7 @@ import {
   HOST_LOCAL_CIDRS,
   isHostLocal,
   isLoopback,
+  isMulticastOrBroadcast,
   parseCidr,
 } from "./cidr.ts";
 
@@ -292,5 +293,27 @@ Deno.test("isLoopback() is true for 127.0.0.0/8 and ::1 in any form, not for thi
   }
   for (const text of ["0.0.0.0", "::", "::ffff:0.0.0.0", "192.0.2.1", "2001:db8::1", "::2"]) {
     assert.equal(isLoopback(ip(text)), false, text);
+  }
+});
+
+Deno.test("isMulticastOrBroadcast() is true for multicast and limited broadcast in any form", () => {
+  for (
+    const text of [
+      "224.0.0.1",
+      "239.255.255.250",
+      "255.255.255.255",
+      "::ffff:224.0.0.251",
+      "::ffff:255.255.255.255",
+      "ff02::1",
+      "ff05::1:3",
+      "ff0e::101",
+    ]
+  ) {
+    assert.equal(isMulticastOrBroadcast(parseIp(text)!), true, text);
+  }
+  for (
+    const text of ["223.255.255.255", "240.0.0.1", "255.255.255.254", "fe80::1", "2001:db8::1"]
+  ) {
+    assert.equal(isMulticastOrBroadcast(parseIp(text)!), false, text);
   }
 });

@@ -136,6 +136,37 @@ Deno.test("`main.ts check` redacts the password of a malformed hop URL in its er
   }
 });
 
+Deno.test("`main.ts check` and `socksify --gateway` never print user info without a ':'", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    for (
+      const url of [
+        "socks5://relay%3AS3cr3tF@host.example:1080/path",
+        "socks5://S3cr3tN@host.example:1080/",
+      ]
+    ) {
+      await Deno.writeTextFile(
+        `${dir}/hop.yaml`,
+        `routes: [{ to: ["x.example"], chain: ["${url}"] }]\n`,
+      );
+      const bad = await cli("check", "--config", `${dir}/hop.yaml`);
+      assert.equal(bad.code, 1, bad.stderr);
+      assert.match(bad.stderr, /routes\[0\]\.chain\[0\]: "socks5:\/\/<redacted>@host\.example/);
+      assert.doesNotMatch(bad.stderr + bad.stdout, /S3cr3t/i);
+    }
+    for (
+      const url of ["socks5://alice:S3cr3tP@h:0", "socks5://S3cr3tN@h:1080/x", "x://S3cr3tN@h"]
+    ) {
+      const bad = await cli("socksify", "--gateway", url, "--", "true");
+      assert.notEqual(bad.code, 0);
+      assert.match(bad.stderr, /Cannot parse gateway URL ".*<redacted>@/);
+      assert.doesNotMatch(bad.stderr + bad.stdout, /S3cr3t/i);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("`main.ts check` warns about a non-loopback PROXY listener without trusted_proxies", async () => {
   const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
   try {

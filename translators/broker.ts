@@ -167,7 +167,7 @@ export function createDataChannelBroker(
       return deps.relay(a, b, options);
     },
     expect(options: ExpectOptions): Disposable {
-      return deps.expectations.register(ctx.client.address, options);
+      return deps.expectations.register({ address: ctx.client.address, user: ctx.user }, options);
     },
   };
 }

@@ -8,10 +8,11 @@
  * @module
  */
 
-import { formatIp, type IpAddress } from "../net/address.ts";
+import { formatIp } from "../net/address.ts";
 import { literalAddress, normalizeName } from "../resolver/name.ts";
 import type { SocksTarget } from "../socks5/types.ts";
 import type {
+  ExpectationPrincipal,
   ExpectationRegistrar,
   ExpectationTable,
   ExpectedConnection,
@@ -22,7 +23,7 @@ import type {
 export interface ExpectationRegistryOptions {
   /** Clock in milliseconds, for tests. @default Date.now */
   readonly now?: () => number;
-  /** Most live expectations per client address; the oldest is dropped beyond. @default 64 */
+  /** Most live expectations per principal; the oldest is dropped beyond. @default 64 */
   readonly maxPerClient?: number;
 }
 
@@ -43,8 +44,13 @@ function targetKey(target: SocksTarget): string {
   return `${normalizeName(address.name) ?? address.name.toLowerCase()}#${target.port}`;
 }
 
+/** The key of a principal: the address and the user (JSON, so no user text can forge one). */
+function principalKey(principal: ExpectationPrincipal): string {
+  return JSON.stringify([formatIp(principal.address), principal.user]);
+}
+
 /**
- * Expected CONNECTs, keyed by client address and destination. No timers: entries carry their
+ * Expected CONNECTs, keyed by principal (client address and user) and destination. No timers: entries carry their
  * expiry and are purged whenever the table is touched.
  *
  * @example
@@ -54,7 +60,7 @@ function targetKey(target: SocksTarget): string {
  * import { parseIp } from "../net/address.ts";
  *
  * const table = new ExpectationRegistry();
- * const client = parseIp("192.0.2.1")!;
+ * const client = { address: parseIp("192.0.2.1")!, user: "alice" };
  * const target = { address: { family: "name", name: "ftp.example" }, port: 50000 } as const;
  * using _ = table.register(client, {
  *   targets: [target],
@@ -65,6 +71,7 @@ function targetKey(target: SocksTarget): string {
  * });
  * assert.ok(table.take(client, { ...target, address: { family: "name", name: "FTP.example" } }));
  * assert.equal(table.take(client, target), undefined); // taken once
+ * assert.equal(table.take({ ...client, user: "bob" }, target), undefined); // never another user
  * ```
  */
 export class ExpectationRegistry implements ExpectationTable, ExpectationRegistrar {
@@ -89,8 +96,8 @@ export class ExpectationRegistry implements ExpectationTable, ExpectationRegistr
   }
 
   /** Adds an expectation; disposing the result (or aborting `options.signal`) removes it. */
-  register(client: IpAddress, options: ExpectOptions): Disposable {
-    const clientKey = formatIp(client);
+  register(principal: ExpectationPrincipal, options: ExpectOptions): Disposable {
+    const clientKey = principalKey(principal);
     const entry: Entry = {
       keys: options.targets.map(targetKey),
       expiresAt: this.#now() + options.ttlMs,
@@ -107,9 +114,12 @@ export class ExpectationRegistry implements ExpectationTable, ExpectationRegistr
     return { [Symbol.dispose]: () => this.#remove(clientKey, entry) };
   }
 
-  /** Removes and returns the expectation for a CONNECT from `client` to `target`, if any. */
-  take(client: IpAddress, target: SocksTarget): ExpectedConnection | undefined {
-    const clientKey = formatIp(client);
+  /**
+   * Removes and returns the expectation for a CONNECT by `principal` (same address, same user)
+   * to `target`, if any.
+   */
+  take(principal: ExpectationPrincipal, target: SocksTarget): ExpectedConnection | undefined {
+    const clientKey = principalKey(principal);
     if (!this.#byClient.has(clientKey)) return undefined;
     const entries = this.#purge(clientKey);
     const key = targetKey(target);

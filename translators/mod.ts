@@ -6,7 +6,8 @@
  *
  * 1. config: embed `translatorConfigSchema()` for `translators:`; then `createTranslators()`.
  * 2. once: `const expectations = new ExpectationRegistry()`.
- * 3. every CONNECT, before dialing: `expectations.take(client.address, target)`; if it returns
+ * 3. every CONNECT, before dialing: `expectations.take({ address, user }, target)` (the
+ *    client's address and RFC 1929 user, `null` without authentication); if it returns
  *    an {@linkcode ExpectedConnection}, use `open(signal)` instead of the dial and relay with
  *    its `signal`.
  * 4. after a CONNECT succeeds: `if (!await runTranslation(...)) relay(...)`.

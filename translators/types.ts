@@ -251,13 +251,27 @@ export interface ExpectedConnection {
   readonly signal: AbortSignal;
 }
 
+/**
+ * Who an expectation belongs to: the SOCKS client's address and its RFC 1929 user. Only a
+ * CONNECT from the same address *and* the same user (or, without authentication, the same
+ * address with no user) takes it. Without authentication, every client sharing one source
+ * address (NAT, a multi-user host) is one principal.
+ */
+export interface ExpectationPrincipal {
+  /** The client's address (unmapped). */
+  readonly address: IpAddress;
+  /** The RFC 1929 user, or `null` without authentication. */
+  readonly user: string | null;
+}
+
 /** The gateway-wide table of expected CONNECTs (one instance, shared by all sessions). */
 export interface ExpectationTable {
   /**
-   * Removes and returns the expectation for a CONNECT from `client` to `target`, if any
-   * (names compare case-insensitively; expired entries never match).
+   * Removes and returns the expectation for a CONNECT by `principal` to `target`, if any
+   * (names compare case-insensitively; expired entries never match; another user of the same
+   * address never matches).
    */
-  take(client: IpAddress, target: SocksTarget): ExpectedConnection | undefined;
+  take(principal: ExpectationPrincipal, target: SocksTarget): ExpectedConnection | undefined;
 }
 
 /**
@@ -279,7 +293,10 @@ export interface DataChannelBroker {
   refuse(endpoint: IpEndpoint, options: DataRefuseOptions): void;
   /** Relays two connections with the gateway's relay; closes both when done. */
   relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void>;
-  /** Routes a later SOCKS CONNECT from this client to `targets` to `open` instead. */
+  /**
+   * Routes a later SOCKS CONNECT from this client (same address and same user) to `targets` to
+   * `open` instead.
+   */
   expect(options: ExpectOptions): Disposable;
 }
 
@@ -312,6 +329,6 @@ export interface BrokerDeps {
 
 /** The registering half of the expectation table, used by brokers. */
 export interface ExpectationRegistrar {
-  /** Adds an expectation for CONNECTs from `client`; disposing removes it. */
-  register(client: IpAddress, options: ExpectOptions): Disposable;
+  /** Adds an expectation for CONNECTs by `principal`; disposing removes it. */
+  register(principal: ExpectationPrincipal, options: ExpectOptions): Disposable;
 }

@@ -12,6 +12,7 @@ import {
   parseIp,
   parseIpv6,
 } from "../../net/address.ts";
+import { redactUserInfo } from "../../client/gateway_url.ts";
 
 /** A parse result: the value, or why there is none. */
 export type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -101,17 +102,11 @@ export function normalizeName(text: string): Parsed<string> {
 }
 
 /**
- * A URL as it may be shown in an error: the password of its user info (everything after the
- * first `:` up to the last `@`) replaced by `<redacted>`, as `check` prints valid ones. Works on
- * malformed text too, which is when it is needed: `socks5://alice:s3cret@host:99999` becomes
- * `socks5://alice:<redacted>@host:99999`.
+ * A URL as it may be shown in an error: its user info redacted whenever an `@` is present
+ * (`client/gateway_url.ts`'s `redactUserInfo`): the password after the first `:` becomes
+ * `<redacted>` (`socks5://alice:s3cret@host:99999` → `socks5://alice:<redacted>@host:99999`),
+ * user info without a `:` is all redacted (`socks5://s3cret@host` → `socks5://<redacted>@host`).
  */
 export function redactUrlPassword(text: string): string {
-  const scheme = text.indexOf("://");
-  const start = scheme < 0 ? 0 : scheme + 3;
-  const at = text.lastIndexOf("@");
-  if (at < start) return text;
-  const colon = text.indexOf(":", start);
-  if (colon < 0 || colon > at) return text;
-  return `${text.slice(0, colon + 1)}<redacted>${text.slice(at)}`;
+  return redactUserInfo(text);
 }

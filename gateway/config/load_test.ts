@@ -414,6 +414,25 @@ Deno.test("parseConfig() never shows the password of a malformed hop URL in its 
   }
 });
 
+Deno.test("parseConfig() never shows user info without a ':' in a hop URL error", () => {
+  // F6: a lone user, or a password behind an escaped colon, is a secret as much as a password.
+  for (
+    const hop of [
+      '"socks5://relay%3AS3cr3tF@host.example:1080/path"',
+      '"socks5://S3cr3tN@host.example:1080/"',
+      '"socks5://S3cr3tN@host.example:99999"',
+      '"socks5://relay%3AS3cr3tF@"',
+    ]
+  ) {
+    const error = assertConfigError(
+      `routes: [{ to: ["x.example"], chain: [${hop}] }]`,
+      "routes[0].chain[0]",
+    );
+    assert.ok(!/S3cr3t/i.test(error.message), error.message);
+    assert.match(error.message, /socks5:\/\/<redacted>@/);
+  }
+});
+
 Deno.test("normalizeConfig() gives the YAML form with secrets redacted", () => {
   const config = parseConfig(
     SHORT_FORM.replace(

@@ -548,3 +548,59 @@ Deno.test("BIND: bytes the client sends during the wait reach the peer", async (
   peer.close();
   conn.close();
 });
+
+Deno.test("BIND: a client that sends more than 16 KiB during the wait is refused, the listener closed", async () => {
+  await using gw = startTestGateway(HOSTS);
+  const conn = await connectTo(gw.endpoint(4));
+  const { reply, reader } = await request(conn, 2, ipTarget("127.0.0.1", 0));
+  assert.equal(reply.reply, 0);
+  // Past this, the watch stopped and a client leaving went unnoticed until bind.wait ran out.
+  await writeAll(conn, new Uint8Array(16 * 1024 + 1));
+  const second = await readSocksReply(reader);
+  assert.equal(second.reply, 1);
+  const record = await recordOf(gw, "bind");
+  assert.equal(record.outcome, "rejected");
+  assert.match(record.reason ?? "", /sent too much during the wait/);
+  await assert.rejects(Deno.connect({ hostname: "127.0.0.1", port: reply.bound.port }));
+  conn.close();
+});
+
+Deno.test("UDP ASSOCIATE: multicast destinations are denied unless a rule names them", async () => {
+  // Interface-local multicast (ff01::/16) only: relayed by a gateway without the defence, it
+  // still stays on this host. (The limited broadcast and other groups reach the LAN: the unit
+  // tests of the rules and `isMulticastOrBroadcast` cover those.)
+  for (
+    const [label, rules, relayed] of [
+      ["defaults", "", false],
+      ["allow all", "rules: [{ action: allow }]\n", false],
+      ["wide CIDRs", 'rules: [{ action: allow, to: ["::/0", "0.0.0.0/0"] }]\n', false],
+      [
+        "a rule naming them",
+        'rules: [{ action: allow, to: ["ff01::/16", "127.0.0.1/32"] }]\n',
+        true,
+      ],
+    ] as const
+  ) {
+    await using gw = startTestGateway(HOSTS + rules);
+    await using peer = new UdpSocket("127.0.0.1", { echo: true });
+    await using me = new UdpSocket("127.0.0.1");
+    const { conn, relay } = await associate(gw, 4, ipTarget("0.0.0.0", me.port));
+    await me.send(datagram(ipTarget("ff01::1", 9), "to the group"), relay);
+    await me.send(datagram(nameTarget("[ff01::2]", 9), "to the group by name"), relay);
+    // The echo comes back after the gateway handled the two above.
+    await me.send(datagram(ipTarget("127.0.0.1", peer.port), "mark"), relay);
+    assert.equal((await me.waitFor(1)).length, 1);
+    conn.close();
+    const record = await recordOf(gw, "udp");
+    const reason = record.reason ?? "";
+    if (relayed) {
+      assert.doesNotMatch(reason, /denied=/, `${label}: ${reason}`);
+    } else {
+      assert.match(
+        reason,
+        /^closed; datagrams up=1 down=1 dropped denied=2$/,
+        `${label}: ${reason}`,
+      );
+    }
+  }
+});

@@ -7,7 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
+import {
+  encodeGreeting,
+  encodePasswordAuthRequest,
+  encodeRequest,
+  readMethodSelection,
+  readPasswordAuthReply,
+} from "../../socks5/codec.ts";
 import type { ExactReader } from "../../socks5/exact_reader.ts";
 import { Reply, type SocksTarget } from "../../socks5/types.ts";
 import { LineReader, writeText } from "../../translators/_test_helpers.ts";
@@ -160,11 +166,17 @@ async function socksConnect(
   gateway: TestGateway,
   target: SocksTarget,
   family: 4 | 6 = 4,
+  /** RFC 1929 credentials; none by default. */
+  credentials?: { username: string; password: string },
 ): Promise<{ conn: Deno.TcpConn; reader: ExactReader; reply: number }> {
   const conn = await connectTo(gateway.endpoint(family));
   const reader = readerOf(conn);
-  await writeAll(conn, encodeGreeting({ methods: [0] }));
-  assert.equal(await readMethodSelection(reader), 0);
+  await writeAll(conn, encodeGreeting({ methods: [credentials ? 2 : 0] }));
+  assert.equal(await readMethodSelection(reader), credentials ? 2 : 0);
+  if (credentials) {
+    await writeAll(conn, encodePasswordAuthRequest(credentials));
+    assert.equal(await readPasswordAuthReply(reader), 0);
+  }
   await writeAll(conn, encodeRequest({ command: 1, target }));
   const { reply } = await readSocksReply(reader);
   return { conn, reader, reply };
@@ -381,4 +393,56 @@ Deno.test("`createTranslationService()` records complete transfers as closed whe
     undefined,
     false,
   );
+});
+
+Deno.test("`createTranslationService()` never gives one user's data channel to another user of the same address", async () => {
+  // F4: alice and bob share ::1; only alice may reach the FTP server (control and data ports).
+  await using server = startScriptedServer("127.0.0.1");
+  await using gateway = startTestGateway(`auth:
+  users: [{ name: alice, password: alice-pw }, { name: bob, password: bob-pw }]
+rules:
+  - { action: allow, users: [alice], to: ["127.0.0.1/32"] }
+translators:
+  - { type: ftp, ports: [${server.port}], data_timeout: 5 }
+`);
+  const alice = { username: "alice", password: "alice-pw" };
+  const bob = { username: "bob", password: "bob-pw" };
+  const ftp = {
+    address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) },
+    port: server.port,
+  } as const;
+  const denied = await socksConnect(gateway, ftp, 6, bob);
+  assert.equal(denied.reply, Reply.NotAllowedByRuleset, "bob may not reach the server");
+  denied.conn.close();
+
+  const { conn, reply } = await socksConnect(gateway, ftp, 6, alice);
+  assert.equal(reply, Reply.Succeeded);
+  const control = new LineReader(conn);
+  try {
+    assert.equal(await control.line(), "220 scripted FTP");
+    await writeText(conn, "PASV\r\n");
+    const pasv = await control.line();
+    const match = /^227 .*\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)/.exec(pasv ?? "");
+    assert.ok(match, `227 expected, got ${pasv}`);
+    const data = { ...ftp, port: Number(match[5]) * 256 + Number(match[6]) };
+
+    // Bob, from alice's very address, CONNECTs to the advertised port: an ordinary CONNECT,
+    // which the rules refuse; alice's expectation stays hers.
+    const stolen = await socksConnect(gateway, data, 6, bob);
+    assert.equal(stolen.reply, Reply.NotAllowedByRuleset, "bob took alice's data channel");
+    stolen.conn.close();
+
+    const mine = await socksConnect(gateway, data, 6, alice);
+    assert.equal(mine.reply, Reply.Succeeded);
+    await writeText(conn, "RETR big.bin\r\n");
+    assert.match((await control.line()) ?? "", /^150 /);
+    const received = await readAll(mine.conn);
+    mine.conn.close();
+    assert.match((await control.line()) ?? "", /^226 /);
+    assert.equal(await sha256(received), await sha256(PAYLOAD));
+    await writeText(conn, "QUIT\r\n");
+    assert.equal(await control.line(), "221 Goodbye");
+  } finally {
+    await control.close();
+  }
 });

@@ -176,7 +176,7 @@ Deno.test("FtpSession: a SOCKS CONNECT to the destination name and advertised po
   await h.reply(`227 Entering Passive Mode (0,0,0,0,${data.port >> 8},${data.port & 255}).`);
   // (That 227 came after EPSV: accepted as a passive reply.)
   const port = portOf227((await h.c.line())!);
-  const client = parseIp("127.0.0.1")!;
+  const client = { address: parseIp("127.0.0.1")!, user: null };
   assert.equal(
     h.expectations.take(client, { address: { family: "name", name: "other.example" }, port }),
     undefined,
@@ -356,7 +356,7 @@ Deno.test("FtpSession: IPv6 EPRT |2|::| becomes EPRT |1| then PORT with a gatewa
 
 Deno.test("FtpSession: IPv6 PASV toward IPv4 gets a 227 with the server's address, expected for SOCKS", async () => {
   const h = await harness(6, 4);
-  const client = parseIp("::1")!;
+  const client = { address: parseIp("::1")!, user: null };
   for (const connectTo of ["227", "name", "listener"] as const) {
     await h.send("PASV");
     assert.equal(await h.s.line(), "EPSV");
@@ -393,7 +393,7 @@ Deno.test("FtpSession: IPv6 PASV toward IPv6 (same_family translate) gets the IP
   await h.reply(`229 Entering Extended Passive Mode (|||${data.port}|)`);
   const answer = (await h.c.line())!;
   assert.match(answer, /^227 Entering Passive Mode \(192,0,0,8,\d+,\d+\)\.$/);
-  const expected = h.expectations.take(parseIp("::1")!, {
+  const expected = h.expectations.take({ address: parseIp("::1")!, user: null }, {
     address: parseIp("192.0.0.8")!,
     port: portOf227(answer),
   });
