@@ -76,6 +76,7 @@ export async function handleConnect(
         AbortSignal.timeout(services.config.timeouts.connectMs),
         services.shutdown,
       ]),
+      client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       permit: (address) => {
         const verdict = services.rules.evaluate(subject(address));
         if (!verdict.allow) denial = verdict;

@@ -149,6 +149,13 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     dialer,
     route: createRouter(config.routes, dialer, {
       hopBase: new NoLoopDialer(dialer, (address, port) => host.isOwnListener(address, port)),
+      sameHost: {
+        isHostLocal: (address) => host.isHostLocal(address),
+        resolve: async (name, signal) => {
+          const { v4, v6 } = await resolver.resolve(name, { signal });
+          return [...v4, ...v6];
+        },
+      },
     }),
     // Lazy: the translators' data channels use the gateway's own rules, route and records.
     translation: createTranslationService(config, {

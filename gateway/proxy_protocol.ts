@@ -4,7 +4,9 @@
  *
  * Read with exact-length reads from the session's own reader, so bytes the client pipelined
  * after the header stay buffered for the SOCKS greeting. A `LOCAL` command (v2, health checks)
- * or `UNKNOWN` / non-IP family means "use the connection's own endpoints".
+ * or `UNKNOWN` / non-TCP family means "use the connection's own endpoints" for the record; the
+ * client behind it is unknown, so the session never counts as local (a loopback balancer does
+ * not make it a client on the gateway host).
  *
  * @module
  */
@@ -32,7 +34,10 @@ export type ProxyHeader =
     readonly destination: IpEndpoint;
   }
   | {
-    /** The connection's own endpoints apply (health check, unknown or non-IP family). */
+    /**
+     * The connection's own endpoints apply to the record (health check, unknown or non-TCP
+     * family); the real client is unknown, so it is not a local client.
+     */
     readonly command: "local";
     /** The PROXY protocol version read. */
     readonly version: 1 | 2;
@@ -215,4 +220,66 @@ async function skip(reader: ExactReader, length: number): Promise<void> {
   for (let left = length; left > 0; left -= TLV_CHUNK) {
     await reader.readExact(Math.min(TLV_CHUNK, left), "PROXY v2 TLVs");
   }
+}
+
+/**
+ * Encodes a PROXY v2 header (what HAProxy's `send-proxy-v2` sends): `PROXY` over TCP from
+ * `source` to `destination`, or, without endpoints, `LOCAL` (which a dualgate listener reads as
+ * "the client is unknown" and treats as a non-local client). Mixed families are sent as IPv6
+ * (IPv4-mapped), which the reader unmaps.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { encodeProxyV2Header } from "./proxy_protocol.ts";
+ *
+ * const header = encodeProxyV2Header({
+ *   source: { address: { family: 4, bytes: new Uint8Array([192, 0, 2, 5]) }, port: 40000 },
+ *   destination: { address: { family: 4, bytes: new Uint8Array([192, 0, 2, 1]) }, port: 1080 },
+ * });
+ * assert.equal(header.length, 16 + 12);
+ * assert.equal(header[12], 0x21); // version 2, PROXY
+ * assert.equal(header[13], 0x11); // TCP over IPv4
+ * ```
+ */
+export function encodeProxyV2Header(
+  endpoints?: { readonly source: IpEndpoint; readonly destination: IpEndpoint },
+): Uint8Array {
+  if (endpoints === undefined) {
+    const local = new Uint8Array(16);
+    local.set(PROXY_V2_SIGNATURE);
+    local[12] = 0x20; // version 2, LOCAL
+    local[13] = 0x00; // UNSPEC
+    return local;
+  }
+  const source = unmapIpv4(endpoints.source.address);
+  const destination = unmapIpv4(endpoints.destination.address);
+  const v4 = source.family === 4 && destination.family === 4;
+  const bytesOf = (address: IpAddress): Uint8Array => v4 ? address.bytes : asIpv6(address);
+  const size = v4 ? 4 : 16;
+  const length = 2 * size + 4;
+  const header = new Uint8Array(16 + length);
+  header.set(PROXY_V2_SIGNATURE);
+  header[12] = 0x21; // version 2, PROXY
+  header[13] = v4 ? 0x11 : 0x21; // TCP over IPv4 / IPv6
+  header[14] = length >> 8;
+  header[15] = length & 0xff;
+  header.set(bytesOf(source), 16);
+  header.set(bytesOf(destination), 16 + size);
+  const ports = 16 + 2 * size;
+  header[ports] = endpoints.source.port >> 8;
+  header[ports + 1] = endpoints.source.port & 0xff;
+  header[ports + 2] = endpoints.destination.port >> 8;
+  header[ports + 3] = endpoints.destination.port & 0xff;
+  return header;
+}
+
+/** The IPv6 form of an address (IPv4 as `::ffff:a.b.c.d`). */
+function asIpv6(address: IpAddress): Uint8Array {
+  if (address.family === 6) return address.bytes;
+  const bytes = new Uint8Array(16);
+  bytes[10] = 0xff;
+  bytes[11] = 0xff;
+  bytes.set(address.bytes, 12);
+  return bytes;
 }

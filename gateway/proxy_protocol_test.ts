@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { formatEndpoint } from "../net/address.ts";
+import { formatEndpoint, parseIp } from "../net/address.ts";
 import { TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import type { ProxyProtocolMode } from "./config/types.ts";
 import {
+  encodeProxyV2Header,
   PROXY_V2_SIGNATURE,
   type ProxyHeader,
   ProxyHeaderError,
@@ -208,4 +209,25 @@ Deno.test("readProxyHeader() unwraps an IPv4-mapped v2 source, so rules see 127.
   const header = await readAndKeep(v2(1, 0x21, body), "v2");
   assert.deepEqual(endpoints(header), ["127.0.0.1:40000", "192.0.2.1:1080"]);
   assert.equal(header.command === "proxy" && header.source.address.family, 4);
+});
+
+Deno.test("encodeProxyV2Header() round-trips through readProxyHeader(), mixed families as IPv6", async () => {
+  const ep = (text: string, port: number) => ({ address: parseIp(text)!, port });
+  const cases: [ReturnType<typeof ep>, ReturnType<typeof ep>, [string, string]][] = [
+    [ep("192.0.2.5", 40000), ep("192.0.2.1", 1080), ["192.0.2.5:40000", "192.0.2.1:1080"]],
+    [
+      ep("2001:db8:1::2", 40001),
+      ep("2001:db8:1::1", 1080),
+      ["[2001:db8:1::2]:40001", "[2001:db8:1::1]:1080"],
+    ],
+    [ep("192.0.2.5", 1), ep("2001:db8:1::1", 65535), ["192.0.2.5:1", "[2001:db8:1::1]:65535"]],
+  ];
+  for (const [source, destination, expected] of cases) {
+    const bytes = encodeProxyV2Header({ source, destination });
+    assert.deepEqual(endpoints(await readAndKeep(bytes, "v2", 1)), expected);
+  }
+  assert.deepEqual(await readAndKeep(encodeProxyV2Header(), "v2"), {
+    command: "local",
+    version: 2,
+  });
 });

@@ -122,6 +122,8 @@ export async function runSession(
   const startedAt = performance.now();
   const peer = endpointFromNetAddr(conn.remoteAddr);
   let client = peer;
+  // A PROXY header that names no client (LOCAL, UNKNOWN, UDP/UNIX): whoever it is, not local.
+  let clientUnknown = false;
   const local = endpointFromNetAddr(conn.localAddr);
   const reader = new ExactReader(conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
@@ -137,6 +139,7 @@ export async function runSession(
     if (options.proxyProtocol !== undefined) {
       const header = await readProxyHeader(reader, options.proxyProtocol);
       if (header.command === "proxy") client = header.source;
+      else clientUnknown = true;
     }
     outcome = await handshake(conn, reader, services, client, handshakeOver.signal);
   } catch (error) {
@@ -176,8 +179,9 @@ export async function runSession(
     reader,
     client,
     local,
-    // A PROXY header cannot make a remote peer local.
-    clientIsLocal: services.isLocalAddress(client) && services.isLocalAddress(peer),
+    // A PROXY header cannot make a remote peer local, nor can one that names no client.
+    clientIsLocal: !clientUnknown && services.isLocalAddress(client) &&
+      services.isLocalAddress(peer),
     request: outcome.request,
     startedAt,
     handshakeMs: performance.now() - startedAt,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { IpAddress, IpEndpoint } from "../net/address.ts";
+import type { IpEndpoint } from "../net/address.ts";
 import type { Resolver } from "../resolver/mod.ts";
 import type { ExactReader } from "../socks5/exact_reader.ts";
 import type { SocksRequest, SocksTarget } from "../socks5/types.ts";

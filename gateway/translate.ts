@@ -54,7 +54,6 @@ import { runTranslation } from "../translators/run.ts";
 import type {
   BrokerDeps,
   DataRelayOptions,
-  ExpectationPrincipal,
   Side,
   Translator,
   TranslatorContext,

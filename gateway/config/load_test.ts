@@ -720,3 +720,36 @@ Deno.test("parseConfig() resolver.stand_ins: validated, and never by default wit
   );
   assert.equal(parseConfig("resolver: { stand_ins: never }").resolver.standIns, "never");
 });
+
+Deno.test("parseConfig() reads a hop's proxy_protocol option, path-qualified errors", () => {
+  const config = parseConfig(`routes:
+  - { to: ["a.example"], chain: ["socks5://relay:pw@127.0.0.1:1090?proxy_protocol=v2"] }
+  - { to: ["b.example"], chain: [{ any: ["socks5://[::1]:1091", "socks5://h.example"], proxy_protocol: v2 }] }
+  - { to: ["c.example"], chain: ["socks5://127.0.0.1:1092"] }
+`);
+  const [a, b, c] = config.routes.map((r) => r.chain[0]!.alternatives);
+  assert.deepEqual(a!.map((e) => [e.label, e.proxyProtocol, e.credentials?.username]), [
+    ["socks5://127.0.0.1:1090", "v2", "relay"],
+  ]);
+  assert.deepEqual(b!.map((e) => e.proxyProtocol), ["v2", "v2"]);
+  assert.equal(c![0]!.proxyProtocol, undefined);
+  assertConfigError(
+    'routes: [{ chain: ["socks5://127.0.0.1:1090?proxy_protocol=v1"] }]',
+    "routes[0].chain[0]",
+    /proxy_protocol must be v2/,
+  );
+  assertConfigError(
+    'routes: [{ chain: [["socks5://198.51.100.1:1080", "socks5://127.0.0.1:1090?via=x"]] }]',
+    "routes[0].chain[0][1]",
+    /"\?via": unknown option/,
+  );
+  assertConfigError(
+    'routes: [{ chain: ["socks5://127.0.0.1:1090?proxy_protocol=v2&proxy_protocol=v2"] }]',
+    "routes[0].chain[0]",
+    /given once/,
+  );
+  assertConfigError(
+    'routes: [{ chain: [{ any: ["socks5://127.0.0.1:1090"], proxy_protocol: v1 }] }]',
+    "routes[0].chain[0].proxy_protocol",
+  );
+});

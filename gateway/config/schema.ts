@@ -342,9 +342,32 @@ const rule = z
     ...(value.commands && { commands: value.commands }),
   }));
 
-/** A hop gateway URL: `socks5://[USER:PASS@]HOST:PORT`, HOST a name or an IP literal. */
+/** The options a hop URL takes in its query, and their values. */
+function hopUrlOptions(query: string): Parsed<{ proxyProtocol?: "v2" }> {
+  const params = new URLSearchParams(query);
+  for (const key of new Set(params.keys())) {
+    if (key !== "proxy_protocol") {
+      return { ok: false, reason: `"?${key}": unknown option (only proxy_protocol=v2)` };
+    }
+  }
+  const values = params.getAll("proxy_protocol");
+  if (values.length === 0) return { ok: true, value: {} };
+  if (values.length > 1 || values[0] !== "v2") {
+    return { ok: false, reason: "proxy_protocol must be v2 (given once)" };
+  }
+  return { ok: true, value: { proxyProtocol: "v2" } };
+}
+
+/**
+ * A hop gateway URL: `socks5://[USER:PASS@]HOST:PORT[?proxy_protocol=v2]`, HOST a name or an IP
+ * literal.
+ */
 const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
-  const trimmed = text.trim();
+  const written = text.trim();
+  const at = written.indexOf("?");
+  const trimmed = at < 0 ? written : written.slice(0, at);
+  const options = hopUrlOptions(at < 0 ? "" : written.slice(at + 1));
+  if (!options.ok) return options;
   try {
     const parsed = parseGatewayUrl(trimmed);
     const host = parsed.address ? formatIp(parsed.address) : parsed.hostname;
@@ -356,6 +379,7 @@ const hopUrl = parsedString((text): Parsed<HopEndpoint> => {
         port: parsed.port,
         label: `socks5://${shown}:${parsed.port}`,
         ...(parsed.credentials && { credentials: parsed.credentials }),
+        ...options.value,
       },
     };
   } catch (error) {
@@ -385,7 +409,10 @@ function hopConfig(
   };
 }
 
-/** A hop: one URL, a list of alternatives, or `{ any: [...], strategy, max_fails, fail_timeout }`. */
+/**
+ * A hop: one URL, a list of alternatives, or
+ * `{ any: [...], strategy, max_fails, fail_timeout, proxy_protocol }`.
+ */
 const hop = byForm<HopConfig>({
   string: hopUrl.transform((endpoint) => hopConfig([endpoint], HOP_DEFAULTS)),
   array: z.array(hopUrl).min(1, "must list at least one gateway").transform((alternatives) =>
@@ -396,8 +423,16 @@ const hop = byForm<HopConfig>({
     strategy: z.enum(HOP_STRATEGIES).default(HOP_DEFAULTS.strategy),
     max_fails: positiveInteger.default(HOP_DEFAULTS.max_fails),
     fail_timeout: seconds.default(HOP_DEFAULTS.fail_timeout),
-  }).transform((value) => hopConfig(value.any, value)),
-}, "a gateway URL, a list of them, or { any: [...], strategy }");
+    proxy_protocol: z.literal("v2").optional(),
+  }).transform((value) =>
+    hopConfig(
+      value.proxy_protocol
+        ? value.any.map((endpoint): HopEndpoint => ({ ...endpoint, proxyProtocol: "v2" }))
+        : value.any,
+      value,
+    )
+  ),
+}, "a gateway URL, a list of them, or { any: [...], strategy, proxy_protocol }");
 
 const route = z.strictObject({
   to: many(destination, {

@@ -151,6 +151,12 @@ export interface HopEndpoint {
   readonly credentials?: { readonly username: string; readonly password: string };
   /** `socks5://host:port`, credentials left out: for logs. */
   readonly label: string;
+  /**
+   * Send a PROXY v2 header naming the SOCKS client before the greeting (`?proxy_protocol=v2`),
+   * so that the hop's rules, host-local protection and logs see the real client; the hop's
+   * listener must take PROXY headers from this gateway.
+   */
+  readonly proxyProtocol?: "v2";
 }
 
 /** How a hop picks among its alternatives (defined with the selector, in the Socks Lib). */

@@ -5,9 +5,9 @@
  * @module
  */
 
-import { formatEndpoint } from "../../net/address.ts";
-import { isLoopback } from "../../net/cidr.ts";
-import type { Config } from "./types.ts";
+import { formatEndpoint, type IpAddress, parseIp, sameIp, unmapIpv4 } from "../../net/address.ts";
+import { isHostLocal, isLoopback } from "../../net/cidr.ts";
+import type { Config, HopEndpoint } from "./types.ts";
 
 /** One warning: where in the config (YAML key path), and what is exposed. */
 export interface ConfigWarning {
@@ -24,7 +24,13 @@ export interface ConfigWarning {
  *   the config file holds a secret that works from the network;
  * - an `admin` listener on a non-loopback address: metrics and health for anyone who reaches it;
  * - a non-loopback listener that takes PROXY headers without `trusted_proxies`: it accepts them
- *   only from loopback, so a balancer on another host is refused.
+ *   only from loopback, so a balancer on another host is refused;
+ * - a route whose first hop has an alternative on this host (a loopback or "this host" literal,
+ *   `localhost`, or one of the addresses the config declares) without `?proxy_protocol=v2`: that
+ *   hop sees this gateway as its client, on loopback, and exempts the relayed clients from its
+ *   host-local protection. This gateway refuses what it can tell is host-local (`localhost`,
+ *   names it resolves to this host, literals), but a name only the hop resolves gets through.
+ *   A hop given by another name, or by an interface address not in the config, is not seen here.
  *
  * @example
  * ```ts
@@ -79,7 +85,40 @@ export function configWarnings(config: Config): ConfigWarning[] {
         "(list its address in trusted_proxies)",
     });
   });
+  const declared = declaredAddresses(config);
+  config.routes.forEach((route, i) => {
+    for (const hop of route.chain[0]?.alternatives ?? []) {
+      if (hop.proxyProtocol !== undefined || !onThisHost(hop, declared)) continue;
+      warnings.push({
+        path: `routes[${i}].chain[0]`,
+        message: `${hop.label} is on this host and gets no PROXY header: it sees this gateway ` +
+          "as a loopback client, so a remote client may reach this host's loopback through it " +
+          "by a name only the hop resolves; add ?proxy_protocol=v2 to the hop URL and " +
+          "proxy_protocol to the hop's listener",
+      });
+    }
+  });
   return warnings;
+}
+
+function declaredAddresses(config: Config): IpAddress[] {
+  return [
+    ...config.listen.map((entry) => entry.endpoint.address),
+    config.udp.publicAddress.v4,
+    config.udp.publicAddress.v6,
+    config.bind.externalAddress.v4,
+    config.bind.externalAddress.v6,
+  ].filter((address) => address !== undefined).map(unmapIpv4);
+}
+
+/** True when a hop, as written, is on this host: by literal, `localhost`, or a declared address. */
+function onThisHost(hop: HopEndpoint, declared: readonly IpAddress[]): boolean {
+  const host = hop.host.toLowerCase();
+  if (host === "localhost" || host.endsWith(".localhost")) return true;
+  const parsed = parseIp(host);
+  if (!parsed) return false;
+  const address = unmapIpv4(parsed);
+  return isHostLocal(address) || declared.some((own) => sameIp(own, address));
 }
 
 /** `path: message`, the form `check` prints and the log line carries. */

@@ -72,3 +72,25 @@ Deno.test("configWarnings() warns about a non-loopback PROXY listener without tr
   assert.equal(warnings[1]!.path, "listen[3]");
   assert.match(warnings[1]!.message, /^\[::\]:1083 /);
 });
+
+Deno.test("configWarnings() names a first hop on this host that gets no PROXY header", () => {
+  const config = parseConfig(`listen: ["192.0.2.10:1080"]
+rules: [{ action: allow }]
+routes:
+  - { to: ["a.example"], chain: ["socks5://127.0.0.1:1090"] }
+  - { to: ["b.example"], chain: ["socks5://127.0.0.1:1090?proxy_protocol=v2"] }
+  - { to: ["c.example"], chain: [["socks5://198.51.100.20:1080", "socks5://localhost:1091"]] }
+  - { to: ["d.example"], chain: ["socks5://192.0.2.10:1092", "socks5://127.0.0.1:1093"] }
+  - { to: ["e.example"], chain: [{ any: ["socks5://[::1]:1094"], proxy_protocol: v2 }] }
+  - { to: ["f.example"], chain: ["socks5://198.51.100.20:1080", "socks5://gw.example:1080"] }
+`);
+  const warnings = configWarnings(config).filter((w) => /PROXY header/.test(w.message));
+  assert.deepEqual(warnings.map((w) => w.path), [
+    "routes[0].chain[0]",
+    "routes[2].chain[0]",
+    "routes[3].chain[0]",
+  ]);
+  assert.match(warnings[0]!.message, /^socks5:\/\/127\.0\.0\.1:1090 is on this host/);
+  assert.match(warnings[1]!.message, /^socks5:\/\/localhost:1091 /);
+  assert.match(warnings[2]!.message, /^socks5:\/\/192\.0\.2\.10:1092 .*\?proxy_protocol=v2/);
+});

@@ -6,9 +6,19 @@
  * To dial a target, the hop asks the dialer beneath it for a connection to one of its
  * alternatives, then runs the SOCKS5 client handshake over that connection for the target.
  *
- * - A name is forwarded unresolved (only the last gateway resolves it); a literal, also one sent
- *   as a name, is forwarded as an address. The hop's own address may be a name: whoever dials the
- *   hop resolves it (this gateway for the first hop, the previous hop for later ones).
+ * - A name is forwarded unresolved (only the last gateway resolves it), normalised (lower case,
+ *   no trailing dot), so that the rules here judged the name the hop gets; a name that is not a
+ *   valid host name is refused with REP 4 (host unreachable: no host has it) before rules or
+ *   hops see it. A literal, also one sent as a name, is forwarded as an address. The hop's own
+ *   address may be a name: whoever dials the hop resolves it (this gateway for the first hop,
+ *   the previous hop for later ones).
+ * - An alternative with `proxy_protocol` gets a PROXY v2 header naming the SOCKS client
+ *   (`LOCAL` when the client is unknown) before the greeting, so that it judges the real client.
+ * - The first hop of a chain, given a {@linkcode SameHostGuard}, refuses (REP 2) a request from
+ *   a client that is not local when the alternative it reached is on this host and takes no
+ *   PROXY header, and the destination is host-local as far as this gateway can tell (see
+ *   {@linkcode SameHostGuard}): that hop would see this gateway, a loopback peer, as its client
+ *   and let the request reach the host's loopback.
  * - Failing to reach an alternative (refused, unreachable, timeout, closed, malformed answer, no
  *   answer to the greeting within 3 s, or the alternative refusing our credentials) marks it in
  *   the selector, and the next alternative is tried before any reply reaches the client, within
@@ -22,14 +32,16 @@
  * @module
  */
 
-import { type IpEndpoint, parseIp } from "../../net/address.ts";
+import { type IpAddress, type IpEndpoint, parseIp } from "../../net/address.ts";
+import { isLoopback } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { literalAddress } from "../../resolver/mod.ts";
+import { literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command, Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { HopConfig, HopEndpoint } from "../config/types.ts";
 import { logger } from "../observe/log.ts";
+import { encodeProxyV2Header } from "../proxy_protocol.ts";
 import { replyForError } from "../reply_codes.ts";
 import {
   AlternativesFailedError,
@@ -54,14 +66,55 @@ export class HopUnavailableError extends SocksReplyError {
   }
 }
 
-/** Options of {@linkcode SocksHopDialer}. */
-export type SocksHopDialerOptions = Pick<HopSelectorOptions, "now" | "random">;
+/**
+ * What the first hop of a chain knows about this host, to tell when a hop on the same host
+ * without a PROXY header would let a remote client reach the host's loopback.
+ *
+ * Without the header, such a hop sees this gateway (a loopback peer) as its client and applies
+ * no host-local protection. The first hop then refuses, for a client that is not local: a
+ * destination `localhost` / `*.localhost` (RFC 6761), a name this gateway's resolver answers
+ * with a host-local address (a name it cannot resolve is forwarded: only the hop knows it), and
+ * every destination of a client that is this host by a non-loopback address (the hop nesting a
+ * session back into this gateway). Literals are judged by the rules before.
+ */
+export interface SameHostGuard {
+  /** True for an address on this host (loopback, "this host", its own addresses). */
+  isHostLocal(address: IpAddress): boolean;
+  /** This gateway's addresses for `name`; rejects when it has none. */
+  resolve(name: string, signal: AbortSignal): Promise<readonly IpAddress[]>;
+}
 
-/** The target as forwarded: names unresolved, literals (also ones sent as names) as addresses. */
+/** Options of {@linkcode SocksHopDialer}. */
+export interface SocksHopDialerOptions extends Pick<HopSelectorOptions, "now" | "random"> {
+  /** Given to the first hop of each chain only (see {@linkcode SameHostGuard}). */
+  readonly sameHost?: SameHostGuard;
+}
+
+/**
+ * The target as forwarded: names normalised and unresolved, literals (also ones sent as names)
+ * as addresses.
+ *
+ * @throws {SocksReplyError} REP 4 for a name that is not a valid host name.
+ */
 export function forwardedTarget(target: SocksTarget): SocksTarget {
   if (target.address.family !== "name") return target;
   const literal = literalAddress(target.address.name);
-  return literal ? { address: literal, port: target.port } : target;
+  if (literal) return { address: literal, port: target.port };
+  const name = normalizeName(target.address.name);
+  if (name === null) {
+    throw new SocksReplyError(
+      Reply.HostUnreachable,
+      `Cannot connect to ${JSON.stringify(target.address.name)}: not a valid host name`,
+    );
+  }
+  return name === target.address.name
+    ? target
+    : { address: { family: "name", name }, port: target.port };
+}
+
+/** True for `localhost` and names under it (RFC 6761 §6.3); `name` normalised. */
+function isLocalhostName(name: string): boolean {
+  return name === "localhost" || name.endsWith(".localhost");
 }
 
 function hopTarget(endpoint: HopEndpoint): SocksTarget {
@@ -78,16 +131,19 @@ export class SocksHopDialer implements Dialer {
   readonly #below: Dialer;
   readonly #selector: HopSelector;
   readonly #targets: readonly SocksTarget[];
+  readonly #sameHost: SameHostGuard | undefined;
 
   /** Creates the hop over `below` (the direct dialer for the first hop). */
   constructor(hop: HopConfig, below: Dialer, options: SocksHopDialerOptions = {}) {
     this.#hop = hop;
     this.#below = below;
+    const { sameHost, ...selection } = options;
+    this.#sameHost = sameHost;
     this.#selector = new HopSelector(hop.alternatives.length, {
       strategy: hop.strategy,
       maxFails: hop.maxFails,
       failTimeoutMs: hop.failTimeoutMs,
-      ...options,
+      ...selection,
     });
     this.#targets = hop.alternatives.map(hopTarget);
   }
@@ -113,6 +169,8 @@ export class SocksHopDialer implements Dialer {
     if (!allowed) {
       throw new SocksReplyError(Reply.NotAllowedByRuleset, "Cannot connect: denied by rules");
     }
+    const destination = request.destination ?? target;
+    let refusal: Promise<string | null> | undefined;
     try {
       return await tryAlternatives(this.#selector.attempts(), async ({ index }, signal) => {
         const endpoint = this.#hop.alternatives[index]!;
@@ -121,6 +179,8 @@ export class SocksHopDialer implements Dialer {
           target: this.#targets[index]!,
           signal,
           permit: () => true,
+          destination,
+          ...(request.client ? { client: request.client } : {}),
         }).catch((error) => {
           // Not reaching the alternative is its failure, even as a REP from a lower hop.
           throw error instanceof HopUnavailableError
@@ -128,6 +188,29 @@ export class SocksHopDialer implements Dialer {
             : new AlternativeUnreachableError(error);
         });
         try {
+          if (
+            this.#sameHost && endpoint.proxyProtocol === undefined &&
+            this.#sameHost.isHostLocal(below.remote.address)
+          ) {
+            refusal ??= this.#sameHostRefusal(destination, request.client, request.signal);
+            const why = await refusal;
+            if (why !== null) {
+              throw new SocksReplyError(
+                Reply.NotAllowedByRuleset,
+                `Cannot connect through ${endpoint.label}: ${why}; the hop is on this host and ` +
+                  "gets no PROXY header (set ?proxy_protocol=v2 on it)",
+              );
+            }
+          }
+          if (endpoint.proxyProtocol === "v2") {
+            const client = request.client;
+            await writeAll(
+              below.conn,
+              encodeProxyV2Header(
+                client && { source: client.source, destination: client.destination },
+              ),
+            );
+          }
           const { bound } = await socksHandshake(
             below.conn,
             { command: Command.Connect, target },
@@ -166,6 +249,32 @@ export class SocksHopDialer implements Dialer {
     }
   }
 
+  /** Why a hop on this host without PROXY header must not take the request, or `null`. */
+  async #sameHostRefusal(
+    destination: SocksTarget,
+    client: DialRequest["client"],
+    signal: AbortSignal,
+  ): Promise<string | null> {
+    const guard = this.#sameHost!;
+    if (client?.isLocal) return null;
+    if (client && !isLoopback(client.source.address) && guard.isHostLocal(client.source.address)) {
+      return "the client is this host by a non-loopback address (a session nested through the hop)";
+    }
+    // Literals were judged by the rules; an invalid name was refused before.
+    if (destination.address.family !== "name") return null;
+    const name = destination.address.name;
+    if (isLocalhostName(name)) return `"${name}" is this host (RFC 6761)`;
+    let addresses: readonly IpAddress[];
+    try {
+      addresses = await guard.resolve(name, signal);
+    } catch {
+      return null; // Not known here: only the hop can tell.
+    }
+    return addresses.some((address) => guard.isHostLocal(address))
+      ? `"${name}" resolves to an address of this host`
+      : null;
+  }
+
   #failed(index: number, error: unknown): void {
     const endpoint = this.#hop.alternatives[index]!;
     log.warn("hop {hop} failed: {reason}{marked}", {
@@ -193,5 +302,16 @@ export function foldChain(
   direct: Dialer,
   options: SocksHopDialerOptions = {},
 ): Dialer {
-  return chain.reduce<Dialer>((below, hop) => new SocksHopDialer(hop, below, options), direct);
+  const { sameHost, ...rest } = options;
+  // Only the first hop is dialed from this host: later hops' loopback is another host's.
+  return chain.reduce<Dialer>(
+    (below, hop, index) => new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest),
+    direct,
+  );
+}
+
+/** Writes all of `bytes`. */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }

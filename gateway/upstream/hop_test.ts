@@ -1,9 +1,20 @@
 import assert from "node:assert/strict";
 import type { HopConfig } from "../config/types.ts";
-import { formatEndpoint, parseIp } from "../../net/address.ts";
+import { endpointFromNetAddr, formatEndpoint, parseIp, sameIp } from "../../net/address.ts";
+import { isHostLocal } from "../../net/cidr.ts";
+import {
+  encodeMethodSelection,
+  encodeReply,
+  readGreeting,
+  readRequest,
+  ZERO_TARGET,
+} from "../../socks5/codec.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
+import { ExactReader } from "../../socks5/exact_reader.ts";
 import { Reply, type SocksTarget } from "../../socks5/types.ts";
-import { forwardedTarget, HopUnavailableError, SocksHopDialer } from "./hop.ts";
+import { formatTarget } from "../observe/connection_log.ts";
+import { type ProxyHeader, readProxyHeader } from "../proxy_protocol.ts";
+import { forwardedTarget, HopUnavailableError, type SameHostGuard, SocksHopDialer } from "./hop.ts";
 import type { Dialer, DialRequest } from "./types.ts";
 
 function hop(...hosts: string[]): HopConfig {
@@ -94,4 +105,199 @@ Deno.test("forwardedTarget() keeps names and turns literals sent as names into a
   assert.equal(forwardedTarget(target), target);
   const literal = forwardedTarget({ address: { family: "name", name: "[2001:db8::1]" }, port: 1 });
   assert.deepEqual(literal.address, parseIp("2001:db8::1"));
+});
+
+/** What a fake hop gateway saw of one connection: the PROXY header (if any) and the request. */
+interface HopSeen {
+  header?: ProxyHeader;
+  target?: SocksTarget;
+}
+
+/**
+ * A fake hop gateway on loopback: reads a PROXY v2 header when `proxy`, then a SOCKS greeting
+ * and request, and answers success. The dialer beneath connects to it and reports `remote`.
+ */
+function fakeHop(proxy: boolean) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const seen: HopSeen[] = [];
+  const conns: Deno.Conn[] = [];
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conns.push(conn);
+      const entry: HopSeen = {};
+      seen.push(entry);
+      const reader = new ExactReader(conn);
+      try {
+        if (proxy) entry.header = await readProxyHeader(reader, "v2");
+        await readGreeting(reader);
+        await conn.write(encodeMethodSelection(0));
+        entry.target = (await readRequest(reader)).target;
+        await conn.write(encodeReply({ reply: Reply.Succeeded, bound: ZERO_TARGET }));
+      } catch { /* the dialer gave up */ }
+    }
+  })();
+  const asked: DialRequest[] = [];
+  const below: Dialer = {
+    async dial(request) {
+      asked.push(request);
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      return {
+        conn,
+        remote: { address: parseIp("127.0.0.1")!, port },
+        local: endpointFromNetAddr(conn.localAddr),
+      };
+    },
+  };
+  return {
+    seen,
+    asked,
+    below,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      await serving;
+      for (const conn of conns) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    },
+  };
+}
+
+function proxyHop(proxyProtocol: boolean): HopConfig {
+  return {
+    ...hop("127.0.0.1"),
+    alternatives: [{
+      host: "127.0.0.1",
+      port: 1090,
+      label: "socks5://127.0.0.1:1090",
+      ...(proxyProtocol ? { proxyProtocol: "v2" as const } : {}),
+    }],
+  };
+}
+
+const remoteClient = {
+  source: { address: parseIp("192.0.2.5")!, port: 40000 },
+  destination: { address: parseIp("192.0.2.1")!, port: 1080 },
+  isLocal: false,
+};
+
+const named = (name: string, port = 9999): SocksTarget => ({
+  address: { family: "name", name },
+  port,
+});
+
+Deno.test("SocksHopDialer.dial() sends a PROXY v2 header naming the client before the greeting", async () => {
+  await using server = fakeHop(true);
+  const dialer = new SocksHopDialer(proxyHop(true), server.below);
+  const dialed = await dialer.dial({
+    ...request(),
+    target: named("www.example"),
+    client: remoteClient,
+  });
+  dialed.conn.close();
+  const dialedUnknown = await dialer.dial({ ...request(), target: named("www.example") });
+  dialedUnknown.conn.close();
+  assert.equal(server.seen.length, 2);
+  const [known, unknown] = server.seen;
+  assert.equal(known!.header?.command, "proxy");
+  if (known!.header?.command === "proxy") {
+    assert.equal(formatEndpoint(known!.header.source), "192.0.2.5:40000");
+    assert.equal(formatEndpoint(known!.header.destination), "192.0.2.1:1080");
+  }
+  assert.deepEqual(known!.target, named("www.example"));
+  // No client known (a dial not made for a SOCKS client): LOCAL, which a hop treats as remote.
+  assert.deepEqual(unknown!.header, { command: "local", version: 2 });
+  // The dialer beneath learns the client and the final destination.
+  assert.equal(server.asked[0]!.client, remoteClient);
+  assert.deepEqual(server.asked[0]!.destination, named("www.example"));
+});
+
+Deno.test("SocksHopDialer.dial() refuses host-local destinations through a same-host hop without PROXY header", async () => {
+  await using server = fakeHop(false);
+  const own = parseIp("192.0.2.1")!;
+  const resolved: Record<string, string> = {
+    "lo.example": "127.0.0.1",
+    "own.example": "192.0.2.1",
+    "www.example": "198.51.100.2",
+  };
+  const resolves: string[] = [];
+  const sameHost: SameHostGuard = {
+    isHostLocal: (address) => isHostLocal(address) || sameIp(address, own),
+    resolve: (name) => {
+      resolves.push(name);
+      const address = resolved[name];
+      return address
+        ? Promise.resolve([parseIp(address)!])
+        : Promise.reject(new Error(`Cannot resolve ${name}`));
+    },
+  };
+  const dialer = new SocksHopDialer(proxyHop(false), server.below, { sameHost });
+  const outcome = async (target: SocksTarget, client: DialRequest["client"] = remoteClient) => {
+    try {
+      const dialed = await dialer.dial({ ...request(), target, ...(client ? { client } : {}) });
+      dialed.conn.close();
+      return 0;
+    } catch (error) {
+      assert.ok(error instanceof SocksReplyError, String(error));
+      return error.reply;
+    }
+  };
+  assert.equal(await outcome(named("localhost")), Reply.NotAllowedByRuleset);
+  assert.equal(await outcome(named("Db.LocalHost.")), Reply.NotAllowedByRuleset);
+  assert.equal(await outcome(named("lo.example")), Reply.NotAllowedByRuleset);
+  assert.equal(await outcome(named("own.example")), Reply.NotAllowedByRuleset);
+  // An unknown client counts as remote.
+  assert.equal(await outcome(named("localhost"), undefined), Reply.NotAllowedByRuleset);
+  // This host by a non-loopback address: a session nested through the hop goes nowhere.
+  const nested = { ...remoteClient, source: { address: own, port: 40001 } };
+  assert.equal(await outcome(named("www.example"), nested), Reply.NotAllowedByRuleset);
+  assert.equal(server.seen.filter((s) => s.target).length, 0, "nothing refused reached the hop");
+  // What the front cannot tell is forwarded (the documented gap), and so is a remote name.
+  assert.equal(await outcome(named("only-the-hop.example")), 0);
+  assert.equal(await outcome(named("www.example")), 0);
+  // A local client is judged by the hop as the gateway's own loopback client anyway.
+  assert.equal(await outcome(named("localhost"), { ...remoteClient, isLocal: true }), 0);
+  assert.deepEqual(
+    server.seen.flatMap((s) => s.target ? [formatTarget(s.target)] : []),
+    ["only-the-hop.example:9999", "www.example:9999", "localhost:9999"],
+  );
+  assert.ok(!resolves.includes("localhost"), "localhost is refused without a lookup");
+});
+
+Deno.test("SocksHopDialer.dial() leaves the judging to a same-host hop that gets the PROXY header", async () => {
+  await using server = fakeHop(true);
+  const sameHost: SameHostGuard = {
+    isHostLocal,
+    resolve: () => Promise.resolve([parseIp("127.0.0.1")!]),
+  };
+  const dialer = new SocksHopDialer(proxyHop(true), server.below, { sameHost });
+  const dialed = await dialer.dial({
+    ...request(),
+    target: named("localhost"),
+    client: remoteClient,
+  });
+  dialed.conn.close();
+  assert.deepEqual(server.seen[0]!.target, named("localhost"));
+});
+
+Deno.test("SocksHopDialer.dial() forwards names normalised and refuses invalid ones with REP 4", async () => {
+  await using server = fakeHop(false);
+  const dialer = new SocksHopDialer(proxyHop(false), server.below);
+  const subjects: (string | undefined)[] = [];
+  const permit = () => {
+    subjects.push("asked");
+    return true;
+  };
+  const dialed = await dialer.dial({ ...request(permit), target: named("WWW.Example.") });
+  dialed.conn.close();
+  assert.deepEqual(server.seen[0]!.target, named("www.example"));
+  for (const invalid of ["secret.example..", "a..example", ".", "bad name.example"]) {
+    const error = await dialer.dial({ ...request(permit), target: named(invalid) }).catch((e) => e);
+    assert.ok(error instanceof SocksReplyError, invalid);
+    assert.equal(error.reply, Reply.HostUnreachable, invalid);
+  }
+  assert.equal(subjects.length, 1, "an invalid name never reaches the rules");
+  assert.equal(server.asked.length, 1, "nor the hop");
 });

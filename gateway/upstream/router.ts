@@ -5,8 +5,8 @@
  * Patterns match the destination as requested: name patterns (`host.example`, `*.example`)
  * match names, CIDRs match literal addresses (also a literal sent as a name), and `*` matches
  * every destination (a catch-all route; also a name that is not a valid host name, which the
- * last gateway then refuses). A name is never resolved to pick a route: in a chain, only the
- * last gateway resolves it.
+ * chain's first hop then refuses with REP 4 before rules see it). A name is never resolved to
+ * pick a route: in a chain, only the last gateway resolves it.
  *
  * @module
  */

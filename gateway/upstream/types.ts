@@ -19,6 +19,26 @@ export interface DialRequest {
    * resolve names, asks without an address for a name: then only name patterns can decide.
    */
   readonly permit: (address?: IpAddress) => boolean;
+  /**
+   * The SOCKS client this dial is for: what a hop with `proxy_protocol` sends in its PROXY
+   * header, and whether the client is on the gateway host. Absent: an unknown, non-local client.
+   */
+  readonly client?: DialClient;
+  /**
+   * The client's requested destination, when this dial is for a hop of a chain (`target` is
+   * then the next hop): what the first hop checks against a gateway on the same host.
+   */
+  readonly destination?: SocksTarget;
+}
+
+/** The client a dial is made for. */
+export interface DialClient {
+  /** The client's address and port (from the PROXY header, when the listener takes one). */
+  readonly source: IpEndpoint;
+  /** The gateway address and port the client reached. */
+  readonly destination: IpEndpoint;
+  /** True when the client is on the gateway host (see `Handshaken.clientIsLocal`). */
+  readonly isLocal: boolean;
 }
 
 /** A connected outbound stream. */
