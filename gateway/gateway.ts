@@ -4,12 +4,7 @@
  * @module
  */
 
-import {
-  endpointFromNetAddr,
-  formatEndpoint,
-  type IpAddress,
-  type IpEndpoint,
-} from "../net/address.ts";
+import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../net/address.ts";
 import { isLoopback } from "../net/cidr.ts";
 import { Resolver } from "../resolver/mod.ts";
 import {
@@ -22,6 +17,7 @@ import { type AdminServer, startAdminServer } from "./admin.ts";
 import { AuthFailureLimiter } from "./auth_limiter.ts";
 import { clientKey } from "./client_key.ts";
 import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
+import { declaredAddresses } from "./config/own_addresses.ts";
 import { configWarnings } from "./config/warnings.ts";
 import { GatewayHost } from "./host_local.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
@@ -87,17 +83,6 @@ export function logConfigWarnings(config: Config): void {
   for (const warning of configWarnings(config)) {
     log.warn("config {path}: {message}", { path: warning.path, message: warning.message });
   }
-}
-
-/** The addresses the config says are this gateway's own (beyond its interfaces). */
-function declaredAddresses(config: Config): IpAddress[] {
-  return [
-    ...config.listen.map((entry) => entry.endpoint.address),
-    config.udp.publicAddress.v4,
-    config.udp.publicAddress.v6,
-    config.bind.externalAddress.v4,
-    config.bind.externalAddress.v6,
-  ].filter((address) => address !== undefined);
 }
 
 /** Starts listening on every configured address and serves clients until stopped. */

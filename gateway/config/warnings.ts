@@ -7,6 +7,7 @@
 
 import { formatEndpoint, type IpAddress, parseIp, sameIp, unmapIpv4 } from "../../net/address.ts";
 import { isHostLocal, isLoopback } from "../../net/cidr.ts";
+import { declaredAddresses } from "./own_addresses.ts";
 import type { Config, HopEndpoint } from "./types.ts";
 
 /** One warning: where in the config (YAML key path), and what is exposed. */
@@ -99,16 +100,6 @@ export function configWarnings(config: Config): ConfigWarning[] {
     }
   });
   return warnings;
-}
-
-function declaredAddresses(config: Config): IpAddress[] {
-  return [
-    ...config.listen.map((entry) => entry.endpoint.address),
-    config.udp.publicAddress.v4,
-    config.udp.publicAddress.v6,
-    config.bind.externalAddress.v4,
-    config.bind.externalAddress.v6,
-  ].filter((address) => address !== undefined).map(unmapIpv4);
 }
 
 /** True when a hop, as written, is on this host: by literal, `localhost`, or a declared address. */
