@@ -10,6 +10,11 @@
 
 import type { RelayConn } from "./relay.ts";
 
+/** Bytes the watch asks for at each read of the connection. */
+const READ_SIZE = 4096;
+/** Smallest buffer the held bytes start in. */
+const MIN_HELD = 1024;
+
 /** Options of {@linkcode WatchedConn}. */
 export interface WatchedConnOptions {
   /**
@@ -32,9 +37,17 @@ export class WatchedConn implements RelayConn {
   readonly gone: Promise<boolean>;
   readonly #conn: Deno.TcpConn;
   readonly #holdLimit: number;
-  readonly #held: Uint8Array[] = [];
   readonly #watch: Promise<void>;
-  #heldBytes = 0;
+  /**
+   * The held bytes, in one buffer allocated at the first byte and grown by doubling up to the
+   * hold limit plus one read: a client sending bytes one at a time pins no more memory than one
+   * sending them at once, and an idle wait pins none.
+   */
+  #held: Uint8Array | undefined;
+  /** Where the bytes not yet given to {@linkcode WatchedConn.read} start in `#held`. */
+  #heldStart = 0;
+  /** Where the held bytes end in `#held`. */
+  #heldEnd = 0;
   #watching = true;
   #ended = false;
   #overflowed = false;
@@ -54,9 +67,9 @@ export class WatchedConn implements RelayConn {
   }
 
   async #run(): Promise<void> {
-    const scratch = new Uint8Array(4096);
+    const scratch = new Uint8Array(READ_SIZE);
     while (this.#watching) {
-      if (this.#heldBytes > this.#holdLimit) {
+      if (this.#heldEnd > this.#holdLimit) {
         this.#overflowed = true;
         return;
       }
@@ -72,22 +85,45 @@ export class WatchedConn implements RelayConn {
         this.#ended = true;
         return;
       }
-      this.#held.push(scratch.slice(0, n));
-      this.#heldBytes += n;
+      this.#hold(scratch.subarray(0, n));
     }
+  }
+
+  /** Copies `bytes` after the held ones, growing the one buffer when they do not fit. */
+  #hold(bytes: Uint8Array): void {
+    const end = this.#heldEnd + bytes.length;
+    let held = this.#held;
+    if (held === undefined || end > held.length) {
+      // At most the limit plus one read: the watch stops once past the limit.
+      const size = Math.min(
+        Math.max(end, 2 * (held?.length ?? 0), MIN_HELD),
+        this.#holdLimit + READ_SIZE,
+      );
+      const grown = new Uint8Array(Math.max(size, end));
+      if (held !== undefined) grown.set(held.subarray(this.#heldStart, this.#heldEnd));
+      this.#heldEnd -= this.#heldStart;
+      this.#heldStart = 0;
+      this.#held = held = grown;
+    }
+    held.set(bytes, this.#heldEnd);
+    this.#heldEnd += bytes.length;
   }
 
   /** Reads: stops the watch, then gives the held bytes, the end it saw, then the connection. */
   async read(buffer: Uint8Array): Promise<number | null> {
     this.#watching = false;
     // Held bytes first, at once; else the watch's read in flight (at most one) comes next.
-    if (this.#held.length === 0) await this.#watch;
-    const first = this.#held[0];
-    if (first !== undefined) {
-      const n = Math.min(first.length, buffer.length);
-      buffer.set(first.subarray(0, n));
-      if (n === first.length) this.#held.shift();
-      else this.#held[0] = first.subarray(n);
+    if (this.#heldStart === this.#heldEnd) await this.#watch;
+    const held = this.#held;
+    if (held !== undefined && this.#heldStart < this.#heldEnd) {
+      const n = Math.min(this.#heldEnd - this.#heldStart, buffer.length);
+      buffer.set(held.subarray(this.#heldStart, this.#heldStart + n));
+      this.#heldStart += n;
+      if (this.#heldStart === this.#heldEnd) {
+        // All given: the buffer goes (a read of the watch still in flight starts a new one).
+        this.#held = undefined;
+        this.#heldStart = this.#heldEnd = 0;
+      }
       return n;
     }
     if (this.#ended) {

@@ -128,3 +128,50 @@ Deno.test("WatchedConn hands held bytes over at once while the watch's read is i
   client.close();
   watched.close();
 });
+
+/**
+ * A stand-in connection whose reads give one byte each, `count` times, then wait until closed
+ * (resolving `drained` when the watch asks for more).
+ */
+function oneByteReads(count: number) {
+  let given = 0;
+  let drain!: () => void;
+  const drained = new Promise<void>((resolve) => drain = resolve);
+  let end!: (n: null) => void;
+  const ended = new Promise<null>((resolve) => end = resolve);
+  const conn = {
+    read(buffer: Uint8Array): Promise<number | null> {
+      if (given === count) {
+        drain();
+        return ended;
+      }
+      buffer[0] = given++ % 251;
+      return Promise.resolve(1);
+    },
+    close: () => end(null),
+  };
+  return { conn: conn as unknown as Deno.TcpConn, drained };
+}
+
+Deno.test("WatchedConn holds 16,000 one-byte reads in one buffer, not one array each", async () => {
+  const { conn, drained } = oneByteReads(16000);
+  const watched = new WatchedConn(conn);
+  await drained;
+  // Stopped now: the held bytes come in one piece, as from one buffer.
+  const buffer = new Uint8Array(65536);
+  const n = await watched.read(buffer);
+  assert.equal(n, 16000);
+  for (let i = 0; i < 16000; i++) assert.equal(buffer[i], i % 251);
+  watched.close();
+  assert.equal(await watched.read(buffer), null);
+});
+
+Deno.test("WatchedConn still ends as overflowed past the limit when bytes come one at a time", async () => {
+  const { conn } = oneByteReads(16385);
+  const watched = new WatchedConn(conn);
+  assert.equal(await watched.gone, true);
+  assert.equal(watched.overflowed, true);
+  const buffer = new Uint8Array(65536);
+  assert.equal(await watched.read(buffer), 16385);
+  watched.close();
+});

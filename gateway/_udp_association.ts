@@ -314,16 +314,21 @@ export class DestinationTable {
 /**
  * A byte budget for datagrams held while their destinations resolve, shared by every
  * association of the process: the memory a client can pin with datagrams to names that never
- * resolve is bounded by `limit`, whatever the number of associations.
+ * resolve is bounded by `limit`, whatever the number of associations. Each association takes
+ * through its own {@linkcode HeldAccount}, limited to `share` bytes, so that a few flooding
+ * associations cannot take the whole budget from the others.
  */
 export class HeldBudget {
   /** Most bytes held at once. */
   readonly limit: number;
+  /** Most bytes one {@linkcode HeldAccount} holds at once. */
+  readonly share: number;
   #bytes = 0;
 
-  /** A budget of `limit` bytes. */
-  constructor(limit: number) {
+  /** A budget of `limit` bytes, at most `share` of them (default all) per account. */
+  constructor(limit: number, share: number = limit) {
     this.limit = limit;
+    this.share = Math.min(share, limit);
   }
 
   /** Bytes held now. */
@@ -342,5 +347,39 @@ export class HeldBudget {
   release(held: readonly Uint8Array[]): number {
     for (const datagram of held) this.#bytes -= datagram.length;
     return held.length;
+  }
+
+  /** A new account (one per association) taking from this budget up to its share. */
+  account(): HeldAccount {
+    return new HeldAccount(this);
+  }
+}
+
+/** One association's part of a {@linkcode HeldBudget}: at most its `share` bytes. */
+export class HeldAccount {
+  readonly #budget: HeldBudget;
+  #bytes = 0;
+
+  /** An empty account of `budget`. */
+  constructor(budget: HeldBudget) {
+    this.#budget = budget;
+  }
+
+  /** Bytes this account holds now. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Takes `size` bytes; false (nothing taken) past the share or the budget's limit. */
+  take(size: number): boolean {
+    if (this.#bytes + size > this.#budget.share || !this.#budget.take(size)) return false;
+    this.#bytes += size;
+    return true;
+  }
+
+  /** Gives back the bytes of `held` (datagrams earlier taken); returns how many there were. */
+  release(held: readonly Uint8Array[]): number {
+    for (const datagram of held) this.#bytes -= datagram.length;
+    return this.#budget.release(held);
   }
 }

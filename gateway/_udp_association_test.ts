@@ -152,3 +152,38 @@ Deno.test("HeldBudget refuses what would pass its limit and takes back what is r
   assert.equal(budget.release([a, b]), 2);
   assert.equal(budget.bytes, 0);
 });
+
+Deno.test("HeldBudget: four flooding accounts cannot take the whole budget from a fifth", () => {
+  const budget = new HeldBudget(8 * 65536, 65536);
+  const datagram = new Uint8Array(16384);
+  const flooders = [0, 1, 2, 3].map(() => budget.account());
+  const held = flooders.map(() => [] as Uint8Array[]);
+  // Each flooder tries to hold 8 lookups × 4 datagrams: its share stops it at 4.
+  for (const [i, account] of flooders.entries()) {
+    for (let k = 0; k < 32; k++) if (account.take(datagram.length)) held[i]!.push(datagram);
+    assert.equal(account.bytes, 65536);
+    assert.equal(held[i]!.length, 4);
+  }
+  assert.equal(budget.bytes, 4 * 65536);
+  // A fifth association still holds its first datagrams.
+  const fifth = budget.account();
+  assert.ok(fifth.take(datagram.length));
+  assert.equal(budget.bytes, 4 * 65536 + datagram.length);
+  // Released bytes go back to the account and the budget.
+  assert.equal(flooders[0]!.release(held[0]!), 4);
+  assert.equal(flooders[0]!.bytes, 0);
+  assert.ok(flooders[0]!.take(65536));
+  assert.equal(flooders[0]!.take(1), false);
+  assert.equal(budget.bytes, 4 * 65536 + datagram.length);
+});
+
+Deno.test("HeldBudget: an account within its share still stops at the budget's limit", () => {
+  const budget = new HeldBudget(1000, 600);
+  const a = budget.account();
+  const b = budget.account();
+  assert.ok(a.take(600));
+  assert.equal(b.take(401), false);
+  assert.equal(b.bytes, 0);
+  assert.ok(b.take(400));
+  assert.equal(budget.bytes, 1000);
+});

@@ -19,7 +19,7 @@
  *   direction.
  * - A new destination is looked up off the receive loop, holding its first datagrams: at most
  *   {@linkcode MAX_PENDING_LOOKUPS} lookups per association, 4 datagrams per destination, and
- *   {@linkcode heldDatagrams} bytes across associations; beyond, datagrams are dropped
+ *   {@linkcode heldDatagrams} bytes across associations, an eighth of them per association; beyond, datagrams are dropped
  *   (`pending`). A destination evicted from the table, or the association's end, releases what
  *   it held; the end aborts its lookups.
  *
@@ -71,9 +71,10 @@ const MAX_HELD = 4;
 export const MAX_PENDING_LOOKUPS = 8;
 /**
  * Datagrams held while their destinations resolve, across every association of this process
- * (8 MiB): beyond, a datagram that would be held is dropped (`pending`).
+ * (8 MiB), at most an eighth of it (1 MiB) per association: beyond, a datagram that would be
+ * held is dropped (`pending`).
  */
-export const heldDatagrams: HeldBudget = new HeldBudget(8 * 1024 * 1024);
+export const heldDatagrams: HeldBudget = new HeldBudget(8 * 1024 * 1024, 1024 * 1024);
 /** How long a name that did not resolve stays unresolved before it is asked again. */
 const UNRESOLVED_RETRY_MS = 5000;
 
@@ -162,6 +163,8 @@ class Association {
   readonly #table = new DestinationTable(64, (row) => this.#release(row, true));
   /** Destination lookups in flight (see {@linkcode MAX_PENDING_LOOKUPS}). */
   #pendingLookups = 0;
+  /** This association's part of {@linkcode heldDatagrams}. */
+  readonly #held = heldDatagrams.account();
   readonly #activity = { active: true };
   readonly #maxDatagram: number;
   readonly #outbound: { 4?: Deno.DatagramConn; 6?: Deno.DatagramConn } = {};
@@ -313,7 +316,7 @@ class Association {
           case "pending":
             // Never after the end released the rows: those bytes would stay taken.
             if (
-              !this.#closed && row.held.length < MAX_HELD && heldDatagrams.take(n - headerLength)
+              !this.#closed && row.held.length < MAX_HELD && this.#held.take(n - headerLength)
             ) {
               row.held.push(buffer.slice(headerLength, n));
             } else this.#drop("pending");
@@ -446,7 +449,7 @@ class Association {
    * `dropped`: they will never be sent (eviction, the association's end), counted `pending`.
    */
   #release(row: Destination, dropped: boolean): void {
-    const count = heldDatagrams.release(row.held);
+    const count = this.#held.release(row.held);
     row.held = [];
     if (dropped) this.counters.dropped.pending += count;
   }
