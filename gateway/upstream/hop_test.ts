@@ -112,6 +112,26 @@ Deno.test("forwardedTarget() keeps names and turns literals sent as names into a
   assert.equal(forwardedTarget(target), target);
   const literal = forwardedTarget({ address: { family: "name", name: "[2001:db8::1]" }, port: 1 });
   assert.deepEqual(literal.address, parseIp("2001:db8::1"));
+  // The trailing dot normalizeName() drops: still a literal, so address rules see it.
+  const dotted = forwardedTarget({ address: { family: "name", name: "198.51.100.2." }, port: 1 });
+  assert.deepEqual(dotted.address, parseIp("198.51.100.2"));
+});
+
+Deno.test("SocksHopDialer.dial() judges a literal with a trailing dot by address rules", async () => {
+  await using server = fakeHop(false);
+  const dialer = new SocksHopDialer(proxyHop(false), server.below);
+  const judged: (IpAddress | undefined)[] = [];
+  const error = await dialer.dial({
+    ...request((address) => {
+      judged.push(address);
+      return address === undefined; // a rule denying the address, not the name
+    }),
+    target: named("198.51.100.2."),
+  }).catch((e) => e);
+  assert.ok(error instanceof SocksReplyError);
+  assert.equal(error.reply, Reply.NotAllowedByRuleset);
+  assert.deepEqual(judged, [parseIp("198.51.100.2")]);
+  assert.equal(server.asked.length, 0);
 });
 
 /** What a fake hop gateway saw of one connection: the PROXY header (if any) and the request. */
