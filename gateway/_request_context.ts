@@ -9,7 +9,7 @@
 import type { IpAddress } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
 import { writeAll } from "../net/io.ts";
-import { normalizeName } from "../resolver/mod.ts";
+import { literalAddress, normalizeName } from "../resolver/mod.ts";
 import { encodeReply } from "../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../socks5/types.ts";
 import type { RuleCommand } from "./config/types.ts";
@@ -38,9 +38,8 @@ export function recordBaseOf(session: Handshaken, command: RuleCommand): RecordB
 
 /** The normalised name of a target sent as a name (not a literal), else `undefined`. */
 export function targetName(target: SocksTarget): string | undefined {
-  return target.address.family === "name"
-    ? normalizeName(target.address.name) ?? undefined
-    : undefined;
+  if (target.address.family !== "name" || literalAddress(target.address.name)) return undefined;
+  return normalizeName(target.address.name) ?? undefined;
 }
 
 /**

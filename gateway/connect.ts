@@ -76,7 +76,10 @@ export async function handleConnect(
         AbortSignal.timeout(services.config.timeouts.connectMs),
         services.shutdown,
       ]),
-      client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
+      // After a PROXY header naming no client, `client` is the balancer: hops get no client.
+      ...(session.clientUnknown ? {} : {
+        client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
+      }),
       permit: (address) => {
         const verdict = services.rules.evaluate(subject(address));
         if (!verdict.allow) denial = verdict;

@@ -182,6 +182,7 @@ export async function runSession(
     // A PROXY header cannot make a remote peer local, nor can one that names no client.
     clientIsLocal: !clientUnknown && services.isLocalAddress(client) &&
       services.isLocalAddress(peer),
+    ...(clientUnknown ? { clientUnknown: true as const } : {}),
     request: outcome.request,
     startedAt,
     handshakeMs: performance.now() - startedAt,

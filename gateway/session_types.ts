@@ -86,6 +86,11 @@ export interface Handshaken {
    * PROXY protocol header, the header's source is loopback too).
    */
   readonly clientIsLocal: boolean;
+  /**
+   * True when a PROXY header named no client (v1 `UNKNOWN`, v2 `LOCAL`, UDP/UNIX): `client` is
+   * then the balancer, not the client, and is not passed on as the client (hops get `LOCAL`).
+   */
+  readonly clientUnknown?: true;
   /** RFC 1929 user, if authenticated. */
   readonly user?: string;
   /** The request. */

@@ -42,7 +42,8 @@ export function normalizeName(name: string): string | null {
 
 /**
  * Returns the address when a name is really an IP literal (`192.0.2.1`, `2001:db8::1`,
- * `[2001:db8::1]`), else `null`. IPv4-mapped IPv6 (`::ffff:192.0.2.1`) comes back as IPv4,
+ * `[2001:db8::1]`, also with the one trailing dot {@linkcode normalizeName} drops:
+ * `192.0.2.1.`), else `null`. IPv4-mapped IPv6 (`::ffff:192.0.2.1`) comes back as IPv4,
  * so that it is dialed as the IPv4 address it stands for. Zone-scoped literals
  * (`fe80::1%eth0`) are not addresses.
  *
@@ -53,10 +54,12 @@ export function normalizeName(name: string): string | null {
  *
  * assert.equal(literalAddress("[2001:db8::1]")?.family, 6);
  * assert.equal(literalAddress("::ffff:192.0.2.1")?.family, 4);
+ * assert.equal(literalAddress("192.0.2.1.")?.family, 4);
  * assert.equal(literalAddress("example.com"), null);
  * ```
  */
 export function literalAddress(name: string): IpAddress | null {
-  const address = parseIp(name);
+  // A name that normalises to a literal is that literal, for every check and every hop.
+  const address = parseIp(name.endsWith(".") ? name.slice(0, -1) : name);
   return address ? unmapIpv4(address) : null;
 }

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { literalAddress, normalizeName } from "./name.ts";
+import { parseIp } from "../net/address.ts";
 
 Deno.test("normalizeName() lower-cases and strips one trailing dot", () => {
   assert.equal(normalizeName("WWW.Example.COM."), "www.example.com");
@@ -54,10 +55,18 @@ Deno.test("literalAddress() returns null for names and invalid literals", () => 
       "2001:db8:::1",
       "fe80::1%eth0",
       "[2001:db8::1",
-      "1.2.3.4.",
+      "1.2.3.4..",
+      ".",
       "",
     ]
   ) {
     assert.equal(literalAddress(text), null, text);
   }
+});
+
+Deno.test("literalAddress() reads a literal with the trailing dot normalizeName() drops", () => {
+  assert.deepEqual(literalAddress("198.51.100.2."), parseIp("198.51.100.2"));
+  assert.deepEqual(literalAddress("127.0.0.1."), parseIp("127.0.0.1"));
+  assert.deepEqual(literalAddress("::ffff:127.0.0.1."), parseIp("127.0.0.1"));
+  assert.deepEqual(literalAddress("2001:db8::1."), parseIp("2001:db8::1"));
 });

@@ -29,8 +29,9 @@ export interface ConfigWarning {
  * - a route whose first hop has an alternative on this host (a loopback or "this host" literal,
  *   `localhost`, or one of the addresses the config declares) without `?proxy_protocol=v2`: that
  *   hop sees this gateway as its client, on loopback, and exempts the relayed clients from its
- *   host-local protection. This gateway refuses what it can tell is host-local (`localhost`,
- *   names it resolves to this host, literals), but a name only the hop resolves gets through.
+ *   host-local protection. This gateway refuses what is host-local (`localhost`, names it
+ *   resolves to this host, literals) and names it cannot resolve, and forwards other names as
+ *   the address it checked; the hop's own rules and logs still see this gateway, not the client.
  *   A hop given by another name, or by an interface address not in the config, is not seen here.
  *
  * @example
@@ -93,9 +94,10 @@ export function configWarnings(config: Config): ConfigWarning[] {
       warnings.push({
         path: `routes[${i}].chain[0]`,
         message: `${hop.label} is on this host and gets no PROXY header: it sees this gateway ` +
-          "as a loopback client, so a remote client may reach this host's loopback through it " +
-          "by a name only the hop resolves; add ?proxy_protocol=v2 to the hop URL and " +
-          "proxy_protocol to the hop's listener",
+          "as a loopback client (its rules and logs do not see the real client), and names " +
+          "are resolved here and forwarded as addresses (names only the hop knows are " +
+          "refused); add ?proxy_protocol=v2 to the hop URL and proxy_protocol to the hop's " +
+          "listener",
       });
     }
   });

@@ -18,7 +18,9 @@
  *   a client that is not local when the alternative it reached is on this host and takes no
  *   PROXY header, and the destination is host-local as far as this gateway can tell (see
  *   {@linkcode SameHostGuard}): that hop would see this gateway, a loopback peer, as its client
- *   and let the request reach the host's loopback.
+ *   and let the request reach the host's loopback. A name on such a request is resolved here and
+ *   forwarded as the checked address (the hop never looks it up again: no DNS rebinding); a name
+ *   this gateway cannot resolve is refused with REP 4.
  * - Failing to reach an alternative (refused, unreachable, timeout, closed, malformed answer, no
  *   answer to the greeting within 3 s, or the alternative refusing our credentials) marks it in
  *   the selector, and the next alternative is tried before any reply reaches the client, within
@@ -73,7 +75,8 @@ export class HopUnavailableError extends SocksReplyError {
  * Without the header, such a hop sees this gateway (a loopback peer) as its client and applies
  * no host-local protection. The first hop then refuses, for a client that is not local: a
  * destination `localhost` / `*.localhost` (RFC 6761), a name this gateway's resolver answers
- * with a host-local address (a name it cannot resolve is forwarded: only the hop knows it), and
+ * with a host-local address or cannot resolve (REP 4; other names go to the hop as the checked
+ * address, never as the name, which the hop could resolve differently), and
  * every destination of a client that is this host by a non-loopback address (the hop nesting a
  * session back into this gateway). Literals are judged by the rules before.
  */
@@ -83,6 +86,14 @@ export interface SameHostGuard {
   /** This gateway's addresses for `name`; rejects when it has none. */
   resolve(name: string, signal: AbortSignal): Promise<readonly IpAddress[]>;
 }
+
+/**
+ * The same-host check's outcome: refused with a reason and REP, or passed, with the checked
+ * address to forward instead of the name when it resolved one.
+ */
+type SameHostCheck =
+  | { readonly refused: string; readonly reply: ReplyCode }
+  | { readonly refused?: undefined; readonly address?: IpAddress };
 
 /** Options of {@linkcode SocksHopDialer}. */
 export interface SocksHopDialerOptions extends Pick<HopSelectorOptions, "now" | "random"> {
@@ -170,7 +181,7 @@ export class SocksHopDialer implements Dialer {
       throw new SocksReplyError(Reply.NotAllowedByRuleset, "Cannot connect: denied by rules");
     }
     const destination = request.destination ?? target;
-    let refusal: Promise<string | null> | undefined;
+    let check: Promise<SameHostCheck> | undefined;
     try {
       return await tryAlternatives(this.#selector.attempts(), async ({ index }, signal) => {
         const endpoint = this.#hop.alternatives[index]!;
@@ -187,19 +198,31 @@ export class SocksHopDialer implements Dialer {
             ? error
             : new AlternativeUnreachableError(error);
         });
+        let hopRequest = target;
         try {
           if (
             this.#sameHost && endpoint.proxyProtocol === undefined &&
             this.#sameHost.isHostLocal(below.remote.address)
           ) {
-            refusal ??= this.#sameHostRefusal(destination, request.client, request.signal);
-            const why = await refusal;
-            if (why !== null) {
+            check ??= this.#sameHostCheck(destination, request.client, request.signal);
+            const checked = await check;
+            if (checked.refused !== undefined) {
               throw new SocksReplyError(
-                Reply.NotAllowedByRuleset,
-                `Cannot connect through ${endpoint.label}: ${why}; the hop is on this host and ` +
-                  "gets no PROXY header (set ?proxy_protocol=v2 on it)",
+                checked.reply,
+                `Cannot connect through ${endpoint.label}: ${checked.refused}; the hop is on this ` +
+                  "host and gets no PROXY header (set ?proxy_protocol=v2 on it)",
               );
+            }
+            // The hop must not look the name up again (DNS rebinding): it gets the address
+            // checked here, which the rules judge as well.
+            if (checked.address) {
+              if (!request.permit(checked.address)) {
+                throw new SocksReplyError(
+                  Reply.NotAllowedByRuleset,
+                  "Cannot connect: denied by rules",
+                );
+              }
+              hopRequest = { address: checked.address, port: target.port };
             }
           }
           if (endpoint.proxyProtocol === "v2") {
@@ -213,7 +236,7 @@ export class SocksHopDialer implements Dialer {
           }
           const { bound } = await socksHandshake(
             below.conn,
-            { command: Command.Connect, target },
+            { command: Command.Connect, target: hopRequest },
             {
               signal,
               negotiationTimeoutMs: NEGOTIATION_TIMEOUT_MS,
@@ -249,30 +272,47 @@ export class SocksHopDialer implements Dialer {
     }
   }
 
-  /** Why a hop on this host without PROXY header must not take the request, or `null`. */
-  async #sameHostRefusal(
+  /**
+   * Judges a request through a hop on this host without PROXY header: refused (with why and the
+   * REP), passed as is, or passed with the checked address the hop must get instead of the name.
+   */
+  async #sameHostCheck(
     destination: SocksTarget,
     client: DialRequest["client"],
     signal: AbortSignal,
-  ): Promise<string | null> {
+  ): Promise<SameHostCheck> {
     const guard = this.#sameHost!;
-    if (client?.isLocal) return null;
+    if (client?.isLocal) return {};
     if (client && !isLoopback(client.source.address) && guard.isHostLocal(client.source.address)) {
-      return "the client is this host by a non-loopback address (a session nested through the hop)";
+      return {
+        refused: "the client is this host by a non-loopback address (a session nested " +
+          "through the hop)",
+        reply: Reply.NotAllowedByRuleset,
+      };
     }
     // Literals were judged by the rules; an invalid name was refused before.
-    if (destination.address.family !== "name") return null;
+    if (destination.address.family !== "name") return {};
     const name = destination.address.name;
-    if (isLocalhostName(name)) return `"${name}" is this host (RFC 6761)`;
+    if (isLocalhostName(name)) {
+      return { refused: `"${name}" is this host (RFC 6761)`, reply: Reply.NotAllowedByRuleset };
+    }
     let addresses: readonly IpAddress[];
     try {
       addresses = await guard.resolve(name, signal);
     } catch {
-      return null; // Not known here: only the hop can tell.
+      addresses = [];
     }
-    return addresses.some((address) => guard.isHostLocal(address))
-      ? `"${name}" resolves to an address of this host`
-      : null;
+    // The hop would look the name up itself, with answers this gateway never checked.
+    if (addresses.length === 0) {
+      return { refused: `"${name}" does not resolve here`, reply: Reply.HostUnreachable };
+    }
+    if (addresses.some((address) => guard.isHostLocal(address))) {
+      return {
+        refused: `"${name}" resolves to an address of this host`,
+        reply: Reply.NotAllowedByRuleset,
+      };
+    }
+    return { address: addresses[0]! };
   }
 
   #failed(index: number, error: unknown): void {

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import type { HopConfig } from "../config/types.ts";
-import { endpointFromNetAddr, formatEndpoint, parseIp, sameIp } from "../../net/address.ts";
+import {
+  endpointFromNetAddr,
+  formatEndpoint,
+  formatIp,
+  type IpAddress,
+  parseIp,
+  sameIp,
+} from "../../net/address.ts";
 import { isHostLocal } from "../../net/cidr.ts";
 import {
   encodeMethodSelection,
@@ -105,6 +112,26 @@ Deno.test("forwardedTarget() keeps names and turns literals sent as names into a
   assert.equal(forwardedTarget(target), target);
   const literal = forwardedTarget({ address: { family: "name", name: "[2001:db8::1]" }, port: 1 });
   assert.deepEqual(literal.address, parseIp("2001:db8::1"));
+  // The trailing dot normalizeName() drops: still a literal, so address rules see it.
+  const dotted = forwardedTarget({ address: { family: "name", name: "198.51.100.2." }, port: 1 });
+  assert.deepEqual(dotted.address, parseIp("198.51.100.2"));
+});
+
+Deno.test("SocksHopDialer.dial() judges a literal with a trailing dot by address rules", async () => {
+  await using server = fakeHop(false);
+  const dialer = new SocksHopDialer(proxyHop(false), server.below);
+  const judged: (IpAddress | undefined)[] = [];
+  const error = await dialer.dial({
+    ...request((address) => {
+      judged.push(address);
+      return address === undefined; // a rule denying the address, not the name
+    }),
+    target: named("198.51.100.2."),
+  }).catch((e) => e);
+  assert.ok(error instanceof SocksReplyError);
+  assert.equal(error.reply, Reply.NotAllowedByRuleset);
+  assert.deepEqual(judged, [parseIp("198.51.100.2")]);
+  assert.equal(server.asked.length, 0);
 });
 
 /** What a fake hop gateway saw of one connection: the PROXY header (if any) and the request. */
@@ -254,14 +281,15 @@ Deno.test("SocksHopDialer.dial() refuses host-local destinations through a same-
   const nested = { ...remoteClient, source: { address: own, port: 40001 } };
   assert.equal(await outcome(named("www.example"), nested), Reply.NotAllowedByRuleset);
   assert.equal(server.seen.filter((s) => s.target).length, 0, "nothing refused reached the hop");
-  // What the front cannot tell is forwarded (the documented gap), and so is a remote name.
-  assert.equal(await outcome(named("only-the-hop.example")), 0);
+  // A name the front cannot resolve would be the hop's to resolve, unchecked: refused (REP 4).
+  assert.equal(await outcome(named("only-the-hop.example")), Reply.HostUnreachable);
+  // A remote name goes on as the checked address.
   assert.equal(await outcome(named("www.example")), 0);
   // A local client is judged by the hop as the gateway's own loopback client anyway.
   assert.equal(await outcome(named("localhost"), { ...remoteClient, isLocal: true }), 0);
   assert.deepEqual(
     server.seen.flatMap((s) => s.target ? [formatTarget(s.target)] : []),
-    ["only-the-hop.example:9999", "www.example:9999", "localhost:9999"],
+    ["198.51.100.2:9999", "localhost:9999"],
   );
   assert.ok(!resolves.includes("localhost"), "localhost is refused without a lookup");
 });
@@ -300,4 +328,42 @@ Deno.test("SocksHopDialer.dial() forwards names normalised and refuses invalid o
   }
   assert.equal(subjects.length, 1, "an invalid name never reaches the rules");
   assert.equal(server.asked.length, 1, "nor the hop");
+});
+
+Deno.test("SocksHopDialer.dial() forwards the checked address, not the name, to a same-host hop without PROXY header (DNS rebinding)", async () => {
+  await using server = fakeHop(false);
+  // A rebinding name: a remote address for the front's check, loopback for any later lookup.
+  let lookups = 0;
+  const sameHost: SameHostGuard = {
+    isHostLocal,
+    resolve: () => Promise.resolve([parseIp(lookups++ === 0 ? "198.51.100.2" : "127.0.0.1")!]),
+  };
+  const dialer = new SocksHopDialer(proxyHop(false), server.below, { sameHost });
+  const judged: string[] = [];
+  const permit = (address?: IpAddress) => {
+    judged.push(address ? formatIp(address) : "-");
+    return true;
+  };
+  const dialed = await dialer.dial({
+    ...request(permit),
+    target: named("Rebind.Example."),
+    client: remoteClient,
+  });
+  dialed.conn.close();
+  assert.equal(lookups, 1);
+  assert.deepEqual(server.seen[0]!.target, {
+    address: parseIp("198.51.100.2")!,
+    port: 9999,
+  });
+  // The rules judged the name, then the address the hop gets.
+  assert.deepEqual(judged, ["-", "198.51.100.2"]);
+  // Rules that deny the checked address refuse before the hop.
+  const denied = await dialer.dial({
+    ...request((address) => address === undefined),
+    target: named("www.example"),
+    client: remoteClient,
+  }).catch((e) => e);
+  assert.ok(denied instanceof SocksReplyError);
+  assert.equal(denied.reply, Reply.NotAllowedByRuleset);
+  assert.equal(server.seen.filter((s) => s.target).length, 1);
 });

@@ -93,13 +93,21 @@ rules:
       // G2: authenticated, on the upstream side of the gateway host, both families.
       await using g2 = await startDualgate(
         topo,
-        `listen: ["${gw.upstreamV4}:1081", "[${gw.upstreamV6}]:1081"]\n${auth}\n`,
+        // The first hops are on G1's host: they take G1's PROXY header (the real client), so
+        // that G1 forwards names unresolved (a same-host hop without it gets checked addresses).
+        `listen:
+  - { address: "${gw.upstreamV4}:1081", proxy_protocol: v2, trusted_proxies: ["${gw.v4}/32", "${gw.v6}/128", "${gw.upstreamV4}/32", "${gw.upstreamV6}/128"] }
+  - { address: "[${gw.upstreamV6}]:1081", proxy_protocol: v2, trusted_proxies: ["${gw.v4}/32", "${gw.v6}/128", "${gw.upstreamV4}/32", "${gw.upstreamV6}/128"] }
+${auth}\n`,
         { dir, fileName: "g2.yaml", waitFor: [[gw.upstreamV4, 1081], [gw.upstreamV6, 1081]] },
       );
       // G2b: a second gateway for round-robin, on the client side addresses.
       await using g2b = await startDualgate(
         topo,
-        `listen: ["${gw.v4}:1083", "[${gw.v6}]:1083"]\n${auth}\n`,
+        `listen:
+  - { address: "${gw.v4}:1083", proxy_protocol: any, trusted_proxies: ["${gw.v4}/32", "${gw.v6}/128", "${gw.upstreamV4}/32", "${gw.upstreamV6}/128"] }
+  - { address: "[${gw.v6}]:1083", proxy_protocol: any, trusted_proxies: ["${gw.v4}/32", "${gw.v6}/128", "${gw.upstreamV4}/32", "${gw.upstreamV6}/128"] }
+${auth}\n`,
         { dir, fileName: "g2b.yaml", waitFor: [[gw.v4, 1083], [gw.v6, 1083]] },
       );
       // G3: the last hop of the three-hop chain, on loopback.
@@ -120,21 +128,21 @@ timeouts: { connect: 10 }
 routes:
   - to: ["fo.chain.example"]
     chain:
-      - ["socks5://${gw.v4}:1099", "socks5://${bob}${gw.upstreamV4}:1081"]
+      - ["socks5://${gw.v4}:1099?proxy_protocol=v2", "socks5://${bob}${gw.upstreamV4}:1081?proxy_protocol=v2"]
   - to: ["rr.chain.example"]
     chain:
-      - any: ["socks5://${bob}[${gw.upstreamV6}]:1081", "socks5://${bob}${gw.v4}:1083"]
+      - any: ["socks5://${bob}[${gw.upstreamV6}]:1081?proxy_protocol=v2", "socks5://${bob}${gw.v4}:1083?proxy_protocol=v2"]
         strategy: round-robin
   - to: ["*.chain.example"]
     ports: [8080]
-    chain: ["socks5://${bob}${gw.upstreamV4}:1081"]
+    chain: ["socks5://${bob}${gw.upstreamV4}:1081?proxy_protocol=v2"]
   - to: ["*.chain.example"]
     ports: [8081]
-    chain: ["socks5://${bob}[${gw.upstreamV6}]:1081"]
+    chain: ["socks5://${bob}[${gw.upstreamV6}]:1081?proxy_protocol=v2"]
   - to: ["${topo.addresses.server4.v4}/32", "${topo.addresses.server6.v6}/128"]
     chain:
-      - "socks5://${bob}[${gw.upstreamV6}]:1081"
-      - "socks5://${bob}${gw.v4}:1083"
+      - "socks5://${bob}[${gw.upstreamV6}]:1081?proxy_protocol=v2"
+      - "socks5://${bob}${gw.v4}:1083?proxy_protocol=v2"
       - "socks5://127.0.0.1:1082"
 `,
         { dir, fileName: "g1.yaml" },

@@ -6,7 +6,9 @@
  * balancer as the client: a loopback peer, so the session counted as local and host-local
  * protection did not apply. Whoever the balancer relays with such a header now is a remote
  * client: the loopback service is refused (REP 2), while a header naming a loopback client
- * (a client on the host, relayed by the balancer) still reaches it.
+ * (a client on the host, relayed by the balancer) still reaches it. Through a chain to a hop on
+ * this host with `?proxy_protocol=v2`, the hop gets `LOCAL` for such a session (not the
+ * balancer's loopback address as the client), so the hop refuses `localhost` too.
  */
 import assert from "node:assert/strict";
 import { createTopology, e2eTest } from "../helpers/netns.ts";
@@ -15,6 +17,8 @@ import { dst, gateway, probe, PROGRAMS, tcpBanner } from "./_helpers.ts";
 const SECRET_PORT = 9998;
 const SECRET = "LOOPBACK-SECRET";
 const LISTEN_PORT = 1085;
+const CHAINED_PORT = 1086;
+const HOP_PORT = 1091;
 
 /** The v2 signature and version/command byte, as text (every byte is ASCII). */
 const V2 = "\r\n\r\n\u0000\r\nQUIT\n";
@@ -32,12 +36,26 @@ e2eTest("security: a PROXY header without a client does not make the session loc
       `listen: [{ address: "127.0.0.1:${LISTEN_PORT}", proxy_protocol: any }]\n`,
       [["127.0.0.1", LISTEN_PORT]],
     );
-    const connect = (proxyHeader: string) =>
+    await using _hop = await gateway(
+      topo,
+      dir,
+      `listen: [{ address: "127.0.0.1:${HOP_PORT}", proxy_protocol: v2 }]\n`,
+      [["127.0.0.1", HOP_PORT]],
+    );
+    await using _chained = await gateway(
+      topo,
+      dir,
+      `listen: [{ address: "127.0.0.1:${CHAINED_PORT}", proxy_protocol: any }]
+routes: [{ chain: ["socks5://127.0.0.1:${HOP_PORT}?proxy_protocol=v2"] }]
+`,
+      [["127.0.0.1", CHAINED_PORT]],
+    );
+    const connect = (proxyHeader: string, chained = false) =>
       probe(topo, "gateway", {
         mode: "connect",
-        gateway: { host: "127.0.0.1", port: LISTEN_PORT },
+        gateway: { host: "127.0.0.1", port: chained ? CHAINED_PORT : LISTEN_PORT },
         proxyHeader,
-        target: dst("127.0.0.1", SECRET_PORT),
+        target: chained ? dst("localhost", SECRET_PORT) : dst("127.0.0.1", SECRET_PORT),
       });
     // The probe sends the header as UTF-8: every byte must be ASCII. 12 bytes of UDP-over-IPv4
     // addresses: 127.0.0.1:7232 -> 127.0.0.1:1085.
@@ -56,11 +74,20 @@ e2eTest("security: a PROXY header without a client does not make the session loc
         assert.equal(outcome.rep, 2, JSON.stringify(outcome));
         assert.ok(!JSON.stringify(outcome).includes(SECRET), JSON.stringify(outcome));
       });
+      await t.step(`${what}: a same-host hop does not see the balancer as the client`, async () => {
+        const outcome = await connect(header, true);
+        assert.equal(outcome.rep, 2, JSON.stringify(outcome));
+        assert.ok(!JSON.stringify(outcome).includes(SECRET), JSON.stringify(outcome));
+      });
     }
     await t.step("a header naming a loopback client still reaches it", async () => {
       const outcome = await connect("PROXY TCP4 127.0.0.1 127.0.0.1 40000 1085\r\n");
       assert.equal(outcome.rep, 0, JSON.stringify(outcome));
       assert.equal(outcome.data?.trim(), SECRET);
+      // Through the chain too: the hop gets the loopback client in the PROXY header.
+      const chained = await connect("PROXY TCP4 127.0.0.1 127.0.0.1 40000 1086\r\n", true);
+      assert.equal(chained.rep, 0, JSON.stringify(chained));
+      assert.equal(chained.data?.trim(), SECRET);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

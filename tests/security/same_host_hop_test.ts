@@ -11,14 +11,45 @@
  * - With `?proxy_protocol=v2` on the hop URL and `proxy_protocol: v2` on the hop's listener, the
  *   hop sees the real client and refuses every one of these itself (its log names the client).
  * - Without it, the front refuses what it can tell is host-local (`localhost`, a name it
- *   resolves to this host) and any request through the hop from this host's own non-loopback
- *   address (the nested session): a name only the hop resolves still reaches the hop (the
- *   documented gap, warned about at start), but the session nested through it cannot go on.
+ *   resolves to this host), a name it cannot resolve (REP 4: only the hop would know it), and
+ *   any request through the hop from this host's own non-loopback address (a nested session).
+ *   A name it resolves elsewhere goes to the hop as the checked address, never as the name: a
+ *   rebinding DNS server (TTL 0, first a remote address, then 127.0.0.1), used by both
+ *   gateways, no longer sends the hop to the loopback.
  */
 import assert from "node:assert/strict";
 import { createTopology, e2eTest, type Topology } from "../helpers/netns.ts";
 import { dst, gateway, gatewayFor, probe, PROGRAMS, tcpBanner } from "./_helpers.ts";
 import type { ProbeOutcome } from "./_helpers.ts";
+
+const DNS_PORT = 5353;
+/**
+ * A rebinding DNS server: the first A query for a name `rebind-*` gets `argv[3]`, every later
+ * one 127.0.0.1, both with TTL 0; other queries get no record.
+ */
+const REBINDING_DNS = String.raw`
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+first = socket.inet_aton(sys.argv[3])
+seen = set()
+print("ready", flush=True)
+while True:
+    query, peer = s.recvfrom(512)
+    i = 12
+    while query[i] != 0:
+        i += query[i] + 1
+    name = query[12:i].lower()
+    qtype = int.from_bytes(query[i + 1:i + 3], "big")
+    count = 1 if qtype == 1 and b"rebind-" in name else 0
+    body = query[12:i + 5]
+    if count:
+        address = socket.inet_aton("127.0.0.1") if name in seen else first
+        seen.add(name)
+        body += b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x00\x00\x04" + address
+    header = query[0:2] + b"\x81\x80\x00\x01" + count.to_bytes(2, "big") + b"\x00\x00\x00\x00"
+    s.sendto(header + body, peer)
+`;
 
 const SECRET_PORT = 9999;
 const SECRET = "LOOPBACK-SECRET";
@@ -32,6 +63,8 @@ function hopYaml(topo: Topology, proxyProtocol: boolean): string {
     : `["127.0.0.1:${HOP_PORT}"]`;
   return `listen: ${listen}
 resolver:
+  servers: ["127.0.0.1:${DNS_PORT}"]
+  timeout: 1
   hosts:
     lo.example: ["127.0.0.1"]
     me.example: ["${topo.addresses.gateway.v4}"]
@@ -43,9 +76,9 @@ function frontYaml(topo: Topology, proxyProtocol: boolean): string {
   const gw = topo.addresses.gateway;
   return `listen: ["${gw.v4}:1080", "[${gw.v6}]:1080"]
 resolver:
-  servers: ["127.0.0.1:9"]
+  servers: ["127.0.0.1:${DNS_PORT}"]
   timeout: 1
-  hosts: { lo.example: ["127.0.0.1"] }
+  hosts: { lo.example: ["127.0.0.1"], www.example: ["${topo.addresses.server4.v4}"] }
 timeouts: { connect: 5 }
 routes:
   - chain: ["socks5://127.0.0.1:${HOP_PORT}${proxyProtocol ? "?proxy_protocol=v2" : ""}"]
@@ -62,6 +95,24 @@ e2eTest("security: no host loopback through a hop gateway on the same host", asy
   try {
     await using _secret = await tcpBanner(topo, "gateway", "127.0.0.1", SECRET_PORT, SECRET);
     await using _remote = await tcpBanner(topo, "server4", topo.addresses.server4.v4, 80, REMOTE);
+    await using _remoteSecretPort = await tcpBanner(
+      topo,
+      "server4",
+      topo.addresses.server4.v4,
+      SECRET_PORT,
+      REMOTE,
+    );
+    await using dns = topo.spawn("gateway", "python3", [
+      "-c",
+      REBINDING_DNS,
+      "127.0.0.1",
+      String(DNS_PORT),
+      topo.addresses.server4.v4,
+    ]);
+    for (let i = 0; i < 200 && !dns.stdout.includes("ready") && !dns.exited; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.ok(dns.stdout.includes("ready"), `no rebinding DNS server: ${dns.stderr}`);
     for (const proxyProtocol of [true, false]) {
       const mode = proxyProtocol ? "with proxy_protocol" : "without proxy_protocol";
       await using hop = await gateway(topo, dir, hopYaml(topo, proxyProtocol), [
@@ -104,17 +155,26 @@ e2eTest("security: no host loopback through a hop gateway on the same host", asy
                 inner: { target: inner },
               });
               assert.ok(!leaked(outcome), JSON.stringify(outcome));
-              if (proxyProtocol) {
-                // The hop sees the real client: the front's own address is host-local to it.
-                assert.equal(outcome.rep, 2, JSON.stringify(outcome));
-              } else {
-                // The documented gap: the front cannot tell me.example; the nested session,
-                // from this host's own address, goes nowhere through the hop.
-                assert.equal(outcome.inner?.rep, 2, JSON.stringify(outcome));
-              }
+              // With the header, the hop sees the real client: the front's own address is
+              // host-local to it (REP 2). Without, the front cannot resolve me.example and
+              // does not let the hop resolve it (REP 4).
+              assert.equal(outcome.rep, proxyProtocol ? 2 : 4, JSON.stringify(outcome));
             }
           },
         );
+        if (!proxyProtocol) {
+          await t.step(`${mode}: ${client} cannot rebind a name to the loopback`, async () => {
+            // The front's lookup gets server4's address; any later lookup gets 127.0.0.1.
+            const outcome = await probe(topo, client, {
+              mode: "connect",
+              gateway: via,
+              target: dst(`rebind-${client}.example`, SECRET_PORT),
+            });
+            assert.ok(!leaked(outcome), JSON.stringify(outcome));
+            assert.equal(outcome.rep, 0, JSON.stringify(outcome));
+            assert.equal(outcome.data?.trim(), REMOTE, "the hop dialed the address checked");
+          });
+        }
       }
       if (proxyProtocol) {
         await t.step("with proxy_protocol: the hop logs the real clients", () => {
