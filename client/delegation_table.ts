@@ -16,9 +16,10 @@
  * whole range has been used: a stale fake held by a program fails fast instead of reaching
  * another name.
  *
- * Scopes (the gateway's stand-ins, one scope per client address): an entry belongs to the scope
- * that asked for it; `resolve` in another scope does not see it, and `maxEntriesPerScope` keeps
- * one scope from filling the table. The addresses come from one cursor for all scopes, so an
+ * Scopes (the gateway's stand-ins, one scope per client key and user): an entry belongs to the
+ * scope that asked for it; `resolve` in another scope does not see it, `maxEntriesPerScope` keeps
+ * one scope from filling the table, and a full table evicts from the scope holding the most
+ * entries (so many scopes flooding together evict their own, not a quiet scope's). The addresses come from one cursor for all scopes, so an
  * address is never in two entries at once.
  *
  * @module
@@ -335,10 +336,23 @@ export class DelegationTable {
     }
   }
 
+  /**
+   * Makes room in a full pool: drops the least recently used unpinned entry of the scope holding
+   * the most entries (so a scope, or many, that fill the table evict their own, not a quiet
+   * scope's).
+   */
   #evictOne(pool: Pool): void {
+    const counts = new Map<string, number>();
+    const oldest = new Map<string, Entry>();
     for (const entry of pool.byAddress.values()) {
-      if (entry.pins === 0) return this.#remove(pool, entry);
+      counts.set(entry.scope, (counts.get(entry.scope) ?? 0) + 1);
+      if (entry.pins === 0 && !oldest.has(entry.scope)) oldest.set(entry.scope, entry);
     }
+    let victim: Entry | undefined;
+    for (const [scope, entry] of oldest) {
+      if (victim === undefined || counts.get(scope)! > counts.get(victim.scope)!) victim = entry;
+    }
+    if (victim) return this.#remove(pool, victim);
     throw new RangeError(
       `Cannot delegate name: all ${pool.capacity} IPv${pool.family} fake addresses are in use by live connections`,
     );

@@ -122,3 +122,16 @@ Deno.test("DelegationTable maxEntriesPerScope: a scope that floods evicts only i
   );
   assert.throws(() => new DelegationTable({ maxEntriesPerScope: 0 }), RangeError);
 });
+
+Deno.test("DelegationTable full: the scope holding the most entries loses one, not the oldest entry (review R4)", () => {
+  const table = new DelegationTable({ maxEntries: 16, maxEntriesPerScope: 4 });
+  const victim = table.lookup("victim.example", 4, "victim");
+  // Many scopes at their share fill the table, then keep asking.
+  for (let round = 0; round < 3; round++) {
+    for (let scope = 0; scope < 8; scope++) {
+      for (let i = 0; i < 4; i++) table.lookup(`n${round}-${i}.example`, 4, `flooder${scope}`);
+    }
+  }
+  assert.equal(table.size(4), 16);
+  assert.equal(table.resolve(victim, "victim"), "victim.example");
+});

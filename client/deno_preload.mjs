@@ -1482,10 +1482,23 @@ ${key}`;
       if (entry.pins === 0) this.#remove(pool, entry);
     }
   }
+  /**
+   * Makes room in a full pool: drops the least recently used unpinned entry of the scope holding
+   * the most entries (so a scope, or many, that fill the table evict their own, not a quiet
+   * scope's).
+   */
   #evictOne(pool) {
+    const counts = /* @__PURE__ */ new Map();
+    const oldest = /* @__PURE__ */ new Map();
     for (const entry of pool.byAddress.values()) {
-      if (entry.pins === 0) return this.#remove(pool, entry);
+      counts.set(entry.scope, (counts.get(entry.scope) ?? 0) + 1);
+      if (entry.pins === 0 && !oldest.has(entry.scope)) oldest.set(entry.scope, entry);
     }
+    let victim;
+    for (const [scope, entry] of oldest) {
+      if (victim === void 0 || counts.get(scope) > counts.get(victim.scope)) victim = entry;
+    }
+    if (victim) return this.#remove(pool, victim);
     throw new RangeError(`Cannot delegate name: all ${pool.capacity} IPv${pool.family} fake addresses are in use by live connections`);
   }
 };

@@ -33,8 +33,8 @@ export async function handleConnect(
   services: SessionServices,
 ): Promise<void> {
   const { conn, request, client } = session;
-  const standIn: StandInLookup = services.standIns?.lookup(request.target, client.address) ??
-    { kind: "none" };
+  const standIn: StandInLookup =
+    services.standIns?.lookup(request.target, client.address, session.user) ?? { kind: "none" };
   if (standIn.kind === "unknown") {
     await rejectRequest(
       session,

@@ -155,7 +155,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     }),
     resolver,
     standIns: (config.resolver.standIns ?? "cross-family") === "cross-family"
-      ? new StandIns()
+      ? new StandIns({ ipv6ClientPrefix: config.limits.ipv6ClientPrefix })
       : null,
     users,
     shutdown: shutdownController.signal,

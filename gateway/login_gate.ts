@@ -1,8 +1,10 @@
 /**
  * One RFC 1929 login through the gateway's defences: the failed-login limiter of the client's
  * key (an IPv4 address or an IPv6 /64, see `client_key.ts`), then the password check with the
- * client's fair share of the scrypt slots. A check refused as busy counts as a failed login, so
- * a client that floods the checks is soon blocked instead of crowding others out for free.
+ * client's fair share of the scrypt slots. A check refused as busy (the key's own share full)
+ * counts as a failed login, so a client that floods the checks is soon blocked instead of
+ * crowding others out for free; a check refused as crowded (the queue full of other keys'
+ * checks) is answered busy but never counted, so a flood cannot get another client blocked.
  *
  * @module
  */
@@ -25,7 +27,8 @@ export interface LoginGate {
 
 /**
  * Checks a login of the client `key`: `"blocked"` (unchecked) over the failed-login limit,
- * else the password check's verdict; anything but `"accepted"` counts as a failure of `key`.
+ * else the password check's verdict (`"crowded"` answered as `"busy"`); anything but
+ * `"accepted"` and `"crowded"` counts as a failure of `key`.
  */
 export async function checkLogin(
   gate: LoginGate,
@@ -42,10 +45,10 @@ export async function checkLogin(
   let failed = true;
   try {
     const verdict = await gate.check(username, password, key);
-    failed = verdict !== "accepted";
+    failed = verdict !== "accepted" && verdict !== "crowded";
     if (verdict === "rejected") gate.countFailure?.();
-    if (verdict === "busy") gate.countRejection?.("auth_busy");
-    return verdict;
+    if (verdict === "busy" || verdict === "crowded") gate.countRejection?.("auth_busy");
+    return verdict === "crowded" ? "busy" : verdict;
   } finally {
     attempt.finish(failed);
   }

@@ -34,6 +34,17 @@ Deno.test("checkLogin() counts a busy refusal as a failed login, so a flooder ge
   assert.ok(!limiter.isBlocked("B"));
 });
 
+Deno.test("checkLogin() does not count a crowded refusal (the queue full of other keys) as a failed login", async () => {
+  const { gate: g, limiter, counted } = gate((user) => user === "alice" ? "accepted" : "crowded");
+  const signal = new AbortController().signal;
+  const verdicts = [];
+  for (let i = 0; i < 5; i++) verdicts.push(await checkLogin(g, "V", "victim", "right", signal));
+  assert.deepEqual(verdicts, ["busy", "busy", "busy", "busy", "busy"]);
+  assert.deepEqual([counted.auth_busy, counted.auth_failures, counted.failures], [5, 0, 0]);
+  assert.ok(!limiter.isBlocked("V"));
+  assert.equal(await checkLogin(g, "V", "alice", "right", signal), "accepted");
+});
+
 Deno.test("checkLogin() keyed by /64: an IPv6 client's other addresses share its limit", async () => {
   const { gate: g, limiter } = gate(() => "rejected");
   const signal = new AbortController().signal;

@@ -7,10 +7,17 @@
  *
  * The slots and the queue are shared fairly between clients (the key a check names, see
  * `client_key.ts`): one key holds at most one running derivation and two waiting, beyond which
- * ITS checks are `"busy"` while other keys still get slots and queue places; a waiting check
- * whose key has fewer waiting displaces a waiter of the key with the most, and freed slots go
- * round-robin over the keys. So a flood from one client (or from a few) cannot keep another
- * client's login out of scrypt.
+ * ITS checks are `"busy"` while other keys still get slots and queue places, and freed slots go
+ * round-robin over the keys. When the queue is full, a newcomer displaces the newest waiter of
+ * the group holding the most waiting (IPv6 keys group by their /48, so many /64s of one
+ * allocation count as one; any other key is its own group) if that group holds at least two
+ * more than the newcomer's, else of the key holding the most if it holds at least two more than
+ * the newcomer's key; and a newcomer whose group holds none, facing only groups of one waiter
+ * each, displaces one of them at random (a tie: neither side can keep the other out for good).
+ * A check refused or displaced while its key's own share was full is `"busy"` (the caller counts
+ * it as a failed login); otherwise it is `"crowded"` (other keys filled the queue: not the
+ * client's fault, never counted). So a flood from one client, or from many /64s of one /48,
+ * cannot keep another client's login out of scrypt nor get that client blocked.
  *
  * Two things skip the queue, both alike for known and unknown user names (no name is served
  * sooner than another, which would tell which names exist):
@@ -26,6 +33,8 @@
 import { createHmac, randomBytes } from "node:crypto";
 import { type DeriveKey, dummyUser, scryptDerive, verifyPassword } from "./config/password.ts";
 import type { UserConfig } from "./config/types.ts";
+import { clientKey } from "./client_key.ts";
+import { parseIp } from "../net/address.ts";
 
 /** The outcome of {@linkcode PasswordVerifier.check}. */
 export type PasswordVerdict =
@@ -33,8 +42,10 @@ export type PasswordVerdict =
   | "accepted"
   /** Unknown user or wrong password. */
   | "rejected"
-  /** Not checked: the key's share, or every scrypt slot and queue place, was taken. */
-  | "busy";
+  /** Not checked: the key's own share of slots and queue places was taken. */
+  | "busy"
+  /** Not checked: every slot and queue place was taken by other keys' checks. */
+  | "crowded";
 
 /** Options of {@linkcode PasswordVerifier}. */
 export interface PasswordVerifierOptions {
@@ -62,7 +73,18 @@ export interface PasswordVerifierOptions {
 /** Per-key share of the slots and the queue. */
 interface KeyState {
   running: number;
-  readonly waiting: ((granted: boolean) => void)[];
+  readonly waiting: ((granted: PasswordVerdict | null) => void)[];
+  /** The queue-share group: the /48 of an IPv6 key, else the key. */
+  readonly group: string;
+}
+
+/** The queue-share group of `key`: the /48 of an IPv6 prefix key (`2001:db8:1::/64`), else the key. */
+function groupOf(key: string): string {
+  const slash = key.indexOf("/");
+  if (slash < 0 || !key.includes(":")) return key;
+  const ip = parseIp(key.slice(0, slash));
+  if (ip?.family !== 6 || Number(key.slice(slash + 1)) < 48) return key;
+  return clientKey(ip, 48);
 }
 
 /** Default number of scrypt slots: one per core, at most 8. */
@@ -172,9 +194,10 @@ export class PasswordVerifier {
     const shared = this.#inFlight.get(digest);
     if (shared) return shared;
     const place = this.#admit(key);
-    if (place === null) return Promise.resolve("busy");
+    if (typeof place === "string") return Promise.resolve(place);
     const verdict = (async (): Promise<PasswordVerdict> => {
-      if (!await place) return "busy";
+      const refused = await place;
+      if (refused !== null) return refused;
       try {
         const ok = await verifyPassword(password, user, { derive: this.#derive });
         if (ok && known) this.#remember(digest);
@@ -218,41 +241,74 @@ export class PasswordVerifier {
   }
 
   /**
-   * Gives `key` a slot (resolves `true`) or a queue place (resolves `true` once a slot is
-   * handed over, `false` when displaced), or returns `null` when its share or the queue is full.
+   * Gives `key` a slot (resolves `null`) or a queue place (resolves `null` once a slot is
+   * handed over, the refusal when displaced), or returns the refusal at once: `"busy"` when its
+   * own share is full, `"crowded"` when the queue is full and nobody can be displaced.
    */
-  #admit(key: string): Promise<boolean> | null {
+  #admit(key: string): Promise<PasswordVerdict | null> | PasswordVerdict {
     let state = this.#keys.get(key);
     const running = state?.running ?? 0;
     const waiting = state?.waiting.length ?? 0;
-    if (running + waiting >= this.#perKeyRunning + this.#perKeyQueued) return null;
+    if (running + waiting >= this.#perKeyRunning + this.#perKeyQueued) return "busy";
     if (waiting === 0 && running < this.#perKeyRunning && this.#taken < this.#slots) {
-      if (!state) this.#keys.set(key, state = { running: 0, waiting: [] });
+      if (!state) this.#keys.set(key, state = { running: 0, waiting: [], group: groupOf(key) });
       state.running++;
       this.#taken++;
-      return Promise.resolve(true);
+      return Promise.resolve(null);
     }
-    if (waiting >= this.#perKeyQueued) return null;
-    if (this.#queued >= this.#maxQueued && !this.#displaceFor(waiting)) return null;
-    if (!state) this.#keys.set(key, state = { running: 0, waiting: [] });
-    const { promise, resolve } = Promise.withResolvers<boolean>();
+    if (waiting >= this.#perKeyQueued) return "busy";
+    const group = state?.group ?? groupOf(key);
+    if (this.#queued >= this.#maxQueued && !this.#displaceFor(group, waiting)) return "crowded";
+    if (!state) this.#keys.set(key, state = { running: 0, waiting: [], group });
+    const { promise, resolve } = Promise.withResolvers<PasswordVerdict | null>();
     state.waiting.push(resolve);
     this.#queued++;
     return promise;
   }
 
   /**
-   * Frees a queue place for a key with `waiting` checks waiting: the newest waiter of the key
-   * with the most waiting is refused, if that key has at least two more than `waiting`.
+   * Frees a queue place for a key of `group` with `waiting` checks waiting (see the module doc):
+   * by group (two more), else by key (two more), else at random over single-waiter groups when
+   * `group` holds none. False when no waiter may be displaced.
    */
-  #displaceFor(waiting: number): boolean {
+  #displaceFor(group: string, waiting: number): boolean {
+    const groups = new Map<string, number>();
+    let mostKey: [string, KeyState] | undefined;
+    for (const entry of this.#keys) {
+      const held = entry[1].waiting.length;
+      if (held > 0) groups.set(entry[1].group, (groups.get(entry[1].group) ?? 0) + held);
+      if (held > (mostKey?.[1].waiting.length ?? 0)) mostKey = entry;
+    }
+    const own = groups.get(group) ?? 0;
+    let mostGroup: string | undefined;
+    for (const [name, held] of groups) if (held > (groups.get(mostGroup!) ?? 0)) mostGroup = name;
+    const mostHeld = groups.get(mostGroup!) ?? 0;
+    if (mostHeld >= own + 2) return this.#displaceIn(mostGroup!);
+    if (mostKey && mostKey[1].waiting.length >= waiting + 2) return this.#displace(...mostKey);
+    if (own === 0 && mostHeld === 1) {
+      const tied = [...groups.keys()];
+      return this.#displaceIn(tied[Math.floor(Math.random() * tied.length)]!);
+    }
+    return false;
+  }
+
+  /** Displaces the newest waiter of the key of `group` holding the most waiting (the newest such key). */
+  #displaceIn(group: string): boolean {
     let most: [string, KeyState] | undefined;
     for (const entry of this.#keys) {
-      if (entry[1].waiting.length > (most?.[1].waiting.length ?? 0)) most = entry;
+      if (entry[1].group !== group || entry[1].waiting.length === 0) continue;
+      if (entry[1].waiting.length >= (most?.[1].waiting.length ?? 0)) most = entry;
     }
-    if (!most || most[1].waiting.length < waiting + 2) return false;
-    const [key, state] = most;
-    state.waiting.pop()!(false);
+    return most !== undefined && this.#displace(...most);
+  }
+
+  /**
+   * Refuses the newest waiter of `key`: `"busy"` if the key's own share was full, else
+   * `"crowded"`.
+   */
+  #displace(key: string, state: KeyState): boolean {
+    const full = state.running + state.waiting.length >= this.#perKeyRunning + this.#perKeyQueued;
+    state.waiting.pop()!(full ? "busy" : "crowded");
     this.#queued--;
     if (state.running === 0 && state.waiting.length === 0) this.#keys.delete(key);
     return true;
@@ -286,7 +342,7 @@ export class PasswordVerifier {
       state.running++;
       this.#taken++;
       this.#queued--;
-      state.waiting.shift()!(true);
+      state.waiting.shift()!(null);
     }
   }
 }

@@ -58,19 +58,21 @@ Deno.test("PasswordVerifier caps concurrent scrypt derivations and refuses beyon
     (_, i) =>
       verifier.check(i % 2 ? "alice" : "nobody", i === 299 ? "right" : `wrong${i}`, `k${i}`),
   );
-  // Beyond 2 running and 5 queued, the other 293 are refused at once, unchecked.
-  const busy = await Promise.all(checks.slice(7));
-  assert.ok(busy.every((verdict) => verdict === "busy"));
-  assert.equal(stats.calls, 2);
+  // Beyond 2 running and 5 queued, the other 293 are refused unchecked: each newcomer (its key
+  // holding none) may displace one of the single waiters, but the queue never grows. Each is
+  // "crowded" (the queue full of other keys), not "busy" (no key was over its own share).
   release.resolve();
-  const verdicts = await Promise.all(checks.slice(0, 7));
-  assert.ok(verdicts.every((verdict) => verdict === "rejected"));
+  const verdicts = await Promise.all(checks);
+  assert.equal(verdicts.filter((verdict) => verdict === "crowded").length, 293);
+  // The last newcomer (the only right password) always gets a place.
+  assert.equal(verdicts[299], "accepted");
+  assert.equal(verdicts.filter((verdict) => verdict === "rejected").length, 6);
   assert.equal(stats.calls, 7);
   assert.equal(stats.peak, 2);
   assert.equal(verifier.peak, 2);
   assert.equal(verifier.slots, 2);
   // Slots are all given back.
-  assert.equal(await verifier.check("alice", "right"), "accepted");
+  assert.equal(await verifier.check("alice", "wrong"), "rejected");
 });
 
 /** A derive hook whose derivations each wait for a `release()` (so a test decides the order). */
@@ -236,4 +238,69 @@ Deno.test("PasswordVerifier's recent-success memory keeps the name and the passw
   // The same characters split elsewhere are another user's login, checked in full.
   assert.equal(await verifier.check("alice\0a", "b"), "rejected");
   assert.equal(verifier.recentHits, 0);
+});
+
+Deno.test("PasswordVerifier: many /64s of one /48 with one waiter each do not keep a newcomer out (review R3)", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 2,
+    maxQueued: 32,
+  });
+  // 34 keys (34 /64s of 2001:db8::/48), one wrong guess each: 2 run, 32 wait, the queue is full.
+  const flood = Array.from(
+    { length: 34 },
+    (_, k) => verifier.check("alice", `guess${k}`, `2001:db8:0:${k.toString(16)}::/64`),
+  );
+  await slow.waitHeld(2);
+  // The victim's key holds nothing: it gets a place (a waiter of the crowded /48 is displaced).
+  const victim = verifier.check("alice", "right", "192.0.2.2");
+  // Another /64 of the same /48 does not displace in turn: the /48 holds the most.
+  assert.equal(await verifier.check("alice", "again", "2001:db8:0:ff::/64"), "crowded");
+  await slow.drain(Promise.all([victim, ...flood]));
+  assert.equal(await victim, "accepted");
+  const counted: Record<string, number> = {};
+  for (const verdict of await Promise.all(flood)) counted[verdict] = (counted[verdict] ?? 0) + 1;
+  // The displaced attacker check was not over its own share: "crowded", not "busy".
+  assert.deepEqual(counted, { rejected: 33, crowded: 1 });
+});
+
+Deno.test("PasswordVerifier: a full queue of single waiters still takes a newcomer holding none", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 1,
+    maxQueued: 4,
+  });
+  // Five IPv4 clients, one check each: 1 runs, 4 wait, each key alone in its group.
+  const flood = Array.from(
+    { length: 5 },
+    (_, k) => verifier.check("u", `p${k}`, `198.51.100.${k}`),
+  );
+  await slow.waitHeld(1);
+  const victim = verifier.check("alice", "right", "192.0.2.2");
+  await slow.drain(Promise.all([victim, ...flood]));
+  assert.equal(await victim, "accepted");
+  const verdicts = await Promise.all(flood);
+  assert.equal(verdicts.filter((verdict) => verdict === "crowded").length, 1);
+  assert.equal(verdicts.filter((verdict) => verdict === "busy").length, 0);
+});
+
+Deno.test("PasswordVerifier: a key under its own share facing a full queue is crowded, not busy", async () => {
+  const slow = steppedDerive();
+  const verifier = new PasswordVerifier([{ name: "alice", passwordHash: HASH }], {
+    derive: slow.derive,
+    maxConcurrent: 1,
+    maxQueued: 1,
+  });
+  const a = [0, 1, 2, 3].map((i) => verifier.check("u", `a${i}`, "A"));
+  await slow.waitHeld(1);
+  // A: 1 running + 1 waiting fills the queue; A is under its share (1 + 2), so not busy.
+  assert.equal(await a[2], "crowded");
+  assert.equal(await a[3], "crowded");
+  // B holds nothing, but A's one waiter is not more than B could hold: a tie, displaced.
+  const b = verifier.check("u", "b", "B");
+  assert.equal(await a[1], "crowded");
+  await slow.drain(Promise.all([...a, b]));
+  assert.equal(await b, "rejected");
 });

@@ -128,7 +128,7 @@ async function resolveName(
   if (own !== undefined) return { address: own, port: 0 };
   let standIn: IpAddress;
   try {
-    standIn = services.standIns.assign(name, family, session.client.address);
+    standIn = services.standIns.assign(name, family, session.client.address, session.user);
   } catch (error) {
     throw new SocksReplyError(
       Reply.GeneralFailure,
@@ -174,7 +174,7 @@ function standInName(
   services: SessionServices,
   address: IpAddress,
 ): SocksTarget {
-  const name = services.standIns!.nameOf(address, session.client.address);
+  const name = services.standIns!.nameOf(address, session.client.address, session.user);
   if (name === undefined) {
     throw new SocksReplyError(
       Reply.HostUnreachable,

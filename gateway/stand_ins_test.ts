@@ -68,6 +68,39 @@ Deno.test("StandIns stays bounded under a RESOLVE flood; idle entries expire", (
   assert.equal(standIns.size(4), 0);
 });
 
+Deno.test("StandIns scope by client key and user: one /64 is one client, users apart (review R4/R5)", () => {
+  const standIns = new StandIns({ maxEntries: 64, maxEntriesPerClient: 8 });
+  const victim = standIns.assign("victim.example", 4, B);
+  // 16 addresses of one /64 are one client: together they hold its share, not 16 shares.
+  for (let host = 1; host <= 16; host++) {
+    const from = parseIp(`2001:db8:5::${host.toString(16)}`)!;
+    for (let i = 0; i < 64; i++) standIns.assign(`n${host}-${i}.example`, 6, from);
+  }
+  assert.equal(standIns.size(6), 8);
+  const fake = standIns.assign("n16-63.example", 6, parseIp("2001:db8:5::99")!);
+  assert.equal(standIns.nameOf(fake, parseIp("2001:db8:5::1")!), "n16-63.example");
+  // Two users behind one address do not see each other's stand-ins.
+  const alices = standIns.assign("secret.example", 4, A, "alice");
+  assert.equal(standIns.nameOf(alices, A, "alice"), "secret.example");
+  assert.equal(standIns.nameOf(alices, A, "bob"), undefined);
+  assert.equal(standIns.nameOf(alices, A), undefined);
+  assert.equal(standIns.lookup({ address: alices, port: 80 }, A, "bob").kind, "unknown");
+  assert.equal(standIns.lookup({ address: alices, port: 80 }, A, "alice").kind, "name");
+  assert.equal(standIns.nameOf(victim, B), "victim.example");
+});
+
+Deno.test("StandIns: many clients flooding fill the table but evict their own, not a quiet client's", () => {
+  const standIns = new StandIns({ maxEntries: 64, maxEntriesPerClient: 8 });
+  const victim = standIns.assign("victim.example", 4, B);
+  for (let client = 0; client < 32; client++) {
+    for (let i = 0; i < 8; i++) {
+      standIns.assign(`n${i}.example`, 4, parseIp(`203.0.113.${client}`)!);
+    }
+  }
+  assert.equal(standIns.size(4), 64);
+  assert.equal(standIns.nameOf(victim, B), "victim.example");
+});
+
 Deno.test("standInBound() answers in the client's family", () => {
   assert.equal(clientFamily(parseIp("::ffff:192.0.2.2")!), 4);
   const local4 = parseIp("192.0.2.1")!;

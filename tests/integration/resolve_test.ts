@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { formatIp, type IpEndpoint, parseIp } from "../../net/address.ts";
-import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
+import {
+  encodeGreeting,
+  encodePasswordAuthRequest,
+  encodeRequest,
+  readMethodSelection,
+  readPasswordAuthReply,
+} from "../../socks5/codec.ts";
 import type { SocksReply, SocksTarget } from "../../socks5/types.ts";
 import {
   connectTo,
@@ -329,6 +335,31 @@ Deno.test("RESOLVE_PTR of a stand-in answers its name, only to the client it was
   );
   // An address of the ranges that was never given out: REP 4, no PTR query.
   assert.equal((await askFrom(gw, 4, RESOLVE_PTR, ipTarget("198.19.1.1"))).reply, 4);
+});
+
+/** RESOLVE or RESOLVE_PTR from the IPv4 listener, logged in as `user` (password `user`-pass). */
+async function askAs(gw: TestGateway, user: string, command: number, target: SocksTarget) {
+  using conn = await connectTo(gw.endpoint(4));
+  const reader = readerOf(conn);
+  await writeAll(conn, encodeGreeting({ methods: [2] }));
+  assert.equal(await readMethodSelection(reader), 2);
+  await writeAll(conn, encodePasswordAuthRequest({ username: user, password: `${user}-pass` }));
+  assert.equal(await readPasswordAuthReply(reader), 0);
+  await writeAll(conn, encodeRequest({ command, target }));
+  return await readSocksReply(reader);
+}
+
+Deno.test("RESOLVE_PTR of a stand-in: another user behind the same address does not learn the name (review R5)", async () => {
+  await using gw = startTestGateway(
+    `${STAND_IN_HOSTS}auth:\n  users:\n    - { name: alice, password: alice-pass }\n` +
+      `    - { name: bob, password: bob-pass }\n`,
+  );
+  const answer = await askAs(gw, "alice", RESOLVE, nameTarget("v6only.test.example"));
+  assert.equal(answer.reply, 0);
+  const target = { address: answer.bound.address, port: 0 };
+  const ptr = await askAs(gw, "alice", RESOLVE_PTR, target);
+  assert.equal(boundText(ptr), "v6only.test.example");
+  assert.equal((await askAs(gw, "bob", RESOLVE_PTR, target)).reply, 4);
 });
 
 Deno.test("CONNECT to a stand-in address not in the table is REP 4 and never dialed", async () => {
