@@ -7,11 +7,11 @@
  * @module
  */
 
-import { type IpAddress, unmapIpv4 } from "../net/address.ts";
-import { type Cidr, cidrContains, parseCidr } from "../net/cidr.ts";
+import type { IpAddress } from "../net/address.ts";
+import { type Cidr, cidrContains, LOOPBACK_CIDRS } from "../net/cidr.ts";
 
 /** The sources trusted to send PROXY headers on a listener without `trusted_proxies`. */
-export const LOOPBACK_PROXIES: readonly Cidr[] = ["127.0.0.0/8", "::1/128"].map(parseCidr);
+export const LOOPBACK_PROXIES: readonly Cidr[] = LOOPBACK_CIDRS;
 
 /**
  * True when `peer` (the TCP peer of a PROXY protocol listener) may send a header. The peer is
@@ -36,14 +36,6 @@ export function isTrustedProxy(
   peer: IpAddress,
   trusted: readonly Cidr[] = LOOPBACK_PROXIES,
 ): boolean {
-  const address = unmapIpv4(peer);
-  const mapped: IpAddress | null = address.family === 4
-    ? {
-      family: 6,
-      bytes: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...address.bytes),
-    }
-    : null;
-  return trusted.some((cidr) =>
-    cidrContains(cidr, address) || (mapped !== null && cidrContains(cidr, mapped))
-  );
+  // cidrContains matches a mapped peer as IPv4, and parseCidr reads a mapped prefix as IPv4.
+  return trusted.some((cidr) => cidrContains(cidr, peer));
 }

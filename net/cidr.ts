@@ -91,7 +91,8 @@ export const HOST_LOCAL_CIDRS: readonly Cidr[] = [
   "::1/128",
 ].map(parseCidr);
 
-const LOOPBACK_CIDRS: readonly Cidr[] = ["127.0.0.0/8", "::1/128"].map(parseCidr);
+/** Loopback: `127.0.0.0/8` and `::1`. */
+export const LOOPBACK_CIDRS: readonly Cidr[] = ["127.0.0.0/8", "::1/128"].map(parseCidr);
 
 /**
  * True when `address`, in any form (IPv4-mapped too), is a loopback or "this host" address
