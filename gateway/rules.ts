@@ -33,6 +33,7 @@ import {
   isMulticastOrBroadcast,
   MULTICAST_BROADCAST_CIDRS,
 } from "../net/cidr.ts";
+import { isLocalhostName } from "../resolver/mod.ts";
 import type { DestinationPattern, RuleCommand, RuleConfig } from "./config/types.ts";
 import { compileDestinationPattern, type PatternSubject } from "./destination_pattern.ts";
 import { type HostView, RANGES_ONLY_HOST } from "./host_local.ts";
@@ -77,11 +78,6 @@ interface CompiledRule {
  * listeners, or a multicast / broadcast address.
  */
 type Guard = "none" | "host" | "listener" | "multicast";
-
-/** True for `localhost` and names under it (RFC 6761 §6.3). */
-function isLocalhostName(name: string): boolean {
-  return name === "localhost" || name.endsWith(".localhost");
-}
 
 function isFullLength(cidr: Cidr): boolean {
   return cidr.prefixLength === (cidr.network.family === 4 ? 32 : 128);

@@ -45,7 +45,7 @@ export {
   orderAddresses,
 } from "./happy_eyeballs.ts";
 export { parseHostsFile } from "./hosts_file.ts";
-export { literalAddress, normalizeName } from "./name.ts";
+export { isLocalhostName, literalAddress, normalizeName } from "./name.ts";
 export type { FamilyPreference, ResolverConfig } from "./options.ts";
 export {
   type DnsQuery,

@@ -63,3 +63,8 @@ export function literalAddress(name: string): IpAddress | null {
   const address = parseIp(name.endsWith(".") ? name.slice(0, -1) : name);
   return address ? unmapIpv4(address) : null;
 }
+
+/** True for `localhost` and names under it (RFC 6761 §6.3); `name` normalised. */
+export function isLocalhostName(name: string): boolean {
+  return name === "localhost" || name.endsWith(".localhost");
+}

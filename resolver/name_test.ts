@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { literalAddress, normalizeName } from "./name.ts";
+import { isLocalhostName, literalAddress, normalizeName } from "./name.ts";
 import { parseIp } from "../net/address.ts";
 
 Deno.test("normalizeName() lower-cases and strips one trailing dot", () => {
@@ -69,4 +69,11 @@ Deno.test("literalAddress() reads a literal with the trailing dot normalizeName(
   assert.deepEqual(literalAddress("127.0.0.1."), parseIp("127.0.0.1"));
   assert.deepEqual(literalAddress("::ffff:127.0.0.1."), parseIp("127.0.0.1"));
   assert.deepEqual(literalAddress("2001:db8::1."), parseIp("2001:db8::1"));
+});
+
+Deno.test("isLocalhostName() is true for localhost and names under it only", () => {
+  assert.equal(isLocalhostName("localhost"), true);
+  assert.equal(isLocalhostName("a.b.localhost"), true);
+  assert.equal(isLocalhostName("localhost.example"), false);
+  assert.equal(isLocalhostName("notlocalhost"), false);
 });

@@ -37,7 +37,8 @@
 import { type IpAddress, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { isLoopback } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { literalAddress, normalizeName } from "../../resolver/mod.ts";
+import { writeAll } from "../../net/io.ts";
+import { isLocalhostName, literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command, Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
@@ -121,11 +122,6 @@ export function forwardedTarget(target: SocksTarget): SocksTarget {
   return name === target.address.name
     ? target
     : { address: { family: "name", name }, port: target.port };
-}
-
-/** True for `localhost` and names under it (RFC 6761 §6.3); `name` normalised. */
-function isLocalhostName(name: string): boolean {
-  return name === "localhost" || name.endsWith(".localhost");
 }
 
 function hopTarget(endpoint: HopEndpoint): SocksTarget {
@@ -348,10 +344,4 @@ export function foldChain(
     (below, hop, index) => new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest),
     direct,
   );
-}
-
-/** Writes all of `bytes`. */
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
