@@ -21,7 +21,7 @@ import { type ConfigFlags, configFromFlags, formatConfigYaml } from "./gateway/c
 import { hashPassword } from "./gateway/config/password.ts";
 import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
 import { startGateway } from "./gateway/mod.ts";
-import { startWorkers } from "./gateway/workers.ts";
+import { startWorkers } from "./gateway/listen/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";

@@ -119,7 +119,7 @@ function parseOptions(args: string[]): Options | null {
     peers = PEER_NAMES.filter((p) => p === "direct" || wanted.includes(p));
   }
   // A relayed connection costs a proxy two descriptors. Cap every peer where dualgate caps
-  // itself (gateway/_fd_limit.ts: a reserve of max(64, limit / 20)), so all hold the same count.
+  // itself (gateway/limits/fd_limit.ts: a reserve of max(64, limit / 20)), so all hold the same count.
   const limit = hardFdLimit();
   const maxHeld = Math.floor((limit - Math.max(64, Math.ceil(limit / 20))) / 2);
   const held = (values.held ?? (quick ? "1000" : "1000,10000")).split(",")

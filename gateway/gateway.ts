@@ -12,29 +12,29 @@ import {
   DescriptorBudget,
   descriptorLimit,
   warmUpErrorStacks,
-} from "./_fd_limit.ts";
-import { type AdminServer, startAdminServer } from "./admin.ts";
-import { AuthFailureLimiter } from "./auth_limiter.ts";
-import { clientKey } from "./client_key.ts";
+} from "./limits/fd_limit.ts";
+import { type AdminServer, startAdminServer } from "./observe/admin.ts";
+import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
+import { clientKey } from "./access/client_key.ts";
 import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
 import { declaredAddresses } from "./config/own_addresses.ts";
 import { configWarnings } from "./config/warnings.ts";
-import { GatewayHost } from "./host_local.ts";
-import { acceptLoop, listenOn } from "./listener.ts";
-import { checkLogin, type LoginGate } from "./login_gate.ts";
+import { GatewayHost } from "./access/host_local.ts";
+import { acceptLoop, listenOn } from "./listen/listener.ts";
+import { checkLogin, type LoginGate } from "./access/login_gate.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
 import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
-import { PasswordVerifier } from "./password_verifier.ts";
-import { isTrustedProxy } from "./proxy_trust.ts";
-import { AccessRules } from "./rules.ts";
+import { PasswordVerifier } from "./access/password_verifier.ts";
+import { isTrustedProxy } from "./listen/proxy_trust.ts";
+import { AccessRules } from "./access/rules.ts";
 import { runSession } from "./session.ts";
 import type { SessionServices } from "./session_types.ts";
-import { StandIns } from "./stand_ins.ts";
+import { StandIns } from "./commands/stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
-import { createTranslationService } from "./translate.ts";
+import { createTranslationService } from "./commands/translate.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {

@@ -17,14 +17,14 @@ import {
 import { SocksProtocolError, TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
 import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
-import { handleBind } from "./bind.ts";
+import { handleBind } from "./commands/bind.ts";
 import type { ProxyProtocolMode } from "./config/types.ts";
-import { handleConnect } from "./connect.ts";
-import { readProxyHeader } from "./proxy_protocol.ts";
+import { handleConnect } from "./commands/connect.ts";
+import { readProxyHeader } from "./listen/proxy_protocol.ts";
 import { failAndClose, lingerAndClose } from "./replies.ts";
-import { handleResolve } from "./resolve.ts";
+import { handleResolve } from "./commands/resolve.ts";
 import type { Handshaken, LoginVerdict, SessionServices } from "./session_types.ts";
-import { handleUdpAssociate } from "./udp_associate.ts";
+import { handleUdpAssociate } from "./commands/udp_associate.ts";
 
 const LOGIN_FAILURES: Record<Exclude<LoginVerdict, "accepted">, string> = {
   rejected: "authentication failed",

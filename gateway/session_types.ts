@@ -14,8 +14,8 @@ import type { ExpectationPrincipal } from "../translators/types.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
-import type { AccessRules } from "./rules.ts";
-import type { StandIns } from "./stand_ins.ts";
+import type { AccessRules } from "./access/rules.ts";
+import type { StandIns } from "./commands/stand_ins.ts";
 import type { Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
 

@@ -28,7 +28,7 @@ export interface ResolverConfig {
   /** TTL for negative answers in seconds. @default 30 */
   readonly negativeTtlSeconds: number;
   /**
-   * When the gateway's RESOLVE answers with a stand-in address (gateway/stand_ins.ts; the
+   * When the gateway's RESOLVE answers with a stand-in address (gateway/commands/stand_ins.ts; the
    * resolver itself does not read it): `cross-family` when the name has usable addresses only of
    * the family the client does not speak; `never`. Optional so that the resolver's callers need
    * not name it; the config schema always sets it.

@@ -67,14 +67,14 @@ Deno.test("checkGraph() reports production code importing tests or benchmarks, a
 
 Deno.test("checkGraph() reports a cycle within one layer, as the files along it", () => {
   const graph = graphOf({
-    "gateway/session.ts": ["gateway/connect.ts", "gateway/replies.ts"],
-    "gateway/connect.ts": ["gateway/_request_context.ts"],
-    "gateway/_request_context.ts": ["gateway/session.ts"],
+    "gateway/session.ts": ["gateway/commands/connect.ts", "gateway/replies.ts"],
+    "gateway/commands/connect.ts": ["gateway/commands/_request_context.ts"],
+    "gateway/commands/_request_context.ts": ["gateway/session.ts"],
     "gateway/replies.ts": [],
   });
   assert.deepEqual(checkGraph(graph), [
-    "import cycle: gateway/_request_context.ts -> gateway/session.ts -> gateway/connect.ts -> " +
-    "gateway/_request_context.ts",
+    "import cycle: gateway/commands/_request_context.ts -> gateway/session.ts -> gateway/commands/connect.ts -> " +
+    "gateway/commands/_request_context.ts",
   ]);
 });
 
@@ -98,14 +98,14 @@ Deno.test("findCycles() finds every cycle component once, and a file importing i
 Deno.test("checkGraph() reports a dialer that reaches the session layer through other files", () => {
   const graph = graphOf({
     "gateway/upstream/direct.ts": ["gateway/reply_codes.ts"],
-    "gateway/reply_codes.ts": ["gateway/_request_context.ts"],
-    "gateway/_request_context.ts": [],
+    "gateway/reply_codes.ts": ["gateway/commands/_request_context.ts"],
+    "gateway/commands/_request_context.ts": [],
     "gateway/upstream/hop.ts": ["gateway/reply_codes.ts"],
   });
   assert.deepEqual(checkGraph(graph), [
-    "gateway/upstream/direct.ts -> gateway/reply_codes.ts -> gateway/_request_context.ts: " +
+    "gateway/upstream/direct.ts -> gateway/reply_codes.ts -> gateway/commands/_request_context.ts: " +
     "the dialers sit below the session layer",
-    "gateway/upstream/hop.ts -> gateway/reply_codes.ts -> gateway/_request_context.ts: " +
+    "gateway/upstream/hop.ts -> gateway/reply_codes.ts -> gateway/commands/_request_context.ts: " +
     "the dialers sit below the session layer",
   ]);
 });

@@ -37,7 +37,7 @@ const result = await new Deno.Command(Deno.execPath(), {
     ...COMPILE_PERMISSIONS,
     // The workers' entry module is loaded by URL at run time, not imported statically.
     "--include",
-    `${root}gateway/_worker.ts`,
+    `${root}gateway/listen/_worker.ts`,
     "--output",
     output,
     `${root}main.ts`,

@@ -17,7 +17,7 @@ Deno.test("the import graph holds every production file and their type-only impo
     ![...graph.keys()].some((file) => file.endsWith("_test.ts") || file.startsWith("tests/")),
   );
   // `import type { ... } from "./session_types.ts"` is an edge like any import.
-  assert.ok(graph.get("gateway/connect.ts")?.includes("gateway/session_types.ts"));
+  assert.ok(graph.get("gateway/commands/connect.ts")?.includes("gateway/session_types.ts"));
   assert.ok(graph.get("main.ts")?.includes("deno.json"));
 });
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
 import YAML from "yaml";
 import { parseIp } from "../../net/address.ts";
-import { isTrustedProxy } from "../proxy_trust.ts";
+import { isTrustedProxy } from "../listen/proxy_trust.ts";
 import { DEFAULT_CONFIG_YAML, normalizeConfig, parseConfig } from "./load.ts";
 
 const README = await Deno.readTextFile(new URL("../../README.md", import.meta.url));
@@ -120,7 +120,7 @@ Deno.test("the README's config tables document the schema's defaults", () => {
   assert.ok(found.length >= 28, `only ${found.length} markers found`);
   for (const { key, marker, value } of found) {
     if (key === "listen[].trusted_proxies") {
-      // Not a value of the config: an absent list means "loopback only" (gateway/proxy_trust.ts).
+      // Not a value of the config: an absent list means "loopback only" (gateway/listen/proxy_trust.ts).
       assert.equal(value, "loopback only");
       assert.ok(isTrustedProxy(parseIp("127.0.0.1")!) && isTrustedProxy(parseIp("::1")!));
       assert.ok(!isTrustedProxy(parseIp("192.0.2.1")!) && !isTrustedProxy(parseIp("2001:db8::1")!));

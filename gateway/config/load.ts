@@ -19,7 +19,7 @@ import {
 } from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
-import { formatDestinationPattern } from "../destination_pattern.ts";
+import { formatDestinationPattern } from "../access/destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
 import type { AddressPerFamily, Config, HopEndpoint, RouteConfig, RuleConfig } from "./types.ts";
 

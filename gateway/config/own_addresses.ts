@@ -1,6 +1,6 @@
 /**
  * The addresses a config names as the gateway's own, beyond its interfaces: what host-local
- * protection (gateway/host_local.ts) and the same-host hop warning count as this host.
+ * protection (gateway/access/host_local.ts) and the same-host hop warning count as this host.
  *
  * @module
  */

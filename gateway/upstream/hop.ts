@@ -44,7 +44,7 @@ import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command, Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { HopConfig, HopEndpoint } from "../config/types.ts";
 import { logger } from "../observe/log.ts";
-import { encodeProxyV2Header } from "../proxy_protocol.ts";
+import { encodeProxyV2Header } from "../listen/proxy_protocol.ts";
 import { replyForError } from "../reply_codes.ts";
 import {
   AlternativesFailedError,

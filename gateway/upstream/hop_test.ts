@@ -20,7 +20,7 @@ import { SocksReplyError } from "../../socks5/errors.ts";
 import { ExactReader } from "../../socks5/exact_reader.ts";
 import { Reply, type SocksTarget } from "../../socks5/types.ts";
 import { formatTarget } from "../observe/connection_log.ts";
-import { type ProxyHeader, readProxyHeader } from "../proxy_protocol.ts";
+import { type ProxyHeader, readProxyHeader } from "../listen/proxy_protocol.ts";
 import { forwardedTarget, HopUnavailableError, type SameHostGuard, SocksHopDialer } from "./hop.ts";
 import type { Dialer, DialRequest } from "./types.ts";
 

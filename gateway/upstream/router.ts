@@ -14,7 +14,10 @@
 import type { IpAddress } from "../../net/address.ts";
 import { literalAddress, normalizeName } from "../../resolver/mod.ts";
 import type { RouteConfig } from "../config/types.ts";
-import { compileDestinationPattern, formatDestinationPattern } from "../destination_pattern.ts";
+import {
+  compileDestinationPattern,
+  formatDestinationPattern,
+} from "../access/destination_pattern.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
 import { foldChain, type SocksHopDialerOptions } from "./hop.ts";
 import type { Dialer } from "./types.ts";

@@ -1,6 +1,6 @@
 /** PROXY protocol listeners in process: the header's source is the client rules and logs see. */
 import assert from "node:assert/strict";
-import { PROXY_V2_SIGNATURE } from "../../gateway/proxy_protocol.ts";
+import { PROXY_V2_SIGNATURE } from "../../gateway/listen/proxy_protocol.ts";
 import { formatEndpoint, formatIp } from "../../net/address.ts";
 import {
   encodeGreeting,

@@ -20,7 +20,7 @@ import {
 import { readMethodSelection } from "../../socks5/codec.ts";
 
 const OPEN_FILES = 256;
-/** (256 - 64 reserve) / 2, see gateway/_fd_limit.ts. */
+/** (256 - 64 reserve) / 2, see gateway/limits/fd_limit.ts. */
 const EXPECTED_CAP = 96;
 const FLOOD = Number(Deno.env.get("DUALGATE_FD_FLOOD") ?? 800);
 const CONCURRENCY = 64;

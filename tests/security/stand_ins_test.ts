@@ -1,5 +1,5 @@
 /**
- * Attack: abusing RESOLVE's stand-in addresses (gateway/stand_ins.ts) on a live gateway.
+ * Attack: abusing RESOLVE's stand-in addresses (gateway/commands/stand_ins.ts) on a live gateway.
  *
  * - Another client (client6) uses, or asks the name of, client4's stand-in: REP 4 both.
  * - A client guesses addresses of the stand-in ranges it was never given (ATYP 1 and the dotted

@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../gateway/config/load.ts";
 import { type ConnectionRecord, startGateway } from "../../gateway/mod.ts";
-import { heldDatagrams, MAX_PENDING_LOOKUPS } from "../../gateway/udp_associate.ts";
+import { heldDatagrams, MAX_PENDING_LOOKUPS } from "../../gateway/commands/udp_associate.ts";
 import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { Resolver } from "../../resolver/mod.ts";
 import {

@@ -1,0 +1,299 @@
+/**
+ * `workers: N`: the gateway on N isolates (threads, so N cores). The main isolate validates the
+ * config, starts N module workers that each run {@linkcode startGateway} with SO_REUSEPORT on
+ * every `listen` address (the kernel spreads connections among them), and accepts no SOCKS
+ * client itself. It runs the admin listener: a scrape asks every worker for a metric snapshot
+ * and renders their sum once.
+ *
+ * What is divided or kept per worker: `max_connections` and `max_connections_per_client` are
+ * divided among the workers (rounded up), as is the open-files limit; the failed-login limiter,
+ * the hop failure marks and the resolver cache are per worker. Translators are refused at
+ * config load (their data-connection table lives in one isolate).
+ *
+ * A worker that dies unexpectedly is logged and the pool reports it ({@linkcode
+ * WorkerPool.failed}); `main.ts serve` then stops the others and exits non-zero, for a
+ * supervisor to restart the whole process. No in-process restart: a crash that repeats (a bad
+ * address, a bug) would loop.
+ *
+ * @module
+ */
+
+import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../../net/address.ts";
+import { type AdminServer, startAdminServer } from "../observe/admin.ts";
+import type { Config } from "../config/types.ts";
+import { logConfigWarnings } from "../gateway.ts";
+import { listenOn } from "./listener.ts";
+import { logger } from "../observe/log.ts";
+import { mergeSnapshots, type MetricSnapshot, renderSnapshot } from "../observe/metrics.ts";
+import type { FromWorker, ToWorker } from "./_worker.ts";
+
+/** Options of {@linkcode startWorkers}. */
+export interface StartWorkersOptions {
+  /** How long a scrape waits for each worker's snapshot, in ms. @default 2000 */
+  snapshotTimeoutMs?: number;
+  /** How long past the drain timeout `stop` waits before terminating a worker, in ms. @default 5000 */
+  stopGraceMs?: number;
+}
+
+/** A worker that ended without being told to. */
+export interface WorkerFailure {
+  /** Its index, 0-based. */
+  readonly index: number;
+  /** What it threw. */
+  readonly message: string;
+}
+
+/** Running gateway workers. Disposing the pool stops it (without drain). */
+export interface WorkerPool extends AsyncDisposable {
+  /** The bound endpoints, in `listen` order (port 0 replaced by the real port). */
+  readonly endpoints: readonly IpEndpoint[];
+  /** The admin listener's endpoint, or `null` when `admin` is not set. */
+  readonly adminEndpoint: IpEndpoint | null;
+  /** Number of workers. */
+  readonly count: number;
+  /** Resolves when a worker dies unexpectedly; never rejects. */
+  readonly failed: Promise<WorkerFailure>;
+  /** Every worker's metrics, summed, in the exposition format (what `/metrics` serves). */
+  metrics(): Promise<string>;
+  /**
+   * Tells every worker to stop accepting and drain for up to `drainMs` (default: the
+   * configured drain timeout), waits for them, then closes the admin listener.
+   */
+  stop(drainMs?: number): Promise<void>;
+}
+
+const log = logger("workers");
+
+/**
+ * The config one of `count` workers runs: the connection limits divided among them (rounded
+ * up) and no admin listener (the main isolate has it).
+ */
+export function workerConfig(config: Config, count: number): Config {
+  const share = (value: number) => Math.max(1, Math.ceil(value / count));
+  return {
+    ...config,
+    admin: null,
+    limits: {
+      ...config.limits,
+      maxConnections: share(config.limits.maxConnections),
+      maxConnectionsPerClient: share(config.limits.maxConnectionsPerClient),
+    },
+  };
+}
+
+/**
+ * Replaces port 0 in `listen` by a port the kernel picks now, so that every worker binds the
+ * same one (each would get its own otherwise). The probe listener is closed at once: one
+ * that never accepts must not share the port with the workers.
+ */
+export function fixListenPorts(config: Config): Config {
+  if (config.listen.every((entry) => entry.endpoint.port !== 0)) return config;
+  return {
+    ...config,
+    listen: config.listen.map((entry) => {
+      if (entry.endpoint.port !== 0) return entry;
+      using probe = listenOn(entry.endpoint, { reusePort: true });
+      return { ...entry, endpoint: endpointFromNetAddr(probe.addr) };
+    }),
+  };
+}
+
+interface Member {
+  readonly index: number;
+  readonly worker: Worker;
+  alive: boolean;
+  readonly stopped: PromiseWithResolvers<void>;
+  readonly snapshots: Map<number, (metrics: MetricSnapshot[] | null) => void>;
+}
+
+/** Per-worker connection totals, so that the spread over workers shows in `/metrics`. */
+function workerFamilies(
+  count: number,
+  answers: readonly { index: number; metrics: MetricSnapshot[] }[],
+): MetricSnapshot[] {
+  return [
+    {
+      type: "gauge",
+      name: "dualgate_workers",
+      help: "Worker isolates configured.",
+      labelNames: [],
+      series: [{ values: [], value: count }],
+    },
+    {
+      type: "gauge",
+      name: "dualgate_workers_up",
+      help: "Worker isolates that answered this scrape.",
+      labelNames: [],
+      series: [{ values: [], value: answers.length }],
+    },
+    {
+      type: "counter",
+      name: "dualgate_worker_connections_total",
+      help: "Finished client connections per worker isolate.",
+      labelNames: ["worker"],
+      series: answers.map(({ index, metrics }) => {
+        const family = metrics.find((m) => m.name === "dualgate_connections_total");
+        const value = family && family.type !== "histogram"
+          ? family.series.reduce((sum, s) => sum + s.value, 0)
+          : 0;
+        return { values: [String(index)], value };
+      }),
+    },
+  ];
+}
+
+/**
+ * Starts `config.workers` worker isolates serving `config` and, when configured, the admin
+ * listener in this isolate. Resolves once every worker listens.
+ *
+ * @throws {Error} when a worker cannot start (for instance its address is in use); the
+ *   others are terminated first.
+ */
+export async function startWorkers(
+  config: Config,
+  options: StartWorkersOptions = {},
+): Promise<WorkerPool> {
+  const count = config.workers;
+  const snapshotTimeoutMs = options.snapshotTimeoutMs ?? 2000;
+  const stopGraceMs = options.stopGraceMs ?? 5000;
+  const fixed = fixListenPorts(config);
+  const perWorker = workerConfig(fixed, count);
+  const failure = Promise.withResolvers<WorkerFailure>();
+  let stopping: Promise<void> | undefined;
+  let nextId = 0;
+
+  const members: Member[] = [];
+  const starts: Promise<readonly IpEndpoint[]>[] = [];
+  for (let index = 0; index < count; index++) {
+    const started = Promise.withResolvers<readonly IpEndpoint[]>();
+    const worker = new Worker(new URL("./_worker.ts", import.meta.url), { type: "module" });
+    const member: Member = {
+      index,
+      worker,
+      alive: true,
+      stopped: Promise.withResolvers<void>(),
+      snapshots: new Map(),
+    };
+    const died = (message: string) => {
+      if (!member.alive) return;
+      member.alive = false;
+      member.stopped.resolve();
+      for (const answer of member.snapshots.values()) answer(null);
+      started.reject(new Error(`Cannot start worker ${index}: ${message}`));
+      if (!stopping) {
+        log.error("worker {index} died: {message}", { index, message });
+        failure.resolve({ index, message });
+      }
+    };
+    worker.onmessage = (event: MessageEvent<FromWorker>) => {
+      const message = event.data;
+      switch (message.type) {
+        case "started":
+          started.resolve(message.endpoints);
+          break;
+        case "failed":
+          member.alive = false;
+          member.stopped.resolve();
+          started.reject(new Error(`Cannot start worker ${index}: ${message.message}`));
+          break;
+        case "snapshot":
+          member.snapshots.get(message.id)?.(message.metrics);
+          break;
+        case "stopped":
+          member.alive = false;
+          member.stopped.resolve();
+          break;
+      }
+    };
+    worker.onerror = (event) => {
+      event.preventDefault();
+      died(event.message);
+    };
+    worker.onmessageerror = () => died("a message could not be read");
+    worker.postMessage({ type: "start", index, count, config: perWorker } satisfies ToWorker);
+    members.push(member);
+    // Handled by Promise.all below; this keeps a later rejection from going unhandled.
+    started.promise.catch(() => {});
+    starts.push(started.promise);
+  }
+
+  let endpoints: readonly IpEndpoint[];
+  let admin: AdminServer | null = null;
+  try {
+    const all = await Promise.all(starts);
+    endpoints = all[0] ?? [];
+    if (config.admin) {
+      admin = startAdminServer(config.admin.endpoint, {
+        metrics: () => metrics(),
+        healthy: () => !stopping && members.every((m) => m.alive),
+      });
+      log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
+        endpoint: formatEndpoint(admin.endpoint),
+        count,
+      });
+    }
+  } catch (error) {
+    stopping = Promise.resolve();
+    for (const member of members) member.worker.terminate();
+    await admin?.close();
+    throw error;
+  }
+  log.info("{count} workers serve {endpoints}", {
+    count,
+    endpoints: endpoints.map(formatEndpoint).join(" "),
+  });
+  logConfigWarnings(config);
+
+  const snapshotOf = (member: Member): Promise<MetricSnapshot[] | null> => {
+    if (!member.alive) return Promise.resolve(null);
+    const id = nextId++;
+    const { promise, resolve } = Promise.withResolvers<MetricSnapshot[] | null>();
+    const timer = setTimeout(() => resolve(null), snapshotTimeoutMs);
+    member.snapshots.set(id, resolve);
+    member.worker.postMessage({ type: "snapshot", id } satisfies ToWorker);
+    return promise.finally(() => {
+      clearTimeout(timer);
+      member.snapshots.delete(id);
+    });
+  };
+
+  async function metrics(): Promise<string> {
+    const answers = (await Promise.all(
+      members.map(async (member) => ({ index: member.index, metrics: await snapshotOf(member) })),
+    )).filter((a): a is { index: number; metrics: MetricSnapshot[] } => a.metrics !== null);
+    const merged = mergeSnapshots(answers.map((a) => a.metrics));
+    return renderSnapshot([...merged, ...workerFamilies(count, answers)]);
+  }
+
+  const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
+    stopping ??= (async () => {
+      for (const member of members) {
+        if (member.alive) member.worker.postMessage({ type: "stop", drainMs } satisfies ToWorker);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = await Promise.race([
+        Promise.all(members.map((m) => m.stopped.promise)).then(() => false),
+        new Promise<boolean>((resolve) =>
+          timer = setTimeout(() => resolve(true), drainMs + stopGraceMs)
+        ),
+      ]);
+      clearTimeout(timer);
+      if (late) {
+        log.warn("workers did not stop within {ms} ms; terminated", { ms: drainMs + stopGraceMs });
+      }
+      for (const member of members) member.worker.terminate();
+      await admin?.close();
+    })();
+    return stopping;
+  };
+
+  return {
+    endpoints,
+    adminEndpoint: admin?.endpoint ?? null,
+    count,
+    failed: failure.promise,
+    metrics,
+    stop,
+    [Symbol.asyncDispose]: () => stop(0),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The admin listener: `GET /metrics` (Prometheus text exposition) and `GET /healthz` (200 `ok`
+ * while serving, 503 `draining` while the gateway stops). Only started when `admin` is
+ * configured; loopback by default.
+ *
+ * @module
+ */
+
+import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
+import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
+
+/** Options of {@linkcode startAdminServer}. */
+export interface AdminServerOptions {
+  /** Renders the exposition text for `/metrics` (gathered from worker isolates, maybe). */
+  metrics: () => string | Promise<string>;
+  /** `false` while draining: `/healthz` answers 503. @default always healthy */
+  healthy?: () => boolean;
+}
+
+/** A running admin listener. Disposing it closes it. */
+export interface AdminServer extends AsyncDisposable {
+  /** The bound endpoint (port 0 replaced by the real port). */
+  readonly endpoint: IpEndpoint;
+  /** Stops listening, closes idle connections and waits for requests in flight. */
+  close(): Promise<void>;
+}
+
+const TEXT = "text/plain; charset=utf-8";
+
+async function handle(request: Request, options: AdminServerOptions): Promise<Response> {
+  const path = new URL(request.url).pathname;
+  if (path !== "/metrics" && path !== "/healthz") {
+    return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
+  }
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return new Response("method not allowed\n", {
+      status: 405,
+      headers: { "content-type": TEXT, allow: "GET, HEAD" },
+    });
+  }
+  const head = request.method === "HEAD";
+  if (path === "/healthz") {
+    const healthy = options.healthy?.() ?? true;
+    return new Response(head ? null : healthy ? "ok\n" : "draining\n", {
+      status: healthy ? 200 : 503,
+      headers: { "content-type": TEXT, "cache-control": "no-store" },
+    });
+  }
+  return new Response(head ? null : await options.metrics(), {
+    headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
+  });
+}
+
+/**
+ * Starts the admin HTTP listener on `endpoint`.
+ *
+ * @throws {Deno.errors.AddrInUse} and other listen errors, synchronously.
+ */
+export function startAdminServer(endpoint: IpEndpoint, options: AdminServerOptions): AdminServer {
+  const server = Deno.serve({
+    hostname: formatIp(endpoint.address),
+    port: endpoint.port,
+    // Without onListen, Deno.serve writes a "Listening on" line to the console.
+    onListen: () => {},
+    onError: () => new Response("internal error\n", { status: 500 }),
+  }, (request) => handle(request, options));
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= server.shutdown().then(() => server.finished);
+    return closing;
+  };
+  return {
+    endpoint: endpointFromNetAddr(server.addr),
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}

@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { formatIp, parseIp } from "../../net/address.ts";
+import { httpGet } from "../../tests/helpers/http_get.ts";
+import { startAdminServer } from "./admin.ts";
+
+const LOOPBACK = { address: parseIp("127.0.0.1")!, port: 0 };
+
+Deno.test("startAdminServer() serves /metrics in the exposition format and /healthz", async () => {
+  let healthy = true;
+  let scrapes = 0;
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => `# TYPE x counter\nx ${++scrapes}\n`,
+    healthy: () => healthy,
+  });
+  const at = { hostname: formatIp(admin.endpoint.address), port: admin.endpoint.port };
+  assert.notEqual(at.port, 0);
+
+  const metrics = await httpGet(at, "/metrics");
+  assert.equal(metrics.status, 200);
+  assert.match(metrics.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  assert.equal(metrics.body, "# TYPE x counter\nx 1\n");
+
+  const health = await httpGet(at, "/healthz");
+  assert.equal(health.status, 200);
+  assert.equal(health.body, "ok\n");
+  healthy = false;
+  const draining = await httpGet(at, "/healthz");
+  assert.equal(draining.status, 503);
+  assert.equal(draining.body, "draining\n");
+
+  assert.equal((await httpGet(at, "/")).status, 404);
+  assert.equal((await httpGet(at, "/metrics/x")).status, 404);
+});
+
+Deno.test("startAdminServer() answers 405 to methods other than GET and HEAD", async () => {
+  await using admin = startAdminServer(LOOPBACK, { metrics: () => "" });
+  const url = `http://${formatIp(admin.endpoint.address)}:${admin.endpoint.port}/metrics`;
+  const client = Deno.createHttpClient({});
+  try {
+    const post = await fetch(url, { method: "POST", body: "x", client });
+    await post.body?.cancel();
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get("allow"), "GET, HEAD");
+    const head = await fetch(url, { method: "HEAD", client });
+    await head.body?.cancel();
+    assert.equal(head.status, 200);
+  } finally {
+    client.close();
+  }
+});
+
+Deno.test("AdminServer.close() stops listening", async () => {
+  const admin = startAdminServer(LOOPBACK, { metrics: () => "" });
+  const at = { hostname: "127.0.0.1", port: admin.endpoint.port };
+  assert.equal((await httpGet(at, "/healthz")).status, 200);
+  await admin.close();
+  await admin.close();
+  await assert.rejects(() => httpGet(at, "/healthz"), Deno.errors.ConnectionRefused);
+});
+
+Deno.test("startAdminServer() throws when the address is taken", () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  assert.throws(
+    () => startAdminServer({ ...LOOPBACK, port: taken.addr.port }, { metrics: () => "" }),
+    Deno.errors.AddrInUse,
+  );
+});

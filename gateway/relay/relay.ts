@@ -1,0 +1,211 @@
+/**
+ * The core relay: copies both directions until both are closed, preserving half-close,
+ * with an idle timeout and byte counts.
+ *
+ * Hot path: one read/write loop per direction over a reused buffer. A direction starts with a
+ * small buffer (cheap idle connections) and trades it for a larger pooled one while reads keep
+ * filling it (fast bulk streams); when reads get short again the large buffer goes back to the
+ * pool. No per-chunk logging, lookups or timers: idleness is sampled by one shared sweeper.
+ *
+ * @module
+ */
+
+import { IdleSweeper } from "./idle_sweeper.ts";
+
+/** A stream the relay can drive: a TCP connection or anything shaped like one. */
+export interface RelayConn {
+  /** Reads into the buffer; `null` at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of the bytes; returns how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Shuts down the write side (sends FIN). */
+  closeWrite(): Promise<void>;
+  /** Closes both sides and releases the resource. */
+  close(): void;
+}
+
+/** Options of {@linkcode relay}. */
+export interface RelayOptions {
+  /** Close both sides after this long without traffic in either direction. @default 300000 */
+  idleMs?: number;
+  /** Aborting closes both sides at once (used by drain on shutdown). */
+  signal?: AbortSignal;
+  /** Bytes the client sent after its request, to be delivered to the server first. */
+  clientPrelude?: Uint8Array;
+}
+
+/** Why a relay ended. */
+export type RelayEnd = "closed" | "idle" | "aborted" | "error";
+
+/** Outcome of {@linkcode relay}. */
+export interface RelayResult {
+  /** Bytes copied from the client to the server. */
+  clientToServer: number;
+  /** Bytes copied from the server to the client. */
+  serverToClient: number;
+  /** How it ended. */
+  end: RelayEnd;
+  /** The first error seen, when `end` is `"error"`. */
+  error?: unknown;
+  /**
+   * When `end` is not `"closed"`: the sides that had already ended their stream (EOF, passed
+   * on as a half-close) by then; absent when neither had.
+   */
+  finished?: ("client" | "server")[];
+}
+
+/**
+ * True when every direction that carried bytes was relayed up to its sender's end of stream,
+ * and one direction was: a complete transfer (a data connection's), whatever closed the
+ * connections afterwards (an abort when its control session ends, an idle timeout).
+ */
+export function transferComplete(result: RelayResult): boolean {
+  if (result.end === "closed") return true;
+  const finished = result.finished ?? [];
+  return finished.length > 0 &&
+    (result.clientToServer === 0 || finished.includes("client")) &&
+    (result.serverToClient === 0 || finished.includes("server"));
+}
+
+// Measured (bench/RESULTS.md): 1 KiB keeps idle relays small and 1 MiB gives the best
+// single-stream throughput and CPU per GiB. A direction goes back to its small buffer on every
+// short read, so that a relay idle after a burst holds no large buffer; the pool is sized for
+// 64 busy streams (two directions each) so that this does not turn into allocations.
+const SMALL_BUFFER = 1024;
+const LARGE_BUFFER = 1024 * 1024;
+const POOL_LIMIT = 128;
+const largePool: Uint8Array[] = [];
+
+let largeInUse = 0;
+
+function takeLarge(): Uint8Array {
+  largeInUse++;
+  return largePool.pop() ?? new Uint8Array(LARGE_BUFFER);
+}
+
+function giveLarge(buffer: Uint8Array): void {
+  largeInUse--;
+  if (largePool.length < POOL_LIMIT) largePool.push(buffer);
+}
+
+/** Large relay buffers held by relays now, and kept in the pool (for tests and metrics). */
+export function relayBufferStats(): { inUse: number; pooled: number } {
+  return { inUse: largeInUse, pooled: largePool.length };
+}
+
+const sweeper = new IdleSweeper();
+
+/** Per-direction state shared with the idle sweeper (a flag flip per chunk, nothing more). */
+class Direction {
+  bytes = 0;
+  done = false;
+}
+
+async function pump(
+  from: RelayConn,
+  to: RelayConn,
+  state: Direction,
+  activity: { active: boolean },
+): Promise<void> {
+  const small = new Uint8Array(SMALL_BUFFER);
+  let buffer: Uint8Array = small;
+  try {
+    while (true) {
+      const n = await from.read(buffer);
+      if (n === null) break;
+      activity.active = true;
+      state.bytes += n;
+      let written = 0;
+      while (written < n) {
+        written += await to.write(
+          written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
+        );
+      }
+      if (n === buffer.length) {
+        // Reads keep filling the buffer: a bulk stream, give it the large one.
+        if (buffer === small) buffer = takeLarge();
+      } else if (buffer !== small) {
+        // A short read: the sender paused. Wait for it on the small buffer, so that a relay
+        // that goes idle after a burst never holds a large one; the next full read takes a
+        // large buffer back from the pool.
+        giveLarge(buffer);
+        buffer = small;
+      }
+    }
+    state.done = true;
+    await to.closeWrite().catch(() => {});
+  } finally {
+    if (buffer !== small) giveLarge(buffer);
+  }
+}
+
+/**
+ * Relays between `client` and `server` until both directions have ended, then closes both.
+ * End of stream in one direction is passed on as a half-close; an error in either direction,
+ * the idle timeout or `signal` closes both at once. Never throws.
+ */
+export async function relay(
+  client: RelayConn,
+  server: RelayConn,
+  options: RelayOptions = {},
+): Promise<RelayResult> {
+  const up = new Direction();
+  const down = new Direction();
+  const activity = { active: true };
+  let end: RelayEnd = "closed";
+  let firstError: unknown;
+  let closed = false;
+  const closeBoth = (why: RelayEnd) => {
+    if (closed) return;
+    closed = true;
+    if (end === "closed") end = why;
+    for (const conn of [client, server]) {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    }
+  };
+  const onAbort = () => closeBoth("aborted");
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  if (options.signal?.aborted) onAbort();
+  const idleEntry = sweeper.add(activity, options.idleMs ?? 300_000, () => closeBoth("idle"));
+  const run = async (from: RelayConn, to: RelayConn, state: Direction) => {
+    try {
+      await pump(from, to, state, activity);
+    } catch (error) {
+      if (!closed) {
+        firstError ??= error;
+        end = "error";
+        closeBoth("error");
+      }
+    }
+  };
+  try {
+    if (options.clientPrelude && options.clientPrelude.length > 0) {
+      let written = 0;
+      const prelude = options.clientPrelude;
+      try {
+        while (written < prelude.length) written += await server.write(prelude.subarray(written));
+        up.bytes += prelude.length;
+      } catch (error) {
+        firstError = error;
+        end = "error";
+        closeBoth("error");
+      }
+    }
+    await Promise.all([run(client, server, up), run(server, client, down)]);
+  } finally {
+    sweeper.remove(idleEntry);
+    options.signal?.removeEventListener("abort", onAbort);
+    closeBoth("closed");
+  }
+  const result: RelayResult = { clientToServer: up.bytes, serverToClient: down.bytes, end };
+  if (firstError !== undefined) result.error = firstError;
+  if (end !== "closed" && (up.done || down.done)) {
+    result.finished = [
+      ...(up.done ? ["client" as const] : []),
+      ...(down.done ? ["server" as const] : []),
+    ];
+  }
+  return result;
+}
