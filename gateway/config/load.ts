@@ -56,7 +56,8 @@ udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
   max_datagram: 65507            # bytes, SOCKS header included
-  rate: 2000                     # datagrams per second per association, each way
+  rate: 100000                   # datagrams per second per client (flood limit), each way
+  total_rate: 1000000            # datagrams per second across all associations, each way
 bind:                            # BIND
   external_address: {}           # { v4: IP, v6: IP }: BND.ADDR behind NAT
   wait: 120                      # seconds for the peer to connect
@@ -222,6 +223,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       idle: seconds(config.udp.idleMs),
       max_datagram: config.udp.maxDatagram,
       rate: config.udp.rate,
+      total_rate: config.udp.totalRate,
     },
     bind: {
       external_address: formatPerFamily(config.bind.externalAddress),

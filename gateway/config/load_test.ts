@@ -477,7 +477,8 @@ Deno.test("parseConfig() reads udp and bind with their defaults", () => {
     publicAddress: {},
     idleMs: 120_000,
     maxDatagram: 65_507,
-    rate: 2000,
+    rate: 100_000,
+    totalRate: 1_000_000,
   });
   assert.deepEqual(defaults.bind, { externalAddress: {}, waitMs: 120_000 });
   const config = parseConfig(`udp:
@@ -485,6 +486,7 @@ Deno.test("parseConfig() reads udp and bind with their defaults", () => {
   idle: 30
   max_datagram: 1500
   rate: 100
+  total_rate: 500
 bind: { external_address: { v6: "2001:db8::6" }, wait: 5 }
 `);
   assert.equal(formatEndpoint({ address: config.udp.publicAddress.v4!, port: 0 }), "203.0.113.5:0");
@@ -492,6 +494,7 @@ bind: { external_address: { v6: "2001:db8::6" }, wait: 5 }
   assert.equal(config.udp.idleMs, 30_000);
   assert.equal(config.udp.maxDatagram, 1500);
   assert.equal(config.udp.rate, 100);
+  assert.equal(config.udp.totalRate, 500);
   assert.equal(config.bind.externalAddress.v4, undefined);
   assert.equal(config.bind.externalAddress.v6?.family, 6);
   assert.equal(config.bind.waitMs, 5000);
@@ -508,6 +511,7 @@ Deno.test("parseConfig() refuses bad udp and bind values with their paths", () =
   assertConfigError("udp: { public_address: { v5: 192.0.2.1 } }", "udp.public_address.v5");
   assertConfigError("udp: { max_datagram: 70000 }", "udp.max_datagram");
   assertConfigError("udp: { rate: 0 }", "udp.rate");
+  assertConfigError("udp: { total_rate: -1 }", "udp.total_rate");
   assertConfigError("bind: { wait: 0 }", "bind.wait");
   assertConfigError("bind: { external_address: { v6: 192.0.2.1 } }", "bind.external_address.v6");
 });

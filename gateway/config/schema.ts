@@ -513,7 +513,8 @@ export const configSchema: z.ZodType<Config> = z
           (n) => Number.isSafeInteger(n) && n >= 11 && n <= MAX_UDP_PAYLOAD,
           `must be an integer from 11 to ${MAX_UDP_PAYLOAD}`,
         ).default(MAX_UDP_PAYLOAD),
-        rate: positiveInteger.default(2000),
+        rate: positiveInteger.default(100_000),
+        total_rate: positiveInteger.default(1_000_000),
       }),
       bind: section({
         external_address: perFamily,
@@ -596,6 +597,7 @@ export const configSchema: z.ZodType<Config> = z
       idleMs: ms(value.udp.idle),
       maxDatagram: value.udp.max_datagram,
       rate: value.udp.rate,
+      totalRate: value.udp.total_rate,
     },
     bind: {
       externalAddress: value.bind.external_address,
