@@ -64,7 +64,7 @@ bind:                            # BIND
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
-workers: 1                       # isolates (cores) serving clients, sharing the listen ports
+workers: 1                       # isolates (cores) serving clients, sharing the listen ports; or auto
 `;
 
 /**

@@ -10,6 +10,7 @@ import {
   normalizeConfig,
   parseConfig,
 } from "./load.ts";
+import { autoWorkerCount } from "./schema.ts";
 import type { Config } from "./types.ts";
 
 /** DESIGN.md's short form, verbatim. */
@@ -567,8 +568,18 @@ Deno.test("parseConfig() reads workers, 1 by default", () => {
   assert.equal(parseConfig("").workers, 1);
   assert.equal(parseConfig("workers: 4").workers, 4);
   assertConfigError("workers: 0", "workers", /positive integer/);
+  assertConfigError("workers: many", "workers", /positive integer/);
+});
+
+Deno.test("workers: auto is the cores minus one, at least one", async () => {
+  assert.deepEqual([1, 2, 3, 8, 64].map((cores) => autoWorkerCount(cores)), [1, 1, 2, 7, 63]);
+  assert.equal(
+    parseConfig("workers: auto").workers,
+    autoWorkerCount(navigator.hardwareConcurrency),
+  );
+  assert.equal((await configFromFlags({ workers: "auto" })).workers, autoWorkerCount());
   assertConfigError("workers: 1.5", "workers", /positive integer/);
-  assertConfigError('workers: "2"', "workers", /must be a number/);
+  assertConfigError('workers: "2"', "workers", /positive integer or auto/);
   assert.equal(parseConfig(formatConfigYaml(parseConfig("workers: 3"))).workers, 3);
 });
 

@@ -47,5 +47,5 @@ export {
   type ScryptHash,
   verifyPassword,
 } from "./password.ts";
-export { configSchema, DEFAULT_LISTEN } from "./schema.ts";
+export { autoWorkerCount, configSchema, DEFAULT_LISTEN } from "./schema.ts";
 export { type ConfigWarning, configWarnings, formatConfigWarning } from "./warnings.ts";

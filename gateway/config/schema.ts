@@ -138,6 +138,15 @@ const positiveInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 1,
   "must be a positive integer",
 );
+/**
+ * What `workers: auto` means on a machine of `cores` cores: one fewer than the cores (the main
+ * isolate and the kernel's share of the relaying take most of one), at least one. With one or
+ * two cores that is 1, the single-isolate gateway (bench/RESULTS.md, "Scaling past one core").
+ */
+export function autoWorkerCount(cores: number = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores) - 1);
+}
+
 const nonNegativeInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 0,
   "must be an integer of 0 or more",
@@ -530,7 +539,14 @@ export const configSchema: z.ZodType<Config> = z
         (value) => value ?? {},
         z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
       ).optional(),
-      workers: positiveInteger.default(1),
+      workers: z.preprocess((value, ctx) => {
+        if (value === "auto") return autoWorkerCount();
+        if (typeof value === "string") {
+          ctx.addIssue({ code: "custom", message: "must be a positive integer or auto" });
+          return z.NEVER;
+        }
+        return value;
+      }, positiveInteger.default(1)),
     }),
   )
   .superRefine((value, ctx) => {
