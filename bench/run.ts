@@ -32,6 +32,7 @@ import {
   targetsTable,
 } from "./_report.ts";
 import { bulk, connectionRate, type Direction, heldConnections } from "./_scenarios.ts";
+import { udpRate, udpRoundTrips } from "./_udp.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -54,6 +55,8 @@ const USAGE = `Usage: deno task bench [options]
   --reps N                repetitions of every interleaved figure (default 5; quick 2)
   --rate-seconds S        length of one connection-rate run (default 3; quick 1.5)
   --concurrency N         concurrent clients in the connection-rate run (default 32)
+  --udp-seconds S         length of one UDP rate run (default 2; quick 1)
+  --udp-count N           UDP round trips at one client per run (default 2000; quick 500)
   --held LIST             held-connection counts (default 1000,10000 capped by RLIMIT_NOFILE;
                           quick 1000); "0" skips the memory figures
   --json FILE             also write every raw sample as JSON
@@ -69,6 +72,8 @@ interface Options {
   rateMs: number;
   concurrency: number;
   held: number[];
+  udpMs: number;
+  udpCount: number;
   json: string | undefined;
   quick: boolean;
 }
@@ -93,6 +98,8 @@ function parseOptions(args: string[]): Options | null {
       "rate-seconds": { type: "string" },
       concurrency: { type: "string" },
       held: { type: "string" },
+      "udp-seconds": { type: "string" },
+      "udp-count": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -133,6 +140,8 @@ function parseOptions(args: string[]): Options | null {
     rateMs: num(values["rate-seconds"], quick ? 1.5 : 3, "rate-seconds") * 1000,
     concurrency: num(values.concurrency, 32, "concurrency"),
     held: [...new Set(held)],
+    udpMs: num(values["udp-seconds"], quick ? 1 : 2, "udp-seconds") * 1000,
+    udpCount: Math.max(1, num(values["udp-count"], quick ? 500 : 2000, "udp-count")),
     json: values.json,
     quick,
   };
@@ -294,6 +303,13 @@ async function main(): Promise<number> {
       cpu1: figure("proxy CPU per GiB, single streams", "CPU s/GiB", "lower", 2),
       harness: figure("harness CPU per GiB (client + target), 1 stream", "CPU s/GiB", "lower", 2),
       cpuN: figure(`proxy CPU per GiB, ${options.streams} streams`, "CPU s/GiB", "lower", 2),
+      udpRate4: figure("UDP v4→v4 datagrams echoed (64 B, windows of 64)", "dgram/s", "higher"),
+      udpRate6: figure("UDP v4→v6 datagrams echoed (64 B, windows of 64)", "dgram/s", "higher"),
+      udpLost: figure("  UDP datagrams lost in the rate runs", "%", "lower", 2),
+      udpCpu: figure("  proxy CPU per 100,000 UDP datagrams echoed", "CPU s", "lower", 3),
+      udpP50v4: figure("UDP round trip at one client v4→v4, p50", "ms", "lower", 3),
+      udpP99v4: figure("UDP round trip at one client v4→v4, p99", "ms", "lower", 3),
+      udpP50v6: figure("UDP round trip at one client v4→v6, p50", "ms", "lower", 3),
     };
     const memFigures: Figure[] = [];
     const memIdle = figure("memory idle, fresh (PSS, whole tree)", "MiB", "lower", 1);
@@ -435,6 +451,50 @@ async function main(): Promise<number> {
         // Let TIME_WAIT and the proxy's close work settle before the next peer's run.
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
+      for (const peer of order) {
+        if (peer.udp === undefined) continue;
+        const open = peer.udp;
+        let sent = 0;
+        let echoed = 0;
+        let cpu = 0;
+        for (
+          const [fam, rateFig, p50Fig] of [[4, figures.udpRate4, figures.udpP50v4], [
+            6,
+            figures.udpRate6,
+            figures.udpP50v6,
+          ]] as const
+        ) {
+          const s = await attempt(notes, `UDP v4→v${fam} ${peer.name} rep ${rep}`, async () => {
+            const path = await open(fam);
+            try {
+              const rate = await udpRate(peer, path, { durationMs: options.udpMs });
+              const trips = await udpRoundTrips(path, { count: options.udpCount });
+              return { rate, trips };
+            } finally {
+              path.close();
+            }
+          });
+          if (!s) continue;
+          raw.push({ figure: `udp v${fam}`, peer: peer.name, rep, ...s.rate, lost: s.trips.lost });
+          addSample(rateFig, peer.name, s.rate.rate);
+          sent += s.rate.sent;
+          echoed += s.rate.echoed;
+          cpu += s.rate.proxyCpu;
+          if (s.trips.latencies.length > 0) {
+            addSample(p50Fig, peer.name, percentile(s.trips.latencies, 50));
+            if (fam === 4) {
+              addSample(figures.udpP99v4, peer.name, percentile(s.trips.latencies, 99));
+            }
+          }
+          if (s.trips.lost > 0) {
+            notes.push(`${peer.name} rep ${rep}: ${s.trips.lost} UDP round trips lost (v${fam})`);
+          }
+        }
+        if (sent > 0) addSample(figures.udpLost, peer.name, (100 * (sent - echoed)) / sent);
+        if (echoed > 0 && peer.pid !== null) {
+          addSample(figures.udpCpu, peer.name, cpu / (echoed / 100_000));
+        }
+      }
       print(
         `  repetition ${rep + 1}/${options.reps} done at ` +
           `${((performance.now() - began) / 1000).toFixed(0)} s`,
@@ -482,7 +542,20 @@ async function main(): Promise<number> {
 
 function targets(
   f: Record<
-    "up4" | "down4" | "up6" | "down6" | "multiUp" | "multiDown" | "rate" | "p99" | "cpu1" | "cpuN",
+    | "up4"
+    | "down4"
+    | "up6"
+    | "down6"
+    | "multiUp"
+    | "multiDown"
+    | "rate"
+    | "p99"
+    | "cpu1"
+    | "cpuN"
+    | "udpRate4"
+    | "udpRate6"
+    | "udpP50v4"
+    | "udpP50v6",
     Figure
   >,
   held: { n: number; per: Figure }[],
@@ -559,6 +632,24 @@ function targets(
     kind: "max",
     unit: "×",
   });
+  for (const [fig, what] of [[f.udpRate4, "v4→v4"], [f.udpRate6, "v4→v6"]] as const) {
+    list.push({
+      label: `UDP datagram rate ${what} vs Dante`,
+      value: r(fig, "dualgate", "dante"),
+      bound: 1,
+      kind: "min",
+      unit: "×",
+    });
+  }
+  for (const [fig, what] of [[f.udpP50v4, "v4→v4"], [f.udpP50v6, "v4→v6"]] as const) {
+    list.push({
+      label: `UDP round trip p50 ${what} vs Dante (below)`,
+      value: r(fig, "dualgate", "dante"),
+      bound: 1,
+      kind: "max",
+      unit: "×",
+    });
+  }
   for (const h of held) {
     list.push({
       label: `memory per held relayed conn (${h.n})`,
