@@ -219,7 +219,8 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     [
       `listen: ["127.0.0.1:${port}"]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
-      "log: { level: warning }",
+      // Info, as in production: every connection logs its line (to the log file).
+      "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
       "",
