@@ -90,6 +90,9 @@ export function escapeLogText(text: string): string {
 
 /** Renders an interpolated value of a text line: strings as they are, the rest inspected. */
 function renderValue(value: unknown): string {
+  // Numbers are most of a connection line's values (bytes, duration, reply code): they need
+  // neither inspecting nor escaping.
+  if (typeof value === "number") return String(value);
   return escapeLogText(
     typeof value === "string" ? value : Deno.inspect(value, { compact: true, colors: false }),
   );

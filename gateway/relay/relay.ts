@@ -105,6 +105,7 @@ async function pump(
   from: RelayConn,
   to: RelayConn,
   state: Direction,
+  other: Direction,
   activity: { active: boolean },
 ): Promise<void> {
   const small = new Uint8Array(SMALL_BUFFER);
@@ -133,7 +134,10 @@ async function pump(
       }
     }
     state.done = true;
-    await to.closeWrite().catch(() => {});
+    // Pass the end of stream on as a half-close, unless the other direction has ended too: then
+    // both sockets are closed next, and close sends the FIN (a shutdown would be an op for
+    // nothing, on every connection).
+    if (!other.done) await to.closeWrite().catch(() => {});
   } finally {
     if (buffer !== small) giveLarge(buffer);
   }
@@ -169,9 +173,9 @@ export async function relay(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const idleEntry = sweeper.add(activity, options.idleMs ?? 300_000, () => closeBoth("idle"));
-  const run = async (from: RelayConn, to: RelayConn, state: Direction) => {
+  const run = async (from: RelayConn, to: RelayConn, state: Direction, other: Direction) => {
     try {
-      await pump(from, to, state, activity);
+      await pump(from, to, state, other, activity);
     } catch (error) {
       if (!closed) {
         firstError ??= error;
@@ -193,7 +197,7 @@ export async function relay(
         closeBoth("error");
       }
     }
-    await Promise.all([run(client, server, up), run(server, client, down)]);
+    await Promise.all([run(client, server, up, down), run(server, client, down, up)]);
   } finally {
     sweeper.remove(idleEntry);
     options.signal?.removeEventListener("abort", onAbort);
