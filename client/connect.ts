@@ -10,6 +10,7 @@
  */
 
 import { formatIp } from "../net/address.ts";
+import { closeQuietly } from "../net/io.ts";
 import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
 import { Command, type SocksTarget } from "../socks5/types.ts";
 import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
@@ -75,11 +76,7 @@ async function handshakeVia(
       });
       return { conn, bound, gateway };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(conn);
       throw error;
     }
   }, {

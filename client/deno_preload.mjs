@@ -760,10 +760,7 @@ async function handshakeVia(gateways, command, target, options) {
         gateway
       };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-      }
+      closeQuietly(conn);
       throw error;
     }
   }, {
@@ -1736,10 +1733,7 @@ function startSocksFront(options) {
   const port = listener.addr.port;
   const auth = credentials ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@` : "";
   const close = async () => {
-    try {
-      listener.close();
-    } catch {
-    }
+    closeQuietly(listener);
     for (const conn of open) closeQuietly(conn);
     await accepting;
     await Promise.allSettled([

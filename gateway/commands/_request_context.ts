@@ -8,7 +8,7 @@
 
 import type { IpAddress } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { encodeReply } from "../../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
@@ -119,9 +119,7 @@ export async function replySucceeded(
     if (gone.closeClient !== undefined) {
       await gone.closeClient();
     } else {
-      try {
-        session.conn.close();
-      } catch { /* gone */ }
+      closeQuietly(session.conn);
     }
     services.record({
       ...gone.record,

@@ -27,7 +27,7 @@ import {
   unspecified,
 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { candidateAddresses } from "../../resolver/mod.ts";
 import {
   recordBaseOf,
@@ -130,9 +130,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
         waited.kind === "timeout" ? Reply.HostUnreachable : Reply.GeneralFailure,
       );
     } else {
-      try {
-        conn.close();
-      } catch { /* closed */ }
+      closeQuietly(conn);
     }
     // The watching read ends with the close; wait for it so no operation outlives the session.
     await watched.gone;
@@ -233,9 +231,7 @@ async function acceptExpected(
   let stopped: WaitOutcome | undefined;
   const stop = (outcome: WaitOutcome) => {
     stopped ??= outcome;
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    closeQuietly(listener);
   };
   const timer = setTimeout(
     () => stop({ kind: "timeout", reason: `Cannot bind: no peer within ${options.waitMs} ms` }),
@@ -288,8 +284,6 @@ async function acceptExpected(
     waiting = false;
     clearTimeout(timer);
     options.shutdown.removeEventListener("abort", onShutdown);
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    closeQuietly(listener);
   }
 }

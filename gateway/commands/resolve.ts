@@ -25,7 +25,7 @@
 
 import { type IpAddress, unmapIpv4 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { candidateAddresses, literalAddress } from "../../resolver/mod.ts";
 import { encodeReply } from "../../socks5/codec.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -58,9 +58,7 @@ export async function handleResolve(
   try {
     await writeAll(session.conn, encodeReply({ reply: Reply.Succeeded, bound: answer }));
   } catch (error) {
-    try {
-      session.conn.close();
-    } catch { /* gone */ }
+    closeQuietly(session.conn);
     services.record({
       ...base,
       outcome: "rejected",

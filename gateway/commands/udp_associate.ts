@@ -28,6 +28,7 @@
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
+import { closeQuietly } from "../../net/io.ts";
 import { candidateAddresses } from "../../resolver/mod.ts";
 import {
   type RecordBase,
@@ -232,13 +233,9 @@ class Association {
     this.#abort.abort();
     for (const row of this.#table.rows) this.#release(row, true);
     for (const socket of [this.#clientSocket, this.#outbound[4], this.#outbound[6]]) {
-      try {
-        socket?.close();
-      } catch { /* closed */ }
+      closeQuietly(socket);
     }
-    try {
-      this.#session.conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#session.conn);
     this.#finished();
   }
 

@@ -37,7 +37,7 @@
 import { type IpAddress, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { isLoopback } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { isLocalhostName, literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -242,9 +242,7 @@ export class SocksHopDialer implements Dialer {
           const local = boundEndpoint(bound) ?? below.local;
           return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
         } catch (error) {
-          try {
-            below.conn.close();
-          } catch { /* closed */ }
+          closeQuietly(below.conn);
           throw error;
         }
       }, {
