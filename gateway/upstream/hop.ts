@@ -49,7 +49,7 @@ import { replyForError } from "../reply_codes.ts";
 import {
   AlternativesFailedError,
   AlternativeUnreachableError,
-  NEGOTIATION_TIMEOUT_MS,
+  attemptHandshakeOptions,
   tryAlternatives,
 } from "../../client/alternatives.ts";
 import { HopSelector, type HopSelectorOptions } from "../../client/selector.ts";
@@ -233,11 +233,7 @@ export class SocksHopDialer implements Dialer {
           const { bound } = await socksHandshake(
             below.conn,
             { command: Command.Connect, target: hopRequest },
-            {
-              signal,
-              negotiationTimeoutMs: NEGOTIATION_TIMEOUT_MS,
-              ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
-            },
+            attemptHandshakeOptions(endpoint, signal),
           );
           const local = boundEndpoint(bound) ?? below.local;
           return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
