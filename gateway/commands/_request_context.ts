@@ -15,6 +15,7 @@ import { Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { RuleCommand } from "../config/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import { failAndClose } from "../replies.ts";
+import { replyForError } from "../reply_codes.ts";
 import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
@@ -84,6 +85,20 @@ export async function rejectRequest(
 ): Promise<void> {
   await failAndClose(session.conn, reply);
   services.record({ ...base, outcome: "rejected", reply, reason });
+}
+
+/**
+ * Refuses `session`'s request because of `error`: the REP that the error maps to
+ * (`replyForError`), the reason `context` followed by the error's text.
+ */
+export async function rejectForError(
+  session: Handshaken,
+  services: SessionServices,
+  base: RecordBase & Pick<ConnectionRecord, "connectMs">,
+  error: unknown,
+  context = "",
+): Promise<void> {
+  await rejectRequest(session, services, base, replyForError(error), context + errorText(error));
 }
 
 /** What {@linkcode replySucceeded} does when the client is gone before its success reply. */

@@ -31,6 +31,7 @@ import { closeQuietly, writeAll } from "../../net/io.ts";
 import { candidateAddresses } from "../../resolver/mod.ts";
 import {
   recordBaseOf,
+  rejectForError,
   rejectRequest,
   replySucceeded,
   ruleSubjectsOf,
@@ -42,7 +43,6 @@ import { Reply, type ReplyCode } from "../../socks5/types.ts";
 import { chooseBindAddress, hostInterfaces, hostRoutes } from "./_bind_address.ts";
 import { WatchedConn } from "./_bind_watch.ts";
 import { relay } from "../relay/relay.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { RuleSubject } from "../access/rules.ts";
 import { failAndClose } from "../replies.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
@@ -70,7 +70,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   try {
     expected = await expectedPeer(session, services, subject);
   } catch (error) {
-    await reject(replyForError(error), errorText(error));
+    await rejectForError(session, services, base, error);
     return;
   }
 
@@ -96,10 +96,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   try {
     listener = Deno.listen({ hostname: formatIp(listenAddress), port: 0, transport: "tcp" });
   } catch (error) {
-    await reject(
-      replyForError(error),
-      `Cannot bind: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, "Cannot bind: ");
     return;
   }
   const bound: IpEndpoint = {

@@ -17,6 +17,7 @@ import { replyForError } from "../reply_codes.ts";
 import {
   denialText,
   recordBaseOf,
+  rejectForError,
   rejectRequest,
   replySucceeded,
   ruleSubjectsOf,
@@ -164,13 +165,7 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `${why}: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, `${why}: `);
     return;
   }
   const local = endpointFromNetAddr(opened.localAddr);

@@ -25,15 +25,18 @@
 
 import { type IpAddress, unmapIpv4 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { closeQuietly, writeAll } from "../../net/io.ts";
 import { candidateAddresses, literalAddress } from "../../resolver/mod.ts";
-import { encodeReply } from "../../socks5/codec.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
-import { recordBaseOf, rejectRequest, ruleSubjectsOf, targetName } from "./_request_context.ts";
+import {
+  recordBaseOf,
+  rejectForError,
+  replySucceeded,
+  ruleSubjectsOf,
+  targetName,
+} from "./_request_context.ts";
 import { lingerAndClose } from "../replies.ts";
 import { clientFamily } from "./stand_ins.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 /** Handles a RESOLVE or RESOLVE_PTR request after the handshake; never throws. */
@@ -52,19 +55,10 @@ export async function handleResolve(
       ? await resolvePtr(session, services, signal)
       : await resolveName(session, services, signal);
   } catch (error) {
-    await rejectRequest(session, services, base, replyForError(error), errorText(error));
+    await rejectForError(session, services, base, error);
     return;
   }
-  try {
-    await writeAll(session.conn, encodeReply({ reply: Reply.Succeeded, bound: answer }));
-  } catch (error) {
-    closeQuietly(session.conn);
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `client gone before the answer: ${errorText(error)}`,
-    });
+  if (!await replySucceeded(session, services, answer, { record: base, before: "the answer" })) {
     return;
   }
   // torsocks may have sent bytes beyond the request; a plain close would reset the reply.

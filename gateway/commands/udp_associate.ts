@@ -27,13 +27,12 @@
  */
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../../net/address.ts";
-import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
 import { candidateAddresses } from "../../resolver/mod.ts";
 import {
   type RecordBase,
   recordBaseOf,
-  rejectRequest,
+  rejectForError,
   replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
@@ -56,7 +55,6 @@ import {
   udpHeaderLength,
 } from "./_udp_association.ts";
 import { logger } from "../observe/log.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 const log = logger("udp");
@@ -105,13 +103,7 @@ async function associate(
       port: 0,
     });
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `Cannot open UDP relay socket: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, "Cannot open UDP relay socket: ");
     return;
   }
   const family = local.address.family;

@@ -6,6 +6,7 @@
  */
 
 import { endpointFromNetAddr, formatIp, type IpAddress } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   AllAttemptsFailedError,
   connectHappyEyeballs,
@@ -112,6 +113,5 @@ function deniedByRules(): SocksReplyError {
 
 function describe(errors: readonly unknown[]): string {
   const last = errors.at(-1);
-  const text = last instanceof Error ? last.message : String(last);
-  return `Cannot connect: ${text}`;
+  return `Cannot connect: ${errorText(last)}`;
 }
