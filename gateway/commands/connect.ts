@@ -114,7 +114,7 @@ export async function handleConnect(
   );
   if (!answered) return;
 
-  if (await services.translation.translate(session, dialed)) {
+  if (await services.translation.translate(session, dialed, route)) {
     services.record({
       ...connected,
       used: dialed.remote,
