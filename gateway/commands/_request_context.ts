@@ -9,7 +9,12 @@
 import type { IpAddress } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, writeAll } from "../../net/io.ts";
-import { literalAddress, normalizeName } from "../../resolver/mod.ts";
+import {
+  candidateAddresses,
+  type Candidates,
+  literalAddress,
+  normalizeName,
+} from "../../resolver/mod.ts";
 import { encodeReply } from "../../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { RuleCommand } from "../config/types.ts";
@@ -61,6 +66,22 @@ export function ruleSubjectsOf(
     ...(session.user !== undefined ? { user: session.user } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(address !== undefined ? { address } : {}),
+  });
+}
+
+/**
+ * The addresses `target` stands for, in dialing order (`candidateAddresses` with the gateway's
+ * resolver and family preference), within the connect timeout or until `signal` aborts.
+ */
+export function lookupCandidates(
+  services: SessionServices,
+  target: SocksTarget,
+  signal: AbortSignal,
+): Promise<Candidates> {
+  return candidateAddresses(target, {
+    resolver: services.resolver,
+    prefer: services.config.resolver.prefer,
+    signal: AbortSignal.any([AbortSignal.timeout(services.config.timeouts.connectMs), signal]),
   });
 }
 

@@ -28,8 +28,8 @@ import {
 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, writeAll } from "../../net/io.ts";
-import { candidateAddresses } from "../../resolver/mod.ts";
 import {
+  lookupCandidates,
   recordBaseOf,
   rejectForError,
   rejectRequest,
@@ -191,12 +191,7 @@ async function expectedPeer(
       return { family: address.family, addresses: null };
     }
   }
-  const { addresses: candidates } = await candidateAddresses(
-    target,
-    services.resolver,
-    services.config.resolver.prefer,
-    AbortSignal.any([AbortSignal.timeout(services.config.timeouts.connectMs), services.shutdown]),
-  );
+  const { addresses: candidates } = await lookupCandidates(services, target, services.shutdown);
   const permitted = candidates.filter((address) => services.rules.evaluate(subject(address)).allow);
   const first = permitted[0];
   if (first === undefined) {

@@ -103,12 +103,11 @@ async function resolveName(
     );
   }
   const subject = ruleSubjectsOf(session, "resolve");
-  const { addresses } = await candidateAddresses(
-    target,
-    services.resolver,
-    services.config.resolver.prefer,
+  const { addresses } = await candidateAddresses(target, {
+    resolver: services.resolver,
+    prefer: services.config.resolver.prefer,
     signal,
-  );
+  });
   const allowed = addresses.filter((address) => services.rules.evaluate(subject(address)).allow);
   if (allowed.length === 0) {
     throw denied(target.address.family === "name" ? `"${target.address.name}"` : "the address");

@@ -28,8 +28,8 @@
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../../net/address.ts";
 import { closeQuietly } from "../../net/io.ts";
-import { candidateAddresses } from "../../resolver/mod.ts";
 import {
+  lookupCandidates,
   type RecordBase,
   recordBaseOf,
   rejectForError,
@@ -448,15 +448,7 @@ class Association {
     const session = this.#session;
     let candidates: IpAddress[];
     try {
-      ({ addresses: candidates } = await candidateAddresses(
-        target,
-        services.resolver,
-        services.config.resolver.prefer,
-        AbortSignal.any([
-          AbortSignal.timeout(services.config.timeouts.connectMs),
-          this.#abort.signal,
-        ]),
-      ));
+      ({ addresses: candidates } = await lookupCandidates(services, target, this.#abort.signal));
     } catch (error) {
       log.debug("UDP destination {name} did not resolve: {error}", {
         name: target.address.family === "name" ? target.address.name : "-",

@@ -56,12 +56,11 @@ export class DirectDialer implements Dialer {
    */
   async dial(request: DialRequest): Promise<Dialed> {
     const { target, signal } = request;
-    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(
-      target,
-      this.#resolver,
-      this.#prefer,
+    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(target, {
+      resolver: this.#resolver,
+      prefer: this.#prefer,
       signal,
-    );
+    });
     let denied = 0;
     const permitted = (list: readonly IpAddress[]) =>
       list.filter((address) => request.permit(address) || (denied++, false));
