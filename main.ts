@@ -24,6 +24,7 @@ import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/listen/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
+import { errorText } from "./net/error_text.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
 import { runSocksify } from "./client/socksify.ts";
 import { HOP_STRATEGIES, isHopStrategy } from "./client/selector.ts";
@@ -408,7 +409,7 @@ export async function main(args: string[]): Promise<number> {
       printError(`${error.message}\n\n${USAGE}`);
       return 2;
     }
-    printError(error instanceof Error ? error.message : String(error));
+    printError(errorText(error));
     return 1;
   }
 }

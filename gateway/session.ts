@@ -6,7 +6,7 @@
 
 import { endpointFromNetAddr, type IpEndpoint } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
-import { writeAll } from "../net/io.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import {
   encodeMethodSelection,
   encodePasswordAuthReply,
@@ -130,9 +130,7 @@ export async function runSession(
   const handshakeOver = new AbortController();
   const timer = setTimeout(() => {
     handshakeOver.abort();
-    try {
-      conn.close();
-    } catch { /* closed already */ }
+    closeQuietly(conn);
   }, timeoutMs);
   let outcome: HandshakeOutcome;
   try {

@@ -16,7 +16,7 @@ import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
 import type { AccessRules } from "./access/rules.ts";
 import type { StandIns } from "./commands/stand_ins.ts";
-import type { Router } from "./upstream/router.ts";
+import type { RouteChoice, Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
 
 /** What every session shares: configuration and the gateway's services. */
@@ -121,7 +121,13 @@ export interface TranslationService {
   takeExpected(principal: ExpectationPrincipal, target: SocksTarget): ExpectedOpen | undefined;
   /**
    * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
-   * the session (both connections are closed then), `false` to relay as usual. Never rejects.
+   * the session (both connections are closed then), `false` to relay as usual. `route` is the
+   * route the CONNECT was dialed on (looked up once, by the CONNECT): translation runs on direct
+   * routes only. Never rejects.
    */
-  translate(session: Handshaken, dialed: Dialed): Promise<boolean>;
+  translate(
+    session: Handshaken,
+    dialed: Dialed,
+    route: Pick<RouteChoice, "chained">,
+  ): Promise<boolean>;
 }

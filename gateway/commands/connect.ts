@@ -17,6 +17,7 @@ import { replyForError } from "../reply_codes.ts";
 import {
   denialText,
   recordBaseOf,
+  rejectForError,
   rejectRequest,
   replySucceeded,
   ruleSubjectsOf,
@@ -113,7 +114,7 @@ export async function handleConnect(
   );
   if (!answered) return;
 
-  if (await services.translation.translate(session, dialed)) {
+  if (await services.translation.translate(session, dialed, route)) {
     services.record({
       ...connected,
       used: dialed.remote,
@@ -164,13 +165,7 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `${why}: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, `${why}: `);
     return;
   }
   const local = endpointFromNetAddr(opened.localAddr);

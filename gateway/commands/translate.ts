@@ -70,8 +70,11 @@ import type { Router } from "../upstream/router.ts";
 export interface TranslationServiceOptions {
   /** The compiled access rules, applied to data dials (see the module doc). */
   readonly rules: AccessRules;
-  /** Picks the route of a CONNECT: translation runs on direct routes only. */
-  readonly route: Router;
+  /**
+   * Not read: the CONNECT passes the route it looked up to `translate()`. Optional so that the
+   * wiring may still pass it; drop it there. @default {undefined}
+   */
+  readonly route?: Router;
   /** Aborted when the gateway stops draining: translated sessions and data relays close. */
   readonly shutdown: AbortSignal;
   /** Receives one record per data relay. */
@@ -100,12 +103,12 @@ function remoteOf(conn: Deno.Conn): IpEndpoint | null {
  * @example
  * ```ts ignore
  * const translation = createTranslationService(config, {
- *   rules, route, shutdown, record,
+ *   rules, shutdown, record,
  * });
  * // In CONNECT, before rules and dial:
  * const expected = translation.takeExpected({ address: client.address, user }, target);
  * // After the success reply:
- * if (!(await translation.translate(session, dialed))) await relay(...);
+ * if (!(await translation.translate(session, dialed, route))) await relay(...);
  * ```
  *
  * @throws {TypeError} for a `translators:` entry no plugin provides (the config schema
@@ -226,10 +229,10 @@ export function createTranslationService(
     takeExpected(principal, target) {
       return expectations.take(principal, target);
     },
-    async translate(session, dialed) {
+    async translate(session, dialed, route) {
       const target = session.request.target;
       try {
-        if (options.route(target).chained) return false;
+        if (route.chained) return false;
         // Bytes the client pipelined after its request (before any server greeting) belong
         // to the plain relay, which delivers them first; line protocols never do this.
         if (session.reader.buffered > 0) return false;

@@ -27,12 +27,12 @@
  */
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../../net/address.ts";
-import { errorText } from "../../net/error_text.ts";
-import { candidateAddresses } from "../../resolver/mod.ts";
+import { closeQuietly } from "../../net/io.ts";
 import {
+  lookupCandidates,
   type RecordBase,
   recordBaseOf,
-  rejectRequest,
+  rejectForError,
   replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
@@ -55,7 +55,6 @@ import {
 import { clientKey } from "../access/client_key.ts";
 import { UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
 import { logger } from "../observe/log.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 const log = logger("udp");
@@ -115,13 +114,7 @@ async function associate(
       port: 0,
     });
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `Cannot open UDP relay socket: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, "Cannot open UDP relay socket: ");
     return;
   }
   const family = local.address.family;
@@ -240,13 +233,9 @@ class Association {
     this.#abort.abort();
     for (const row of this.#table.rows) this.#release(row, true);
     for (const socket of [this.#clientSocket, this.#outbound[4], this.#outbound[6]]) {
-      try {
-        socket?.close();
-      } catch { /* closed */ }
+      closeQuietly(socket);
     }
-    try {
-      this.#session.conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#session.conn);
     this.#finished();
   }
 
@@ -471,15 +460,7 @@ class Association {
     const session = this.#session;
     let candidates: IpAddress[];
     try {
-      ({ addresses: candidates } = await candidateAddresses(
-        target,
-        services.resolver,
-        services.config.resolver.prefer,
-        AbortSignal.any([
-          AbortSignal.timeout(services.config.timeouts.connectMs),
-          this.#abort.signal,
-        ]),
-      ));
+      ({ addresses: candidates } = await lookupCandidates(services, target, this.#abort.signal));
     } catch (error) {
       log.debug("UDP destination {name} did not resolve: {error}", {
         name: target.address.family === "name" ? target.address.name : "-",

@@ -11,6 +11,7 @@ import YAML from "yaml";
 import type { z } from "zod";
 import { formatEndpoint, formatIp } from "../../net/address.ts";
 import { formatCidr } from "../../net/cidr.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   ConfigError,
   type ConfigProblem,
@@ -329,8 +330,7 @@ function readYaml(text: string): unknown {
   try {
     return document.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError("", `Cannot parse YAML: ${reason}`, { cause: error });
+    throw new ConfigError("", `Cannot parse YAML: ${errorText(error)}`, { cause: error });
   }
 }
 

@@ -11,6 +11,7 @@
  */
 
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { closeQuietly } from "../../net/io.ts";
 
 /** A stream the relay can drive: a TCP connection or anything shaped like one. */
 export interface RelayConn {
@@ -164,9 +165,7 @@ export async function relay(
     closed = true;
     if (end === "closed") end = why;
     for (const conn of [client, server]) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      closeQuietly(conn);
     }
   };
   const onAbort = () => closeBoth("aborted");

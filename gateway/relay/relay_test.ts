@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readAll } from "../../tests/helpers/streams.ts";
+import { readAll, writeAll } from "../../tests/helpers/streams.ts";
 import {
   relay,
   relayBufferStats,
@@ -66,11 +66,6 @@ async function drain(conn: Deno.Conn): Promise<number> {
   } catch {
     return total;
   }
-}
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
 }
 
 function randomBytes(length: number): Uint8Array {
