@@ -5,8 +5,7 @@
  */
 
 import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../net/address.ts";
-import { isLoopback } from "../net/cidr.ts";
-import { Resolver } from "../resolver/mod.ts";
+import type { Resolver } from "../resolver/mod.ts";
 import {
   capConnections,
   DescriptorBudget,
@@ -15,26 +14,16 @@ import {
 } from "./limits/fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./observe/admin.ts";
 import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
-import { clientKey } from "./access/client_key.ts";
-import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
-import { declaredAddresses } from "./config/own_addresses.ts";
+import type { Config, ListenConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
-import { GatewayHost } from "./access/host_local.ts";
+import { Admission } from "./listen/admission.ts";
 import { acceptLoop, listenOn } from "./listen/listener.ts";
-import { checkLogin, type LoginGate } from "./access/login_gate.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
 import { logger } from "./observe/log.ts";
-import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
-import { PasswordVerifier } from "./access/password_verifier.ts";
-import { isTrustedProxy } from "./listen/proxy_trust.ts";
-import { AccessRules } from "./access/rules.ts";
+import { GatewayMetrics } from "./observe/metrics.ts";
 import { runSession } from "./session.ts";
-import type { SessionServices } from "./session_types.ts";
-import { StandIns } from "./commands/stand_ins.ts";
-import { DirectDialer } from "./upstream/direct.ts";
-import { NoLoopDialer } from "./upstream/no_loop.ts";
-import { createRouter } from "./upstream/router.ts";
-import { createTranslationService } from "./commands/translate.ts";
+import { drain } from "./drain.ts";
+import { type GatewayCore, type Generation, wireServices } from "./wiring.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
@@ -85,22 +74,9 @@ export function logConfigWarnings(config: Config): void {
   }
 }
 
-/** Starts listening on every configured address and serves clients until stopped. */
-export function startGateway(config: Config, options: StartGatewayOptions = {}): Gateway {
-  const resolver = options.resolver ?? new Resolver(config.resolver);
-  const dialer = new DirectDialer(resolver, config.resolver.prefer);
-  const users = new Map<string, UserConfig>(config.auth.users.map((u) => [u.name, u]));
-  const host = new GatewayHost({ declared: declaredAddresses(config) });
-  const shutdownController = new AbortController();
-  const active = new Set<Deno.TcpConn>();
-  const perClient = new Map<string, number>();
-  const sessions = new Set<Promise<void>>();
-  warmUpErrorStacks();
-  const shares = Math.max(1, options.descriptorShares ?? 1);
-  const processLimit = descriptorLimit();
-  const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
+/** The effective connection cap of `config` for a gateway holding `descriptors` open files. */
+function effectiveMaxConnections(config: Config, descriptors: number | null): number {
   const maxConnections = capConnections(config.limits.maxConnections, descriptors);
-  const budget = DescriptorBudget.forLimit(descriptors);
   if (maxConnections < config.limits.maxConnections) {
     log.warn(
       "max_connections lowered from {configured} to {effective}: the open files limit is " +
@@ -108,79 +84,89 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       { configured: config.limits.maxConnections, effective: maxConnections, descriptors },
     );
   }
-  const passwords = new PasswordVerifier(config.auth.users);
-  const metrics = new GatewayMetrics({
-    resolverStats: resolver.stats,
-    activeConnections: () => active.size,
-    maxConnections,
-    passwordStats: passwords,
-  });
-  const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
-  // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
-  const clientKeyOf = (client: IpEndpoint) =>
-    clientKey(client.address, config.limits.ipv6ClientPrefix);
-  const loginGate: LoginGate = {
-    limiter: authFailures,
-    check: (username, password, key) => passwords.check(username, password, key),
-    countRejection: (limit) => metrics.limitRejections.inc([limit]),
-    countFailure: () => metrics.authFailures.inc(),
-  };
-  let draining = false;
+  return maxConnections;
+}
 
-  const services: SessionServices = {
-    config,
-    reserveDescriptors: (count) => budget.take(count, active.size),
-    rules: new AccessRules(config.rules, host),
-    dialer,
-    route: createRouter(config.routes, dialer, {
-      hopBase: new NoLoopDialer(dialer, (address, port) => host.isOwnListener(address, port)),
-      sameHost: {
-        isHostLocal: (address) => host.isHostLocal(address),
-        resolve: async (name, signal) => {
-          const { v4, v6 } = await resolver.resolve(name, { signal });
-          return [...v4, ...v6];
-        },
+/** Opens every `listen` address; on a failure closes those already open and throws. */
+function openListeners(config: Config, reusePort: boolean): Deno.TcpListener[] {
+  const listeners: Deno.TcpListener[] = [];
+  try {
+    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
+  } catch (error) {
+    for (const listener of listeners) listener.close();
+    throw error;
+  }
+  return listeners;
+}
+
+/** Starts listening on every configured address and serves clients until stopped. */
+export function startGateway(config: Config, options: StartGatewayOptions = {}): Gateway {
+  const shutdownController = new AbortController();
+  const sessions = new Set<Promise<void>>();
+  warmUpErrorStacks();
+  const shares = Math.max(1, options.descriptorShares ?? 1);
+  const processLimit = descriptorLimit();
+  const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
+  const maxConnections = effectiveMaxConnections(config, descriptors);
+  const budget = DescriptorBudget.forLimit(descriptors);
+  const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
+  // Read at scrape time: the generation's resolver and password checks.
+  let generation: Generation | undefined;
+  const metrics = new GatewayMetrics({
+    resolverStats: {
+      get hits() {
+        return generation?.resolver.stats.hits ?? 0;
       },
+      get misses() {
+        return generation?.resolver.stats.misses ?? 0;
+      },
+      get queries() {
+        return generation?.resolver.stats.queries ?? 0;
+      },
+    },
+    activeConnections: () => admission.active.size,
+    maxConnections,
+    passwordStats: {
+      get hashes() {
+        return generation?.passwords.hashes ?? 0;
+      },
+      get peak() {
+        return generation?.passwords.peak ?? 0;
+      },
+      get slots() {
+        return generation?.passwords.slots ?? 0;
+      },
+    },
+  });
+  const admission: Admission = new Admission({
+    metrics,
+    budget,
+    authFailures,
+    limits: () => ({
+      maxConnections,
+      maxConnectionsPerClient: current.config.limits.maxConnectionsPerClient,
+      clientKeyOf: current.clientKeyOf,
     }),
-    // Lazy: the translators' data channels use the gateway's own rules, route and records.
-    translation: createTranslationService(config, {
-      shutdown: shutdownController.signal,
-      get rules() {
-        return services.rules;
-      },
-      get route() {
-        return services.route;
-      },
-      record: (record) => services.record(record),
-    }),
-    resolver,
-    standIns: (config.resolver.standIns ?? "cross-family") === "cross-family"
-      ? new StandIns({ ipv6ClientPrefix: config.limits.ipv6ClientPrefix })
-      : null,
-    users,
+  });
+  const core: GatewayCore = {
+    metrics,
     shutdown: shutdownController.signal,
-    // Only loopback: a client from one of the host's other addresses may be this gateway itself.
-    isLocalAddress: (endpoint) => isLoopback(endpoint.address),
+    authFailures,
+    reserveDescriptors: (count) => budget.take(count, admission.active.size),
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
       options.onRecord?.(record);
     },
-    metrics,
-    authenticate: (client, username, password, signal) =>
-      checkLogin(loginGate, clientKeyOf(client), username, password, signal),
-    refuseAuth: (client) => {
-      const refused = authFailures.isBlocked(clientKeyOf(client));
-      if (refused) metrics.limitRejections.inc(["auth_failures"]);
-      return refused;
-    },
   };
+  const current = generation = wireServices(config, core, {
+    ...(options.resolver && { resolver: options.resolver }),
+  });
+  let draining = false;
 
-  const listeners: Deno.TcpListener[] = [];
+  const listeners = openListeners(config, options.reusePort ?? false);
   let admin: AdminServer | null = null;
   try {
-    const reusePort = options.reusePort ?? false;
-    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
     if (config.admin) {
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics.render(),
@@ -192,7 +178,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     throw error;
   }
   const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
-  host.listeners = endpoints;
+  current.host.listeners = endpoints;
   for (const endpoint of endpoints) {
     log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
   }
@@ -203,64 +189,17 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     });
   }
 
-  let lastRefusalLog = -Infinity;
-  let refusalsUnlogged = 0;
   const onConnection = (conn: Deno.TcpConn, listen: ListenConfig | undefined) => {
-    const proxyProtocol = listen?.proxyProtocol;
-    let peer: IpEndpoint;
-    try {
-      peer = endpointFromNetAddr(conn.remoteAddr);
-    } catch {
-      conn.close();
-      return;
-    }
-    const clientKey = clientKeyOf(peer);
-    // Behind a PROXY-protocol balancer the peer is the balancer, shared by every client: the
-    // per-client limit would cap them all together, so it is left to the balancer there, and
-    // the failed-login limit is applied in the session to the client the header names.
-    const clientCount = proxyProtocol ? 0 : perClient.get(clientKey) ?? 0;
-    const refused: LimitName | null =
-      proxyProtocol && !isTrustedProxy(peer.address, listen?.trustedProxies)
-        ? "untrusted_proxy"
-        : !proxyProtocol && authFailures.isBlocked(clientKey)
-        ? "auth_failures"
-        : active.size >= maxConnections || !budget.admitsConnection(active.size)
-        ? "global"
-        : clientCount >= config.limits.maxConnectionsPerClient
-        ? "per_client"
-        : null;
-    if (refused !== null) {
-      conn.close();
-      metrics.limitRejections.inc([refused]);
-      // At most one line a second: a flood must not turn into a flood of log lines.
-      const now = performance.now();
-      if (now - lastRefusalLog >= 1000) {
-        log.warn(
-          refused === "untrusted_proxy"
-            ? "refused {client}: not a trusted proxy of this PROXY protocol listener " +
-              "(and {more} more refusals since the last line)"
-            : "{limit} limit reached; refused {client} (and {more} more since the last line)",
-          { limit: refused, client: clientKey, more: refusalsUnlogged },
-        );
-        lastRefusalLog = now;
-        refusalsUnlogged = 0;
-      } else {
-        refusalsUnlogged++;
-      }
-      return;
-    }
-    active.add(conn);
-    perClient.set(clientKey, clientCount + 1);
+    const admitted = admission.admit(conn, listen);
+    if (admitted === null) return;
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
+    const proxyProtocol = listen?.proxyProtocol;
+    const session = runSession(conn, current.services, proxyProtocol ? { proxyProtocol } : {})
       .catch((error) => log.error("session failed: {error}", { error }))
       .finally(() => {
-        active.delete(conn);
-        const left = (perClient.get(clientKey) ?? 1) - 1;
-        if (left === 0) perClient.delete(clientKey);
-        else perClient.set(clientKey, left);
+        admitted.release();
         sessions.delete(session);
       });
     sessions.add(session);
@@ -280,31 +219,13 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
     stopping ??= (async () => {
       draining = true;
-      for (const listener of listeners) {
-        try {
-          listener.close();
-        } catch { /* closed */ }
-      }
-      await Promise.all(loops);
-      if (sessions.size > 0) {
-        log.info("draining {count} connections for up to {drainMs} ms", {
-          count: sessions.size,
-          drainMs,
-        });
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.all([...sessions]),
-          new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
-        ]);
-        clearTimeout(timer);
-      }
-      shutdownController.abort();
-      for (const conn of active) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await Promise.all([...sessions]);
+      await drain({
+        listeners,
+        loops,
+        sessions,
+        connections: admission.active,
+        abort: () => shutdownController.abort(),
+      }, drainMs);
       await admin?.close();
     })();
     return stopping;
@@ -313,7 +234,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   return {
     endpoints,
     get activeConnections() {
-      return active.size;
+      return admission.active.size;
     },
     adminEndpoint: admin?.endpoint ?? null,
     metrics,
