@@ -4,7 +4,7 @@
  * @module
  */
 
-import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../net/address.ts";
+import { formatEndpoint, type IpEndpoint } from "../net/address.ts";
 import type { Resolver } from "../resolver/mod.ts";
 import {
   capConnections,
@@ -13,23 +13,24 @@ import {
   warmUpErrorStacks,
 } from "./limits/fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./observe/admin.ts";
-import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
 import type { Config, ListenConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
 import { Admission } from "./listen/admission.ts";
-import { acceptLoop, listenOn } from "./listen/listener.ts";
+import { ListenerSet } from "./listen/listener_set.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
-import { logger } from "./observe/log.ts";
+import { logger, setupLogging, type SetupLoggingOptions } from "./observe/log.ts";
 import { GatewayMetrics } from "./observe/metrics.ts";
 import { runSession } from "./session.ts";
 import { drain } from "./drain.ts";
-import { type GatewayCore, type Generation, wireServices } from "./wiring.ts";
+import { type GatewayCore, type Generation, sameSection, wireServices } from "./wiring.ts";
+import { LiveSessions } from "./live_sessions.ts";
+import { type Applied, createReloader, type ReloadOutcome } from "./reload.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
   /** Receives every connection record (tests, metrics); the log line is written regardless. */
   onRecord?: (record: ConnectionRecord) => void;
-  /** Replaces the resolver (tests). */
+  /** Replaces the resolver (tests); kept across reloads. */
   resolver?: Resolver;
   /**
    * Listens with SO_REUSEPORT, beside other gateways of the same process (workers).
@@ -46,6 +47,17 @@ export interface StartGatewayOptions {
    * Workers leave it to the pool, which logs them once. @default true
    */
   warnings?: boolean;
+  /**
+   * Reads the config again (the file and CLI flags): enables {@linkcode Gateway.reload},
+   * SIGHUP in `main.ts serve` and `POST /reload` on the admin listener. @default none: reload
+   * is refused
+   */
+  loadConfig?: () => Promise<Config>;
+  /**
+   * Set: a reload sets logging up again with the new `log` section and these options.
+   * @default logging is left alone
+   */
+  logging?: SetupLoggingOptions;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -58,6 +70,17 @@ export interface Gateway extends AsyncDisposable {
   readonly adminEndpoint: IpEndpoint | null;
   /** The gateway's metrics, as `/metrics` serves them. */
   readonly metrics: GatewayMetrics;
+  /** The config generation in force: 1 at start, one more per accepted reload. */
+  readonly generation: number;
+  /**
+   * Puts a validated config in force for new connections, atomically (see "Hot reload" in
+   * the README); `generation` numbers it (default: one more).
+   *
+   * @throws when a new listen address cannot be opened; nothing has changed then.
+   */
+  apply(config: Config, generation?: number): Promise<Applied>;
+  /** Re-reads the config with `loadConfig` and applies it; never rejects. */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops accepting, lets live connections finish for up to `drainMs` (default: the
    * configured drain timeout), then closes whatever is left.
@@ -87,16 +110,24 @@ function effectiveMaxConnections(config: Config, descriptors: number | null): nu
   return maxConnections;
 }
 
-/** Opens every `listen` address; on a failure closes those already open and throws. */
-function openListeners(config: Config, reusePort: boolean): Deno.TcpListener[] {
-  const listeners: Deno.TcpListener[] = [];
-  try {
-    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
-  } catch (error) {
-    for (const listener of listeners) listener.close();
-    throw error;
+/** Warns of changes a reload cannot make to a running gateway. */
+function warnFixedChanges(running: Config, next: Config): void {
+  if (!sameSection(running.admin, next.admin)) {
+    log.warn("reload: admin changed; the admin listener keeps its address until a restart");
   }
-  return listeners;
+  if (running.workers !== next.workers) {
+    log.warn("reload: workers changed; {workers} stay until a restart", {
+      workers: running.workers,
+    });
+  }
+}
+
+/** Counters of the resolvers and password verifiers a reload replaced, for the totals. */
+interface Retired {
+  hits: number;
+  misses: number;
+  queries: number;
+  hashes: number;
 }
 
 /** Starts listening on every configured address and serves clients until stopped. */
@@ -107,121 +138,194 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   const shares = Math.max(1, options.descriptorShares ?? 1);
   const processLimit = descriptorLimit();
   const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
-  const maxConnections = effectiveMaxConnections(config, descriptors);
+  let maxConnections = effectiveMaxConnections(config, descriptors);
   const budget = DescriptorBudget.forLimit(descriptors);
-  const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
-  // Read at scrape time: the generation's resolver and password checks.
-  let generation: Generation | undefined;
+  const retired: Retired = { hits: 0, misses: 0, queries: 0, hashes: 0 };
   const metrics = new GatewayMetrics({
+    // Read at scrape time: the current generation's resolver and password checks.
     resolverStats: {
       get hits() {
-        return generation?.resolver.stats.hits ?? 0;
+        return retired.hits + current.resolver.stats.hits;
       },
       get misses() {
-        return generation?.resolver.stats.misses ?? 0;
+        return retired.misses + current.resolver.stats.misses;
       },
       get queries() {
-        return generation?.resolver.stats.queries ?? 0;
+        return retired.queries + current.resolver.stats.queries;
       },
     },
     activeConnections: () => admission.active.size,
-    maxConnections,
+    maxConnections: () => maxConnections,
     passwordStats: {
       get hashes() {
-        return generation?.passwords.hashes ?? 0;
+        return retired.hashes + current.passwords.hashes;
       },
       get peak() {
-        return generation?.passwords.peak ?? 0;
+        return current.passwords.peak;
       },
       get slots() {
-        return generation?.passwords.slots ?? 0;
+        return current.passwords.slots;
       },
     },
   });
   const admission: Admission = new Admission({
     metrics,
     budget,
-    authFailures,
     limits: () => ({
       maxConnections,
       maxConnectionsPerClient: current.config.limits.maxConnectionsPerClient,
       clientKeyOf: current.clientKeyOf,
+      authFailures: current.authFailures,
     }),
+  });
+  const live = new LiveSessions({
+    current: () => current,
+    onClose: (reason, info) => {
+      metrics.reloadClosed.inc([reason]);
+      log.info("reload closed a session ({reason}){user}", {
+        reason,
+        user: info.user === undefined ? "" : ` of user ${info.user}`,
+      });
+    },
   });
   const core: GatewayCore = {
     metrics,
     shutdown: shutdownController.signal,
-    authFailures,
     reserveDescriptors: (count) => budget.take(count, admission.active.size),
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
       options.onRecord?.(record);
     },
+    noteSession: (conn, info) => live.note(conn, info),
   };
-  const current = generation = wireServices(config, core, {
+  /** The runtime config: one reference, swapped whole by a reload, read once per session. */
+  let current: Generation = wireServices(config, core, {
     ...(options.resolver && { resolver: options.resolver }),
   });
   let draining = false;
 
-  const listeners = openListeners(config, options.reusePort ?? false);
-  let admin: AdminServer | null = null;
-  try {
-    if (config.admin) {
-      admin = startAdminServer(config.admin.endpoint, {
-        metrics: () => metrics.render(),
-        healthy: () => !draining,
-      });
-    }
-  } catch (error) {
-    for (const listener of listeners) listener.close();
-    throw error;
-  }
-  const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
-  current.host.listeners = endpoints;
-  for (const endpoint of endpoints) {
-    log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
-  }
-  if (options.warnings ?? true) logConfigWarnings(config);
-  if (admin) {
-    log.info("admin endpoint on {endpoint} serves /metrics and /healthz", {
-      endpoint: formatEndpoint(admin.endpoint),
-    });
-  }
-
-  const onConnection = (conn: Deno.TcpConn, listen: ListenConfig | undefined) => {
+  const onConnection = (conn: Deno.TcpConn, listen: ListenConfig) => {
     const admitted = admission.admit(conn, listen);
     if (admitted === null) return;
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const proxyProtocol = listen?.proxyProtocol;
-    const session = runSession(conn, current.services, proxyProtocol ? { proxyProtocol } : {})
+    const generation = current;
+    // Its own end, for a reload that closes it; the gateway's shutdown ends it too.
+    const ended = new AbortController();
+    const untrack = live.add(conn, generation, () => {
+      ended.abort();
+      try {
+        conn.close(); // a translated session has no core relay to abort
+      } catch { /* closed by the relay */ }
+    });
+    const services = {
+      ...generation.services,
+      shutdown: AbortSignal.any([shutdownController.signal, ended.signal]),
+    };
+    const proxyProtocol = listen.proxyProtocol;
+    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
       .catch((error) => log.error("session failed: {error}", { error }))
       .finally(() => {
+        untrack();
         admitted.release();
         sessions.delete(session);
       });
     sessions.add(session);
   };
 
-  const loops = listeners.map((listener, index) =>
-    acceptLoop(listener, {
-      onConnection: (conn) => onConnection(conn, config.listen[index]),
-      onAcceptError: (error, backoffMs) => {
-        metrics.acceptErrors.inc();
-        log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
-      },
-    })
-  );
+  const listeners = new ListenerSet({
+    reusePort: options.reusePort ?? false,
+    onConnection,
+    onAcceptError: (error, backoffMs) => {
+      metrics.acceptErrors.inc();
+      log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
+    },
+  });
+  const opening = listeners.change(config.listen);
+  let admin: AdminServer | null = null;
+  try {
+    if (config.admin) {
+      admin = startAdminServer(config.admin.endpoint, {
+        metrics: () => metrics.render(),
+        healthy: () => !draining,
+        details: () => `generation ${current.number}\n`,
+        reload: () => reload(),
+      });
+    }
+  } catch (error) {
+    opening.abandon();
+    throw error;
+  }
+  opening.commit();
+  const endpoints = listeners.endpoints;
+  current.host.listeners = endpoints;
+  for (const endpoint of endpoints) {
+    log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
+  }
+  if (options.warnings ?? true) logConfigWarnings(config);
+  if (admin) {
+    log.info("admin endpoint on {endpoint} serves /metrics, /healthz and POST /reload", {
+      endpoint: formatEndpoint(admin.endpoint),
+    });
+  }
+
+  const apply = async (next: Config, number = current.number + 1): Promise<Applied> => {
+    if (draining) throw new Error("Cannot reload: the gateway is stopping");
+    warnFixedChanges(current.config, next);
+    const change = listeners.change(next.listen);
+    let wired: Generation;
+    try {
+      wired = wireServices(next, core, {
+        number,
+        previous: current,
+        ...(options.resolver && { resolver: options.resolver }),
+      });
+    } catch (error) {
+      change.abandon();
+      throw error;
+    }
+    // From here to the swap nothing awaits: no connection sees half of the change.
+    const before = current;
+    change.commit();
+    wired.host.listeners = listeners.endpoints;
+    maxConnections = effectiveMaxConnections(next, descriptors);
+    if (wired.resolver !== before.resolver) {
+      retired.hits += before.resolver.stats.hits;
+      retired.misses += before.resolver.stats.misses;
+      retired.queries += before.resolver.stats.queries;
+    }
+    if (wired.passwords !== before.passwords) retired.hashes += before.passwords.hashes;
+    current = wired;
+    metrics.configGeneration = number;
+    for (const endpoint of change.added) {
+      log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
+    }
+    for (const endpoint of change.removed) {
+      log.info("stopped listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
+    }
+    const closed = live.sweep(wired);
+    if (options.logging && !sameSection(before.config.log, next.log)) {
+      await setupLogging(next.log, options.logging);
+    }
+    return { generation: number, closed };
+  };
+  const reload = createReloader({
+    load: options.loadConfig ??
+      (() => Promise.reject(new Error("Cannot reload: this gateway has no config file"))),
+    apply: (next) => apply(next),
+    generation: () => current.number,
+    count: (result) => metrics.reloads.inc([result]),
+  });
 
   let stopping: Promise<void> | undefined;
-  const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
+  const stop = (drainMs = current.config.timeouts.drainMs): Promise<void> => {
     stopping ??= (async () => {
       draining = true;
       await drain({
-        listeners,
-        loops,
+        listeners: listeners.listeners,
+        loops: listeners.loops,
         sessions,
         connections: admission.active,
         abort: () => shutdownController.abort(),
@@ -232,12 +336,19 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   };
 
   return {
-    endpoints,
+    get endpoints() {
+      return listeners.endpoints;
+    },
     get activeConnections() {
       return admission.active.size;
     },
     adminEndpoint: admin?.endpoint ?? null,
     metrics,
+    get generation() {
+      return current.number;
+    },
+    apply,
+    reload,
     stop,
     [Symbol.asyncDispose]: () => stop(0),
   };

@@ -5,7 +5,9 @@
  * session reads one consistent set at accept; a reload builds the next one.
  *
  * What outlives a generation (metrics, the shutdown signal, the descriptor budget, the record
- * sink, the failed-login limiter) comes in as {@linkcode GatewayCore}.
+ * sink) comes in as {@linkcode GatewayCore}. A reload keeps the previous generation's resolver
+ * (and its cache), password checks, failed-login limiter and stand-in table when the sections
+ * they come from are unchanged.
  *
  * @module
  */
@@ -22,10 +24,10 @@ import { StandIns } from "./commands/stand_ins.ts";
 import { createTranslationService } from "./commands/translate.ts";
 import { declaredAddresses } from "./config/own_addresses.ts";
 import type { Config, UserConfig } from "./config/types.ts";
-import type { AuthFailureLimiter } from "./limits/auth_limiter.ts";
+import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
-import type { SessionServices } from "./session_types.ts";
+import type { LiveSessionInfo, SessionServices } from "./session_types.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
@@ -40,8 +42,8 @@ export interface GatewayCore {
   readonly record: (record: ConnectionRecord) => void;
   /** Takes descriptors beyond a connection's two; see {@linkcode SessionServices}. */
   readonly reserveDescriptors: (count: number) => (() => void) | null;
-  /** The failed-login limiter. */
-  readonly authFailures: AuthFailureLimiter;
+  /** Tells the gateway what a live session is (see {@linkcode SessionServices.noteSession}). */
+  readonly noteSession?: (conn: Deno.TcpConn, info: LiveSessionInfo) => void;
 }
 
 /** One config wired into the services its sessions use. Never changed once built. */
@@ -58,6 +60,8 @@ export interface Generation {
   readonly resolver: Resolver;
   /** RFC 1929 password checks. */
   readonly passwords: PasswordVerifier;
+  /** The failed-login limiter. */
+  readonly authFailures: AuthFailureLimiter;
   /** The per-client key of a client: an IPv4 address, or the configured IPv6 prefix. */
   readonly clientKeyOf: (client: IpEndpoint) => string;
 }
@@ -110,7 +114,12 @@ export function wireServices(
   const dialer = new DirectDialer(resolver, config.resolver.prefer);
   const users = new Map<string, UserConfig>(config.auth.users.map((u) => [u.name, u]));
   const host = new GatewayHost({ declared: declaredAddresses(config) });
-  const { metrics, authFailures } = core;
+  // Kept across a reload that leaves its limit: a reload must not forgive failed logins.
+  const authFailures = previous &&
+      previous.config.limits.authFailuresPerMinute === config.limits.authFailuresPerMinute
+    ? previous.authFailures
+    : new AuthFailureLimiter(config.limits.authFailuresPerMinute);
+  const { metrics } = core;
   // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
   const clientKeyOf = (client: IpEndpoint) =>
     clientKey(client.address, config.limits.ipv6ClientPrefix);
@@ -162,6 +171,7 @@ export function wireServices(
       if (refused) metrics.limitRejections.inc(["auth_failures"]);
       return refused;
     },
+    ...(core.noteSession && { noteSession: core.noteSession }),
   };
   return {
     number: options.number ?? 1,
@@ -170,6 +180,7 @@ export function wireServices(
     host,
     resolver,
     passwords,
+    authFailures,
     clientKeyOf,
   };
 }

@@ -530,6 +530,7 @@ export const configSchema: z.ZodType<Config> = z
         z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
       ).optional(),
       workers: positiveInteger.default(1),
+      reload: section({ recheck: z.boolean().default(false) }),
     }),
   )
   .superRefine((value, ctx) => {
@@ -606,4 +607,5 @@ export const configSchema: z.ZodType<Config> = z
     admin: value.admin ? { endpoint: value.admin.listen } : null,
     log: value.log,
     workers: value.workers,
+    reload: { recheck: value.reload.recheck },
   }));

@@ -24,6 +24,8 @@ export interface AdmissionLimits {
   readonly maxConnectionsPerClient: number;
   /** The per-client key of a client. */
   readonly clientKeyOf: (client: IpEndpoint) => string;
+  /** The failed-login limiter. */
+  readonly authFailures: AuthFailureLimiter;
 }
 
 /** Options of {@linkcode Admission}. */
@@ -32,8 +34,6 @@ export interface AdmissionOptions {
   readonly metrics: GatewayMetrics;
   /** Extra descriptors (UDP) held beside the connections. */
   readonly budget: DescriptorBudget;
-  /** The failed-login limiter. */
-  readonly authFailures: AuthFailureLimiter;
   /** The limits in force now: read once per connection. */
   readonly limits: () => AdmissionLimits;
 }
@@ -79,8 +79,9 @@ export class Admission {
       conn.close();
       return null;
     }
-    const { metrics, budget, authFailures } = this.#options;
+    const { metrics, budget } = this.#options;
     const limits = this.#options.limits();
+    const { authFailures } = limits;
     const active = this.#active;
     const key = limits.clientKeyOf(peer);
     // Behind a PROXY-protocol balancer the peer is the balancer, shared by every client: the
