@@ -258,7 +258,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     opening.abandon();
     throw error;
   }
-  opening.commit();
+  void opening.commit(); // nothing to close: its promise is already settled
   const endpoints = listeners.endpoints;
   current.host.listeners = endpoints;
   for (const endpoint of endpoints) {
@@ -288,7 +288,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     }
     // From here to the swap nothing awaits: no connection sees half of the change.
     const before = current;
-    change.commit();
+    const closing = change.commit(); // its synchronous part: new loops run, removed closing
     wired.host.listeners = listeners.endpoints;
     maxConnections = effectiveMaxConnections(next, descriptors);
     if (wired.resolver !== before.resolver) {
@@ -306,6 +306,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       log.info("stopped listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
     }
     const closed = live.sweep(wired);
+    await closing;
     if (options.logging && !sameSection(before.config.log, next.log)) {
       await setupLogging(next.log, options.logging);
     }

@@ -27,7 +27,7 @@ interface Entry {
   listen: ListenConfig;
   readonly listener: Deno.TcpListener;
   readonly endpoint: IpEndpoint;
-  loop?: Promise<void>;
+  loop: Promise<void> | undefined;
 }
 
 /** A change of listeners, opened but not in force yet: commit or abandon it. */
@@ -36,8 +36,11 @@ export interface ListenerChange {
   readonly added: readonly IpEndpoint[];
   /** Addresses the change will close. */
   readonly removed: readonly IpEndpoint[];
-  /** Starts accepting on the new listeners, closes the removed ones. */
-  commit(): void;
+  /**
+   * Starts accepting on the new listeners and closes the removed ones; resolves when their
+   * accept loops have ended (the sockets are closed then, not merely closing).
+   */
+  commit(): Promise<void>;
   /** Closes the listeners this change opened; the set stays as it was. */
   abandon(): void;
 }
@@ -101,11 +104,12 @@ export class ListenerSet {
           return;
         }
         const listener = listenOn(entry.endpoint, { reusePort: this.#options.reusePort ?? false });
-        const fresh = {
+        const fresh: Entry = {
           key,
           listen: entry,
           listener,
           endpoint: endpointFromNetAddr(listener.addr),
+          loop: undefined,
         };
         opened.push(fresh);
         next.push(fresh);
@@ -120,13 +124,14 @@ export class ListenerSet {
     return {
       added: opened.map((entry) => entry.endpoint),
       removed: removed.map((entry) => entry.endpoint),
-      commit: () => {
+      commit: async () => {
         if (done) return;
         done = true;
         listen.forEach((entry, index) => next[index]!.listen = entry);
         this.#entries = next;
         for (const entry of opened) this.#start(entry);
         for (const entry of removed) close(entry.listener);
+        await Promise.all(removed.map((entry) => entry.loop));
       },
       abandon: () => {
         if (done) return;
@@ -146,6 +151,7 @@ export class ListenerSet {
       onConnection: (conn) => this.#options.onConnection(conn, entry.listen),
       ...(this.#options.onAcceptError && { onAcceptError: this.#options.onAcceptError }),
     });
+    entry.loop = loop;
     this.#loops.push(loop);
   }
 }
