@@ -153,6 +153,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
     },
   });
   if (!answered) return;
+  services.noteSession?.(conn, { subject: subject(peer.address) });
 
   services.metrics?.activeRelays.inc(["bind"]);
   const result = await relay(watched, peerConn, {

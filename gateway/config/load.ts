@@ -66,6 +66,8 @@ log:
   level: info                    # or debug | warning | error
   format: text                   # or json
 workers: 1                       # isolates (cores) serving clients, sharing the listen ports; or auto
+reload:                          # SIGHUP or POST /reload on the admin listener
+  recheck: false                 # true: close live sessions the reloaded rules refuse
 `;
 
 /**
@@ -237,6 +239,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
     log: { level: config.log.level, format: config.log.format },
     workers: config.workers,
+    reload: { recheck: config.reload.recheck },
   };
 }
 

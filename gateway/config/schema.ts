@@ -547,6 +547,7 @@ export const configSchema: z.ZodType<Config> = z
         }
         return value;
       }, positiveInteger.default(1)),
+      reload: section({ recheck: z.boolean().default(false) }),
     }),
   )
   .superRefine((value, ctx) => {
@@ -624,4 +625,5 @@ export const configSchema: z.ZodType<Config> = z
     admin: value.admin ? { endpoint: value.admin.listen } : null,
     log: value.log,
     workers: value.workers,
+    reload: { recheck: value.reload.recheck },
   }));

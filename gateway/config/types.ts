@@ -206,6 +206,15 @@ export interface LogConfig {
   readonly format: "text" | "json";
 }
 
+/** What a config reload (SIGHUP, `POST /reload`) does to live sessions. */
+export interface ReloadConfig {
+  /**
+   * Close live sessions that the reloaded rules would refuse (else only sessions whose user
+   * was removed or whose password changed are closed). @default false
+   */
+  readonly recheck: boolean;
+}
+
 /** The whole validated configuration. */
 export interface Config {
   /** Listening sockets; never empty. */
@@ -238,4 +247,6 @@ export interface Config {
    * @default 1
    */
   readonly workers: number;
+  /** Config reload. */
+  readonly reload: ReloadConfig;
 }

@@ -1,7 +1,7 @@
 /**
  * The entry point of one worker isolate (`workers` above 1): it runs a gateway with
- * SO_REUSEPORT on the addresses the main isolate gives it, answers metric snapshot requests and
- * stops (with drain) when told. The messages are {@linkcode ToWorker} and
+ * SO_REUSEPORT on the addresses the main isolate gives it, answers metric snapshot requests,
+ * applies the reloaded configs the main isolate validated, and stops (with drain) when told. The messages are {@linkcode ToWorker} and
  * {@linkcode FromWorker}.
  *
  * @module
@@ -23,6 +23,7 @@ export type ToWorker =
     readonly config: Config;
   }
   | { readonly type: "snapshot"; readonly id: number }
+  | { readonly type: "reload"; readonly generation: number; readonly config: Config }
   | { readonly type: "stop"; readonly drainMs: number };
 
 /** A message from a worker to the main isolate. */
@@ -30,6 +31,8 @@ export type FromWorker =
   | { readonly type: "started"; readonly endpoints: readonly IpEndpoint[] }
   | { readonly type: "failed"; readonly message: string }
   | { readonly type: "snapshot"; readonly id: number; readonly metrics: MetricSnapshot[] }
+  | { readonly type: "reloaded"; readonly generation: number; readonly closed: number }
+  | { readonly type: "reload-failed"; readonly generation: number; readonly message: string }
   | { readonly type: "stopped" };
 
 /** The parts of the worker global scope used here (the window lib does not declare them). */
@@ -50,6 +53,7 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
       descriptorShares: message.count,
       // The pool logs them once, not once per worker.
       warnings: false,
+      logging: { worker: message.index },
     });
     scope.postMessage({ type: "started", endpoints: gateway.endpoints });
   } catch (error) {
@@ -59,6 +63,20 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
     });
     await teardownLogging();
     scope.close();
+  }
+}
+
+async function reload(message: ToWorker & { type: "reload" }): Promise<void> {
+  if (!gateway) return;
+  try {
+    const { closed } = await gateway.apply(message.config, message.generation);
+    scope.postMessage({ type: "reloaded", generation: message.generation, closed });
+  } catch (error) {
+    scope.postMessage({
+      type: "reload-failed",
+      generation: message.generation,
+      message: errorText(error),
+    });
   }
 }
 
@@ -84,6 +102,9 @@ scope.onmessage = (event) => {
           metrics: gateway.metrics.snapshot(),
         });
       }
+      break;
+    case "reload":
+      void reload(message);
       break;
     case "stop":
       void stop(message.drainMs);

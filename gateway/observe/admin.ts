@@ -1,13 +1,15 @@
 /**
- * The admin listener: `GET /metrics` (Prometheus text exposition) and `GET /healthz` (200 `ok`
- * while serving, 503 `draining` while the gateway stops). Only started when `admin` is
- * configured; loopback by default.
+ * The admin listener: `GET /metrics` (Prometheus text exposition), `GET /healthz` (200 `ok`
+ * while serving, 503 `draining` while the gateway stops; then the config generation each
+ * isolate runs) and `POST /reload` (re-read the config: 200 accepted, 400 refused, 500 failed,
+ * with the reason). Only started when `admin` is configured; loopback by default.
  *
  * @module
  */
 
 import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
+import type { ReloadOutcome } from "../reload.ts";
 
 /** Options of {@linkcode startAdminServer}. */
 export interface AdminServerOptions {
@@ -15,6 +17,10 @@ export interface AdminServerOptions {
   metrics: () => string | Promise<string>;
   /** `false` while draining: `/healthz` answers 503. @default always healthy */
   healthy?: () => boolean;
+  /** Lines `/healthz` adds after its status (the config generation). @default none */
+  details?: () => string;
+  /** Runs a reload for `POST /reload`. @default none: `/reload` is not found */
+  reload?: () => Promise<ReloadOutcome>;
 }
 
 /** A running admin listener. Disposing it closes it. */
@@ -29,6 +35,7 @@ const TEXT = "text/plain; charset=utf-8";
 
 async function handle(request: Request, options: AdminServerOptions): Promise<Response> {
   const path = new URL(request.url).pathname;
+  if (path === "/reload" && options.reload) return await reload(request, options.reload);
   if (path !== "/metrics" && path !== "/healthz") {
     return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
   }
@@ -41,13 +48,33 @@ async function handle(request: Request, options: AdminServerOptions): Promise<Re
   const head = request.method === "HEAD";
   if (path === "/healthz") {
     const healthy = options.healthy?.() ?? true;
-    return new Response(head ? null : healthy ? "ok\n" : "draining\n", {
+    const details = options.details?.() ?? "";
+    return new Response(head ? null : (healthy ? "ok\n" : "draining\n") + details, {
       status: healthy ? 200 : 503,
       headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
   }
   return new Response(head ? null : await options.metrics(), {
     headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
+  });
+}
+
+const RELOAD_STATUS = { accepted: 200, refused: 400, failed: 500 } as const;
+
+async function reload(
+  request: Request,
+  run: () => Promise<ReloadOutcome>,
+): Promise<Response> {
+  if (request.method !== "POST") {
+    return new Response("method not allowed\n", {
+      status: 405,
+      headers: { "content-type": TEXT, allow: "POST" },
+    });
+  }
+  const outcome = await run();
+  return new Response(`${outcome.result}: ${outcome.message}\n`, {
+    status: RELOAD_STATUS[outcome.result],
+    headers: { "content-type": TEXT, "cache-control": "no-store" },
   });
 }
 

@@ -479,8 +479,8 @@ export interface GatewayMetricsOptions {
   resolverStats?: ResolverStats;
   /** Client connections being served. @default none: the gauge is left out */
   activeConnections?: () => number;
-  /** The effective connection limit. @default none: the gauge is left out */
-  maxConnections?: number;
+  /** The effective connection limit (read at scrape time when a function). @default none: the gauge is left out */
+  maxConnections?: number | (() => number);
   /** scrypt password checks (`PasswordVerifier`). @default none: the metrics are left out */
   passwordStats?: PasswordStats;
 }
@@ -590,6 +590,12 @@ export class GatewayMetrics {
   readonly acceptErrors: Counter;
   /** UDP datagrams not relayed, by reason (`foreign`: not from the association's owner). */
   readonly udpDropped: Counter;
+  /** The config generation in force: 1 at start, one more per accepted reload. */
+  configGeneration = 1;
+  /** Config reloads by result (`accepted`, `refused`: invalid config, `failed`: not applied). */
+  readonly reloads: Counter;
+  /** Live sessions a reload closed, by reason (`user_removed`, `password_changed`, `recheck`). */
+  readonly reloadClosed: Counter;
 
   /** Creates the metric set; `options` add the figures read at scrape time. */
   constructor(options: GatewayMetricsOptions = {}) {
@@ -613,7 +619,7 @@ export class GatewayMetrics {
         "dualgate_max_connections",
         "Effective limit of simultaneous client connections.",
         "gauge",
-        () => max,
+        typeof max === "function" ? max : () => max,
       );
     }
     this.activeRelays = r.gauge(
@@ -666,6 +672,26 @@ export class GatewayMetrics {
       "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
       ["reason"],
     );
+    r.collect(
+      "dualgate_config_generation",
+      "Config generation in force: 1 at start, one more per accepted reload.",
+      "gauge",
+      () => this.configGeneration,
+    );
+    this.reloads = r.counter(
+      "dualgate_reloads_total",
+      "Config reloads (SIGHUP, POST /reload) by result: accepted, refused (invalid), failed.",
+      ["result"],
+    );
+    for (const result of ["accepted", "refused", "failed"]) this.reloads.inc([result], 0);
+    this.reloadClosed = r.counter(
+      "dualgate_reload_closed_total",
+      "Live sessions a reload closed, by reason: user_removed, password_changed, recheck.",
+      ["reason"],
+    );
+    for (const reason of ["user_removed", "password_changed", "recheck"]) {
+      this.reloadClosed.inc([reason], 0);
+    }
   }
 
   /** Counts one finished connection from its record. */
