@@ -33,7 +33,9 @@ import type { SessionServices } from "./session_types.ts";
 import { StandIns } from "./commands/stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
-import { createRouter } from "./upstream/router.ts";
+import { createRouter, hopStatesOf } from "./upstream/router.ts";
+import { loadAdminAuth } from "./observe/admin_auth.ts";
+import { type LiveStatus, StatusBoard } from "./observe/status.ts";
 import { createTranslationService } from "./commands/translate.ts";
 
 /** Options of {@linkcode startGateway}. */
@@ -69,6 +71,8 @@ export interface Gateway extends AsyncDisposable {
   readonly adminEndpoint: IpEndpoint | null;
   /** The gateway's metrics, as `/metrics` serves them. */
   readonly metrics: GatewayMetrics;
+  /** What the status page shows beside the metrics: hop states, resolver cache. */
+  liveStatus(): LiveStatus;
   /**
    * Stops accepting, lets live connections finish for up to `drainMs` (default: the
    * configured drain timeout), then closes whatever is left.
@@ -176,19 +180,37 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     },
   };
 
+  const liveStatus = (): LiveStatus => ({
+    hops: hopStatesOf(services.route),
+    resolverCache: resolver.cacheSize,
+    resolverInflight: resolver.inflightLookups,
+  });
   const listeners: Deno.TcpListener[] = [];
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
     const reusePort = options.reusePort ?? false;
     for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
     if (config.admin) {
+      const auth = config.admin.auth &&
+        loadAdminAuth(
+          config.admin.auth,
+          (user, password, key) => passwords.check(user, password, key),
+        );
+      board = new StatusBoard({
+        gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),
+      });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics.render(),
         healthy: () => !draining,
+        status,
+        ...(auth && { auth }),
       });
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
+    board?.close();
     throw error;
   }
   const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
@@ -198,7 +220,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   }
   if (options.warnings ?? true) logConfigWarnings(config);
   if (admin) {
-    log.info("admin endpoint on {endpoint} serves /metrics and /healthz", {
+    log.info("admin endpoint on {endpoint} serves /, /api/status, /metrics and /healthz", {
       endpoint: formatEndpoint(admin.endpoint),
     });
   }
@@ -305,6 +327,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
         } catch { /* closed */ }
       }
       await Promise.all([...sessions]);
+      board?.close();
       await admin?.close();
     })();
     return stopping;
@@ -317,6 +340,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     },
     adminEndpoint: admin?.endpoint ?? null,
     metrics,
+    liveStatus,
     stop,
     [Symbol.asyncDispose]: () => stop(0),
   };

@@ -13,6 +13,7 @@ import { errorText } from "../../net/error_text.ts";
 import { type Gateway, startGateway } from "../gateway.ts";
 import { setupLogging, teardownLogging } from "../observe/log.ts";
 import type { MetricSnapshot } from "../observe/metrics.ts";
+import type { LiveStatus } from "../observe/status.ts";
 
 /** A message from the main isolate to a worker. */
 export type ToWorker =
@@ -29,7 +30,12 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: "started"; readonly endpoints: readonly IpEndpoint[] }
   | { readonly type: "failed"; readonly message: string }
-  | { readonly type: "snapshot"; readonly id: number; readonly metrics: MetricSnapshot[] }
+  | {
+    readonly type: "snapshot";
+    readonly id: number;
+    readonly metrics: MetricSnapshot[];
+    readonly live: LiveStatus;
+  }
   | { readonly type: "stopped" };
 
 /** The parts of the worker global scope used here (the window lib does not declare them). */
@@ -82,6 +88,7 @@ scope.onmessage = (event) => {
           type: "snapshot",
           id: message.id,
           metrics: gateway.metrics.snapshot(),
+          live: gateway.liveStatus(),
         });
       }
       break;

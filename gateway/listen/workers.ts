@@ -26,6 +26,15 @@ import { listenOn } from "./listener.ts";
 import { logger } from "../observe/log.ts";
 import { mergeSnapshots, type MetricSnapshot, renderSnapshot } from "../observe/metrics.ts";
 import type { FromWorker, ToWorker } from "./_worker.ts";
+import { loadAdminAuth } from "../observe/admin_auth.ts";
+import { type LiveStatus, StatusBoard } from "../observe/status.ts";
+import { PasswordVerifier } from "../access/password_verifier.ts";
+
+/** The admin listener's own password checks (the workers' verifiers live in their isolates). */
+function adminUsers(config: Config) {
+  const verifier = new PasswordVerifier(config.auth.users);
+  return (user: string, password: string, key: string) => verifier.check(user, password, key);
+}
 
 /** Options of {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
@@ -98,12 +107,18 @@ export function fixListenPorts(config: Config): Config {
   };
 }
 
+/** A worker's answer to a snapshot request. */
+interface WorkerAnswer {
+  readonly metrics: MetricSnapshot[];
+  readonly live: LiveStatus;
+}
+
 interface Member {
   readonly index: number;
   readonly worker: Worker;
   alive: boolean;
   readonly stopped: PromiseWithResolvers<void>;
-  readonly snapshots: Map<number, (metrics: MetricSnapshot[] | null) => void>;
+  readonly snapshots: Map<number, (answer: WorkerAnswer | null) => void>;
 }
 
 /** Per-worker connection totals, so that the spread over workers shows in `/metrics`. */
@@ -197,7 +212,7 @@ export async function startWorkers(
           started.reject(new Error(`Cannot start worker ${index}: ${message.message}`));
           break;
         case "snapshot":
-          member.snapshots.get(message.id)?.(message.metrics);
+          member.snapshots.get(message.id)?.({ metrics: message.metrics, live: message.live });
           break;
         case "stopped":
           member.alive = false;
@@ -219,13 +234,19 @@ export async function startWorkers(
 
   let endpoints: readonly IpEndpoint[];
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
     const all = await Promise.all(starts);
     endpoints = all[0] ?? [];
     if (config.admin) {
+      const auth = config.admin.auth && loadAdminAuth(config.admin.auth, adminUsers(config));
+      board = new StatusBoard({ gather: () => gather(), workers: count });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics(),
         healthy: () => !stopping && members.every((m) => m.alive),
+        status,
+        ...(auth && { auth }),
       });
       log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
         endpoint: formatEndpoint(admin.endpoint),
@@ -235,6 +256,7 @@ export async function startWorkers(
   } catch (error) {
     stopping = Promise.resolve();
     for (const member of members) member.worker.terminate();
+    board?.close();
     await admin?.close();
     throw error;
   }
@@ -244,10 +266,10 @@ export async function startWorkers(
   });
   logConfigWarnings(config);
 
-  const snapshotOf = (member: Member): Promise<MetricSnapshot[] | null> => {
+  const snapshotOf = (member: Member): Promise<WorkerAnswer | null> => {
     if (!member.alive) return Promise.resolve(null);
     const id = nextId++;
-    const { promise, resolve } = Promise.withResolvers<MetricSnapshot[] | null>();
+    const { promise, resolve } = Promise.withResolvers<WorkerAnswer | null>();
     const timer = setTimeout(() => resolve(null), snapshotTimeoutMs);
     member.snapshots.set(id, resolve);
     member.worker.postMessage({ type: "snapshot", id } satisfies ToWorker);
@@ -257,12 +279,21 @@ export async function startWorkers(
     });
   };
 
-  async function metrics(): Promise<string> {
+  async function gather(): Promise<{ metrics: MetricSnapshot[]; live: LiveStatus[] }> {
     const answers = (await Promise.all(
-      members.map(async (member) => ({ index: member.index, metrics: await snapshotOf(member) })),
-    )).filter((a): a is { index: number; metrics: MetricSnapshot[] } => a.metrics !== null);
+      members.map(async (member) => ({ index: member.index, answer: await snapshotOf(member) })),
+    )).flatMap(({ index, answer }) =>
+      answer ? [{ index, metrics: answer.metrics, live: answer.live }] : []
+    );
     const merged = mergeSnapshots(answers.map((a) => a.metrics));
-    return renderSnapshot([...merged, ...workerFamilies(count, answers)]);
+    return {
+      metrics: [...merged, ...workerFamilies(count, answers)],
+      live: answers.map((a) => a.live),
+    };
+  }
+
+  async function metrics(): Promise<string> {
+    return renderSnapshot((await gather()).metrics);
   }
 
   const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
@@ -282,6 +313,7 @@ export async function startWorkers(
         log.warn("workers did not stop within {ms} ms; terminated", { ms: drainMs + stopGraceMs });
       }
       for (const member of members) member.worker.terminate();
+      board?.close();
       await admin?.close();
     })();
     return stopping;

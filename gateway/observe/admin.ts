@@ -1,13 +1,20 @@
 /**
- * The admin listener: `GET /metrics` (Prometheus text exposition) and `GET /healthz` (200 `ok`
- * while serving, 503 `draining` while the gateway stops). Only started when `admin` is
- * configured; loopback by default.
+ * The admin listener: `GET /metrics` (Prometheus text exposition), `GET /healthz` (200 `ok`
+ * while serving, 503 `draining` while the gateway stops), and, given a status source, `GET /`
+ * (the live status page, self-contained) and `GET /api/status` (the same data as JSON). Only
+ * started when `admin` is configured; loopback by default.
+ *
+ * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
+ * probes) answers 401 without valid credentials, before anything else is looked at.
  *
  * @module
  */
 
 import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
+import { ADMIN_CHALLENGE, type AdminAuth, isAuthorized } from "./admin_auth.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
+import type { Status } from "./status.ts";
+import { statusPage } from "./status_page.ts";
 
 /** Options of {@linkcode startAdminServer}. */
 export interface AdminServerOptions {
@@ -15,6 +22,10 @@ export interface AdminServerOptions {
   metrics: () => string | Promise<string>;
   /** `false` while draining: `/healthz` answers 503. @default always healthy */
   healthy?: () => boolean;
+  /** Builds the status for `/` and `/api/status`. @default none: both answer 404 */
+  status?: () => Promise<Status>;
+  /** Credentials required on every path but `/healthz`. @default none: open */
+  auth?: AdminAuth;
 }
 
 /** A running admin listener. Disposing it closes it. */
@@ -27,9 +38,29 @@ export interface AdminServer extends AsyncDisposable {
 
 const TEXT = "text/plain; charset=utf-8";
 
-async function handle(request: Request, options: AdminServerOptions): Promise<Response> {
+const PATHS = ["/metrics", "/healthz", "/", "/api/status"];
+
+async function handle(
+  request: Request,
+  options: AdminServerOptions,
+  client: string,
+): Promise<Response> {
   const path = new URL(request.url).pathname;
-  if (path !== "/metrics" && path !== "/healthz") {
+  if (
+    path !== "/healthz" && options.auth &&
+    !await isAuthorized(request.headers.get("authorization"), options.auth, client)
+  ) {
+    await request.body?.cancel();
+    return new Response("unauthorized\n", {
+      status: 401,
+      headers: {
+        "content-type": TEXT,
+        "www-authenticate": ADMIN_CHALLENGE,
+        "cache-control": "no-store",
+      },
+    });
+  }
+  if (!PATHS.includes(path) || (!options.status && (path === "/" || path === "/api/status"))) {
     return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
@@ -46,9 +77,35 @@ async function handle(request: Request, options: AdminServerOptions): Promise<Re
       headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
   }
+  if (path === "/api/status") {
+    return new Response(head ? null : JSON.stringify(await options.status!()), {
+      headers: {
+        "content-type": "application/json; charset=utf-8",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+      },
+    });
+  }
+  if (path === "/") {
+    const page = statusPage();
+    return new Response(head ? null : page.html, {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "content-security-policy": page.csp,
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+      },
+    });
+  }
   return new Response(head ? null : await options.metrics(), {
     headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
   });
+}
+
+function clientOf(address: Deno.Addr): string {
+  return address.transport === "tcp" ? address.hostname : "";
 }
 
 /**
@@ -63,7 +120,7 @@ export function startAdminServer(endpoint: IpEndpoint, options: AdminServerOptio
     // Without onListen, Deno.serve writes a "Listening on" line to the console.
     onListen: () => {},
     onError: () => new Response("internal error\n", { status: 500 }),
-  }, (request) => handle(request, options));
+  }, (request, info) => handle(request, options, clientOf(info.remoteAddr)));
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= server.shutdown().then(() => server.finished);
