@@ -35,6 +35,7 @@ import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter, hopStatesOf } from "./upstream/router.ts";
 import { loadAdminAuth } from "./observe/admin_auth.ts";
+import { runningRelayBytes } from "./relay/relay.ts";
 import { type LiveStatus, StatusBoard } from "./observe/status.ts";
 import { createTranslationService } from "./commands/translate.ts";
 
@@ -59,6 +60,8 @@ export interface StartGatewayOptions {
    * Workers leave it to the pool, which logs them once. @default true
    */
   warnings?: boolean;
+  /** Sampling interval of the status page's history ring, in ms (tests). @default 5000 */
+  statusIntervalMs?: number;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -184,6 +187,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     hops: hopStatesOf(services.route),
     resolverCache: resolver.cacheSize,
     resolverInflight: resolver.inflightLookups,
+    runningBytes: runningRelayBytes(),
   });
   const listeners: Deno.TcpListener[] = [];
   let admin: AdminServer | null = null;
@@ -199,6 +203,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
         );
       board = new StatusBoard({
         gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),
+        ...(options.statusIntervalMs !== undefined && { intervalMs: options.statusIntervalMs }),
       });
       const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {

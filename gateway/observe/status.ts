@@ -39,6 +39,8 @@ export interface LiveStatus {
   readonly resolverCache: number;
   /** Resolver lookups in flight. */
   readonly resolverInflight: number;
+  /** Bytes moved so far by relays still running (not yet in the metrics). @default 0 */
+  readonly runningBytes?: { readonly up: number; readonly down: number };
 }
 
 /** One sample of the history ring: running totals at `at`. */
@@ -397,13 +399,22 @@ export function buildStatus(sources: StatusSources): Status {
   };
 }
 
-/** The history sample of a (merged) metric snapshot taken at `at`. */
-export function sampleOf(metrics: readonly MetricSnapshot[], at: number): HistorySample {
+/**
+ * The history sample of a (merged) metric snapshot and the isolates' live states taken at `at`:
+ * bytes of finished relays plus what running ones moved so far.
+ */
+export function sampleOf(
+  metrics: readonly MetricSnapshot[],
+  live: readonly LiveStatus[],
+  at: number,
+): HistorySample {
   const bytes = sumBy(metrics, "dualgate_bytes_total", ["direction"]);
+  const running = (direction: "up" | "down") =>
+    live.reduce((sum, l) => sum + (l.runningBytes?.[direction] ?? 0), 0);
   return {
     at,
-    bytesUp: bytes["up"] ?? 0,
-    bytesDown: bytes["down"] ?? 0,
+    bytesUp: (bytes["up"] ?? 0) + running("up"),
+    bytesDown: (bytes["down"] ?? 0) + running("down"),
     connections: total(metrics, "dualgate_connections_total"),
     active: total(metrics, "dualgate_active_connections"),
   };
@@ -446,8 +457,8 @@ export class StatusBoard {
     if (this.#sampling) return;
     this.#sampling = true;
     try {
-      const { metrics } = await this.#options.gather();
-      this.#history.push(sampleOf(metrics, Date.now()));
+      const { metrics, live } = await this.#options.gather();
+      this.#history.push(sampleOf(metrics, live, Date.now()));
     } catch {
       /* a failed gather leaves a gap */
     } finally {

@@ -85,8 +85,8 @@ function render(s) {
   const c = s.connections;
   $("meta").textContent = "updated " + new Date(s.generatedAt).toLocaleTimeString() +
     " · workers " + s.workers.answered + "/" + s.workers.count + " · active connections " +
-    c.active + (c.max !== null ? " of " + c.max : "") + " · bytes up " + fmt(s.bytes.up) +
-    " down " + fmt(s.bytes.down);
+    c.active + (c.max !== null ? " of " + c.max : "") + " · finished relays moved " +
+    fmt(s.bytes.up) + "B up, " + fmt(s.bytes.down) + "B down";
   $("meta").dataset.generatedAt = s.generatedAt;
   table("families", ["pair", "active", "finished"], entries(c.activeByFamilies).map(([k, v]) =>
     [k, v, c.finishedByFamilies[k] || 0]));

@@ -148,7 +148,7 @@ Deno.test("buildStatus() turns the history ring into rates; StatusHistory stays 
     metrics.bytes.inc(["up"], 1000);
     metrics.bytes.inc(["down"], 5000);
     metrics.connections.inc(["connect", "v4-v4", "relayed"], 10);
-    history.push(sampleOf(metrics.snapshot(), i * 5000));
+    history.push(sampleOf(metrics.snapshot(), [NO_LIVE], i * 5000));
   }
   assert.equal(history.samples().length, 3);
   const status = buildStatus({
@@ -162,4 +162,20 @@ Deno.test("buildStatus() turns the history ring into rates; StatusHistory stays 
     { at: 15000, upPerSecond: 200, downPerSecond: 1000, connectionsPerSecond: 2, active: 1 },
     { at: 20000, upPerSecond: 200, downPerSecond: 1000, connectionsPerSecond: 2, active: 1 },
   ]);
+});
+
+Deno.test("sampleOf() adds the bytes running relays moved so far to the finished ones", () => {
+  const metrics = new GatewayMetrics();
+  metrics.bytes.inc(["up"], 100);
+  const live = (up: number, down: number): LiveStatus => ({
+    ...NO_LIVE,
+    runningBytes: { up, down },
+  });
+  assert.deepEqual(sampleOf(metrics.snapshot(), [live(10, 20), live(1, 2)], 7), {
+    at: 7,
+    bytesUp: 111,
+    bytesDown: 22,
+    connections: 0,
+    active: 0,
+  });
 });
