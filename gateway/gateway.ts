@@ -25,6 +25,10 @@ import { drain } from "./drain.ts";
 import { type GatewayCore, type Generation, sameSection, wireServices } from "./wiring.ts";
 import { LiveSessions } from "./live_sessions.ts";
 import { type Applied, createReloader, type ReloadOutcome } from "./reload.ts";
+import { hopStatesOf } from "./upstream/router.ts";
+import { loadAdminAuth } from "./observe/admin_auth.ts";
+import { runningRelayBytes } from "./relay/relay.ts";
+import { type LiveStatus, StatusBoard } from "./observe/status.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
@@ -58,6 +62,8 @@ export interface StartGatewayOptions {
    * @default logging is left alone
    */
   logging?: SetupLoggingOptions;
+  /** Sampling interval of the status page's history ring, in ms (tests). @default 5000 */
+  statusIntervalMs?: number;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -70,6 +76,8 @@ export interface Gateway extends AsyncDisposable {
   readonly adminEndpoint: IpEndpoint | null;
   /** The gateway's metrics, as `/metrics` serves them. */
   readonly metrics: GatewayMetrics;
+  /** What the status page shows beside the metrics: hop states, resolver cache. */
+  liveStatus(): LiveStatus;
   /** The config generation in force: 1 at start, one more per accepted reload. */
   readonly generation: number;
   /**
@@ -243,19 +251,41 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
     },
   });
+  const liveStatus = (): LiveStatus => ({
+    hops: hopStatesOf(current.services.route),
+    resolverCache: current.resolver.cacheSize,
+    resolverInflight: current.resolver.inflightLookups,
+    runningBytes: runningRelayBytes(),
+  });
   const opening = listeners.change(config.listen);
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
     if (config.admin) {
+      // The admin's users are those of the config at start (a reload does not reach the admin
+      // listener: see warnFixedChanges).
+      const auth = config.admin.auth &&
+        loadAdminAuth(
+          config.admin.auth,
+          (user, password, key) => current.passwords.check(user, password, key),
+        );
+      board = new StatusBoard({
+        gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),
+        ...(options.statusIntervalMs !== undefined && { intervalMs: options.statusIntervalMs }),
+      });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics.render(),
         healthy: () => !draining,
         details: () => `generation ${current.number}\n`,
         reload: () => reload(),
+        status,
+        ...(auth && { auth }),
       });
     }
   } catch (error) {
     opening.abandon();
+    board?.close();
     throw error;
   }
   void opening.commit(); // nothing to close: its promise is already settled
@@ -266,7 +296,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   }
   if (options.warnings ?? true) logConfigWarnings(config);
   if (admin) {
-    log.info("admin endpoint on {endpoint} serves /metrics, /healthz and POST /reload", {
+    log.info("admin endpoint on {endpoint} serves /, /api/status, /metrics, /healthz and POST /reload", {
       endpoint: formatEndpoint(admin.endpoint),
     });
   }
@@ -331,6 +361,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
         connections: admission.active,
         abort: () => shutdownController.abort(),
       }, drainMs);
+      board?.close();
       await admin?.close();
     })();
     return stopping;
@@ -345,6 +376,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     },
     adminEndpoint: admin?.endpoint ?? null,
     metrics,
+    liveStatus,
     get generation() {
       return current.number;
     },

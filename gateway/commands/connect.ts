@@ -26,6 +26,7 @@ import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
+import { familyPair } from "../observe/metrics.ts";
 import type { Dialed } from "../upstream/types.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
@@ -130,11 +131,16 @@ export async function handleConnect(
     return;
   }
   services.metrics?.activeRelays.inc(["connect"]);
+  const families = familyPair(base.client, dialed.remote);
+  services.metrics?.activeFamilies.inc(["connect", families]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["connect"]);
+    services.metrics?.activeFamilies.dec(["connect", families]);
+  });
   services.record({
     ...connected,
     used: dialed.remote,

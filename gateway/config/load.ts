@@ -236,7 +236,20 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ...(config.translators.length > 0 && {
       translators: config.translators.map((entry) => formatTranslatorConfig(entry)),
     }),
-    ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
+    ...(config.admin && {
+      admin: {
+        listen: formatEndpoint(config.admin.endpoint),
+        ...(config.admin.auth && {
+          auth: {
+            ...(config.admin.auth.tokenFile !== undefined &&
+              { token_file: config.admin.auth.tokenFile }),
+            ...(config.admin.auth.tokenSha256 !== undefined &&
+              { token_sha256: config.admin.auth.tokenSha256 }),
+            users: config.admin.auth.users,
+          },
+        }),
+      },
+    }),
     log: { level: config.log.level, format: config.log.format },
     workers: config.workers,
     reload: { recheck: config.reload.recheck },

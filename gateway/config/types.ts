@@ -196,6 +196,18 @@ export interface RouteConfig {
 export interface AdminConfig {
   /** Where it listens (loopback by default). */
   readonly endpoint: IpEndpoint;
+  /** Credentials required on every path but `/healthz`. @default none (loopback only) */
+  readonly auth?: AdminAuthConfig;
+}
+
+/** `admin.auth`: a bearer token and/or the RFC 1929 users' credentials over HTTP Basic. */
+export interface AdminAuthConfig {
+  /** A file holding the token (read at start; one trailing newline dropped). */
+  readonly tokenFile?: string;
+  /** The token's SHA-256, lower-case hex. */
+  readonly tokenSha256?: string;
+  /** The users of `auth.users` may log in with HTTP Basic. */
+  readonly users: boolean;
 }
 
 /** Logging. */

@@ -13,6 +13,7 @@ import { errorText } from "../../net/error_text.ts";
 import { type Gateway, startGateway } from "../gateway.ts";
 import { setupLogging, teardownLogging } from "../observe/log.ts";
 import type { MetricSnapshot } from "../observe/metrics.ts";
+import type { LiveStatus } from "../observe/status.ts";
 
 /** A message from the main isolate to a worker. */
 export type ToWorker =
@@ -30,7 +31,12 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: "started"; readonly endpoints: readonly IpEndpoint[] }
   | { readonly type: "failed"; readonly message: string }
-  | { readonly type: "snapshot"; readonly id: number; readonly metrics: MetricSnapshot[] }
+  | {
+    readonly type: "snapshot";
+    readonly id: number;
+    readonly metrics: MetricSnapshot[];
+    readonly live: LiveStatus;
+  }
   | { readonly type: "reloaded"; readonly generation: number; readonly closed: number }
   | { readonly type: "reload-failed"; readonly generation: number; readonly message: string }
   | { readonly type: "stopped" };
@@ -100,6 +106,7 @@ scope.onmessage = (event) => {
           type: "snapshot",
           id: message.id,
           metrics: gateway.metrics.snapshot(),
+          live: gateway.liveStatus(),
         });
       }
       break;

@@ -32,6 +32,15 @@ import {
 } from "../observe/metrics.ts";
 import { createReloader, type ReloadOutcome } from "../reload.ts";
 import type { FromWorker, ToWorker } from "./_worker.ts";
+import { loadAdminAuth } from "../observe/admin_auth.ts";
+import { type LiveStatus, StatusBoard } from "../observe/status.ts";
+import { PasswordVerifier } from "../access/password_verifier.ts";
+
+/** The admin listener's own password checks (the workers' verifiers live in their isolates). */
+function adminUsers(config: Config) {
+  const verifier = new PasswordVerifier(config.auth.users);
+  return (user: string, password: string, key: string) => verifier.check(user, password, key);
+}
 
 /** Options of {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
@@ -151,6 +160,12 @@ function portZeroKeys(config: Config): string[] {
   });
 }
 
+/** A worker's answer to a snapshot request. */
+interface WorkerAnswer {
+  readonly metrics: MetricSnapshot[];
+  readonly live: LiveStatus;
+}
+
 interface Member {
   readonly index: number;
   readonly worker: Worker;
@@ -158,7 +173,7 @@ interface Member {
   generation: number;
   readonly reloads: Map<number, (answer: FromWorker | null) => void>;
   readonly stopped: PromiseWithResolvers<void>;
-  readonly snapshots: Map<number, (metrics: MetricSnapshot[] | null) => void>;
+  readonly snapshots: Map<number, (answer: WorkerAnswer | null) => void>;
 }
 
 /** Per-worker connection totals, so that the spread over workers shows in `/metrics`. */
@@ -256,7 +271,7 @@ export async function startWorkers(
           started.reject(new Error(`Cannot start worker ${index}: ${message.message}`));
           break;
         case "snapshot":
-          member.snapshots.get(message.id)?.(message.metrics);
+          member.snapshots.get(message.id)?.({ metrics: message.metrics, live: message.live });
           break;
         case "reloaded":
           member.generation = message.generation;
@@ -285,10 +300,14 @@ export async function startWorkers(
 
   let endpoints: readonly IpEndpoint[];
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
     const all = await Promise.all(starts);
     endpoints = all[0] ?? [];
     if (config.admin) {
+      const auth = config.admin.auth && loadAdminAuth(config.admin.auth, adminUsers(config));
+      board = new StatusBoard({ gather: () => gather(), workers: count });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics(),
         healthy: () => !stopping && members.every((m) => m.alive),
@@ -296,6 +315,8 @@ export async function startWorkers(
           `generation ${generation}\n` +
           members.map((m) => `worker ${m.index} generation ${m.generation}\n`).join(""),
         reload: () => reload(),
+        status,
+        ...(auth && { auth }),
       });
       log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
         endpoint: formatEndpoint(admin.endpoint),
@@ -305,6 +326,7 @@ export async function startWorkers(
   } catch (error) {
     stopping = Promise.resolve();
     for (const member of members) member.worker.terminate();
+    board?.close();
     await admin?.close();
     throw error;
   }
@@ -321,10 +343,10 @@ export async function startWorkers(
     snapshot: () => poolOwn.snapshot().filter((family) => POOL_FAMILIES.has(family.name)),
   };
 
-  const snapshotOf = (member: Member): Promise<MetricSnapshot[] | null> => {
+  const snapshotOf = (member: Member): Promise<WorkerAnswer | null> => {
     if (!member.alive) return Promise.resolve(null);
     const id = nextId++;
-    const { promise, resolve } = Promise.withResolvers<MetricSnapshot[] | null>();
+    const { promise, resolve } = Promise.withResolvers<WorkerAnswer | null>();
     const timer = setTimeout(() => resolve(null), snapshotTimeoutMs);
     member.snapshots.set(id, resolve);
     member.worker.postMessage({ type: "snapshot", id } satisfies ToWorker);
@@ -334,18 +356,23 @@ export async function startWorkers(
     });
   };
 
-  async function metrics(): Promise<string> {
+  async function gather(): Promise<{ metrics: MetricSnapshot[]; live: LiveStatus[] }> {
     const answers = (await Promise.all(
-      members.map(async (member) => ({ index: member.index, metrics: await snapshotOf(member) })),
-    )).filter((a): a is { index: number; metrics: MetricSnapshot[] } => a.metrics !== null);
+      members.map(async (member) => ({ index: member.index, answer: await snapshotOf(member) })),
+    )).flatMap(({ index, answer }) =>
+      answer ? [{ index, metrics: answer.metrics, live: answer.live }] : []
+    );
     // The generation and the reload count are the pool's, not a sum over the workers.
     const merged = mergeSnapshots(answers.map((a) => a.metrics))
       .filter((family) => !POOL_FAMILIES.has(family.name));
-    return renderSnapshot([
-      ...merged,
-      ...workerFamilies(count, answers),
-      ...poolMetrics.snapshot(),
-    ]);
+    return {
+      metrics: [...merged, ...workerFamilies(count, answers), ...poolMetrics.snapshot()],
+      live: answers.map((a) => a.live),
+    };
+  }
+
+  async function metrics(): Promise<string> {
+    return renderSnapshot((await gather()).metrics);
   }
 
   const reloadTimeoutMs = options.reloadTimeoutMs ?? 10_000;
@@ -410,6 +437,7 @@ export async function startWorkers(
         log.warn("workers did not stop within {ms} ms; terminated", { ms: drainMs + stopGraceMs });
       }
       for (const member of members) member.worker.terminate();
+      board?.close();
       await admin?.close();
     })();
     return stopping;

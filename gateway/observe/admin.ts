@@ -1,15 +1,24 @@
 /**
  * The admin listener: `GET /metrics` (Prometheus text exposition), `GET /healthz` (200 `ok`
  * while serving, 503 `draining` while the gateway stops; then the config generation each
- * isolate runs) and `POST /reload` (re-read the config: 200 accepted, 400 refused, 500 failed,
- * with the reason). Only started when `admin` is configured; loopback by default.
+ * isolate runs), `POST /reload` (re-read the config: 200 accepted, 400 refused, 500 failed, with
+ * the reason) and, given a status source, `GET /` (the live status page, self-contained) and
+ * `GET /api/status` (the same data as JSON). Only started when `admin` is configured; loopback by
+ * default.
+ *
+ * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
+ * probes) answers 401 without valid credentials, before anything else is looked at: `/reload`
+ * included.
  *
  * @module
  */
 
 import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
+import { ADMIN_CHALLENGE, type AdminAuth, isAuthorized } from "./admin_auth.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
 import type { ReloadOutcome } from "../reload.ts";
+import type { Status } from "./status.ts";
+import { statusPage } from "./status_page.ts";
 
 /** Options of {@linkcode startAdminServer}. */
 export interface AdminServerOptions {
@@ -21,6 +30,10 @@ export interface AdminServerOptions {
   details?: () => string;
   /** Runs a reload for `POST /reload`. @default none: `/reload` is not found */
   reload?: () => Promise<ReloadOutcome>;
+  /** Builds the status for `/` and `/api/status`. @default none: both answer 404 */
+  status?: () => Promise<Status>;
+  /** Credentials required on every path but `/healthz`. @default none: open */
+  auth?: AdminAuth;
 }
 
 /** A running admin listener. Disposing it closes it. */
@@ -33,10 +46,30 @@ export interface AdminServer extends AsyncDisposable {
 
 const TEXT = "text/plain; charset=utf-8";
 
-async function handle(request: Request, options: AdminServerOptions): Promise<Response> {
+const PATHS = ["/metrics", "/healthz", "/", "/api/status"];
+
+async function handle(
+  request: Request,
+  options: AdminServerOptions,
+  client: string,
+): Promise<Response> {
   const path = new URL(request.url).pathname;
+  if (
+    path !== "/healthz" && options.auth &&
+    !await isAuthorized(request.headers.get("authorization"), options.auth, client)
+  ) {
+    await request.body?.cancel();
+    return new Response("unauthorized\n", {
+      status: 401,
+      headers: {
+        "content-type": TEXT,
+        "www-authenticate": ADMIN_CHALLENGE,
+        "cache-control": "no-store",
+      },
+    });
+  }
   if (path === "/reload" && options.reload) return await reload(request, options.reload);
-  if (path !== "/metrics" && path !== "/healthz") {
+  if (!PATHS.includes(path) || (!options.status && (path === "/" || path === "/api/status"))) {
     return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
@@ -52,6 +85,28 @@ async function handle(request: Request, options: AdminServerOptions): Promise<Re
     return new Response(head ? null : (healthy ? "ok\n" : "draining\n") + details, {
       status: healthy ? 200 : 503,
       headers: { "content-type": TEXT, "cache-control": "no-store" },
+    });
+  }
+  if (path === "/api/status") {
+    return new Response(head ? null : JSON.stringify(await options.status!()), {
+      headers: {
+        "content-type": "application/json; charset=utf-8",
+        "cache-control": "no-store",
+        "x-content-type-options": "nosniff",
+      },
+    });
+  }
+  if (path === "/") {
+    const page = statusPage();
+    return new Response(head ? null : page.html, {
+      headers: {
+        "content-type": "text/html; charset=utf-8",
+        "cache-control": "no-store",
+        "content-security-policy": page.csp,
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "referrer-policy": "no-referrer",
+      },
     });
   }
   return new Response(head ? null : await options.metrics(), {
@@ -78,6 +133,10 @@ async function reload(
   });
 }
 
+function clientOf(address: Deno.Addr): string {
+  return address.transport === "tcp" ? address.hostname : "";
+}
+
 /**
  * Starts the admin HTTP listener on `endpoint`.
  *
@@ -90,7 +149,7 @@ export function startAdminServer(endpoint: IpEndpoint, options: AdminServerOptio
     // Without onListen, Deno.serve writes a "Listening on" line to the console.
     onListen: () => {},
     onError: () => new Response("internal error\n", { status: 500 }),
-  }, (request) => handle(request, options));
+  }, (request, info) => handle(request, options, clientOf(info.remoteAddr)));
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= server.shutdown().then(() => server.finished);

@@ -544,6 +544,14 @@ export function familiesLabel(record: ConnectionRecord): string {
   }`;
 }
 
+/** The `v4-v6` family pair of a client and the destination it reached. */
+export function familyPair(
+  client: { readonly address: { readonly family: 4 | 6 } },
+  used: { readonly address: { readonly family: 4 | 6 } },
+): string {
+  return `v${client.address.family}-v${used.address.family}`;
+}
+
 /**
  * The gateway's metric set: see the README's "Metrics" section for the names.
  *
@@ -569,6 +577,8 @@ export class GatewayMetrics {
   readonly connections: Counter;
   /** Relays (CONNECT, BIND) and UDP associations in progress, by command. */
   readonly activeRelays: Gauge;
+  /** Relays in progress by command and family pair (`v4-v6`: IPv4 client, IPv6 destination). */
+  readonly activeFamilies: Gauge;
   /** Bytes relayed, `up` (client to destination) and `down`. */
   readonly bytes: Counter;
   /** Replies sent, by REP code. */
@@ -626,6 +636,11 @@ export class GatewayMetrics {
       "dualgate_active_relays",
       "Core relays (CONNECT, BIND) and UDP associations in progress, by command.",
       ["command"],
+    );
+    this.activeFamilies = r.gauge(
+      "dualgate_active_families",
+      "CONNECT and BIND relays in progress, by command and family pair (client-destination).",
+      ["command", "families"],
     );
     this.bytes = r.counter(
       "dualgate_bytes_total",

@@ -144,6 +144,24 @@ async function pump(
   }
 }
 
+/** The byte counts of the relays running in this isolate (one entry per relay, not per chunk). */
+const running = new Set<{ readonly up: Direction; readonly down: Direction }>();
+
+/**
+ * Bytes moved so far by the relays still running in this isolate, `up` client to server (a
+ * relay's bytes are counted in the metrics only when it ends: this is the rest, for the status
+ * page's throughput).
+ */
+export function runningRelayBytes(): { up: number; down: number } {
+  let up = 0;
+  let down = 0;
+  for (const relay of running) {
+    up += relay.up.bytes;
+    down += relay.down.bytes;
+  }
+  return { up, down };
+}
+
 /**
  * Relays between `client` and `server` until both directions have ended, then closes both.
  * End of stream in one direction is passed on as a half-close; an error in either direction,
@@ -156,6 +174,8 @@ export async function relay(
 ): Promise<RelayResult> {
   const up = new Direction();
   const down = new Direction();
+  const counted = { up, down };
+  running.add(counted);
   const activity = { active: true };
   let end: RelayEnd = "closed";
   let firstError: unknown;
@@ -199,6 +219,7 @@ export async function relay(
     await Promise.all([run(client, server, up, down), run(server, client, down, up)]);
   } finally {
     sweeper.remove(idleEntry);
+    running.delete(counted);
     options.signal?.removeEventListener("abort", onAbort);
     closeBoth("closed");
   }
