@@ -8,7 +8,7 @@
  * @module
  */
 
-import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
+import { formatIp, type IpAddress, parseIp, unmapIpv4 } from "../../net/address.ts";
 
 /** The DCC requests the translator knows. */
 export type DccType = "SEND" | "CHAT" | "RESUME" | "ACCEPT";
@@ -165,7 +165,9 @@ export function parseDccAddress(text: string): IpAddress | null {
     };
   }
   if (text.startsWith("[")) return null;
-  return parseIp(text);
+  const address = parseIp(text);
+  // An IPv4-mapped IPv6 address is the IPv4 address, for every check that follows.
+  return address && unmapIpv4(address);
 }
 
 /** The DCC form of an address: IPv4 as its 32-bit decimal integer, IPv6 as RFC 5952 text. */

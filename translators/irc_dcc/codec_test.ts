@@ -23,6 +23,8 @@ Deno.test("DCC addresses: IPv4 as a 32-bit integer, IPv6 and dotted quads as tex
   assert.equal(formatIp(parseDccAddress("2001:db8:1::2")!), "2001:db8:1::2");
   assert.equal(formatDccAddress(parseIp("2001:db8:1::2")!), "2001:db8:1::2");
   assert.equal(formatIp(parseDccAddress("198.51.100.2")!), "198.51.100.2");
+  // An IPv4-mapped address is the IPv4 address, for every check.
+  assert.deepEqual(parseDccAddress("::ffff:127.0.0.1"), parseIp("127.0.0.1"));
 });
 
 Deno.test("DCC addresses: overflowing, signed, hexadecimal and named forms are refused", () => {
