@@ -75,10 +75,11 @@ interface Outcome {
 async function session(
   serverLines: readonly string[],
   clientLines: readonly string[] = [],
-  options: { rules?: string } = {},
+  options: { rules?: string; name?: string } = {},
 ): Promise<Outcome> {
   const server = startEvilServer(serverLines);
-  const gateway = startTestGateway(`${options.rules ?? ""}
+  const hosts = options.name ? `resolver:\n  hosts: { ${options.name}: ["::1"] }\n` : "";
+  const gateway = startTestGateway(`${hosts}${options.rules ?? ""}
 translators:
   - { type: irc-dcc, ports: [${server.port}], max_offers: 3, offer_timeout: 30 }
 `);
@@ -90,7 +91,10 @@ translators:
     conn,
     encodeRequest({
       command: 1,
-      target: { address: parseIp("::1")!, port: server.port },
+      target: {
+        address: options.name ? { family: "name", name: options.name } : parseIp("::1")!,
+        port: server.port,
+      },
     }),
   );
   assert.equal((await readSocksReply(reader)).reply, 0);
@@ -193,6 +197,19 @@ Deno.test("offers the rules deny are refused before anything listens", async () 
     /^:mallory!m@h PRIVMSG victim :\x01DCC SEND f\.bin 2130706433 \d+ 100\x01$/,
   );
   assert.deepEqual(dccRejections(outcome), ["198.51.100.7:7000"]);
+});
+
+Deno.test("a rule that allows the IRC server by name does not allow DCC dials to other addresses", async () => {
+  // The client reached the server by name; an offer naming another host and the server's own
+  // port must be judged by its address, not by the control connection's name.
+  const outcome = await session([offer("198.51.100.7", 6667)], [], {
+    name: "irc.test.example",
+    rules: `rules:
+  - { action: allow, to: ["irc.test.example"] }`,
+  });
+  assert.ok(outcome.reachedEnd);
+  assert.deepEqual(outcome.toClient, []);
+  assert.deepEqual(dccRejections(outcome), ["198.51.100.7:6667"]);
 });
 
 Deno.test("a flood of offers opens at most max_offers listeners", async () => {
