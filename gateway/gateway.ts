@@ -296,9 +296,12 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   }
   if (options.warnings ?? true) logConfigWarnings(config);
   if (admin) {
-    log.info("admin endpoint on {endpoint} serves /, /api/status, /metrics, /healthz and POST /reload", {
-      endpoint: formatEndpoint(admin.endpoint),
-    });
+    log.info(
+      "admin endpoint on {endpoint} serves /, /api/status, /metrics, /healthz and POST /reload",
+      {
+        endpoint: formatEndpoint(admin.endpoint),
+      },
+    );
   }
 
   const apply = async (next: Config, number = current.number + 1): Promise<Applied> => {
