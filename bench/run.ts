@@ -19,7 +19,7 @@ import {
   startPeer,
   type TargetPorts,
 } from "./_peers.ts";
-import { treeMemory } from "./_proc.ts";
+import { threadCpuSeconds, treeMemory } from "./_proc.ts";
 import {
   addSample,
   type Figure,
@@ -322,6 +322,13 @@ async function main(): Promise<number> {
       p50: figure("  round-trip latency p50", "ms", "lower", 2),
       p99: figure("  round-trip latency p99", "ms", "lower", 2),
       cpuConn: figure("  proxy CPU per 1,000 round trips", "CPU s", "lower", 3),
+      gcShare: figure(
+        "  share of proxy CPU in V8's GC helper threads (50 clients)",
+        "%",
+        "lower",
+        1,
+      ),
+      mainShare: figure("  share of proxy CPU in the main isolate (50 clients)", "%", "lower", 1),
       rate1: figure("connection rate, one client", "conn/s", "higher"),
       p50one: figure("  round trip at one client p50", "ms", "lower", 3),
       p99one: figure("  round trip at one client p99", "ms", "lower", 3),
@@ -467,6 +474,9 @@ async function main(): Promise<number> {
             addSample(figures.cpuOne, peer.name, one.proxyCpu / (one.latencies.length / 1000));
           }
         }
+        const threadsBefore = peer.name.startsWith("dualgate") && peer.pid !== null
+          ? threadCpuSeconds(peer.pid)
+          : null;
         const s = await attempt(
           notes,
           `connection rate ${peer.name} rep ${rep}`,
@@ -477,6 +487,19 @@ async function main(): Promise<number> {
             }),
         );
         if (!s) continue;
+        if (threadsBefore !== null && peer.pid !== null) {
+          // Where dualgate's CPU goes: V8's GC helpers, the main isolate (with `workers`, it
+          // only supervises), the isolates that serve clients.
+          const after = threadCpuSeconds(peer.pid);
+          const used = (name: string) => (after.get(name) ?? 0) - (threadsBefore.get(name) ?? 0);
+          const total = [...after.keys()].reduce((sum, name) => sum + used(name), 0);
+          if (total > 0) {
+            addSample(figures.gcShare, peer.name, (100 * used("V8 DefaultWorke")) / total);
+            if (peer.name !== "dualgate") {
+              addSample(figures.mainShare, peer.name, (100 * used("deno")) / total);
+            }
+          }
+        }
         if (peer.pid !== null && s.latencies.length > 0) {
           addSample(figures.cpuConn, peer.name, s.proxyCpu / (s.latencies.length / 1000));
         }
