@@ -248,10 +248,10 @@ export async function startWorkers(
         status,
         ...(auth && { auth }),
       });
-      log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
-        endpoint: formatEndpoint(admin.endpoint),
-        count,
-      });
+      log.info(
+        "admin endpoint on {endpoint} serves /, /api/status, /metrics and /healthz of {count} workers",
+        { endpoint: formatEndpoint(admin.endpoint), count },
+      );
     }
   } catch (error) {
     stopping = Promise.resolve();

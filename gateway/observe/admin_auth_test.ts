@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { formatIp, parseIp } from "../../net/address.ts";
-import { parseConfig } from "../config/load.ts";
+import { normalizeConfig, parseConfig } from "../config/load.ts";
+import { stringify } from "yaml";
 import { ConfigError } from "../config/errors.ts";
 import { startAdminServer } from "./admin.ts";
 import { isAuthorized, loadAdminAuth, tokenDigest } from "./admin_auth.ts";
@@ -169,4 +170,16 @@ Deno.test("loadAdminAuth() reads token_file, refuses an unreadable or empty one 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("normalizeConfig() keeps admin.auth, and the normalized text parses to the same config", () => {
+  const config = parseConfig(`auth: { users: [{ name: alice, password: wonderland }] }
+admin: { listen: "0.0.0.0:9090", auth: { token_file: /etc/dualgate/admin.token, users: true } }
+`);
+  const normalized = normalizeConfig(config) as { admin: unknown };
+  assert.deepEqual(normalized.admin, {
+    listen: "0.0.0.0:9090",
+    auth: { token_file: "/etc/dualgate/admin.token", users: true },
+  });
+  assert.deepEqual(parseConfig(stringify(normalizeConfig(config))).admin, config.admin);
 });
