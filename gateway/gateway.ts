@@ -196,10 +196,12 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     const reusePort = options.reusePort ?? false;
     for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
     if (config.admin) {
+      // Admin logins go through the SOCKS logins' limiter, counters included.
       const auth = config.admin.auth &&
         loadAdminAuth(
           config.admin.auth,
-          (user, password, key) => passwords.check(user, password, key),
+          (user, password, client, signal) =>
+            checkLogin(loginGate, clientKeyOf(client), user, password, signal),
         );
       board = new StatusBoard({
         gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),

@@ -111,11 +111,12 @@ Deno.test("admin.auth: the token (bearer or Basic token:…) and the users' cred
 
 Deno.test("isAuthorized() compares the token's digest, never a prefix or another scheme", async () => {
   const auth = { tokenSha256: tokenDigest(TOKEN) };
-  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, auth, ""), true);
-  assert.equal(await isAuthorized(`Bearer ${TOKEN.toUpperCase()}`, auth, ""), false);
-  assert.equal(await isAuthorized(basic(`alice:${TOKEN}`), auth, ""), false);
-  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, {}, ""), false);
-  assert.equal(await isAuthorized(basic("alice:wonderland"), auth, ""), false);
+  const client = { endpoint: LOOPBACK, signal: new AbortController().signal };
+  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, auth, client), true);
+  assert.equal(await isAuthorized(`Bearer ${TOKEN.toUpperCase()}`, auth, client), false);
+  assert.equal(await isAuthorized(basic(`alice:${TOKEN}`), auth, client), false);
+  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, {}, client), false);
+  assert.equal(await isAuthorized(basic("alice:wonderland"), auth, client), false);
 });
 
 Deno.test("admin listener off loopback without admin.auth is a config error naming admin.listen", () => {
