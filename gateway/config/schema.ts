@@ -163,6 +163,15 @@ const positiveInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 1,
   "must be a positive integer",
 );
+/**
+ * What `workers: auto` means on a machine of `cores` cores: one fewer than the cores (the main
+ * isolate and the kernel's share of the relaying take most of one), at least one. With one or
+ * two cores that is 1, the single-isolate gateway (bench/RESULTS.md, "Scaling past one core").
+ */
+export function autoWorkerCount(cores: number = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores) - 1);
+}
+
 const nonNegativeInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 0,
   "must be an integer of 0 or more",
@@ -538,7 +547,8 @@ export const configSchema: z.ZodType<Config> = z
           (n) => Number.isSafeInteger(n) && n >= 11 && n <= MAX_UDP_PAYLOAD,
           `must be an integer from 11 to ${MAX_UDP_PAYLOAD}`,
         ).default(MAX_UDP_PAYLOAD),
-        rate: positiveInteger.default(2000),
+        rate: positiveInteger.default(100_000),
+        total_rate: positiveInteger.default(1_000_000),
       }),
       bind: section({
         external_address: perFamily,
@@ -557,7 +567,15 @@ export const configSchema: z.ZodType<Config> = z
           auth: adminAuth.optional(),
         }),
       ).optional(),
-      workers: positiveInteger.default(1),
+      workers: z.preprocess((value, ctx) => {
+        if (value === "auto") return autoWorkerCount();
+        if (typeof value === "string") {
+          ctx.addIssue({ code: "custom", message: "must be a positive integer or auto" });
+          return z.NEVER;
+        }
+        return value;
+      }, positiveInteger.default(1)),
+      reload: section({ recheck: z.boolean().default(false) }),
     }),
   )
   .superRefine((value, ctx) => {
@@ -639,6 +657,7 @@ export const configSchema: z.ZodType<Config> = z
       idleMs: ms(value.udp.idle),
       maxDatagram: value.udp.max_datagram,
       rate: value.udp.rate,
+      totalRate: value.udp.total_rate,
     },
     bind: {
       externalAddress: value.bind.external_address,
@@ -662,4 +681,5 @@ export const configSchema: z.ZodType<Config> = z
       : null,
     log: value.log,
     workers: value.workers,
+    reload: { recheck: value.reload.recheck },
   }));

@@ -125,8 +125,13 @@ export interface UdpConfig {
   readonly idleMs: number;
   /** Largest datagram accepted from the client (header included) or from a peer. @default 65507 */
   readonly maxDatagram: number;
-  /** Datagrams per second per association in each direction. @default 2000 */
+  /**
+   * Datagrams per second per client (all its associations; an IPv4 address or an IPv6
+   * `limits.ipv6ClientPrefix`) in each direction: a flood limit. @default 100000
+   */
   readonly rate: number;
+  /** Datagrams per second across all associations in each direction: a flood limit. @default 1000000 */
+  readonly totalRate: number;
 }
 
 /** BIND: the address announced to the expected peer, and how long to wait for it. */
@@ -213,6 +218,15 @@ export interface LogConfig {
   readonly format: "text" | "json";
 }
 
+/** What a config reload (SIGHUP, `POST /reload`) does to live sessions. */
+export interface ReloadConfig {
+  /**
+   * Close live sessions that the reloaded rules would refuse (else only sessions whose user
+   * was removed or whose password changed are closed). @default false
+   */
+  readonly recheck: boolean;
+}
+
 /** The whole validated configuration. */
 export interface Config {
   /** Listening sockets; never empty. */
@@ -245,4 +259,6 @@ export interface Config {
    * @default 1
    */
   readonly workers: number;
+  /** Config reload. */
+  readonly reload: ReloadConfig;
 }

@@ -1,7 +1,7 @@
 /**
  * The entry point of one worker isolate (`workers` above 1): it runs a gateway with
- * SO_REUSEPORT on the addresses the main isolate gives it, answers metric snapshot requests and
- * stops (with drain) when told. The messages are {@linkcode ToWorker} and
+ * SO_REUSEPORT on the addresses the main isolate gives it, answers metric snapshot requests,
+ * applies the reloaded configs the main isolate validated, and stops (with drain) when told. The messages are {@linkcode ToWorker} and
  * {@linkcode FromWorker}.
  *
  * @module
@@ -24,6 +24,7 @@ export type ToWorker =
     readonly config: Config;
   }
   | { readonly type: "snapshot"; readonly id: number }
+  | { readonly type: "reload"; readonly generation: number; readonly config: Config }
   | { readonly type: "stop"; readonly drainMs: number };
 
 /** A message from a worker to the main isolate. */
@@ -36,6 +37,8 @@ export type FromWorker =
     readonly metrics: MetricSnapshot[];
     readonly live: LiveStatus;
   }
+  | { readonly type: "reloaded"; readonly generation: number; readonly closed: number }
+  | { readonly type: "reload-failed"; readonly generation: number; readonly message: string }
   | { readonly type: "stopped" };
 
 /** The parts of the worker global scope used here (the window lib does not declare them). */
@@ -56,6 +59,7 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
       descriptorShares: message.count,
       // The pool logs them once, not once per worker.
       warnings: false,
+      logging: { worker: message.index },
     });
     scope.postMessage({ type: "started", endpoints: gateway.endpoints });
   } catch (error) {
@@ -65,6 +69,20 @@ async function start(message: ToWorker & { type: "start" }): Promise<void> {
     });
     await teardownLogging();
     scope.close();
+  }
+}
+
+async function reload(message: ToWorker & { type: "reload" }): Promise<void> {
+  if (!gateway) return;
+  try {
+    const { closed } = await gateway.apply(message.config, message.generation);
+    scope.postMessage({ type: "reloaded", generation: message.generation, closed });
+  } catch (error) {
+    scope.postMessage({
+      type: "reload-failed",
+      generation: message.generation,
+      message: errorText(error),
+    });
   }
 }
 
@@ -91,6 +109,9 @@ scope.onmessage = (event) => {
           live: gateway.liveStatus(),
         });
       }
+      break;
+    case "reload":
+      void reload(message);
       break;
     case "stop":
       void stop(message.drainMs);

@@ -1,11 +1,14 @@
 /**
  * The admin listener: `GET /metrics` (Prometheus text exposition), `GET /healthz` (200 `ok`
- * while serving, 503 `draining` while the gateway stops), and, given a status source, `GET /`
- * (the live status page, self-contained) and `GET /api/status` (the same data as JSON). Only
- * started when `admin` is configured; loopback by default.
+ * while serving, 503 `draining` while the gateway stops; then the config generation each
+ * isolate runs), `POST /reload` (re-read the config: 200 accepted, 400 refused, 500 failed, with
+ * the reason) and, given a status source, `GET /` (the live status page, self-contained) and
+ * `GET /api/status` (the same data as JSON). Only started when `admin` is configured; loopback by
+ * default.
  *
  * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
- * probes) answers 401 without valid credentials, before anything else is looked at.
+ * probes) answers 401 without valid credentials, before anything else is looked at: `/reload`
+ * included.
  *
  * @module
  */
@@ -13,6 +16,7 @@
 import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
 import { ADMIN_CHALLENGE, type AdminAuth, isAuthorized } from "./admin_auth.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
+import type { ReloadOutcome } from "../reload.ts";
 import type { Status } from "./status.ts";
 import { statusPage } from "./status_page.ts";
 
@@ -22,6 +26,10 @@ export interface AdminServerOptions {
   metrics: () => string | Promise<string>;
   /** `false` while draining: `/healthz` answers 503. @default always healthy */
   healthy?: () => boolean;
+  /** Lines `/healthz` adds after its status (the config generation). @default none */
+  details?: () => string;
+  /** Runs a reload for `POST /reload`. @default none: `/reload` is not found */
+  reload?: () => Promise<ReloadOutcome>;
   /** Builds the status for `/` and `/api/status`. @default none: both answer 404 */
   status?: () => Promise<Status>;
   /** Credentials required on every path but `/healthz`. @default none: open */
@@ -63,6 +71,7 @@ async function handle(
       },
     });
   }
+  if (path === "/reload" && options.reload) return await reload(request, options.reload);
   if (!PATHS.includes(path) || (!options.status && (path === "/" || path === "/api/status"))) {
     return new Response("not found\n", { status: 404, headers: { "content-type": TEXT } });
   }
@@ -75,7 +84,8 @@ async function handle(
   const head = request.method === "HEAD";
   if (path === "/healthz") {
     const healthy = options.healthy?.() ?? true;
-    return new Response(head ? null : healthy ? "ok\n" : "draining\n", {
+    const details = options.details?.() ?? "";
+    return new Response(head ? null : (healthy ? "ok\n" : "draining\n") + details, {
       status: healthy ? 200 : 503,
       headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
@@ -104,6 +114,25 @@ async function handle(
   }
   return new Response(head ? null : await options.metrics(), {
     headers: { "content-type": EXPOSITION_CONTENT_TYPE, "cache-control": "no-store" },
+  });
+}
+
+const RELOAD_STATUS = { accepted: 200, refused: 400, failed: 500 } as const;
+
+async function reload(
+  request: Request,
+  run: () => Promise<ReloadOutcome>,
+): Promise<Response> {
+  if (request.method !== "POST") {
+    return new Response("method not allowed\n", {
+      status: 405,
+      headers: { "content-type": TEXT, allow: "POST" },
+    });
+  }
+  const outcome = await run();
+  return new Response(`${outcome.result}: ${outcome.message}\n`, {
+    status: RELOAD_STATUS[outcome.result],
+    headers: { "content-type": TEXT, "cache-control": "no-store" },
   });
 }
 

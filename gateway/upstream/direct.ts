@@ -6,6 +6,7 @@
  */
 
 import { endpointFromNetAddr, formatIp, type IpAddress } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   AllAttemptsFailedError,
   connectHappyEyeballs,
@@ -55,12 +56,11 @@ export class DirectDialer implements Dialer {
    */
   async dial(request: DialRequest): Promise<Dialed> {
     const { target, signal } = request;
-    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(
-      target,
-      this.#resolver,
-      this.#prefer,
+    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(target, {
+      resolver: this.#resolver,
+      prefer: this.#prefer,
       signal,
-    );
+    });
     let denied = 0;
     const permitted = (list: readonly IpAddress[]) =>
       list.filter((address) => request.permit(address) || (denied++, false));
@@ -112,6 +112,5 @@ function deniedByRules(): SocksReplyError {
 
 function describe(errors: readonly unknown[]): string {
   const last = errors.at(-1);
-  const text = last instanceof Error ? last.message : String(last);
-  return `Cannot connect: ${text}`;
+  return `Cannot connect: ${errorText(last)}`;
 }

@@ -37,7 +37,7 @@
 import { type IpAddress, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { isLoopback } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { isLocalhostName, literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -49,7 +49,7 @@ import { replyForError } from "../reply_codes.ts";
 import {
   AlternativesFailedError,
   AlternativeUnreachableError,
-  NEGOTIATION_TIMEOUT_MS,
+  attemptHandshakeOptions,
   tryAlternatives,
 } from "../../client/alternatives.ts";
 import { HopSelector, type HopSelectorOptions } from "../../client/selector.ts";
@@ -251,18 +251,12 @@ export class SocksHopDialer implements Dialer {
           const { bound } = await socksHandshake(
             below.conn,
             { command: Command.Connect, target: hopRequest },
-            {
-              signal,
-              negotiationTimeoutMs: NEGOTIATION_TIMEOUT_MS,
-              ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
-            },
+            attemptHandshakeOptions(endpoint, signal),
           );
           const local = boundEndpoint(bound) ?? below.local;
           return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
         } catch (error) {
-          try {
-            below.conn.close();
-          } catch { /* closed */ }
+          closeQuietly(below.conn);
           throw error;
         }
       }, {
