@@ -22,6 +22,7 @@ import { hashPassword } from "./gateway/config/password.ts";
 import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
 import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/listen/workers.ts";
+import { loadAdminAuth } from "./gateway/observe/admin_auth.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
 import { errorText } from "./net/error_text.ts";
@@ -222,6 +223,8 @@ async function serve(args: string[]): Promise<number> {
 
 async function check(args: string[]): Promise<number> {
   const config = await configFromFlags(configFlags(args));
+  // serve reads the admin token file at start: check reads it too, to fail where serve would.
+  if (config.admin?.auth) loadAdminAuth(config.admin.auth, () => Promise.resolve("rejected"));
   print(formatConfigYaml(config));
   // Warnings do not fail the check: the config is valid, only riskier than it may look.
   for (const warning of configWarnings(config)) {

@@ -262,12 +262,14 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   let board: StatusBoard | null = null;
   try {
     if (config.admin) {
-      // The admin's users are those of the config at start (a reload does not reach the admin
-      // listener: see warnFixedChanges).
+      // The admin's auth settings are those of the config at start (a reload does not reach
+      // the admin listener: see warnFixedChanges); a users' login is checked as a SOCKS login of
+      // the current generation, through its failed-login limiter, counters included.
       const auth = config.admin.auth &&
         loadAdminAuth(
           config.admin.auth,
-          (user, password, key) => current.passwords.check(user, password, key),
+          (user, password, client, signal) =>
+            current.services.authenticate(client, user, password, signal),
         );
       board = new StatusBoard({
         gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),

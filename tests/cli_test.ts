@@ -488,3 +488,23 @@ Deno.test("`main.ts serve` writes one JSON line per finished connection", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("`main.ts check` reads admin.auth.token_file as serve would, naming the key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/admin.yaml`,
+      `admin: { listen: "127.0.0.1:9090", auth: { token_file: ${dir}/missing.token } }\n`,
+    );
+    const missing = await cli("check", "--config", `${dir}/admin.yaml`);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^dualgate: admin\.auth\.token_file: cannot read /);
+    await Deno.writeTextFile(`${dir}/missing.token`, "a-token\n");
+    const present = await cli("check", "--config", `${dir}/admin.yaml`);
+    assert.equal(present.code, 0, present.stderr);
+    assert.match(present.stdout, /token_file: .*missing\.token/);
+    assert.doesNotMatch(present.stdout + present.stderr, /a-token/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

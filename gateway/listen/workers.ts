@@ -32,14 +32,31 @@ import {
 } from "../observe/metrics.ts";
 import { createReloader, type ReloadOutcome } from "../reload.ts";
 import type { FromWorker, ToWorker } from "./_worker.ts";
-import { loadAdminAuth } from "../observe/admin_auth.ts";
+import { type AdminAuth, loadAdminAuth } from "../observe/admin_auth.ts";
+import { AuthFailureLimiter } from "../limits/auth_limiter.ts";
+import { checkLogin, type LoginGate } from "../access/login_gate.ts";
+import { clientKey } from "../access/client_key.ts";
 import { type LiveStatus, StatusBoard } from "../observe/status.ts";
 import { PasswordVerifier } from "../access/password_verifier.ts";
 
-/** The admin listener's own password checks (the workers' verifiers live in their isolates). */
-function adminUsers(config: Config) {
+/**
+ * The admin listener's own login checks, with their own failed-login limiter (the workers'
+ * verifiers and limiters live in their isolates): guessing over HTTP is bounded as over SOCKS.
+ */
+function adminUsers(config: Config): NonNullable<AdminAuth["checkUser"]> {
   const verifier = new PasswordVerifier(config.auth.users);
-  return (user: string, password: string, key: string) => verifier.check(user, password, key);
+  const gate: LoginGate = {
+    limiter: new AuthFailureLimiter(config.limits.authFailuresPerMinute),
+    check: (user, password, key) => verifier.check(user, password, key),
+  };
+  return (user, password, client, signal) =>
+    checkLogin(
+      gate,
+      clientKey(client.address, config.limits.ipv6ClientPrefix),
+      user,
+      password,
+      signal,
+    );
 }
 
 /** Options of {@linkcode startWorkers}. */
@@ -318,10 +335,10 @@ export async function startWorkers(
         status,
         ...(auth && { auth }),
       });
-      log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
-        endpoint: formatEndpoint(admin.endpoint),
-        count,
-      });
+      log.info(
+        "admin endpoint on {endpoint} serves /, /api/status, /metrics and /healthz of {count} workers",
+        { endpoint: formatEndpoint(admin.endpoint), count },
+      );
     }
   } catch (error) {
     stopping = Promise.resolve();

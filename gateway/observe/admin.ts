@@ -51,12 +51,15 @@ const PATHS = ["/metrics", "/healthz", "/", "/api/status"];
 async function handle(
   request: Request,
   options: AdminServerOptions,
-  client: string,
+  client: IpEndpoint,
 ): Promise<Response> {
   const path = new URL(request.url).pathname;
   if (
     path !== "/healthz" && options.auth &&
-    !await isAuthorized(request.headers.get("authorization"), options.auth, client)
+    !await isAuthorized(request.headers.get("authorization"), options.auth, {
+      endpoint: client,
+      signal: request.signal,
+    })
   ) {
     await request.body?.cancel();
     return new Response("unauthorized\n", {
@@ -133,10 +136,6 @@ async function reload(
   });
 }
 
-function clientOf(address: Deno.Addr): string {
-  return address.transport === "tcp" ? address.hostname : "";
-}
-
 /**
  * Starts the admin HTTP listener on `endpoint`.
  *
@@ -149,7 +148,7 @@ export function startAdminServer(endpoint: IpEndpoint, options: AdminServerOptio
     // Without onListen, Deno.serve writes a "Listening on" line to the console.
     onListen: () => {},
     onError: () => new Response("internal error\n", { status: 500 }),
-  }, (request, info) => handle(request, options, clientOf(info.remoteAddr)));
+  }, (request, info) => handle(request, options, endpointFromNetAddr(info.remoteAddr)));
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= server.shutdown().then(() => server.finished);

@@ -15,6 +15,7 @@
  */
 
 import { createHash, timingSafeEqual } from "node:crypto";
+import type { IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import type { AdminAuthConfig } from "../config/types.ts";
 
@@ -22,8 +23,17 @@ import type { AdminAuthConfig } from "../config/types.ts";
 export interface AdminAuth {
   /** SHA-256 of the bearer token, when one is configured. */
   readonly tokenSha256?: Uint8Array;
-  /** Checks RFC 1929 credentials (`accepted` or not), when the users may log in. */
-  readonly checkUser?: (username: string, password: string, key: string) => Promise<string>;
+  /**
+   * Checks RFC 1929 credentials of `client` (`accepted` or not), when the users may log in:
+   * through the gateway's failed-login limiter, so that guessing over HTTP is bounded as over
+   * SOCKS.
+   */
+  readonly checkUser?: (
+    username: string,
+    password: string,
+    client: IpEndpoint,
+    signal: AbortSignal,
+  ) => Promise<string>;
 }
 
 /** The `WWW-Authenticate` challenge sent with a 401. */
@@ -56,14 +66,22 @@ function decodeBasic(encoded: string): { user: string; password: string } | null
   return { user: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
+/** Who asks, for {@linkcode isAuthorized}. */
+export interface AdminClient {
+  /** The peer, for the failed-login limiter and the password checks' fair queue. */
+  readonly endpoint: IpEndpoint;
+  /** The request's signal. */
+  readonly signal: AbortSignal;
+}
+
 /**
  * True when `authorization` (the request's header, `null` when absent) carries credentials
- * `auth` accepts. `key` names the client for the password checks' fair queue.
+ * `auth` accepts.
  */
 export async function isAuthorized(
   authorization: string | null,
   auth: AdminAuth,
-  key: string,
+  client: AdminClient,
 ): Promise<boolean> {
   if (authorization === null) return false;
   // Exactly one scheme and one credential: a repeated header arrives joined by ", ".
@@ -78,7 +96,8 @@ export async function isAuthorized(
     return tokenMatches(basic.password, auth.tokenSha256);
   }
   if (!auth.checkUser) return false;
-  return await auth.checkUser(basic.user, basic.password, key) === "accepted";
+  return await auth.checkUser(basic.user, basic.password, client.endpoint, client.signal) ===
+    "accepted";
 }
 
 /**

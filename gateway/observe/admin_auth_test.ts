@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { formatIp, parseIp } from "../../net/address.ts";
-import { parseConfig } from "../config/load.ts";
+import { normalizeConfig, parseConfig } from "../config/load.ts";
+import { stringify } from "yaml";
 import { ConfigError } from "../config/errors.ts";
 import { startAdminServer } from "./admin.ts";
 import { isAuthorized, loadAdminAuth, tokenDigest } from "./admin_auth.ts";
@@ -110,11 +111,12 @@ Deno.test("admin.auth: the token (bearer or Basic token:…) and the users' cred
 
 Deno.test("isAuthorized() compares the token's digest, never a prefix or another scheme", async () => {
   const auth = { tokenSha256: tokenDigest(TOKEN) };
-  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, auth, ""), true);
-  assert.equal(await isAuthorized(`Bearer ${TOKEN.toUpperCase()}`, auth, ""), false);
-  assert.equal(await isAuthorized(basic(`alice:${TOKEN}`), auth, ""), false);
-  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, {}, ""), false);
-  assert.equal(await isAuthorized(basic("alice:wonderland"), auth, ""), false);
+  const client = { endpoint: LOOPBACK, signal: new AbortController().signal };
+  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, auth, client), true);
+  assert.equal(await isAuthorized(`Bearer ${TOKEN.toUpperCase()}`, auth, client), false);
+  assert.equal(await isAuthorized(basic(`alice:${TOKEN}`), auth, client), false);
+  assert.equal(await isAuthorized(`Bearer ${TOKEN}`, {}, client), false);
+  assert.equal(await isAuthorized(basic("alice:wonderland"), auth, client), false);
 });
 
 Deno.test("admin listener off loopback without admin.auth is a config error naming admin.listen", () => {
@@ -169,4 +171,16 @@ Deno.test("loadAdminAuth() reads token_file, refuses an unreadable or empty one 
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("normalizeConfig() keeps admin.auth, and the normalized text parses to the same config", () => {
+  const config = parseConfig(`auth: { users: [{ name: alice, password: wonderland }] }
+admin: { listen: "0.0.0.0:9090", auth: { token_file: /etc/dualgate/admin.token, users: true } }
+`);
+  const normalized = normalizeConfig(config) as { admin: unknown };
+  assert.deepEqual(normalized.admin, {
+    listen: "0.0.0.0:9090",
+    auth: { token_file: "/etc/dualgate/admin.token", users: true },
+  });
+  assert.deepEqual(parseConfig(stringify(normalizeConfig(config))).admin, config.admin);
 });

@@ -142,3 +142,31 @@ routes:
   assert.equal(done.bytes.up, 12);
   assert.equal(done.bytes.down, 12);
 });
+
+Deno.test("admin.auth users: failed admin logins count against limits.auth_failures_per_minute", async () => {
+  await using gw = startTestGateway(`auth:
+  users: [{ name: alice, password: wonderland }]
+limits: { auth_failures_per_minute: 3 }
+admin: { listen: "127.0.0.1:0", auth: { users: true } }
+`);
+  const admin = gw.gateway.adminEndpoint!;
+  const client = Deno.createHttpClient({});
+  const get = async (credentials: string) => {
+    const response = await fetch(`http://${formatIp(admin.address)}:${admin.port}/api/status`, {
+      client,
+      headers: { authorization: `Basic ${btoa(credentials)}` },
+    });
+    await response.body?.cancel();
+    return response.status;
+  };
+  try {
+    assert.equal(await get("alice:wonderland"), 200);
+    for (let i = 0; i < 3; i++) assert.equal(await get(`alice:guess-${i}`), 401);
+    // Over the limit, even the right password is not checked: guessing over HTTP is bounded
+    // exactly as over SOCKS.
+    assert.equal(await get("alice:wonderland"), 401);
+    assert.equal(gw.gateway.metrics.authFailures.value(), 3);
+  } finally {
+    client.close();
+  }
+});
