@@ -778,9 +778,11 @@ async function handshakeVia(gateways, command, target, options) {
     }
   }, gatewayAttemptOptions(target, options));
 }
-function connectVia(gateways, target, options = {}) {
-  return handshakeVia(gateways, Command.Connect, target, options);
+function requestVia(command) {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
 }
+var connectVia = requestVia(Command.Connect);
+var associateUdpVia = requestVia(Command.UdpAssociate);
 
 // client/node_patches.ts
 import dns from "node:dns";

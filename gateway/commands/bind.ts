@@ -17,11 +17,11 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatIp,
   type IpAddress,
   type IpEndpoint,
   isUnspecified,
+  peerEndpoint,
   sameIp,
   unmapIpv4,
   unspecified,
@@ -251,10 +251,8 @@ async function acceptExpected(
       } catch (error) {
         return stopped ?? { kind: "aborted", reason: `Cannot bind: ${errorText(error)}` };
       }
-      let peer: IpEndpoint;
-      try {
-        peer = endpointFromNetAddr(candidate.remoteAddr);
-      } catch {
+      const peer = peerEndpoint(candidate);
+      if (peer === null) {
         candidate.close();
         continue;
       }

@@ -36,10 +36,10 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatEndpoint,
   type IpAddress,
   type IpEndpoint,
+  peerEndpoint,
   sameIp,
   toHostname,
 } from "../../net/address.ts";
@@ -87,14 +87,6 @@ export interface TranslationServiceOptions {
 
 const log = logger("translate");
 let nextId = 0;
-
-function remoteOf(conn: Deno.Conn): IpEndpoint | null {
-  try {
-    return endpointFromNetAddr(conn.remoteAddr);
-  } catch {
-    return null;
-  }
-}
 
 /**
  * Builds the translation service from the config and the gateway's rules, route, relay and
@@ -188,12 +180,12 @@ export function createTranslationService(
       relayOptions: DataRelayOptions,
     ): Promise<void> => {
       const startedAt = performance.now();
-      const aRemote = remoteOf(a);
+      const aRemote = peerEndpoint(a);
       // The FTP session relays (accepted, dialed): which one is the client's depends on mode.
       const aIsClient = aRemote !== null && sameIp(aRemote.address, ctx.client.address);
       const [clientConn, serverConn] = aIsClient ? [a, b] : [b, a];
-      const clientEnd = remoteOf(clientConn) ?? ctx.client;
-      const serverEnd = remoteOf(serverConn);
+      const clientEnd = peerEndpoint(clientConn) ?? ctx.client;
+      const serverEnd = peerEndpoint(serverConn);
       const result = await relay(clientConn, serverConn, {
         idleMs: config.timeouts.idleMs,
         signal: AbortSignal.any([relayOptions.signal, options.shutdown]),
