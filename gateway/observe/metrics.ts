@@ -118,6 +118,24 @@ interface Series {
   value: number;
 }
 
+/**
+ * The key of a series in its family's map.
+ *
+ * @throws {RangeError} `Cannot <action>` when `values` do not match the family's label names.
+ */
+function seriesKey(
+  action: string,
+  labelNames: readonly string[],
+  values: readonly string[],
+): string {
+  if (values.length !== labelNames.length) {
+    throw new RangeError(
+      `Cannot ${action}: expected ${labelNames.length} label values, got ${values.length}`,
+    );
+  }
+  return values.join("\u0000");
+}
+
 abstract class LabelledFamily implements Rendered {
   readonly #series = new Map<string, Series>();
 
@@ -128,12 +146,7 @@ abstract class LabelledFamily implements Rendered {
   ) {}
 
   protected series(values: readonly string[]): Series {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot update ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`update ${this.name}`, this.labelNames, values);
     let found = this.#series.get(key);
     if (!found) {
       found = { labels: labelText(this.labelNames, values), values: [...values], value: 0 };
@@ -222,12 +235,7 @@ export class Histogram implements Rendered {
 
   /** Records one observation. */
   observe(values: readonly string[], value: number): void {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot observe ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`observe ${this.name}`, this.labelNames, values);
     let series = this.#series.get(key);
     if (!series) {
       series = {
