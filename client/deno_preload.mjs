@@ -1644,6 +1644,25 @@ function loadPreloadConfig(config) {
   };
 }
 
+// socks5/server.ts
+async function acceptRequest(conn, reader, options = {}) {
+  const { credentials } = options;
+  const greeting = await readGreeting(reader);
+  const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
+  if (!greeting.methods.includes(method)) {
+    await writeAll(conn, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
+    return null;
+  }
+  await writeAll(conn, encodeMethodSelection(method));
+  if (credentials) {
+    const auth = await readPasswordAuthRequest(reader);
+    const ok = auth.username === credentials.username && auth.password === credentials.password;
+    await writeAll(conn, encodePasswordAuthReply(ok ? 0 : 1));
+    if (!ok) return null;
+  }
+  return await readRequest(reader);
+}
+
 // client/socks_front.ts
 function replyFor(error) {
   if (error instanceof SocksReplyError) return error.reply;
@@ -1662,20 +1681,10 @@ function startSocksFront(options) {
   const { credentials } = options;
   async function serve(client) {
     const reader = new ExactReader(client);
-    const greeting = await readGreeting(reader);
-    const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-    if (!greeting.methods.includes(method)) {
-      await writeAll(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await writeAll(client, encodeMethodSelection(method));
-    if (credentials) {
-      const auth2 = await readPasswordAuthRequest(reader);
-      const ok = auth2.username === credentials.username && auth2.password === credentials.password;
-      await writeAll(client, encodePasswordAuthReply(ok ? 0 : 1));
-      if (!ok) return;
-    }
-    const request = await readRequest(reader);
+    const request = await acceptRequest(client, reader, {
+      credentials
+    });
+    if (request === null) return;
     const fail = (reply) => writeAll(client, encodeReply({
       reply,
       bound: ZERO_TARGET
