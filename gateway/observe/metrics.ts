@@ -665,14 +665,14 @@ export class GatewayMetrics {
     }
     this.authFailures = r.counter("dualgate_auth_failures_total", "Failed RFC 1929 logins.");
     if (options.passwordStats) collectFields(r, options.passwordStats, PASSWORD_FIGURES);
+    this.acceptErrors = r.counter(
+      "dualgate_accept_errors_total",
+      "Failed accept calls (the listener backs off and retries).",
+    );
     this.udpDropped = r.counter(
       "dualgate_udp_dropped_total",
       "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
       ["reason"],
-    );
-    this.acceptErrors = r.counter(
-      "dualgate_accept_errors_total",
-      "Failed accept calls (the listener backs off and retries).",
     );
   }
 
