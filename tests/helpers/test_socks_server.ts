@@ -15,7 +15,7 @@ import { acceptRequest } from "../../socks5/server.ts";
 import { ExactReader } from "../../socks5/exact_reader.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
 import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 
 /** One request as the server saw it. */
 export interface LoggedRequest {
@@ -101,13 +101,7 @@ export function startTestSocksServer(options: TestSocksServerOptions = {}): Test
 
   const track = <T extends Deno.Conn | Deno.Listener>(c: T): T => (open.add(c), c);
   const drop = (c: Deno.Conn | Deno.Listener) => {
-    if (open.delete(c)) {
-      try {
-        c.close();
-      } catch {
-        // already closed
-      }
-    }
+    if (open.delete(c)) closeQuietly(c);
   };
 
   async function session(conn: Deno.Conn): Promise<void> {
