@@ -14,6 +14,7 @@ import {
   type SocksTarget,
   writeAll,
 } from "./_wire.ts";
+import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
 export const PEER_NAMES = ["direct", "dualgate", "dualgate-w2", "dante", "microsocks"] as const;
@@ -33,6 +34,10 @@ export interface TargetPorts {
   readonly v4: number;
   /** Port on ::1. */
   readonly v6: number;
+  /** UDP echo port on 127.0.0.1. */
+  readonly udp4: number;
+  /** UDP echo port on ::1. */
+  readonly udp6: number;
 }
 
 /** A way to reach the target server, with or without a proxy in between. */
@@ -48,6 +53,11 @@ export interface Peer extends AsyncDisposable {
    * through a name the peer resolves (`family` 6), and sends `header` first.
    */
   open(family: 4 | 6, header: Uint8Array): Promise<Deno.TcpConn>;
+  /**
+   * Opens a UDP path to the target's echo over IPv4 or to its IPv6 side (as `v6Note` says);
+   * absent when the peer has no UDP relay (microsocks).
+   */
+  readonly udp?: (family: 4 | 6) => Promise<UdpPath>;
 }
 
 /** Options of {@linkcode startPeer}. */
@@ -128,6 +138,7 @@ function proxyPeer(
   target: TargetPorts,
   v6Target: SocksTarget,
   v6Note: string,
+  udpV6Target?: UdpTarget,
 ): Peer {
   const v4Request = encodeConnect({
     kind: "ip",
@@ -150,6 +161,15 @@ function proxyPeer(
       }
       return conn;
     },
+    ...(udpV6Target !== undefined && {
+      udp: (family: 4 | 6) =>
+        socksUdp(
+          proxy,
+          family === 4
+            ? { kind: "ip", family: 4, address: "127.0.0.1", port: target.udp4 }
+            : udpV6Target,
+        ),
+    }),
     [Symbol.asyncDispose]: () => stopTree(child),
   };
 }
@@ -174,6 +194,14 @@ function directPeer(target: TargetPorts): Peer {
       }
       return conn;
     },
+    udp: (family) =>
+      Promise.resolve(
+        directUdp(
+          family === 4
+            ? { transport: "udp", hostname: "127.0.0.1", port: target.udp4 }
+            : { transport: "udp", hostname: "::1", port: target.udp6 },
+        ),
+      ),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };
 }
@@ -191,7 +219,8 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     [
       `listen: ["127.0.0.1:${port}"]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
-      "log: { level: warning }",
+      // Info, as in production: every connection logs its line (to the log file).
+      "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
       "",
@@ -227,6 +256,7 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     options.target,
     { kind: "name", name: V6_NAME, port: options.target.v6 },
     `ATYP 3 "${V6_NAME}" (its static hosts → ::1)`,
+    { kind: "name", name: V6_NAME, port: options.target.udp6 },
   );
 }
 
@@ -247,6 +277,9 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
       "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: ::/0 }",
+      // UDP replies: from the echo (either family) back to the loopback client.
+      "socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: udpreply }",
+      "socks pass { from: ::/0 to: 127.0.0.0/8 command: udpreply }",
       "",
     ].join("\n"),
   );
@@ -268,6 +301,8 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     options.target,
     { kind: "name", name: "::1", port: options.target.v6 },
     'ATYP 3 "::1" (literal; getaddrinfo parses it, no hosts lookup)',
+    // UDP to ::1 as ATYP 4: Dante would look a name up for every datagram.
+    { kind: "ip", family: 6, address: "::1", port: options.target.udp6 },
   );
 }
 

@@ -95,6 +95,7 @@ async function handshake(
         : { ok: false, reason: LOGIN_FAILURES[verdict], user: known.name };
     }
     user = credentials.username;
+    services.noteSession?.(conn, { user });
   }
   const request = await readRequest(reader);
   return user === undefined ? { ok: true, request } : { ok: true, user, request };

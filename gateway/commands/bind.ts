@@ -46,6 +46,7 @@ import { relay } from "../relay/relay.ts";
 import type { RuleSubject } from "../access/rules.ts";
 import { failAndClose } from "../replies.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
+import { familyPair } from "../observe/metrics.ts";
 
 /** The expected peer: its family and the addresses it may connect from (`null`: any). */
 interface ExpectedPeer {
@@ -153,13 +154,19 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
     },
   });
   if (!answered) return;
+  services.noteSession?.(conn, { subject: subject(peer.address) });
 
   services.metrics?.activeRelays.inc(["bind"]);
+  const families = familyPair(base.client, peer);
+  services.metrics?.activeFamilies.inc(["bind", families]);
   const result = await relay(watched, peerConn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["bind"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["bind"]);
+    services.metrics?.activeFamilies.dec(["bind", families]);
+  });
   await watched.gone;
   services.record({
     ...base,

@@ -22,10 +22,11 @@ import {
   replySucceeded,
   ruleSubjectsOf,
 } from "./_request_context.ts";
-import type { RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
+import { familyPair } from "../observe/metrics.ts";
 import type { Dialed } from "../upstream/types.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
@@ -69,6 +70,8 @@ export async function handleConnect(
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;
+  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
+  let allowed: RuleSubject | undefined;
   const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
@@ -82,8 +85,10 @@ export async function handleConnect(
         client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       }),
       permit: (address) => {
-        const verdict = services.rules.evaluate(subject(address));
+        const asked = subject(address);
+        const verdict = services.rules.evaluate(asked);
         if (!verdict.allow) denial = verdict;
+        else allowed = asked;
         return verdict.allow;
       },
     });
@@ -113,6 +118,7 @@ export async function handleConnect(
     { record: { ...connected, used: dialed.remote }, release: () => dialed.conn.close() },
   );
   if (!answered) return;
+  services.noteSession?.(conn, { subject: allowed ?? subject() });
 
   if (await services.translation.translate(session, dialed, route)) {
     services.record({
@@ -125,11 +131,16 @@ export async function handleConnect(
     return;
   }
   services.metrics?.activeRelays.inc(["connect"]);
+  const families = familyPair(base.client, dialed.remote);
+  services.metrics?.activeFamilies.inc(["connect", families]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["connect"]);
+    services.metrics?.activeFamilies.dec(["connect", families]);
+  });
   services.record({
     ...connected,
     used: dialed.remote,

@@ -20,7 +20,8 @@
  *   announce a data channel): judged by the data connection's *own* address and port, never the
  *   control connection's port, so a rule that denies a port of the server holds for a passive
  *   reply naming it. Toward the server, the rules are evaluated as a CONNECT from the same
- *   client and user to the server's address and name with the data port; toward the client
+ *   client and user to the server's address and name with the data port (an address other than
+ *   the server's, an IRC DCC peer's, is judged without the name); toward the client
  *   (active mode), the address must be the client's own and the rules are evaluated as a BIND
  *   (RFC 1928 names FTP as BIND's reason) for the server's address with the client's data
  *   port. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client; a refusal
@@ -125,7 +126,9 @@ export function createTranslationService(
       ? normalizeName(target.address.name) ?? undefined
       : undefined;
     // A data connection is judged by its own address and port, never the control port: a
-    // rule that denies a port of the server must hold for a 227 that names it.
+    // rule that denies a port of the server must hold for a 227 that names it. The requested
+    // name belongs to the server's address only: an IRC DCC peer elsewhere is judged by its
+    // address, or a rule allowing the server's name would open every address.
     const subject = (command: "connect" | "bind", address: IpAddress, port: number) => ({
       client: session.client.address,
       clientIsLocal: session.clientIsLocal,
@@ -133,7 +136,7 @@ export function createTranslationService(
       port,
       address,
       ...(session.user !== undefined ? { user: session.user } : {}),
-      ...(name !== undefined ? { name } : {}),
+      ...(name !== undefined && sameIp(address, ctx.server.address) ? { name } : {}),
     } satisfies RuleSubject);
     const check = (endpoint: IpEndpoint, { side }: { readonly side: Side }): string | null => {
       if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {

@@ -15,8 +15,8 @@
  * - Replies carry the header naming the peer that sent them; only peers the client has
  *   written to are relayed back.
  * - The association lives exactly as long as the TCP control connection, ended early by the
- *   idle limit or shutdown; per-association limits on datagram size and on the rate of each
- *   direction.
+ *   idle limit or shutdown; a per-association limit on datagram size, and flood limits on the
+ *   datagram rate of each direction per client and in total ({@linkcode UdpRateBudget}).
  * - A new destination is looked up off the receive loop, holding its first datagrams: at most
  *   {@linkcode MAX_PENDING_LOOKUPS} lookups per association, 4 datagrams per destination, and
  *   {@linkcode heldDatagrams} bytes across associations, an eighth of them per association; beyond, datagrams are dropped
@@ -44,16 +44,16 @@ import {
   ClientFilter,
   type Destination,
   DestinationTable,
-  DROP_REASONS,
   type DropReason,
   HeldBudget,
   MAX_REPLY_HEADER,
-  RateLimiter,
   type ResolvedPeer,
   resolvedPeer,
   UdpCounters,
   udpHeaderLength,
 } from "./_udp_association.ts";
+import { clientKey } from "../access/client_key.ts";
+import { UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
 import { logger } from "../observe/log.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
@@ -76,6 +76,17 @@ export const MAX_PENDING_LOOKUPS = 8;
 export const heldDatagrams: HeldBudget = new HeldBudget(8 * 1024 * 1024, 1024 * 1024);
 /** How long a name that did not resolve stays unresolved before it is asked again. */
 const UNRESOLVED_RETRY_MS = 5000;
+
+/** The flood limits of this process, made anew when the configured rates change (a reload). */
+let rateBudget: UdpRateBudget | undefined;
+
+function rateBudgetFor(services: SessionServices): UdpRateBudget {
+  const { rate, totalRate } = services.config.udp;
+  if (rateBudget?.rates.perClient !== rate || rateBudget.rates.total !== totalRate) {
+    rateBudget = new UdpRateBudget({ perClient: rate, total: totalRate });
+  }
+  return rateBudget;
+}
 
 /** Handles a UDP ASSOCIATE request after the handshake; never throws. */
 export async function handleUdpAssociate(
@@ -124,10 +135,6 @@ async function associate(
   services.metrics?.activeRelays.inc(["udp"]);
   const end = await association.run()
     .finally(() => services.metrics?.activeRelays.dec(["udp"]));
-  const dropped = association.counters.dropped;
-  for (const reason of DROP_REASONS) {
-    if (dropped[reason] > 0) services.metrics?.udpDropped.inc([reason], dropped[reason]);
-  }
   services.record({
     ...base,
     ...(association.lastPeer !== undefined ? { used: association.lastPeer } : {}),
@@ -151,8 +158,7 @@ class Association {
   readonly #services: SessionServices;
   readonly #clientSocket: Deno.DatagramConn;
   readonly #filter: ClientFilter;
-  readonly #rateUp: RateLimiter;
-  readonly #rateDown: RateLimiter;
+  readonly #rates: UdpRateShare;
   readonly #table = new DestinationTable(64, (row) => this.#release(row, true));
   /** Destination lookups in flight (see {@linkcode MAX_PENDING_LOOKUPS}). */
   #pendingLookups = 0;
@@ -183,8 +189,9 @@ class Association {
     if (declaredPort !== 0) {
       this.#clientAddr = { transport: "udp", hostname: this.#filter.hostname, port: declaredPort };
     }
-    this.#rateUp = new RateLimiter(services.config.udp.rate);
-    this.#rateDown = new RateLimiter(services.config.udp.rate);
+    this.#rates = rateBudgetFor(services).join(
+      clientKey(session.client.address, services.config.limits.ipv6ClientPrefix),
+    );
     this.#maxDatagram = services.config.udp.maxDatagram;
   }
 
@@ -206,6 +213,7 @@ class Association {
       // Loops end once their sockets are closed; lookups once their signal or answer comes.
       while (this.#tasks.size > 0) await Promise.all([...this.#tasks]);
     } finally {
+      this.#rates.leave();
       sweeper.remove(idle);
       shutdown.removeEventListener("abort", onAbort);
     }
@@ -231,8 +239,10 @@ class Association {
     this.#finished();
   }
 
-  #drop(reason: DropReason): void {
-    this.counters.dropped[reason]++;
+  /** Counts a dropped datagram in the association's record and, at once, in the metrics. */
+  #drop(reason: DropReason, count = 1): void {
+    this.counters.dropped[reason] += count;
+    this.#services.metrics?.udpDropped.inc([reason], count);
   }
 
   /** The association ends with the control connection (RFC 1928 §6). */
@@ -268,8 +278,9 @@ class Association {
           this.#drop("oversize");
           continue;
         }
-        if (!this.#rateUp.allow()) {
-          this.#drop("rate");
+        const refusedUp = this.#rates.admit("up");
+        if (refusedUp !== null) {
+          this.#drop(refusedUp);
           continue;
         }
         const headerLength = udpHeaderLength(buffer, n);
@@ -382,8 +393,9 @@ class Association {
           this.#drop("oversize");
           continue;
         }
-        if (!this.#rateDown.allow()) {
-          this.#drop("rate");
+        const refusedDown = this.#rates.admit("down");
+        if (refusedDown !== null) {
+          this.#drop(refusedDown);
           continue;
         }
         this.#activity.active = true;
@@ -424,7 +436,7 @@ class Association {
         const held = row.held;
         this.#release(row, false);
         if (state.kind !== "ready") {
-          this.counters.dropped[state.kind] += held.length;
+          this.#drop(state.kind, held.length);
           return;
         }
         for (const payload of held) await this.#sendUp(state.peer, payload);
@@ -440,7 +452,7 @@ class Association {
   #release(row: Destination, dropped: boolean): void {
     const count = this.#held.release(row.held);
     row.held = [];
-    if (dropped) this.counters.dropped.pending += count;
+    if (dropped && count > 0) this.#drop("pending", count);
   }
 
   async #lookup(target: SocksTarget): Promise<Destination["state"]> {

@@ -487,8 +487,8 @@ export interface GatewayMetricsOptions {
   resolverStats?: ResolverStats;
   /** Client connections being served. @default none: the gauge is left out */
   activeConnections?: () => number;
-  /** The effective connection limit. @default none: the gauge is left out */
-  maxConnections?: number;
+  /** The effective connection limit (read at scrape time when a function). @default none: the gauge is left out */
+  maxConnections?: number | (() => number);
   /** scrypt password checks (`PasswordVerifier`). @default none: the metrics are left out */
   passwordStats?: PasswordStats;
 }
@@ -552,6 +552,14 @@ export function familiesLabel(record: ConnectionRecord): string {
   }`;
 }
 
+/** The `v4-v6` family pair of a client and the destination it reached. */
+export function familyPair(
+  client: { readonly address: { readonly family: 4 | 6 } },
+  used: { readonly address: { readonly family: 4 | 6 } },
+): string {
+  return `v${client.address.family}-v${used.address.family}`;
+}
+
 /**
  * The gateway's metric set: see the README's "Metrics" section for the names.
  *
@@ -577,6 +585,8 @@ export class GatewayMetrics {
   readonly connections: Counter;
   /** Relays (CONNECT, BIND) and UDP associations in progress, by command. */
   readonly activeRelays: Gauge;
+  /** Relays in progress by command and family pair (`v4-v6`: IPv4 client, IPv6 destination). */
+  readonly activeFamilies: Gauge;
   /** Bytes relayed, `up` (client to destination) and `down`. */
   readonly bytes: Counter;
   /** Replies sent, by REP code. */
@@ -598,6 +608,12 @@ export class GatewayMetrics {
   readonly acceptErrors: Counter;
   /** UDP datagrams not relayed, by reason (`foreign`: not from the association's owner). */
   readonly udpDropped: Counter;
+  /** The config generation in force: 1 at start, one more per accepted reload. */
+  configGeneration = 1;
+  /** Config reloads by result (`accepted`, `refused`: invalid config, `failed`: not applied). */
+  readonly reloads: Counter;
+  /** Live sessions a reload closed, by reason (`user_removed`, `password_changed`, `recheck`). */
+  readonly reloadClosed: Counter;
 
   /** Creates the metric set; `options` add the figures read at scrape time. */
   constructor(options: GatewayMetricsOptions = {}) {
@@ -621,13 +637,18 @@ export class GatewayMetrics {
         "dualgate_max_connections",
         "Effective limit of simultaneous client connections.",
         "gauge",
-        () => max,
+        typeof max === "function" ? max : () => max,
       );
     }
     this.activeRelays = r.gauge(
       "dualgate_active_relays",
       "Core relays (CONNECT, BIND) and UDP associations in progress, by command.",
       ["command"],
+    );
+    this.activeFamilies = r.gauge(
+      "dualgate_active_families",
+      "CONNECT and BIND relays in progress, by command and family pair (client-destination).",
+      ["command", "families"],
     );
     this.bytes = r.counter(
       "dualgate_bytes_total",
@@ -674,6 +695,26 @@ export class GatewayMetrics {
       "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
       ["reason"],
     );
+    r.collect(
+      "dualgate_config_generation",
+      "Config generation in force: 1 at start, one more per accepted reload.",
+      "gauge",
+      () => this.configGeneration,
+    );
+    this.reloads = r.counter(
+      "dualgate_reloads_total",
+      "Config reloads (SIGHUP, POST /reload) by result: accepted, refused (invalid), failed.",
+      ["result"],
+    );
+    for (const result of ["accepted", "refused", "failed"]) this.reloads.inc([result], 0);
+    this.reloadClosed = r.counter(
+      "dualgate_reload_closed_total",
+      "Live sessions a reload closed, by reason: user_removed, password_changed, recheck.",
+      ["reason"],
+    );
+    for (const reason of ["user_removed", "password_changed", "recheck"]) {
+      this.reloadClosed.inc([reason], 0);
+    }
   }
 
   /** Counts one finished connection from its record. */

@@ -96,6 +96,16 @@ type SameHostCheck =
   | { readonly refused: string; readonly reply: ReplyCode }
   | { readonly refused?: undefined; readonly address?: IpAddress };
 
+/** One alternative of a hop as the status page shows it. */
+export interface AlternativeState {
+  /** The alternative's label (its URL without user info). */
+  readonly label: string;
+  /** True while marked down. */
+  readonly down: boolean;
+  /** Milliseconds in this state, or `null` for one up and never marked. */
+  readonly forMs: number | null;
+}
+
 /** Options of {@linkcode SocksHopDialer}. */
 export interface SocksHopDialerOptions extends Pick<HopSelectorOptions, "now" | "random"> {
   /** Given to the first hop of each chain only (see {@linkcode SameHostGuard}). */
@@ -153,6 +163,14 @@ export class SocksHopDialer implements Dialer {
       ...selection,
     });
     this.#targets = hop.alternatives.map(hopTarget);
+  }
+
+  /** Each alternative's label and state (up or marked, and for how long), in config order. */
+  alternativeStates(): AlternativeState[] {
+    return this.#hop.alternatives.map((alternative, index) => ({
+      label: alternative.label,
+      ...this.#selector.state(index),
+    }));
   }
 
   /** The selector (its marks are shared by every connection through this hop). */
@@ -332,10 +350,25 @@ export function foldChain(
   direct: Dialer,
   options: SocksHopDialerOptions = {},
 ): Dialer {
+  return foldChainHops(chain, direct, options).dialer;
+}
+
+/** {@linkcode foldChain}, also returning the hop dialers, first to last (for their states). */
+export function foldChainHops(
+  chain: readonly HopConfig[],
+  direct: Dialer,
+  options: SocksHopDialerOptions = {},
+): { readonly dialer: Dialer; readonly hops: readonly SocksHopDialer[] } {
   const { sameHost, ...rest } = options;
+  const hops: SocksHopDialer[] = [];
   // Only the first hop is dialed from this host: later hops' loopback is another host's.
-  return chain.reduce<Dialer>(
-    (below, hop, index) => new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest),
+  const dialer = chain.reduce<Dialer>(
+    (below, hop, index) => {
+      const dialer = new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest);
+      hops.push(dialer);
+      return dialer;
+    },
     direct,
   );
+  return { dialer, hops };
 }
