@@ -65,17 +65,11 @@ import { logger } from "../observe/log.ts";
 import { relay, transferComplete } from "../relay/relay.ts";
 import type { AccessRules, RuleSubject } from "../access/rules.ts";
 import type { Handshaken, TranslationService } from "../session_types.ts";
-import type { Router } from "../upstream/router.ts";
 
 /** The gateway pieces {@linkcode createTranslationService} builds data channels from. */
 export interface TranslationServiceOptions {
   /** The compiled access rules, applied to data dials (see the module doc). */
   readonly rules: AccessRules;
-  /**
-   * Not read: the CONNECT passes the route it looked up to `translate()`. Optional so that the
-   * wiring may still pass it; drop it there. @default {undefined}
-   */
-  readonly route?: Router;
   /** Aborted when the gateway stops draining: translated sessions and data relays close. */
   readonly shutdown: AbortSignal;
   /** Receives one record per data relay. */
@@ -90,7 +84,7 @@ const log = logger("translate");
 let nextId = 0;
 
 /**
- * Builds the translation service from the config and the gateway's rules, route, relay and
+ * Builds the translation service from the config and the gateway's rules, relay and
  * shutdown signal. Without `translators:` it is inert (nothing expected, nothing translated).
  *
  * @example

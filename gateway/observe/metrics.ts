@@ -547,17 +547,18 @@ function collectFields<K extends string>(
 
 /** The `v4-v6` family pair label of a record (`none` for a destination never reached). */
 export function familiesLabel(record: ConnectionRecord): string {
-  return `v${record.client.address.family}-${
-    record.used ? `v${record.used.address.family}` : "none"
-  }`;
+  return familyPair(record.client, record.used);
 }
 
-/** The `v4-v6` family pair of a client and the destination it reached. */
+/**
+ * The `v4-v6` family pair of a client and the destination it reached (`v4-none` when it reached
+ * none).
+ */
 export function familyPair(
   client: { readonly address: { readonly family: 4 | 6 } },
-  used: { readonly address: { readonly family: 4 | 6 } },
+  used: { readonly address: { readonly family: 4 | 6 } } | undefined,
 ): string {
-  return `v${client.address.family}-v${used.address.family}`;
+  return `v${client.address.family}-${used ? `v${used.address.family}` : "none"}`;
 }
 
 /**
