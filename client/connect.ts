@@ -107,6 +107,18 @@ async function handshakeVia(
   }, gatewayAttemptOptions(target, options));
 }
 
+/** A request through the first gateway of `gateways` that answers. */
+export type GatewayRequest = (
+  gateways: Gateways,
+  target: SocksTarget,
+  options?: ConnectViaOptions,
+) => Promise<GatewayConnection>;
+
+/** The {@linkcode GatewayRequest} that sends `command`. */
+function requestVia(command: number): GatewayRequest {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
+}
+
 /**
  * Opens a CONNECT to `target` through the first gateway that answers.
  *
@@ -126,13 +138,7 @@ async function handshakeVia(
  * @throws {SocksReplyError} with the gateway's REP (4 for a name it cannot resolve, 5 refused…).
  * @throws {AlternativesFailedError} (an `AggregateError`) when no gateway could be reached.
  */
-export function connectVia(
-  gateways: Gateways,
-  target: SocksTarget,
-  options: ConnectViaOptions = {},
-): Promise<GatewayConnection> {
-  return handshakeVia(gateways, Command.Connect, target, options);
-}
+export const connectVia: GatewayRequest = requestVia(Command.Connect);
 
 /** A BIND in progress: the gateway listens at `bound`; the peer is awaited with `accept()`. */
 export interface GatewayBinding extends GatewayConnection {
@@ -166,10 +172,4 @@ export async function bindVia(
  *
  * @throws {SocksReplyError} with the gateway's REP.
  */
-export function associateUdpVia(
-  gateways: Gateways,
-  target: SocksTarget,
-  options: ConnectViaOptions = {},
-): Promise<GatewayConnection> {
-  return handshakeVia(gateways, Command.UdpAssociate, target, options);
-}
+export const associateUdpVia: GatewayRequest = requestVia(Command.UdpAssociate);

@@ -812,9 +812,11 @@ async function handshakeVia(gateways, command, target, options) {
     }
   }, gatewayAttemptOptions(target, options));
 }
-function connectVia(gateways, target, options = {}) {
-  return handshakeVia(gateways, Command.Connect, target, options);
+function requestVia(command) {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
 }
+var connectVia = requestVia(Command.Connect);
+var associateUdpVia = requestVia(Command.UdpAssociate);
 
 // client/node_patches.ts
 import dns from "node:dns";
@@ -1676,6 +1678,25 @@ function loadPreloadConfig(config) {
   };
 }
 
+// socks5/server.ts
+async function acceptRequest(conn, reader, options = {}) {
+  const { credentials } = options;
+  const greeting = await readGreeting(reader);
+  const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
+  if (!greeting.methods.includes(method)) {
+    await writeAll(conn, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
+    return null;
+  }
+  await writeAll(conn, encodeMethodSelection(method));
+  if (credentials) {
+    const auth = await readPasswordAuthRequest(reader);
+    const ok = auth.username === credentials.username && auth.password === credentials.password;
+    await writeAll(conn, encodePasswordAuthReply(ok ? 0 : 1));
+    if (!ok) return null;
+  }
+  return await readRequest(reader);
+}
+
 // client/socks_front.ts
 function replyFor(error) {
   if (error instanceof SocksReplyError) return error.reply;
@@ -1694,20 +1715,10 @@ function startSocksFront(options) {
   const { credentials } = options;
   async function serve(client) {
     const reader = new ExactReader(client);
-    const greeting = await readGreeting(reader);
-    const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-    if (!greeting.methods.includes(method)) {
-      await writeAll(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await writeAll(client, encodeMethodSelection(method));
-    if (credentials) {
-      const auth2 = await readPasswordAuthRequest(reader);
-      const ok = auth2.username === credentials.username && auth2.password === credentials.password;
-      await writeAll(client, encodePasswordAuthReply(ok ? 0 : 1));
-      if (!ok) return;
-    }
-    const request = await readRequest(reader);
+    const request = await acceptRequest(client, reader, {
+      credentials
+    });
+    if (request === null) return;
     const fail = (reply) => writeAll(client, encodeReply({
       reply,
       bound: ZERO_TARGET

@@ -115,6 +115,12 @@ async function writeAll(sink, bytes) {
   let written = 0;
   while (written < bytes.length) written += await sink.write(bytes.subarray(written));
 }
+function closeQuietly(resource) {
+  try {
+    resource?.close();
+  } catch {
+  }
+}
 function abortable(promise, signal) {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(signal.reason);
@@ -128,6 +134,13 @@ function abortable(promise, signal) {
 }
 
 // socks5/types.ts
+var Command = {
+  Connect: 1,
+  Bind: 2,
+  UdpAssociate: 3,
+  Resolve: 240,
+  ResolvePtr: 241
+};
 var AddressType = {
   Ipv4: 1,
   DomainName: 3,
@@ -733,6 +746,39 @@ function gatewayAttemptOptions(target, options) {
     } : {}
   };
 }
+async function handshakeVia(gateways, command, target, options) {
+  const attempts = gatewayAttempts(gateways);
+  if (attempts.length === 0) {
+    throw new TypeError(`Cannot connect to ${formatTarget(target)}: no gateway is configured`);
+  }
+  const dial = options.dial ?? Deno.connect;
+  return await tryAlternatives(attempts, async ({ gateway }, signal) => {
+    const conn = await dial({
+      hostname: gateway.hostname,
+      port: gateway.port,
+      signal
+    });
+    try {
+      const { bound } = await socksHandshake(conn, {
+        command,
+        target
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
+      return {
+        conn,
+        bound,
+        gateway
+      };
+    } catch (error) {
+      closeQuietly(conn);
+      throw error;
+    }
+  }, gatewayAttemptOptions(target, options));
+}
+function requestVia(command) {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
+}
+var connectVia = requestVia(Command.Connect);
+var associateUdpVia = requestVia(Command.UdpAssociate);
 
 // client/node_patches.ts
 var BYPASS = Symbol("dualgate.bypass");

@@ -145,14 +145,11 @@ export function wireServices(
         },
       },
     }),
-    // Lazy: the translators' data channels use the gateway's own rules, route and records.
+    // Lazy: the translators' data channels use the gateway's own rules and records.
     translation: createTranslationService(config, {
       shutdown: core.shutdown,
       get rules() {
         return services.rules;
-      },
-      get route() {
-        return services.route;
       },
       record: (record) => services.record(record),
     }),

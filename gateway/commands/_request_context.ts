@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { IpAddress } from "../../net/address.ts";
+import type { IpAddress, IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, writeAll } from "../../net/io.ts";
 import {
@@ -19,6 +19,8 @@ import { encodeReply } from "../../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { RuleCommand } from "../config/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
+import { familyPair } from "../observe/metrics.ts";
+import { relay, type RelayConn, type RelayResult } from "../relay/relay.ts";
 import { failAndClose } from "../replies.ts";
 import { replyForError } from "../reply_codes.ts";
 import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
@@ -166,6 +168,44 @@ export async function replySucceeded(
       }`,
     });
     return false;
+  }
+}
+
+/** What {@linkcode relayCounted} relays. */
+export interface CountedRelay {
+  /** The command, for the active-relay gauges. */
+  readonly command: "connect" | "bind";
+  /** The client side. */
+  readonly client: RelayConn;
+  /** The destination side. */
+  readonly server: RelayConn;
+  /** The destination's endpoint, for the family pair. */
+  readonly peer: IpEndpoint;
+}
+
+/**
+ * Relays a CONNECT's or BIND's two connections with the gateway's idle timeout and shutdown, the
+ * client's pipelined bytes first, counted in the active-relay gauges (by command, and by family
+ * pair) while it runs.
+ */
+export async function relayCounted(
+  session: Handshaken,
+  services: SessionServices,
+  relayed: CountedRelay,
+): Promise<RelayResult> {
+  const { command } = relayed;
+  services.metrics?.activeRelays.inc([command]);
+  const families = familyPair(session.client, relayed.peer);
+  services.metrics?.activeFamilies.inc([command, families]);
+  try {
+    return await relay(relayed.client, relayed.server, {
+      idleMs: services.config.timeouts.idleMs,
+      signal: services.shutdown,
+      clientPrelude: session.reader.takeBuffered(),
+    });
+  } finally {
+    services.metrics?.activeRelays.dec([command]);
+    services.metrics?.activeFamilies.dec([command, families]);
   }
 }
 

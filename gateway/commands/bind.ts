@@ -17,11 +17,11 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatIp,
   type IpAddress,
   type IpEndpoint,
   isUnspecified,
+  peerEndpoint,
   sameIp,
   unmapIpv4,
   unspecified,
@@ -33,6 +33,7 @@ import {
   recordBaseOf,
   rejectForError,
   rejectRequest,
+  relayCounted,
   replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
@@ -42,11 +43,9 @@ import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply, type ReplyCode } from "../../socks5/types.ts";
 import { chooseBindAddress, hostInterfaces, hostRoutes } from "./_bind_address.ts";
 import { WatchedConn } from "./_bind_watch.ts";
-import { relay } from "../relay/relay.ts";
 import type { RuleSubject } from "../access/rules.ts";
 import { failAndClose } from "../replies.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
-import { familyPair } from "../observe/metrics.ts";
 
 /** The expected peer: its family and the addresses it may connect from (`null`: any). */
 interface ExpectedPeer {
@@ -156,16 +155,11 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   if (!answered) return;
   services.noteSession?.(conn, { subject: subject(peer.address) });
 
-  services.metrics?.activeRelays.inc(["bind"]);
-  const families = familyPair(base.client, peer);
-  services.metrics?.activeFamilies.inc(["bind", families]);
-  const result = await relay(watched, peerConn, {
-    idleMs: services.config.timeouts.idleMs,
-    signal: services.shutdown,
-    clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => {
-    services.metrics?.activeRelays.dec(["bind"]);
-    services.metrics?.activeFamilies.dec(["bind", families]);
+  const result = await relayCounted(session, services, {
+    command: "bind",
+    client: watched,
+    server: peerConn,
+    peer,
   });
   await watched.gone;
   services.record({
@@ -258,10 +252,8 @@ async function acceptExpected(
       } catch (error) {
         return stopped ?? { kind: "aborted", reason: `Cannot bind: ${errorText(error)}` };
       }
-      let peer: IpEndpoint;
-      try {
-        peer = endpointFromNetAddr(candidate.remoteAddr);
-      } catch {
+      const peer = peerEndpoint(candidate);
+      if (peer === null) {
         candidate.close();
         continue;
       }

@@ -19,6 +19,7 @@ import {
   recordBaseOf,
   rejectForError,
   rejectRequest,
+  relayCounted,
   replySucceeded,
   ruleSubjectsOf,
 } from "./_request_context.ts";
@@ -26,7 +27,6 @@ import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
-import { familyPair } from "../observe/metrics.ts";
 import type { Dialed } from "../upstream/types.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
@@ -130,16 +130,11 @@ export async function handleConnect(
     });
     return;
   }
-  services.metrics?.activeRelays.inc(["connect"]);
-  const families = familyPair(base.client, dialed.remote);
-  services.metrics?.activeFamilies.inc(["connect", families]);
-  const result = await relay(conn, dialed.conn, {
-    idleMs: services.config.timeouts.idleMs,
-    signal: services.shutdown,
-    clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => {
-    services.metrics?.activeRelays.dec(["connect"]);
-    services.metrics?.activeFamilies.dec(["connect", families]);
+  const result = await relayCounted(session, services, {
+    command: "connect",
+    client: conn,
+    server: dialed.conn,
+    peer: dialed.remote,
   });
   services.record({
     ...connected,

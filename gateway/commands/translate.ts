@@ -37,10 +37,10 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatEndpoint,
   type IpAddress,
   type IpEndpoint,
+  peerEndpoint,
   sameIp,
   toHostname,
 } from "../../net/address.ts";
@@ -65,17 +65,11 @@ import { logger } from "../observe/log.ts";
 import { relay, transferComplete } from "../relay/relay.ts";
 import type { AccessRules, RuleSubject } from "../access/rules.ts";
 import type { Handshaken, TranslationService } from "../session_types.ts";
-import type { Router } from "../upstream/router.ts";
 
 /** The gateway pieces {@linkcode createTranslationService} builds data channels from. */
 export interface TranslationServiceOptions {
   /** The compiled access rules, applied to data dials (see the module doc). */
   readonly rules: AccessRules;
-  /**
-   * Not read: the CONNECT passes the route it looked up to `translate()`. Optional so that the
-   * wiring may still pass it; drop it there. @default {undefined}
-   */
-  readonly route?: Router;
   /** Aborted when the gateway stops draining: translated sessions and data relays close. */
   readonly shutdown: AbortSignal;
   /** Receives one record per data relay. */
@@ -89,16 +83,8 @@ export interface TranslationServiceOptions {
 const log = logger("translate");
 let nextId = 0;
 
-function remoteOf(conn: Deno.Conn): IpEndpoint | null {
-  try {
-    return endpointFromNetAddr(conn.remoteAddr);
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Builds the translation service from the config and the gateway's rules, route, relay and
+ * Builds the translation service from the config and the gateway's rules, relay and
  * shutdown signal. Without `translators:` it is inert (nothing expected, nothing translated).
  *
  * @example
@@ -191,12 +177,12 @@ export function createTranslationService(
       relayOptions: DataRelayOptions,
     ): Promise<void> => {
       const startedAt = performance.now();
-      const aRemote = remoteOf(a);
+      const aRemote = peerEndpoint(a);
       // The FTP session relays (accepted, dialed): which one is the client's depends on mode.
       const aIsClient = aRemote !== null && sameIp(aRemote.address, ctx.client.address);
       const [clientConn, serverConn] = aIsClient ? [a, b] : [b, a];
-      const clientEnd = remoteOf(clientConn) ?? ctx.client;
-      const serverEnd = remoteOf(serverConn);
+      const clientEnd = peerEndpoint(clientConn) ?? ctx.client;
+      const serverEnd = peerEndpoint(serverConn);
       const result = await relay(clientConn, serverConn, {
         idleMs: config.timeouts.idleMs,
         signal: AbortSignal.any([relayOptions.signal, options.shutdown]),

@@ -31,15 +31,7 @@ export {
   formatConfigPath,
   formatConfigProblem,
 } from "./errors.ts";
-export {
-  type ConfigFlags,
-  configFromFlags,
-  DEFAULT_CONFIG_YAML,
-  formatConfigYaml,
-  loadConfigFile,
-  normalizeConfig,
-  parseConfig,
-} from "./load.ts";
+export * from "./load.ts";
 export {
   hashPassword,
   type HashPasswordOptions,

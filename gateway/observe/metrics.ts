@@ -118,6 +118,24 @@ interface Series {
   value: number;
 }
 
+/**
+ * The key of a series in its family's map.
+ *
+ * @throws {RangeError} `Cannot <action>` when `values` do not match the family's label names.
+ */
+function seriesKey(
+  action: string,
+  labelNames: readonly string[],
+  values: readonly string[],
+): string {
+  if (values.length !== labelNames.length) {
+    throw new RangeError(
+      `Cannot ${action}: expected ${labelNames.length} label values, got ${values.length}`,
+    );
+  }
+  return values.join("\u0000");
+}
+
 abstract class LabelledFamily implements Rendered {
   readonly #series = new Map<string, Series>();
 
@@ -128,12 +146,7 @@ abstract class LabelledFamily implements Rendered {
   ) {}
 
   protected series(values: readonly string[]): Series {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot update ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`update ${this.name}`, this.labelNames, values);
     let found = this.#series.get(key);
     if (!found) {
       found = { labels: labelText(this.labelNames, values), values: [...values], value: 0 };
@@ -222,12 +235,7 @@ export class Histogram implements Rendered {
 
   /** Records one observation. */
   observe(values: readonly string[], value: number): void {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot observe ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`observe ${this.name}`, this.labelNames, values);
     let series = this.#series.get(key);
     if (!series) {
       series = {
@@ -539,17 +547,18 @@ function collectFields<K extends string>(
 
 /** The `v4-v6` family pair label of a record (`none` for a destination never reached). */
 export function familiesLabel(record: ConnectionRecord): string {
-  return `v${record.client.address.family}-${
-    record.used ? `v${record.used.address.family}` : "none"
-  }`;
+  return familyPair(record.client, record.used);
 }
 
-/** The `v4-v6` family pair of a client and the destination it reached. */
+/**
+ * The `v4-v6` family pair of a client and the destination it reached (`v4-none` when it reached
+ * none).
+ */
 export function familyPair(
   client: { readonly address: { readonly family: 4 | 6 } },
-  used: { readonly address: { readonly family: 4 | 6 } },
+  used: { readonly address: { readonly family: 4 | 6 } } | undefined,
 ): string {
-  return `v${client.address.family}-v${used.address.family}`;
+  return `v${client.address.family}-${used ? `v${used.address.family}` : "none"}`;
 }
 
 /**

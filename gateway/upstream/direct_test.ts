@@ -1,24 +1,10 @@
 import assert from "node:assert/strict";
+import { testResolverConfig as config } from "../../tests/helpers/resolver_config.ts";
 import { formatIp, type IpAddress } from "../../net/address.ts";
 import { type DnsQuery, type DnsRecordType, Resolver } from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
-import type { ResolverConfig } from "../config/types.ts";
 import { DirectDialer } from "./direct.ts";
-
-function config(overrides: Partial<ResolverConfig> = {}): ResolverConfig {
-  return {
-    prefer: "happy-eyeballs",
-    hosts: {},
-    hostsFile: "",
-    servers: [],
-    timeoutMs: 2_000,
-    cacheSize: 100,
-    maxTtlSeconds: 300,
-    negativeTtlSeconds: 30,
-    ...overrides,
-  };
-}
 
 /** How a fake DNS answers one record type. */
 type Answer =

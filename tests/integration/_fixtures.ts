@@ -17,6 +17,14 @@ import type { SocksReply } from "../../socks5/types.ts";
 export { randomBytes, readAll, sha256, writeAll } from "../helpers/streams.ts";
 import { writeAll } from "../helpers/streams.ts";
 
+/** A `resolver.hosts` config: `v4.`, `v6.` and `both.test.example` on loopback. */
+export const TEST_HOSTS = `resolver:
+  hosts:
+    v4.test.example: ["127.0.0.1"]
+    v6.test.example: ["::1"]
+    both.test.example: ["127.0.0.1", "::1"]
+`;
+
 /** A gateway started from YAML, with every connection record collected. */
 export interface TestGateway extends AsyncDisposable {
   /** The gateway. */

@@ -20,15 +20,12 @@ import {
   readerOf,
   readSocksReply,
   startTestGateway,
+  TEST_HOSTS,
   type TestGateway,
   writeAll,
 } from "./_fixtures.ts";
 
-const HOSTS = `resolver:
-  hosts:
-    v4.test.example: ["127.0.0.1"]
-    v6.test.example: ["::1"]
-`;
+const HOSTS = TEST_HOSTS;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
