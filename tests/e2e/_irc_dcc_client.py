@@ -9,6 +9,8 @@ Roles:
   send PEER FILE               offer FILE to PEER with DCC SEND (we listen)
   passive-send PEER FILE       offer FILE to PEER with passive DCC SEND (port 0, token)
   chat PEER                    offer a DCC CHAT to PEER, exchange one line each way
+  attack PEER OFFER...         send each OFFER (`SEND name address port size`) to PEER as it
+                               is, then the CHAT of `chat` (which marks the end)
 
 Prints one JSON object per event on stdout ("ready" after the welcome, "done" at the end).
 Every wait is bounded.
@@ -177,8 +179,10 @@ def main():
             else:
                 state["passive"] = (path, "4242")
                 connection.ctcp("DCC", peer, "SEND %s %s 0 %d 4242" % (name, offer_address(local), size))
-        elif role == "chat":
-            (peer,) = args
+        elif role == "chat" or role == "attack":
+            peer = args[0]
+            for raw in args[1:]:
+                connection.ctcp("DCC", peer, raw)
             listener = listen_on(local)
             port = listener.getsockname()[1]
             connection.ctcp("DCC", peer, "CHAT chat %s %d" % (offer_address(local), port))

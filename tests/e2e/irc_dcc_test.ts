@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startDualgate } from "../helpers/dualgate.ts";
 import { createRandomFile } from "../helpers/http_server.ts";
+import { IRC_PORT, startNgircd } from "../helpers/ngircd.ts";
 import {
   createTopology,
   e2eTest,
@@ -29,29 +30,8 @@ import {
 
 const CLIENT_SCRIPT = fileURLToPath(new URL("./_irc_dcc_client.py", import.meta.url));
 const PYTHON = "/usr/bin/python3";
-const IRC_PORT = 6667;
 /** 192.0.2.1, the gateway's address facing client4, as DCC writes it. */
 const GATEWAY_V4_INTEGER = "3221225985";
-
-/** ngircd on server6's address only, without DNS, ident or PAM lookups. */
-function ngircdConfig(address: string, dir: string): string {
-  return [
-    "[Global]",
-    "Name = irc.dualgate.example",
-    "Info = dualgate e2e",
-    `Listen = ${address}`,
-    `Ports = ${IRC_PORT}`,
-    `PidFile = ${dir}/ngircd.pid`,
-    "MotdPhrase = hello",
-    "[Limits]",
-    "MaxConnectionsIP = 0",
-    "[Options]",
-    "DNS = no",
-    "Ident = no",
-    "PAM = no",
-    "",
-  ].join("\n");
-}
 
 interface Event {
   event: string;
@@ -87,9 +67,7 @@ e2eTest(
     await Deno.chmod(dir, 0o755);
     try {
       const server6 = topo.addresses.server6.v6;
-      await Deno.writeTextFile(`${dir}/ngircd.conf`, ngircdConfig(server6, dir));
-      await using ircd = topo.spawn("server6", "ngircd", ["-n", "-f", `${dir}/ngircd.conf`]);
-      await ircd.waitForTcp(server6, IRC_PORT, { timeoutMs: 20_000 });
+      await using _ircd = await startNgircd(topo, "server6", server6, dir);
       await using gateway = await startDualgate(
         topo,
         `listen: ["${topo.addresses.gateway.v4}:1080", "[${topo.addresses.gateway.v6}]:1080"]
