@@ -97,7 +97,9 @@ translators:
       ) => {
         const n = nicks++;
         const receiverNick = `rcv${n}`;
-        const [rHost, rCmd, rArgs] = client(receiverHost, receiverNick, "receive");
+        const receiverRole = role === "send-to-socks" ? "receive-socks" : "receive";
+        if (role === "send-to-socks") role = "send";
+        const [rHost, rCmd, rArgs] = client(receiverHost, receiverNick, receiverRole);
         await using receiver = topo.spawn(rHost, rCmd, rArgs);
         const show = () =>
           `--- receiver stdout:\n${receiver.stdout}\n--- receiver stderr:\n${
@@ -165,6 +167,24 @@ translators:
         assert.equal(two.received.chat, "hello from off4", two.show());
         assert.equal(two.sent.chat, "hello from rcv4", two.show());
       });
+
+      await t.step(
+        "client6 sends to client4, whose DCC connection goes through SOCKS too (expected CONNECT)",
+        async () => {
+          const { received, show } = await exchange(
+            "client4",
+            "client6",
+            "send-to-socks",
+            file.path,
+          );
+          assert.equal(received.sha256, file.sha256, show());
+          assert.match(
+            gateway.stderr,
+            /192\.0\.2\.2:\d+ \S+ connect 192\.0\.2\.1:\d+ .*expected by translator/,
+            show(),
+          );
+        },
+      );
 
       await t.step("every DCC connection left an irc-dcc record", async () => {
         // Five exchanges, one DCC connection each; a record is written when its relay ends.
