@@ -29,13 +29,17 @@ function ngircdConfig(address: string, dir: string): string {
   ].join("\n");
 }
 
-/** Starts ngircd on `host` at `address` (config written to `dir`) and waits until it listens. */
+/**
+ * Starts ngircd on `host` at `address` (config and pid file in `dir`, created if needed) and
+ * waits until it listens.
+ */
 export async function startNgircd(
   topo: Topology,
   host: HostName,
   address: string,
   dir: string,
 ): Promise<SpawnedProcess> {
+  await Deno.mkdir(dir, { recursive: true });
   await Deno.writeTextFile(`${dir}/ngircd.conf`, ngircdConfig(address, dir));
   const ircd = topo.spawn(host, "ngircd", ["-n", "-f", `${dir}/ngircd.conf`]);
   try {
