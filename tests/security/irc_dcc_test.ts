@@ -249,7 +249,7 @@ Deno.test("a client's offer naming another host or a privileged port never reach
   assert.deepEqual(dccRejections(outcome), ["198.51.100.7:6000", "[::1]:6000", "127.0.0.1:139"]);
 });
 
-Deno.test("a listener for the client's offer never connects a host-local peer through", async () => {
+Deno.test("a listener for the client's offer never connects a host-local peer through, and closes after 8 refusals", async () => {
   // The client's own DCC listener: it answers anyone with CANARY.
   const canary = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let hits = 0;
@@ -290,10 +290,17 @@ Deno.test("a listener for the client's offer never connects a host-local peer th
     const attackerLines = new LineReader(attacker);
     const got = await attackerLines.all(10_000).catch((error) => `error: ${error}`);
     await attackerLines.close();
+    assert.equal(got, "");
+    // More knocks: after 8 refused peers the listener closes instead of waiting out the offer.
+    for (let knock = 1; knock < 8; knock++) {
+      const again: Deno.TcpConn = await Deno.connect({ hostname: "::1", port: Number(match[1]) });
+      assert.equal(await again.read(new Uint8Array(1)), null);
+      again.close();
+    }
+    await assert.rejects(Deno.connect({ hostname: "::1", port: Number(match[1]) }));
+    assert.equal(hits, 0);
     conn.close();
     await server.close();
-    assert.equal(got, "");
-    assert.equal(hits, 0);
   } finally {
     await gateway[Symbol.asyncDispose]();
     ircd.close();

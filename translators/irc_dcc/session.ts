@@ -57,6 +57,9 @@ const logger = getLogger(["dualgate", "translators", "irc-dcc"]);
 /** The label of DCC connections in logs and connection records. */
 export const DCC_LABEL = "irc-dcc";
 
+/** Refused peers after which a listener facing the server closes. */
+const MAX_REFUSED_PEERS = 8;
+
 /** An offer the gateway listens for. */
 interface OpenOffer {
   /** Who made the offer. */
@@ -183,18 +186,22 @@ export class IrcDccSession implements TranslatorSession {
       return { ok: false, reason: "the gateway's rules refuse the client's port" };
     }
     let advertisedPort = 0;
-    const listener = await this.#listen(
-      offer,
-      "server",
-      (peer) =>
-        this.#acceptablePeer(peer.address) &&
+    let refusedPeers = 0;
+    let stop = () => {};
+    const listener = await this.#listen(offer, "server", (peer) => {
+      const permitted = this.#acceptablePeer(peer.address) &&
         this.#broker.permits(
           { address: peer.address, port: advertisedPort },
           { side: "server", label: DCC_LABEL },
-        ),
-    );
+        );
+      // Anyone may knock on a listener facing the server: after a few refusals it closes,
+      // rather than log and record every knock until the offer times out.
+      if (!permitted && ++refusedPeers >= MAX_REFUSED_PEERS) stop();
+      return permitted;
+    });
     if (!listener) return { ok: false, reason: "cannot listen for the offer" };
     advertisedPort = listener.endpoint.port;
+    stop = () => listener.setup.abort();
     this.#serve(listener, offer, clientData, "client");
     return {
       ok: true,
