@@ -27,6 +27,7 @@ import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../ne
 import { isHostLocal, isMulticastOrBroadcast } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
+import { bridgeDataChannel, TaskSet } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -84,7 +85,9 @@ export class IrcDccSession implements TranslatorSession {
   readonly #options: IrcDccOptions;
   readonly #offers = new Set<OpenOffer>();
   readonly #closed = new AbortController();
-  readonly #tasks = new Set<Promise<void>>();
+  readonly #tasks = new TaskSet((error) => {
+    logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
+  });
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: IrcDccOptions) {
@@ -106,7 +109,7 @@ export class IrcDccSession implements TranslatorSession {
   /** Closes every listener and DCC relay, and waits for their tasks. */
   async close(): Promise<void> {
     this.#closed.abort();
-    await Promise.allSettled([...this.#tasks]);
+    await this.#tasks.settled();
   }
 
   async #line(line: Line, io: LineIo, from: Side): Promise<LineVerdict> {
@@ -310,7 +313,7 @@ export class IrcDccSession implements TranslatorSession {
         },
       })
       : null;
-    this.#spawn(async () => {
+    this.#tasks.spawn(async () => {
       let accepted: Deno.Conn;
       try {
         accepted = await listener.accept();
@@ -325,25 +328,8 @@ export class IrcDccSession implements TranslatorSession {
       }
       claimed = true;
       expectation?.[Symbol.dispose]();
-      let other: Deno.Conn;
-      try {
-        other = await this.#broker.connect(target, { side: targetSide, signal: relaySignal });
-      } catch (error) {
-        closeQuietly(accepted);
-        logger.info("Cannot connect DCC channel: {error}", {
-          id: this.#ctx.id,
-          error: errorText(error),
-        });
-        return;
-      }
-      await this.#broker.relay(accepted, other, { label: DCC_LABEL, signal: relaySignal });
+      const options = { id: this.#ctx.id, side: targetSide, label: DCC_LABEL, signal: relaySignal };
+      await bridgeDataChannel(this.#broker, accepted, target, options);
     });
-  }
-
-  #spawn(task: () => Promise<void>): void {
-    const promise = task().catch((error) => {
-      logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-    }).finally(() => this.#tasks.delete(promise));
-    this.#tasks.add(promise);
   }
 }
