@@ -188,6 +188,8 @@ Deno.test("DCC offers hidden from the translator are dropped, never passed on as
     `:m PRIVMSG victim :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1 2 3\x01`,
     `:m TOPIC #c :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`,
     `:m PRIVMSG victim hi :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`,
+    // Two offers in one message: one line never opens more than one listener.
+    `:m PRIVMSG victim :\x01DCC SEND a.bin 3325256711 6000 1\x01\x01DCC SEND b.bin 3325256711 6001 1\x01`,
     // An unclosed CTCP is read as one by clients.
     `:m NOTICE victim :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1`,
   ];

@@ -127,8 +127,12 @@ export class IrcDccSession implements TranslatorSession {
     if (/[\r\n\0]/.test(line.text)) return refuse("control byte in a line with a DCC request");
     const message = parseTextMessage(line.text);
     if (!message) return refuse("a DCC request outside a PRIVMSG or NOTICE text");
+    const split = splitCtcp(message.text);
+    const requests = split.filter((part) => part.kind === "ctcp" && isDccBody(part.segment.body));
+    // No client sends two in one message; one line opens one listener at most.
+    if (requests.length > 1) return refuse("more than one DCC request in a line");
     const parts: TextPart[] = [];
-    for (const part of splitCtcp(message.text)) {
+    for (const part of split) {
       if (part.kind === "text" || !isDccBody(part.segment.body)) {
         parts.push(part);
         continue;
