@@ -6,9 +6,12 @@ Usage: dcc_client.py GATEWAY_HOST GATEWAY_PORT IRC_NAME IRC_PORT NICK ROLE [ARGS
 
 Roles:
   receive                      accept one DCC SEND (active or passive) or CHAT, report it
+  receive-socks                the same, DCC SEND's connection through the SOCKS gateway too
   send PEER FILE               offer FILE to PEER with DCC SEND (we listen)
   passive-send PEER FILE       offer FILE to PEER with passive DCC SEND (port 0, token)
   chat PEER                    offer a DCC CHAT to PEER, exchange one line each way
+  attack PEER OFFER...         send each OFFER (`SEND name address port size`) to PEER as it
+                               is, then the CHAT of `chat` (which marks the end)
 
 Prints one JSON object per event on stdout ("ready" after the welcome, "done" at the end).
 Every wait is bounded.
@@ -40,8 +43,14 @@ def socks_factory(gateway_host, gateway_port):
         sock.sendall(b"\x05\x01\x00")
         if sock.recv(2) != b"\x05\x00":
             raise OSError("SOCKS method refused")
-        raw = name.encode()
-        sock.sendall(b"\x05\x01\x00\x03" + bytes([len(raw)]) + raw + struct.pack(">H", port))
+        try:
+            literal = ipaddress.ip_address(name)
+            kind = b"\x01" if literal.version == 4 else b"\x04"
+            destination = kind + literal.packed
+        except ValueError:
+            raw = name.encode()
+            destination = b"\x03" + bytes([len(raw)]) + raw
+        sock.sendall(b"\x05\x01\x00" + destination + struct.pack(">H", port))
         head = recv_exact(sock, 4)
         if head[1] != 0:
             raise OSError("SOCKS CONNECT failed: REP %d" % head[1])
@@ -177,8 +186,10 @@ def main():
             else:
                 state["passive"] = (path, "4242")
                 connection.ctcp("DCC", peer, "SEND %s %s 0 %d 4242" % (name, offer_address(local), size))
-        elif role == "chat":
-            (peer,) = args
+        elif role == "chat" or role == "attack":
+            peer = args[0]
+            for raw in args[1:]:
+                connection.ctcp("DCC", peer, raw)
             listener = listen_on(local)
             port = listener.getsockname()[1]
             connection.ctcp("DCC", peer, "CHAT chat %s %d" % (offer_address(local), port))
@@ -196,7 +207,7 @@ def main():
         offer = event.arguments[1]
         words = offer.split()
         say(event="offer", offer=offer)
-        if words[0] == "SEND" and role == "receive":
+        if words[0] == "SEND" and role.startswith("receive"):
             name, address, port, size = words[1], words[2], int(words[3]), int(words[4])
             if port == 0:
                 token = words[5]
@@ -216,7 +227,10 @@ def main():
             else:
 
                 def fetch():
-                    conn = socket.create_connection((dcc_address(address), port), timeout=TIMEOUT)
+                    if role == "receive-socks":
+                        conn = socks_factory(gateway_host, int(gateway_port))((dcc_address(address), port))
+                    else:
+                        conn = socket.create_connection((dcc_address(address), port), timeout=TIMEOUT)
                     received, digest = receive_file(conn, size)
                     finish(received=received, sha256=digest, offer=offer)
 

@@ -9,8 +9,9 @@
  * client4's session crosses families and is translated; client6's (IPv6 to IPv6) is relayed
  * untouched. So an offer from client4 reaches client6 naming the gateway's IPv6 address (the
  * one facing the server, which client6 reaches through its default route), and an offer from
- * client6 reaches client4 naming the gateway's IPv4 address as a 32-bit integer. Files are
- * checked by SHA-256 digest.
+ * client6 reaches client4 naming the gateway's IPv4 address as a 32-bit integer. The last steps
+ * go through ngircd on the IPv4-only server4 instead, where client6's session is the translated
+ * one. Files are checked by SHA-256 digest.
  *
  * @module
  */
@@ -18,6 +19,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startDualgate } from "../helpers/dualgate.ts";
 import { createRandomFile } from "../helpers/http_server.ts";
+import { IRC_PORT, startNgircd } from "../helpers/ngircd.ts";
 import {
   createTopology,
   e2eTest,
@@ -29,29 +31,8 @@ import {
 
 const CLIENT_SCRIPT = fileURLToPath(new URL("./_irc_dcc_client.py", import.meta.url));
 const PYTHON = "/usr/bin/python3";
-const IRC_PORT = 6667;
 /** 192.0.2.1, the gateway's address facing client4, as DCC writes it. */
 const GATEWAY_V4_INTEGER = "3221225985";
-
-/** ngircd on server6's address only, without DNS, ident or PAM lookups. */
-function ngircdConfig(address: string, dir: string): string {
-  return [
-    "[Global]",
-    "Name = irc.dualgate.example",
-    "Info = dualgate e2e",
-    `Listen = ${address}`,
-    `Ports = ${IRC_PORT}`,
-    `PidFile = ${dir}/ngircd.pid`,
-    "MotdPhrase = hello",
-    "[Limits]",
-    "MaxConnectionsIP = 0",
-    "[Options]",
-    "DNS = no",
-    "Ident = no",
-    "PAM = no",
-    "",
-  ].join("\n");
-}
 
 interface Event {
   event: string;
@@ -87,9 +68,15 @@ e2eTest(
     await Deno.chmod(dir, 0o755);
     try {
       const server6 = topo.addresses.server6.v6;
-      await Deno.writeTextFile(`${dir}/ngircd.conf`, ngircdConfig(server6, dir));
-      await using ircd = topo.spawn("server6", "ngircd", ["-n", "-f", `${dir}/ngircd.conf`]);
-      await ircd.waitForTcp(server6, IRC_PORT, { timeoutMs: 20_000 });
+      await using _ircd6 = await startNgircd(topo, "server6", server6, `${dir}/ngircd6`);
+      await using _ircd4 = await startNgircd(
+        topo,
+        "server4",
+        topo.addresses.server4.v4,
+        `${dir}/ngircd4`,
+      );
+      /** The IRC server the next exchange uses (by the name only the gateway resolves). */
+      let ircName: string = NAMES.v6;
       await using gateway = await startDualgate(
         topo,
         `listen: ["${topo.addresses.gateway.v4}:1080", "[${topo.addresses.gateway.v6}]:1080"]
@@ -104,7 +91,7 @@ translators:
           CLIENT_SCRIPT,
           gatewayOf(topo, host),
           "1080",
-          NAMES.v6,
+          ircName,
           String(IRC_PORT),
           nick,
           role,
@@ -119,7 +106,9 @@ translators:
       ) => {
         const n = nicks++;
         const receiverNick = `rcv${n}`;
-        const [rHost, rCmd, rArgs] = client(receiverHost, receiverNick, "receive");
+        const receiverRole = role === "send-to-socks" ? "receive-socks" : "receive";
+        if (role === "send-to-socks") role = "send";
+        const [rHost, rCmd, rArgs] = client(receiverHost, receiverNick, receiverRole);
         await using receiver = topo.spawn(rHost, rCmd, rArgs);
         const show = () =>
           `--- receiver stdout:\n${receiver.stdout}\n--- receiver stderr:\n${
@@ -188,14 +177,49 @@ translators:
         assert.equal(two.sent.chat, "hello from rcv4", two.show());
       });
 
+      await t.step(
+        "client6 sends to client4, whose DCC connection goes through SOCKS too (expected CONNECT)",
+        async () => {
+          const { received, show } = await exchange(
+            "client4",
+            "client6",
+            "send-to-socks",
+            file.path,
+          );
+          assert.equal(received.sha256, file.sha256, show());
+          assert.match(
+            gateway.stderr,
+            /192\.0\.2\.2:\d+ \S+ connect 192\.0\.2\.1:\d+ .*expected by translator/,
+            show(),
+          );
+        },
+      );
+
+      // The other way round: an IPv4-only IRC server, client6's session translated.
+      await t.step("via an IPv4 IRC server: client6 sends a file to client4", async () => {
+        ircName = NAMES.v4;
+        const { received, sent, show } = await exchange("client4", "client6", "send", file.path);
+        assert.equal(sent.sent, file.size, show());
+        assert.equal(received.sha256, file.sha256, show());
+        // 198.51.100.1, the gateway's address facing server4, as an integer.
+        assert.match(String(received.offer), /^SEND payload\.bin 3325256705 \d+ \d+$/, show());
+      });
+
+      await t.step("via an IPv4 IRC server: client4 sends a file to client6", async () => {
+        const { received, sent, show } = await exchange("client6", "client4", "send", file.path);
+        assert.equal(sent.sent, file.size, show());
+        assert.equal(received.sha256, file.sha256, show());
+        assert.match(String(received.offer), /^SEND payload\.bin 2001:db8:1::1 \d+ \d+$/, show());
+      });
+
       await t.step("every DCC connection left an irc-dcc record", async () => {
-        // Five exchanges, one DCC connection each; a record is written when its relay ends.
-        const count = () =>
-          gateway.stderr.match(/relayed 192\.0\.2\.2:\d+ user=- irc-dcc /g)?.length;
-        for (let i = 0; i < 200 && count() !== 5; i++) {
+        // Seven exchanges with a gateway listener, one DCC connection each (the SOCKS one is a
+        // `connect` record); a record is written when its relay ends.
+        const count = () => gateway.stderr.match(/relayed \S+ user=- irc-dcc /g)?.length;
+        for (let i = 0; i < 200 && count() !== 7; i++) {
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
-        assert.equal(count(), 5, gateway.stderr.slice(-5000));
+        assert.equal(count(), 7, gateway.stderr.slice(-5000));
       });
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -13,9 +13,14 @@
  * listener opens for it (refusals with an address are recorded), open offers are bounded, and a
  * listener never connects a host-local peer through.
  *
+ * The last test runs in network namespaces (ngircd, python3-irc clients): there the gateway has
+ * addresses besides the two a session uses, and a peer's offer naming one of them (or its SOCKS
+ * listener) must meet the rules' host-local guard.
+ *
  * @module
  */
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
 import { LineReader, writeText } from "../../translators/_test_helpers.ts";
 import { formatEndpoint, parseIp } from "../../net/address.ts";
@@ -27,6 +32,12 @@ import {
   type TestGateway,
   writeAll,
 } from "../integration/_fixtures.ts";
+import { startDualgate } from "../helpers/dualgate.ts";
+import { createTopology, e2eTest, NAMES, type SpawnedProcess } from "../helpers/netns.ts";
+import { IRC_PORT, startNgircd } from "../helpers/ngircd.ts";
+
+const CLIENT_SCRIPT = fileURLToPath(new URL("../e2e/_irc_dcc_client.py", import.meta.url));
+const PYTHON = "/usr/bin/python3";
 
 const END = "PING :end";
 /** 127.0.0.1 as DCC writes it. */
@@ -177,6 +188,8 @@ Deno.test("DCC offers hidden from the translator are dropped, never passed on as
     `:m PRIVMSG victim :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1 2 3\x01`,
     `:m TOPIC #c :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`,
     `:m PRIVMSG victim hi :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`,
+    // Two offers in one message: one line never opens more than one listener.
+    `:m PRIVMSG victim :\x01DCC SEND a.bin 3325256711 6000 1\x01\x01DCC SEND b.bin 3325256711 6001 1\x01`,
     // An unclosed CTCP is read as one by clients.
     `:m NOTICE victim :\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1`,
   ];
@@ -238,7 +251,7 @@ Deno.test("a client's offer naming another host or a privileged port never reach
   assert.deepEqual(dccRejections(outcome), ["198.51.100.7:6000", "[::1]:6000", "127.0.0.1:139"]);
 });
 
-Deno.test("a listener for the client's offer never connects a host-local peer through", async () => {
+Deno.test("a listener for the client's offer never connects a host-local peer through, and closes after 8 refusals", async () => {
   // The client's own DCC listener: it answers anyone with CANARY.
   const canary = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   let hits = 0;
@@ -279,10 +292,17 @@ Deno.test("a listener for the client's offer never connects a host-local peer th
     const attackerLines = new LineReader(attacker);
     const got = await attackerLines.all(10_000).catch((error) => `error: ${error}`);
     await attackerLines.close();
+    assert.equal(got, "");
+    // More knocks: after 8 refused peers the listener closes instead of waiting out the offer.
+    for (let knock = 1; knock < 8; knock++) {
+      const again: Deno.TcpConn = await Deno.connect({ hostname: "::1", port: Number(match[1]) });
+      assert.equal(await again.read(new Uint8Array(1)), null);
+      again.close();
+    }
+    await assert.rejects(Deno.connect({ hostname: "::1", port: Number(match[1]) }));
+    assert.equal(hits, 0);
     conn.close();
     await server.close();
-    assert.equal(got, "");
-    assert.equal(hits, 0);
   } finally {
     await gateway[Symbol.asyncDispose]();
     ircd.close();
@@ -290,3 +310,110 @@ Deno.test("a listener for the client's offer never connects a host-local peer th
     await serving;
   }
 });
+
+e2eTest(
+  "irc-dcc in namespaces: a peer's offers naming the gateway's other addresses and listeners never reach the client",
+  async () => {
+    await using topo = await createTopology();
+    const dir = await Deno.makeTempDir({ prefix: "dualgate-dcc-attack-" });
+    await Deno.chmod(dir, 0o755);
+    try {
+      const server6 = topo.addresses.server6.v6;
+      await using _ircd = await startNgircd(topo, "server6", server6, dir);
+      const { gateway: gw } = topo.addresses;
+      await using gateway = await startDualgate(
+        topo,
+        `listen: ["${gw.v4}:1080", "[${gw.v6}]:1080"]
+translators:
+  - { type: irc-dcc, ports: [${IRC_PORT}], offer_timeout: 30 }
+`,
+        { dir },
+      );
+      const script = (
+        host: "client4" | "client6",
+        nick: string,
+        role: string,
+        ...args: string[]
+      ) => [
+        CLIENT_SCRIPT,
+        host === "client4" ? gw.v4 : gw.v6,
+        "1080",
+        NAMES.v6,
+        String(IRC_PORT),
+        nick,
+        role,
+        ...args,
+      ];
+      // The victim's session (IPv4 client, IPv6 server) is translated; the attacker's is not.
+      await using victim = topo.spawn("client4", PYTHON, script("client4", "victim", "receive"));
+      const show = () =>
+        `--- victim:\n${victim.stdout}\n${victim.stderr.slice(-2000)}\n--- gateway:\n${
+          gateway.stderr.slice(-5000)
+        }`;
+      await waitForEvent(victim, "ready", show);
+      const attacks = [
+        `SEND evil.bin ${gw.v6} 1080 100`, // the gateway's SOCKS listener, on its other side
+        `SEND evil.bin ${gw.upstreamV4} 5000 100`, // the gateway's own, not this session's
+        `SEND evil.bin ${gw.upstreamV6} 1080 100`, // the gateway's address facing the server
+        `SEND evil.bin 3325256705 2222 100`, // 198.51.100.1, as an integer
+        `SEND evil.bin ${LOOPBACK_V4} 6379 100`,
+      ];
+      const attacker = await topo.run(
+        "client6",
+        PYTHON,
+        script("client6", "mallory", "attack", "victim", ...attacks),
+        { timeoutMs: 90_000 },
+      );
+      assert.equal(attacker.code, 0, `${attacker.stdout}\n${attacker.stderr}\n${show()}`);
+      const done = await waitForEvent(victim, "done", show);
+      // Only the closing CHAT reached the victim, and it worked.
+      assert.equal(done.chat, "hello from mallory", show());
+      const offers = victimEvents(victim).filter((e) => e.event === "offer").map((e) => e.offer);
+      assert.equal(offers.length, 1, show());
+      assert.match(String(offers[0]), /^CHAT chat 3221225985 \d+$/, show());
+      for (
+        const target of [
+          `[${gw.v6}]:1080`,
+          `${gw.upstreamV4}:5000`,
+          `[${gw.upstreamV6}]:1080`,
+          `${gw.upstreamV4}:2222`,
+          "127.0.0.1:6379",
+        ]
+      ) {
+        const pattern = new RegExp(
+          `rejected \\S+ user=- irc-dcc ${target.replace(/[[\].]/g, "\\$&")} `,
+        );
+        assert.match(gateway.stderr, pattern, show());
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+  { programs: ["ngircd"] },
+);
+
+interface ClientEvent {
+  event: string;
+  [key: string]: unknown;
+}
+
+function victimEvents(process: { stdout: string }): ClientEvent[] {
+  return process.stdout.split("\n").filter((line) => line.startsWith("{")).map((line) =>
+    JSON.parse(line) as ClientEvent
+  );
+}
+
+/** Waits (bounded) until the spawned client reports `event`. */
+async function waitForEvent(
+  process: SpawnedProcess,
+  event: string,
+  show: () => string,
+): Promise<ClientEvent> {
+  for (let i = 0; i < 600; i++) {
+    const found = victimEvents(process).find((e) => e.event === event);
+    if (found) return found;
+    if (process.exited) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no ${event} event from ${process.host}\n${show()}`);
+}

@@ -16,35 +16,19 @@
  */
 
 import { z } from "zod";
+import { type PortRange, portRangeSchema } from "../data_channel.ts";
 
 /** The IRC DCC translator's validated options. */
 export interface IrcDccOptions {
   /** `pass` leaves same-family sessions untouched; `translate` handles them too. @default "pass" */
   readonly sameFamily: "pass" | "translate";
   /** Ports of the gateway's listeners for offers. @default {from: 49152, to: 65535} */
-  readonly listenPorts: { readonly from: number; readonly to: number };
+  readonly listenPorts: PortRange;
   /** How long an offer's listener waits for its peer. @default 120000 */
   readonly offerTimeoutMs: number;
   /** Listeners open at once per IRC session; further offers are refused. @default 8 */
   readonly maxOffers: number;
 }
-
-const port = z.number().int("must be an integer").min(0, "must be 0..65535").max(
-  65535,
-  "must be 0..65535",
-);
-
-const portRange = z.strictObject({ from: port, to: port }).superRefine((range, ctx) => {
-  if (range.from > range.to) {
-    ctx.addIssue({ code: "custom", path: ["from"], message: `must not exceed to (${range.to})` });
-  } else if ((range.from === 0) !== (range.to === 0) || (range.from !== 0 && range.from < 1024)) {
-    ctx.addIssue({
-      code: "custom",
-      path: [range.from === 0 || range.from >= 1024 ? "to" : "from"],
-      message: "ports must be 1024..65535, or { from: 0, to: 0 } for the kernel's choice",
-    });
-  }
-});
 
 const MAX_SECONDS = 3600;
 
@@ -64,7 +48,7 @@ const MAX_SECONDS = 3600;
  */
 export const ircDccOptionsSchema: z.ZodType<IrcDccOptions> = z.strictObject({
   same_family: z.enum(["pass", "translate"]).default("pass"),
-  listen_ports: portRange.default({ from: 49152, to: 65535 }),
+  listen_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
   offer_timeout: z.number().refine(
     (n) => Number.isFinite(n) && n >= 1 && n <= MAX_SECONDS,
     `must be a number of seconds from 1 to ${MAX_SECONDS}`,

@@ -27,6 +27,7 @@ import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../ne
 import { isHostLocal, isMulticastOrBroadcast } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
+import { bridgeDataChannel, TaskSet } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -57,6 +58,9 @@ const logger = getLogger(["dualgate", "translators", "irc-dcc"]);
 /** The label of DCC connections in logs and connection records. */
 export const DCC_LABEL = "irc-dcc";
 
+/** Refused peers after which a listener facing the server closes. */
+const MAX_REFUSED_PEERS = 8;
+
 /** An offer the gateway listens for. */
 interface OpenOffer {
   /** Who made the offer. */
@@ -81,7 +85,9 @@ export class IrcDccSession implements TranslatorSession {
   readonly #options: IrcDccOptions;
   readonly #offers = new Set<OpenOffer>();
   readonly #closed = new AbortController();
-  readonly #tasks = new Set<Promise<void>>();
+  readonly #tasks = new TaskSet((error) => {
+    logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
+  });
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: IrcDccOptions) {
@@ -103,7 +109,7 @@ export class IrcDccSession implements TranslatorSession {
   /** Closes every listener and DCC relay, and waits for their tasks. */
   async close(): Promise<void> {
     this.#closed.abort();
-    await Promise.allSettled([...this.#tasks]);
+    await this.#tasks.settled();
   }
 
   async #line(line: Line, io: LineIo, from: Side): Promise<LineVerdict> {
@@ -121,8 +127,12 @@ export class IrcDccSession implements TranslatorSession {
     if (/[\r\n\0]/.test(line.text)) return refuse("control byte in a line with a DCC request");
     const message = parseTextMessage(line.text);
     if (!message) return refuse("a DCC request outside a PRIVMSG or NOTICE text");
+    const split = splitCtcp(message.text);
+    const requests = split.filter((part) => part.kind === "ctcp" && isDccBody(part.segment.body));
+    // No client sends two in one message; one line opens one listener at most.
+    if (requests.length > 1) return refuse("more than one DCC request in a line");
     const parts: TextPart[] = [];
-    for (const part of splitCtcp(message.text)) {
+    for (const part of split) {
       if (part.kind === "text" || !isDccBody(part.segment.body)) {
         parts.push(part);
         continue;
@@ -183,18 +193,22 @@ export class IrcDccSession implements TranslatorSession {
       return { ok: false, reason: "the gateway's rules refuse the client's port" };
     }
     let advertisedPort = 0;
-    const listener = await this.#listen(
-      offer,
-      "server",
-      (peer) =>
-        this.#acceptablePeer(peer.address) &&
+    let refusedPeers = 0;
+    let stop = () => {};
+    const listener = await this.#listen(offer, "server", (peer) => {
+      const permitted = this.#acceptablePeer(peer.address) &&
         this.#broker.permits(
           { address: peer.address, port: advertisedPort },
           { side: "server", label: DCC_LABEL },
-        ),
-    );
+        );
+      // Anyone may knock on a listener facing the server: after a few refusals it closes,
+      // rather than log and record every knock until the offer times out.
+      if (!permitted && ++refusedPeers >= MAX_REFUSED_PEERS) stop();
+      return permitted;
+    });
     if (!listener) return { ok: false, reason: "cannot listen for the offer" };
     advertisedPort = listener.endpoint.port;
+    stop = () => listener.setup.abort();
     this.#serve(listener, offer, clientData, "client");
     return {
       ok: true,
@@ -303,7 +317,7 @@ export class IrcDccSession implements TranslatorSession {
         },
       })
       : null;
-    this.#spawn(async () => {
+    this.#tasks.spawn(async () => {
       let accepted: Deno.Conn;
       try {
         accepted = await listener.accept();
@@ -318,25 +332,8 @@ export class IrcDccSession implements TranslatorSession {
       }
       claimed = true;
       expectation?.[Symbol.dispose]();
-      let other: Deno.Conn;
-      try {
-        other = await this.#broker.connect(target, { side: targetSide, signal: relaySignal });
-      } catch (error) {
-        closeQuietly(accepted);
-        logger.info("Cannot connect DCC channel: {error}", {
-          id: this.#ctx.id,
-          error: errorText(error),
-        });
-        return;
-      }
-      await this.#broker.relay(accepted, other, { label: DCC_LABEL, signal: relaySignal });
+      const options = { id: this.#ctx.id, side: targetSide, label: DCC_LABEL, signal: relaySignal };
+      await bridgeDataChannel(this.#broker, accepted, target, options);
     });
-  }
-
-  #spawn(task: () => Promise<void>): void {
-    const promise = task().catch((error) => {
-      logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-    }).finally(() => this.#tasks.delete(promise));
-    this.#tasks.add(promise);
   }
 }
