@@ -29,6 +29,8 @@ import { PasswordVerifier } from "./access/password_verifier.ts";
 import { isTrustedProxy } from "./listen/proxy_trust.ts";
 import { AccessRules } from "./access/rules.ts";
 import { runSession } from "./session.ts";
+import { runHttpSession } from "./http/front.ts";
+import { runMixedSession } from "./http/mixed.ts";
 import type { SessionServices } from "./session_types.ts";
 import { StandIns } from "./commands/stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
@@ -254,15 +256,20 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     try {
       conn.setNoDelay(true);
     } catch { /* not fatal */ }
-    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
-      .catch((error) => log.error("session failed: {error}", { error }))
-      .finally(() => {
-        active.delete(conn);
-        const left = (perClient.get(clientKey) ?? 1) - 1;
-        if (left === 0) perClient.delete(clientKey);
-        else perClient.set(clientKey, left);
-        sessions.delete(session);
-      });
+    const session =
+      (listen?.protocol === "http"
+        ? runHttpSession(conn, services)
+        : listen?.protocol === "mixed"
+        ? runMixedSession(conn, services)
+        : runSession(conn, services, proxyProtocol ? { proxyProtocol } : {}))
+        .catch((error) => log.error("session failed: {error}", { error }))
+        .finally(() => {
+          active.delete(conn);
+          const left = (perClient.get(clientKey) ?? 1) - 1;
+          if (left === 0) perClient.delete(clientKey);
+          else perClient.set(clientKey, left);
+          sessions.delete(session);
+        });
     sessions.add(session);
   };
 
