@@ -27,6 +27,7 @@ import { dialTarget, type HttpPrincipal } from "./dial.ts";
 import { HttpError } from "./errors.ts";
 import { endToEndFields, serializeHead, wantsKeepAlive, withVia } from "./headers.ts";
 import {
+  type BodyFraming,
   type Field,
   readRequestHead,
   readResponseHead,
@@ -36,7 +37,7 @@ import {
 } from "./message.ts";
 import { HttpReader } from "./reader.ts";
 import { CONNECT_ESTABLISHED, errorResponse } from "./responses.ts";
-import { parseAbsoluteTarget, parseConnectTarget } from "./target.ts";
+import { type AbsoluteTarget, parseAbsoluteTarget, parseConnectTarget } from "./target.ts";
 
 /** Options of {@linkcode runHttpSession}. */
 export interface RunHttpSessionOptions {
@@ -292,9 +293,28 @@ interface Forwarded {
   readonly upstream: Upstream | null;
 }
 
+/** What one request/response exchange over an upstream did. */
+interface Exchange {
+  /** The first error, if it failed. */
+  readonly failure?: unknown;
+  /** True once any response byte went to the client (no error response possible then). */
+  readonly responseStarted: boolean;
+  /** True once any byte of a response came from the server. */
+  readonly answered: boolean;
+  /** The final status, when it succeeded. */
+  readonly status?: number;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+  /** Whether the client connection may carry on. */
+  readonly keepClient: boolean;
+  /** Whether the upstream connection may be reused. */
+  readonly keepServer: boolean;
+}
+
 /**
- * Forwards one absolute-form request and its response: the request body streams up while the
- * response streams down (a server may answer `100 Continue` first, or answer early).
+ * Forwards one absolute-form request and its response. A kept upstream that turns out closed
+ * before any response byte (the server's own keep-alive timeout) is dialed anew once, for a
+ * request without a body (nothing of the client's was consumed).
  */
 async function forward(
   conn: Deno.TcpConn,
@@ -311,8 +331,8 @@ async function forward(
     return { keepClient: false, upstream: null };
   };
   let base: RequestRecord = { ...record, command: "http" };
-  let absolute;
-  let framing;
+  let absolute: AbsoluteTarget;
+  let framing: BodyFraming;
   try {
     absolute = parseAbsoluteTarget(head.target);
     framing = requestFraming(head);
@@ -326,28 +346,85 @@ async function forward(
     closeUpstream(upstream);
     upstream = null;
   }
+  let result: Exchange | undefined;
   let connectMs: number | undefined;
-  if (upstream === null) {
-    const dial = await dialTarget(services, who, absolute.target);
-    if (!dial.ok) {
-      await refuse(
-        conn,
-        services,
-        { ...base, connectMs: dial.connectMs },
-        new HttpError(dial.status, dial.reason),
-      );
-      return drop();
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const reused = upstream !== null;
+    if (upstream === null) {
+      const dial = await dialTarget(services, who, absolute.target);
+      if (!dial.ok) {
+        await refuse(
+          conn,
+          services,
+          { ...base, connectMs: dial.connectMs },
+          new HttpError(dial.status, dial.reason),
+        );
+        return drop();
+      }
+      connectMs = dial.connectMs;
+      upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
-    connectMs = dial.connectMs;
-    upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
+    result = await exchange(conn, reader, services, head, absolute, framing, upstream);
+    const stale = result.failure !== undefined && reused && !result.answered &&
+      framing.kind === "none" &&
+      !(result.failure instanceof HttpError && result.failure.status === 504);
+    if (!stale) break;
+    closeUpstream(upstream);
+    upstream = null;
   }
-  const up = upstream;
+  const done = result!;
+  const up = upstream!;
   base = {
     ...base,
     used: up.dialed.remote,
     ...(connectMs !== undefined ? { connectMs } : {}),
   };
+  if (done.failure !== undefined) {
+    const error = done.failure instanceof HttpError
+      ? done.failure
+      : new HttpError(502, `server connection: ${errorText(done.failure)}`);
+    if (!done.responseStarted) {
+      await refuse(conn, services, base, error);
+    } else {
+      services.record({
+        ...base,
+        outcome: "rejected",
+        bytesUp: done.bytesUp,
+        bytesDown: done.bytesDown,
+        reason: `http: ${error.message} (after the response started)`,
+      });
+    }
+    // Also unblocks a request body still waiting for the client.
+    closeQuietly(conn);
+    return drop();
+  }
+  services.record({
+    ...base,
+    outcome: "relayed",
+    bytesUp: done.bytesUp,
+    bytesDown: done.bytesDown,
+    reason: `http ${head.method} ${done.status}`,
+  });
+  if (!done.keepServer) {
+    closeUpstream(up);
+    return { keepClient: done.keepClient, upstream: null };
+  }
+  return { keepClient: done.keepClient, upstream: up };
+}
 
+/**
+ * Sends the request head and streams its body up while the response streams down (a server may
+ * answer `100 Continue` first, or answer early); never throws.
+ */
+async function exchange(
+  conn: Deno.TcpConn,
+  reader: HttpReader,
+  services: SessionServices,
+  head: RequestHead,
+  absolute: AbsoluteTarget,
+  framing: BodyFraming,
+  up: Upstream,
+): Promise<Exchange> {
   const fields: Field[] = [
     ["Host", absolute.host],
     ...endToEndFields(head.fields).filter(([name]) => name.toLowerCase() !== "host"),
@@ -358,9 +435,11 @@ async function forward(
     withVia(fields, head.minor),
   );
   const clientKeepAlive = wantsKeepAlive(head.fields, head.minor);
+  const idleMs = services.config.timeouts.idleMs;
   let bytesUp = requestHead.length;
   let bytesDown = 0;
   let responseStarted = false;
+  let answered = false;
   let keepClient = false;
   let keepServer = false;
   let failure: unknown;
@@ -376,20 +455,15 @@ async function forward(
   sendUp.catch(fail);
   const sendDown = (async () => {
     while (true) {
-      const response = await within(
-        up.dialed.conn,
-        services.config.timeouts.idleMs,
-        readResponseHead(up.reader),
-      ).catch((error) => {
-        throw error instanceof TimedOut
-          ? new HttpError(
-            504,
-            `no response from the server within ${services.config.timeouts.idleMs} ms`,
-          )
-          : error instanceof HttpError
-          ? error
-          : new HttpError(502, `server connection: ${errorText(error)}`);
-      });
+      const response = await within(up.dialed.conn, idleMs, readResponseHead(up.reader))
+        .catch((error) => {
+          throw error instanceof TimedOut
+            ? new HttpError(504, `no response from the server within ${idleMs} ms`)
+            : error instanceof HttpError
+            ? error
+            : new HttpError(502, `server connection: ${errorText(error)}`);
+        });
+      answered = true;
       if (response.status === 101) {
         throw new HttpError(502, "the server switched protocols, which this proxy does not relay");
       }
@@ -399,17 +473,20 @@ async function forward(
       keepServer = !interim && body.kind !== "close" &&
         wantsKeepAlive(response.fields, response.minor);
       keepClient = clientKeepAlive && body.kind !== "close" && !dechunk;
-      const out = endToEndFields(response.fields, body.kind === "chunked" || body.kind === "close");
+      const out = endToEndFields(
+        response.fields,
+        body.kind === "chunked" || body.kind === "close",
+      );
       if (!interim) {
         if (body.kind === "chunked" && !dechunk) out.push(["Transfer-Encoding", "chunked"]);
         if (!keepClient) out.push(["Connection", "close"]);
         else if (head.minor === 0) out.push(["Connection", "keep-alive"]);
       }
+      if (interim && head.minor === 0) continue; // no 1xx to an HTTP/1.0 client
       const responseHead = serializeHead(
         `HTTP/1.1 ${response.status} ${response.reason}`,
         withVia(out, response.minor),
       );
-      if (interim && head.minor === 0) continue; // no 1xx to an HTTP/1.0 client
       responseStarted = true;
       await writeAll(conn, responseHead);
       bytesDown += responseHead.length;
@@ -425,36 +502,14 @@ async function forward(
     status = await sendDown;
     await sendUp;
   } catch { /* failure holds the first error */ }
-  if (failure !== undefined) {
-    const error = failure instanceof HttpError
-      ? failure
-      : new HttpError(502, `server connection: ${errorText(failure)}`);
-    if (!responseStarted) {
-      await refuse(conn, services, base, error);
-    } else {
-      closeQuietly(conn);
-      services.record({
-        ...base,
-        outcome: "rejected",
-        bytesUp,
-        bytesDown,
-        reason: `http: ${error.message} (after the response started)`,
-      });
-    }
-    // Unblock a request body still waiting for the client.
-    closeQuietly(conn);
-    return drop();
-  }
-  services.record({
-    ...base,
-    outcome: "relayed",
+  return {
+    ...(failure !== undefined ? { failure } : {}),
+    ...(status !== undefined ? { status } : {}),
+    responseStarted,
+    answered,
     bytesUp,
     bytesDown,
-    reason: `http ${head.method} ${status}`,
-  });
-  if (!keepServer) {
-    closeUpstream(up);
-    return { keepClient, upstream: null };
-  }
-  return { keepClient, upstream: up };
+    keepClient,
+    keepServer,
+  };
 }

@@ -204,3 +204,27 @@ Deno.test("http: Proxy-Authorization Basic maps to auth.users; 407 names the rea
   await gw.gateway.stop(0);
   assert.equal(gw.records.find((r) => r.outcome === "relayed")?.user, "alice");
 });
+
+Deno.test("http: a kept upstream the server closed meanwhile is dialed anew for a body-less request", async () => {
+  let served = 0;
+  // Answers one request per connection as if it kept it, then closes (its keep-alive timeout).
+  await using server = startServer("127.0.0.1", async (conn) => {
+    const reader = httpReaderOf(conn);
+    const head = await reader.readLine(8000, 400);
+    while ((await reader.readLine(8000, 400)) !== "") { /* fields */ }
+    served++;
+    const body = `served ${served}: ${head}`;
+    await writeAll(conn, text(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+  });
+  await using gw = startTestGateway(gatewayYaml("http"));
+  const conn = await connectTo(gw.endpoint(4));
+  const reader = httpReaderOf(conn);
+  for (const path of ["/first", "/second"]) {
+    await writeAll(conn, text(`GET http://127.0.0.1:${server.port}${path} HTTP/1.1\r\n\r\n`));
+    const response = await readResponse(reader);
+    assert.equal(response.status, 200, response.body);
+    assert.match(response.body, new RegExp(`GET ${path} `));
+  }
+  conn.close();
+  assert.equal(served, 2);
+});
