@@ -5,8 +5,8 @@
  * absolute-form request over a kept upstream connection (a new one when the host changes).
  *
  * Never a hang: the request head must arrive within `timeouts.handshake` (408 otherwise), an
- * idle kept-alive connection is closed after `timeouts.idle`, and so is an upstream that sends
- * no response head within it (504).
+ * idle kept-alive connection is closed after `timeouts.idle`, and so is an exchange in which
+ * nothing moves either way for that long (504 when no response has started).
  *
  * @module
  */
@@ -83,6 +83,53 @@ async function within<T>(
     throw error;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/**
+ * Calls `onIdle` once when `ms` pass without {@linkcode IdleWatch.touch} (one timer, re-armed
+ * only when it fires, so a busy stream costs no timer churn).
+ */
+class IdleWatch {
+  #last = performance.now();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #ms: number;
+  readonly #onIdle: () => void;
+
+  constructor(ms: number, onIdle: () => void) {
+    this.#ms = ms;
+    this.#onIdle = onIdle;
+    this.#arm(ms);
+  }
+
+  #arm(delay: number): void {
+    this.#timer = setTimeout(() => {
+      const quiet = performance.now() - this.#last;
+      if (quiet >= this.#ms) this.#onIdle();
+      else this.#arm(this.#ms - quiet);
+    }, delay);
+  }
+
+  /** Records progress. */
+  touch(): void {
+    this.#last = performance.now();
+  }
+
+  /** `sink` with every write recorded as progress. */
+  sink(sink: { write(bytes: Uint8Array): Promise<number> }): {
+    write(bytes: Uint8Array): Promise<number>;
+  } {
+    return {
+      write: (bytes) => {
+        this.touch();
+        return sink.write(bytes);
+      },
+    };
+  }
+
+  /** Stops watching. */
+  stop(): void {
+    clearTimeout(this.#timer);
   }
 }
 
@@ -448,21 +495,27 @@ async function exchange(
     closeQuietly(up.dialed.conn);
   };
 
+  // A body that stalls either way for `timeouts.idle` ends the exchange, as an idle relay ends.
+  const idle = new IdleWatch(idleMs, () => {
+    fail(new HttpError(504, `nothing from the server (or the client's body) for ${idleMs} ms`));
+    // Once the response has started, no error response is possible: a client that stopped
+    // reading must not hold the exchange either.
+    if (responseStarted) closeQuietly(conn);
+  });
+  const toServer = idle.sink(up.dialed.conn);
+  const toClient = idle.sink(conn);
   const sendUp = (async () => {
     await writeAll(up.dialed.conn, requestHead);
-    bytesUp += await copyBody(framing, reader, up.dialed.conn);
+    bytesUp += await copyBody(framing, reader, toServer);
   })();
   sendUp.catch(fail);
   const sendDown = (async () => {
     while (true) {
-      const response = await within(up.dialed.conn, idleMs, readResponseHead(up.reader))
-        .catch((error) => {
-          throw error instanceof TimedOut
-            ? new HttpError(504, `no response from the server within ${idleMs} ms`)
-            : error instanceof HttpError
-            ? error
-            : new HttpError(502, `server connection: ${errorText(error)}`);
-        });
+      const response = await readResponseHead(up.reader).catch((error) => {
+        throw error instanceof HttpError
+          ? error
+          : new HttpError(502, `server connection: ${errorText(error)}`);
+      });
       answered = true;
       if (response.status === 101) {
         throw new HttpError(502, "the server switched protocols, which this proxy does not relay");
@@ -491,7 +544,8 @@ async function exchange(
       await writeAll(conn, responseHead);
       bytesDown += responseHead.length;
       if (interim) continue;
-      bytesDown += await copyBody(body, up.reader, conn, { dechunk, errorStatus: 502 });
+      idle.touch();
+      bytesDown += await copyBody(body, up.reader, toClient, { dechunk, errorStatus: 502 });
       return response.status;
     }
   })();
@@ -501,7 +555,11 @@ async function exchange(
   try {
     status = await sendDown;
     await sendUp;
-  } catch { /* failure holds the first error */ }
+  } catch {
+    /* failure holds the first error */
+  } finally {
+    idle.stop();
+  }
   return {
     ...(failure !== undefined ? { failure } : {}),
     ...(status !== undefined ? { status } : {}),

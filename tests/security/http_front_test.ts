@@ -5,7 +5,13 @@
  * its error status with the origin never seeing a smuggled request.
  */
 import assert from "node:assert/strict";
-import { connectTo, readAll, startTestGateway, writeAll } from "../integration/_fixtures.ts";
+import {
+  connectTo,
+  readAll,
+  startServer,
+  startTestGateway,
+  writeAll,
+} from "../integration/_fixtures.ts";
 import { field, httpReaderOf, readResponse } from "../integration/_http_client.ts";
 import { type SeenRequest, startHttpOrigin } from "../integration/_http_origin.ts";
 
@@ -176,4 +182,45 @@ Deno.test("http attack: failed proxy logins count toward the same failed-login l
   }
   assert.deepEqual(statuses.slice(0, 2), [407, 407]);
   assert.ok(statuses.slice(2).every((s) => s === 429 || s === 0), `statuses ${statuses}`);
+});
+
+Deno.test("http attack: a server that never answers, or stalls its body, gets 504 or a close, not a hang", async () => {
+  const stalled: Deno.TcpConn[] = [];
+  // Reads the request, then: for /silent nothing at all; for /stall a head and half a body.
+  await using server = startServer("127.0.0.1", async (conn) => {
+    stalled.push(conn);
+    const reader = httpReaderOf(conn);
+    const line = await reader.readLine(8000, 400);
+    while ((await reader.readLine(8000, 400)) !== "") { /* fields */ }
+    if (line?.includes("/stall")) {
+      await writeAll(conn, text("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"));
+    }
+    await reader.readSome(1); // until the gateway gives up and closes
+  });
+  await using gw = startTestGateway(yaml("timeouts: { idle: 0.3 }\n"));
+  const url = `http://origin.test.example:${server.port}`;
+  // A guard so that a regression fails instead of hanging the suite.
+  const guard = AbortSignal.timeout(20_000);
+  guard.addEventListener("abort", () => {
+    for (const conn of stalled) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  });
+  const silent = await connectTo(gw.endpoint(4));
+  guard.addEventListener("abort", () => silent.close());
+  await writeAll(silent, text(`GET ${url}/silent HTTP/1.1\r\n\r\n`));
+  const response = await readResponse(httpReaderOf(silent));
+  silent.close();
+  assert.equal(response.status, 504);
+  assert.match(response.body, /nothing from the server/);
+
+  const stall = await connectTo(gw.endpoint(4));
+  guard.addEventListener("abort", () => stall.close());
+  await writeAll(stall, text(`GET ${url}/stall HTTP/1.1\r\n\r\n`));
+  const all = new TextDecoder().decode(await readAll(stall).catch(() => new Uint8Array(0)));
+  stall.close();
+  assert.ok(!guard.aborted, "the gateway kept a stalled exchange open");
+  assert.match(all, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhalf$/);
 });
