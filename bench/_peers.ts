@@ -10,6 +10,7 @@ import {
   closeQuietly,
   encodeConnect,
   type Endpoint,
+  httpConnect,
   socksConnect,
   type SocksTarget,
   writeAll,
@@ -17,10 +18,20 @@ import {
 import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
-export const PEER_NAMES = ["direct", "dualgate", "dualgate-w2", "dante", "microsocks"] as const;
+export const PEER_NAMES = [
+  "direct",
+  "dualgate",
+  "dualgate-w2",
+  "dualgate-http",
+  "dante",
+  "microsocks",
+] as const;
 
-/** Peers left out unless `--only` names them: dualgate with `workers: 2`. */
-export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2"];
+/**
+ * Peers left out unless `--only` names them: dualgate with `workers: 2`, and dualgate's HTTP
+ * proxy front door (CONNECT instead of SOCKS5, same core).
+ */
+export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2", "dualgate-http"];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -208,8 +219,16 @@ function directPeer(target: TargetPorts): Peer {
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
-async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Peer> {
-  const name: PeerName = workers === 1 ? "dualgate" : "dualgate-w2";
+async function startDualgate(
+  options: StartPeerOptions,
+  workers = 1,
+  protocol: "socks5" | "http" = "socks5",
+): Promise<Peer> {
+  const name: PeerName = protocol === "http"
+    ? "dualgate-http"
+    : workers === 1
+    ? "dualgate"
+    : "dualgate-w2";
   const port = freePort();
   const hostsFile = `${options.workDir}/dualgate_hosts`;
   await Deno.writeTextFile(hostsFile, "# empty: names come from resolver.hosts\n");
@@ -217,7 +236,7 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
   await Deno.writeTextFile(
     config,
     [
-      `listen: ["127.0.0.1:${port}"]`,
+      `listen: [{ address: "127.0.0.1:${port}", protocol: ${protocol} }]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
       // Info, as in production: every connection logs its line (to the log file).
       "log: { level: info }",
@@ -249,6 +268,7 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     await stopTree(child);
     throw error;
   }
+  if (protocol === "http") return httpPeer(child, { hostname: "127.0.0.1", port }, options.target);
   return proxyPeer(
     name,
     child,
@@ -258,6 +278,29 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     `ATYP 3 "${V6_NAME}" (its static hosts → ::1)`,
     { kind: "name", name: V6_NAME, port: options.target.udp6 },
   );
+}
+
+/** dualgate's HTTP front door: `CONNECT 127.0.0.1:PORT`, or `CONNECT v6.bench.example:PORT`. */
+function httpPeer(child: Deno.ChildProcess, proxy: Endpoint, target: TargetPorts): Peer {
+  return {
+    name: "dualgate-http",
+    pid: child.pid,
+    v6Note: `CONNECT ${V6_NAME} (its static hosts → ::1)`,
+    async open(family, header) {
+      const conn = await httpConnect(
+        proxy,
+        family === 4 ? `127.0.0.1:${target.v4}` : `${V6_NAME}:${target.v6}`,
+      );
+      try {
+        await writeAll(conn, header);
+      } catch (error) {
+        closeQuietly(conn);
+        throw error;
+      }
+      return conn;
+    },
+    [Symbol.asyncDispose]: () => stopTree(child),
+  };
 }
 
 async function startDante(options: StartPeerOptions): Promise<Peer> {
@@ -339,6 +382,8 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return startDualgate(options);
     case "dualgate-w2":
       return startDualgate(options, 2);
+    case "dualgate-http":
+      return startDualgate(options, 1, "http");
     case "dante":
       return startDante(options);
     case "microsocks":

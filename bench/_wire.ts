@@ -138,3 +138,33 @@ export async function socksConnect(proxy: Endpoint, request: Uint8Array): Promis
     throw error;
   }
 }
+
+/**
+ * Opens a tunnel through the HTTP proxy at `proxy` with `CONNECT authority`; resolves once the
+ * response head has been read (the target sends nothing before the client's header, so one
+ * response head is all there is to read).
+ */
+export async function httpConnect(proxy: Endpoint, authority: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: proxy.hostname, port: proxy.port });
+  try {
+    conn.setNoDelay(true);
+    await writeAll(conn, new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\n\r\n`));
+    const buffer = new Uint8Array(512);
+    let got = 0;
+    let text = "";
+    while (!text.endsWith("\r\n\r\n")) {
+      const n = await conn.read(buffer.subarray(got));
+      if (n === null) throw new Error("Cannot connect: the proxy closed");
+      got += n;
+      if (got === buffer.length) throw new Error("Cannot connect: response head too long");
+      text = new TextDecoder().decode(buffer.subarray(0, got));
+    }
+    if (!text.startsWith("HTTP/1.1 200")) {
+      throw new Error(`Cannot connect: ${text.split("\r\n")[0]}`);
+    }
+    return conn;
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  }
+}

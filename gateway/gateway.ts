@@ -21,6 +21,8 @@ import { type ConnectionRecord, logConnection } from "./observe/connection_log.t
 import { logger, setupLogging, type SetupLoggingOptions } from "./observe/log.ts";
 import { GatewayMetrics } from "./observe/metrics.ts";
 import { runSession } from "./session.ts";
+import { runHttpSession } from "./http/front.ts";
+import { runMixedSession } from "./http/mixed.ts";
 import { drain } from "./drain.ts";
 import { type GatewayCore, type Generation, sameSection, wireServices } from "./wiring.ts";
 import { LiveSessions } from "./live_sessions.ts";
@@ -233,13 +235,18 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       shutdown: AbortSignal.any([shutdownController.signal, ended.signal]),
     };
     const proxyProtocol = listen.proxyProtocol;
-    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
-      .catch((error) => log.error("session failed: {error}", { error }))
-      .finally(() => {
-        untrack();
-        admitted.release();
-        sessions.delete(session);
-      });
+    const session =
+      (listen.protocol === "http"
+        ? runHttpSession(conn, services)
+        : listen.protocol === "mixed"
+        ? runMixedSession(conn, services)
+        : runSession(conn, services, proxyProtocol ? { proxyProtocol } : {}))
+        .catch((error) => log.error("session failed: {error}", { error }))
+        .finally(() => {
+          untrack();
+          admitted.release();
+          sessions.delete(session);
+        });
     sessions.add(session);
   };
 

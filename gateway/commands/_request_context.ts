@@ -55,7 +55,7 @@ export function targetName(target: SocksTarget): string | undefined {
  * address to be used (literal or resolved), or without one when only the name is known.
  */
 export function ruleSubjectsOf(
-  session: Handshaken,
+  session: Pick<Handshaken, "client" | "clientIsLocal" | "user" | "request">,
   command: RuleCommand,
   target: SocksTarget = session.request.target,
 ): (address?: IpAddress) => RuleSubject {

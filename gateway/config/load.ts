@@ -183,6 +183,8 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
           proxy_protocol: entry.proxyProtocol,
           ...(entry.trustedProxies && { trusted_proxies: entry.trustedProxies.map(formatCidr) }),
         }
+        : entry.protocol
+        ? { address: formatEndpoint(entry.endpoint), protocol: entry.protocol }
         : formatEndpoint(entry.endpoint)
     ),
     auth: {

@@ -691,6 +691,25 @@ Deno.test("parseConfig() reads listen[].trusted_proxies, and normalizeConfig() w
   assert.deepEqual(again.listen, config.listen);
 });
 
+Deno.test("parseConfig() reads listen[].protocol, and normalizeConfig() writes it back", () => {
+  const config = parseConfig(`listen:
+  - { address: "127.0.0.1:3128", protocol: http }
+  - { address: "127.0.0.1:1080", protocol: mixed }
+  - { address: "127.0.0.1:1081", protocol: socks5 }
+`);
+  assert.deepEqual(config.listen.map((l) => l.protocol), ["http", "mixed", undefined]);
+  assert.deepEqual(parseConfig(formatConfigYaml(config)).listen, config.listen);
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", protocol: https }]',
+    "listen[0].protocol",
+  );
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", protocol: http, proxy_protocol: v2 }]',
+    "listen[0].proxy_protocol",
+    /only in front of SOCKS/,
+  );
+});
+
 Deno.test("parseConfig() names the path of a bad listen[].trusted_proxies", () => {
   assertConfigError(
     'listen: [{ address: "127.0.0.1:1080", proxy_protocol: v2, trusted_proxies: ["10.0.0.0/8", "10.0.0.0/33"] }]',

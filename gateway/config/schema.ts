@@ -34,6 +34,7 @@ import type {
   HopConfig,
   HopEndpoint,
   ListenConfig,
+  ListenProtocol,
   ProxyProtocolMode,
   RouteConfig,
   RuleCommand,
@@ -289,6 +290,7 @@ const users = many(user).superRefine((list, ctx) => {
 
 const listenAddress = parsedString(parseListenAddress);
 const PROXY_PROTOCOL_MODES = ["v1", "v2", "any"] as const satisfies readonly ProxyProtocolMode[];
+const LISTEN_PROTOCOLS = ["socks5", "http", "mixed"] as const satisfies readonly ListenProtocol[];
 
 /**
  * A listen entry: `"ADDR:PORT"`, or
@@ -300,7 +302,15 @@ const listenEntry = byForm<ListenConfig>({
     address: listenAddress,
     proxy_protocol: z.enum(PROXY_PROTOCOL_MODES).optional(),
     trusted_proxies: many(cidr, { empty: "must list at least one CIDR" }).optional(),
+    protocol: z.enum(LISTEN_PROTOCOLS).optional(),
   }).superRefine((value, ctx) => {
+    if (value.proxy_protocol && value.protocol !== undefined && value.protocol !== "socks5") {
+      ctx.addIssue({
+        code: "custom",
+        message: "PROXY protocol headers are read only in front of SOCKS (protocol: socks5)",
+        path: ["proxy_protocol"],
+      });
+    }
     if (value.trusted_proxies && !value.proxy_protocol) {
       ctx.addIssue({
         code: "custom",
@@ -312,8 +322,9 @@ const listenEntry = byForm<ListenConfig>({
     endpoint: value.address,
     ...(value.proxy_protocol && { proxyProtocol: value.proxy_protocol }),
     ...(value.trusted_proxies && { trustedProxies: value.trusted_proxies }),
+    ...(value.protocol && value.protocol !== "socks5" && { protocol: value.protocol }),
   })),
-}, 'an "ADDR:PORT" string or { address, proxy_protocol, trusted_proxies }');
+}, 'an "ADDR:PORT" string or { address, protocol, proxy_protocol, trusted_proxies }');
 
 const listen = many(listenEntry, { empty: "must list at least one address" })
   .superRefine((list, ctx) => {

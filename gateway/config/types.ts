@@ -32,7 +32,15 @@ export interface ListenConfig {
    * `proxyProtocol`.
    */
   readonly trustedProxies?: readonly Cidr[];
+  /**
+   * What clients speak: `socks5`, `http` (an HTTP/1.1 proxy: CONNECT and absolute-form
+   * requests), or `mixed` (told apart by the first byte). @default "socks5"
+   */
+  readonly protocol?: ListenProtocol;
 }
+
+/** What a listener speaks (see {@linkcode ListenConfig.protocol}). */
+export type ListenProtocol = "socks5" | "http" | "mixed";
 
 /** An RFC 1929 user. Exactly one of `password` and `passwordHash` is set. */
 export interface UserConfig {
