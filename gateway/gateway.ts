@@ -34,6 +34,7 @@ import { StandIns } from "./commands/stand_ins.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
+import { userEgressPools } from "./upstream/egress.ts";
 import { createTranslationService } from "./commands/translate.ts";
 
 /** Options of {@linkcode startGateway}. */
@@ -158,6 +159,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       ? new StandIns({ ipv6ClientPrefix: config.limits.ipv6ClientPrefix })
       : null,
     users,
+    userEgress: userEgressPools(config.auth.users),
     shutdown: shutdownController.signal,
     // Only loopback: a client from one of the host's other addresses may be this gateway itself.
     isLocalAddress: (endpoint) => isLoopback(endpoint.address),

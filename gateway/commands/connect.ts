@@ -26,6 +26,7 @@ import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import type { Dialed } from "../upstream/types.ts";
+import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
 export async function handleConnect(
@@ -65,6 +66,8 @@ export async function handleConnect(
   }
 
   const route = services.route(target);
+  const egress = egressPoolFor(session.user, services.userEgress, route.egress)
+    ?.selection(egressKeyOf(target, session.user, client.address));
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;
@@ -80,6 +83,7 @@ export async function handleConnect(
       ...(session.clientUnknown ? {} : {
         client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       }),
+      ...(egress && { egress }),
       permit: (address) => {
         const verdict = services.rules.evaluate(subject(address));
         if (!verdict.allow) denial = verdict;
