@@ -35,6 +35,7 @@ import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
 import { userEgressPools } from "./upstream/egress.ts";
+import { egressHostWarnings } from "./upstream/egress_host.ts";
 import { createTranslationService } from "./commands/translate.ts";
 
 /** Options of {@linkcode startGateway}. */
@@ -81,7 +82,7 @@ const log = logger("gateway");
 
 /** Logs each of the {@linkcode configWarnings} of `config` as a warning. */
 export function logConfigWarnings(config: Config): void {
-  for (const warning of configWarnings(config)) {
+  for (const warning of [...configWarnings(config), ...egressHostWarnings(config)]) {
     log.warn("config {path}: {message}", { path: warning.path, message: warning.message });
   }
 }
