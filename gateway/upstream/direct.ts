@@ -115,11 +115,14 @@ export class DirectDialer implements Dialer {
           ...(more ? { more } : {}),
         },
       );
+      const remote = endpointFromNetAddr(conn.remoteAddr);
+      const source = egress?.(remote.address.family);
       return {
         conn,
-        remote: endpointFromNetAddr(conn.remoteAddr),
+        remote,
         local: endpointFromNetAddr(conn.localAddr),
         resolvedBy,
+        ...(source && { egress: source }),
       };
     } catch (error) {
       if (error instanceof AllAttemptsFailedError) {

@@ -57,6 +57,11 @@ export interface Dialed {
   readonly local: IpEndpoint;
   /** How the name was resolved, for the log (`literal`, `hosts`, `dns`, ..., or the last hop). */
   readonly resolvedBy?: string;
+  /**
+   * The source address an egress pool chose for this (direct) connection: further connections
+   * of the same session (an FTP data channel) leave from it too.
+   */
+  readonly egress?: IpAddress;
 }
 
 /**

@@ -15,6 +15,8 @@ import { cidrContains, parseCidr } from "../../net/cidr.ts";
 const DEBIAN_PYTHON = "/usr/bin/python3";
 const PREFIX = "2001:db8:5::/64";
 const SECOND_V4 = "198.51.100.5";
+/** pyftpdlib's port on server6. */
+const FTP_PORT = 2121;
 /** A second name of server6, for sticky_destination. */
 const V6_OTHER = "v6b.dualgate.example";
 
@@ -71,6 +73,8 @@ routes:
   - to: ["*"]
     egress: ["${topo.addresses.gateway.upstreamV4}", "${SECOND_V4}"]
     egress_prefix: "${PREFIX}"
+translators:
+  - { type: ftp, ports: [${FTP_PORT}], data_timeout: 20 }
 `;
 
 const inPrefix = (text: string) => {
@@ -163,6 +167,21 @@ e2eTest(
       ]);
       await server6.waitForTcp(topo.addresses.server6.v6, 8080, { timeoutMs: 20_000 });
       await server4.waitForTcp(topo.addresses.server4.v4, 8080, { timeoutMs: 20_000 });
+      await Deno.mkdir(`${dir}/ftp`);
+      await Deno.writeTextFile(`${dir}/ftp/hello.txt`, "hello over egress\n");
+      // pyftpdlib refuses a passive data connection from another address than the control
+      // connection's: the data dial must leave from the same egress source.
+      await using ftp = topo.spawn("server6", DEBIAN_PYTHON, [
+        "-m",
+        "pyftpdlib",
+        "-i",
+        topo.addresses.server6.v6,
+        "-p",
+        String(FTP_PORT),
+        "-d",
+        `${dir}/ftp`,
+      ]);
+      await ftp.waitForTcp(topo.addresses.server6.v6, FTP_PORT, { timeoutMs: 20_000 });
       await using gateway = await startDualgate(topo, CONFIG(topo), { dir });
 
       await t.step(
@@ -257,6 +276,27 @@ e2eTest(
         assert.equal(bob.code, 0, bob.stderr);
         assert.ok(inPrefix(bob.stdout.trim()), bob.stdout);
       });
+
+      await t.step(
+        "FTP (translated, per_connection): the data channel leaves from the control's source",
+        async () => {
+          for (const flags of [[], ["--disable-epsv"]]) {
+            const r = await topo.run("client4", "curl", [
+              "-sS",
+              "--fail",
+              "--max-time",
+              "30",
+              ...flags,
+              "-x",
+              `socks5h://bob:pw@${topo.addresses.gateway.v4}:1080`,
+              `ftp://${NAMES.v6}:${FTP_PORT}/hello.txt`,
+            ], { timeoutMs: 40_000 });
+            assert.equal(r.code, 0, `${r.stderr}\n${ftp.stderr}\n${gateway.stderr}`);
+            assert.equal(r.stdout, "hello over egress\n");
+          }
+          assert.doesNotMatch(ftp.stderr, /foreign address/);
+        },
+      );
 
       await t.step("the servers logged the configured sources", () => {
         assert.match(server6.stdout, new RegExp(`udp ${aliceSource.replaceAll(".", "\\.")}`));
