@@ -16,10 +16,20 @@ import {
 } from "./_wire.ts";
 
 /** Names of the peers, in table order. */
-export const PEER_NAMES = ["direct", "dualgate", "dualgate-w2", "dante", "microsocks"] as const;
+export const PEER_NAMES = [
+  "direct",
+  "dualgate",
+  "dualgate-w2",
+  "dualgate-egress",
+  "dante",
+  "microsocks",
+] as const;
 
-/** Peers left out unless `--only` names them: dualgate with `workers: 2`. */
-export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2"];
+/**
+ * Peers left out unless `--only` names them: dualgate with `workers: 2`, and dualgate with an
+ * egress pool (every connection through node:net's `localAddress`, see net/node_tcp.ts).
+ */
+export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2", "dualgate-egress"];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -180,8 +190,12 @@ function directPeer(target: TargetPorts): Peer {
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
-async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Peer> {
-  const name: PeerName = workers === 1 ? "dualgate" : "dualgate-w2";
+async function startDualgate(
+  options: StartPeerOptions,
+  workers = 1,
+  egress = false,
+): Promise<Peer> {
+  const name: PeerName = egress ? "dualgate-egress" : workers === 1 ? "dualgate" : "dualgate-w2";
   const port = freePort();
   const hostsFile = `${options.workDir}/dualgate_hosts`;
   await Deno.writeTextFile(hostsFile, "# empty: names come from resolver.hosts\n");
@@ -194,6 +208,8 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
       "log: { level: warning }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
+      // Sources of both families, so that every dial goes through node:net with localAddress.
+      ...(egress ? ['routes: [{ to: ["*"], egress: ["127.0.0.1", "::1"] }]'] : []),
       "",
     ].join("\n"),
   );
@@ -304,6 +320,8 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return startDualgate(options);
     case "dualgate-w2":
       return startDualgate(options, 2);
+    case "dualgate-egress":
+      return startDualgate(options, 1, true);
     case "dante":
       return startDante(options);
     case "microsocks":
