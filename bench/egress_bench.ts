@@ -5,6 +5,7 @@
  * @module
  */
 
+import { connect as nodeConnect } from "node:net";
 import { parseIp } from "../net/address.ts";
 import { connectFrom } from "../net/node_tcp.ts";
 
@@ -63,6 +64,24 @@ async function throughput(dial: Dial, port: number): Promise<number> {
   return total / 1024 / 1024 / ((performance.now() - start) / 1000);
 }
 
+/** node:net's plain path for comparison: `data` events (a Buffer each), bytes only counted. */
+function dataEventThroughput(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = nodeConnect({ host: "127.0.0.1", port });
+    let total = 0;
+    let start = 0;
+    socket.on("connect", () => {
+      socket.write(new Uint8Array([0x42]));
+      start = performance.now();
+    });
+    socket.on("data", (chunk: Uint8Array) => {
+      total += chunk.length;
+    });
+    socket.on("error", reject);
+    socket.on("close", () => resolve(total / 1024 / 1024 / ((performance.now() - start) / 1000)));
+  });
+}
+
 if (import.meta.main) {
   const listener = serve();
   const rows: string[] = ["| dial | connections/s | MiB/s (one stream) |", "|---|---|---|"];
@@ -71,6 +90,8 @@ if (import.meta.main) {
     const mib = await throughput(dial, listener.addr.port);
     rows.push(`| ${name} | ${rate.toFixed(0)} | ${mib.toFixed(0)} |`);
   }
+  const events = await dataEventThroughput(listener.addr.port);
+  rows.push(`| node:net 'data' events (counted, no wrapper) | — | ${events.toFixed(0)} |`);
   listener.close();
   // deno-lint-ignore no-console
   console.log(rows.join("\n"));

@@ -5,7 +5,7 @@
  *
  * Reads use `onread`: libuv reads into one reused buffer and the callback copies the bytes
  * straight into the buffer of the waiting `read()` (Deno's node:net `Buffer` stream path was
- * about 8x slower, measured with `bench/egress_bench.ts`). With no reader waiting, one chunk is
+ * about half as fast in `bench/egress_bench.ts`, counting bytes only). With no reader waiting, one chunk is
  * kept and the socket stops reading until it is taken: backpressure as with `Deno.connect`.
  *
  * @module
