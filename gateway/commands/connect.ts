@@ -66,8 +66,8 @@ export async function handleConnect(
   }
 
   const route = services.route(target);
-  const egress = egressPoolFor(session.user, services.userEgress, route.egress)
-    ?.selection(egressKeyOf(target, session.user, client.address));
+  const egress = egressPoolFor(route.egress, { name: session.user, pools: services.userEgress })
+    ?.selection(egressKeyOf(target, { user: session.user, client: client.address }));
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;

@@ -505,7 +505,9 @@ class Association {
     if (pool === undefined) return { kind: "ready", peer: resolvedPeer(allowed[0]!, target.port) };
     let pick = this.#egress.get(pool);
     if (pick === undefined) {
-      pick = pool.selection(egressKeyOf(target, session.user, session.client.address));
+      pick = pool.selection(
+        egressKeyOf(target, { user: session.user, client: session.client.address }),
+      );
       this.#egress.set(pool, pick);
     }
     for (const address of allowed) {
@@ -524,6 +526,9 @@ class Association {
     const services = this.#services;
     const user = this.#session.user;
     const route = services.route(target);
-    return egressPoolFor(user, services.userEgress, route.chained ? undefined : route.egress);
+    return egressPoolFor(route.chained ? undefined : route.egress, {
+      name: user,
+      pools: services.userEgress,
+    });
   }
 }

@@ -161,12 +161,16 @@ export function userEgressPools(users: readonly UserConfig[]): ReadonlyMap<strin
   );
 }
 
+/** Who asks: the authenticated user (if any) and the client address. */
+export interface EgressRequester {
+  /** The user after RFC 1929, if any. */
+  readonly user?: string | undefined;
+  /** The client's address. */
+  readonly client: IpAddress;
+}
+
 /** The sticky keys of a request: the user (else the client) and the destination as requested. */
-export function egressKeyOf(
-  target: SocksTarget,
-  user: string | undefined,
-  client: IpAddress,
-): EgressKey {
+export function egressKeyOf(target: SocksTarget, requester: EgressRequester): EgressKey {
   const a = target.address;
   const literal = a.family === "name" ? literalAddress(a.name) : a;
   const destination = literal
@@ -174,16 +178,17 @@ export function egressKeyOf(
     : a.family === "name"
     ? normalizeName(a.name) ?? a.name
     : "";
-  return { ...(user !== undefined && { user }), client: formatIp(client), destination };
+  const user = requester.user;
+  return { ...(user !== undefined && { user }), client: formatIp(requester.client), destination };
 }
 
-/**
- * The pool a request of `user` uses: the user's own, else the route's; `undefined` for none.
- */
+/** The pool a request uses: the user's own (from `userPools`), else `routePool`, else none. */
 export function egressPoolFor(
-  user: string | undefined,
-  userPools: ReadonlyMap<string, EgressPool> | undefined,
   routePool: EgressPool | undefined,
+  user: {
+    readonly name?: string | undefined;
+    readonly pools?: ReadonlyMap<string, EgressPool> | undefined;
+  },
 ): EgressPool | undefined {
-  return (user !== undefined ? userPools?.get(user) : undefined) ?? routePool;
+  return (user.name !== undefined ? user.pools?.get(user.name) : undefined) ?? routePool;
 }

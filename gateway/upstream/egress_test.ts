@@ -104,23 +104,26 @@ Deno.test("addressInPrefix() keeps the network bits and never gives the all-zero
 Deno.test("egressKeyOf() keys names normalised and literals formatted; the user's pool wins", () => {
   const client = ip("192.0.2.9");
   assert.equal(
-    egressKeyOf({ address: { family: "name", name: "WWW.Example." }, port: 80 }, "u", client)
+    egressKeyOf({ address: { family: "name", name: "WWW.Example." }, port: 80 }, {
+      user: "u",
+      client,
+    })
       .destination,
     "www.example",
   );
   assert.equal(
-    egressKeyOf({ address: { family: "name", name: "2001:DB8::1" }, port: 80 }, undefined, client)
+    egressKeyOf({ address: { family: "name", name: "2001:DB8::1" }, port: 80 }, { client })
       .destination,
     "2001:db8::1",
   );
   assert.equal(
-    egressKeyOf({ address: ip("198.51.100.1"), port: 80 }, undefined, client).destination,
+    egressKeyOf({ address: ip("198.51.100.1"), port: 80 }, { client }).destination,
     "198.51.100.1",
   );
   const route = pool({ prefix: PREFIX });
   const alice = pool({ addresses: [ip("192.0.2.1")] });
   const users = new Map([["alice", alice]]);
-  assert.equal(egressPoolFor("alice", users, route), alice);
-  assert.equal(egressPoolFor("bob", users, route), route);
-  assert.equal(egressPoolFor(undefined, users, undefined), undefined);
+  assert.equal(egressPoolFor(route, { name: "alice", pools: users }), alice);
+  assert.equal(egressPoolFor(route, { name: "bob", pools: users }), route);
+  assert.equal(egressPoolFor(undefined, { pools: users }), undefined);
 });
