@@ -166,3 +166,18 @@ Deno.test("egress: UDP ASSOCIATE sends from the pool's source; a family without 
   peer.close();
   client.close();
 });
+
+Deno.test("egress: on a chained route, the first hop is dialed from the route's source", async () => {
+  await using server = tellingServer();
+  await using hop = startTestGateway(`listen: ["127.0.0.1:0"]`);
+  const hopPort = hop.endpoint(4).port;
+  await using gw = startTestGateway(`routes:
+  - to: ["*"]
+    chain: ["socks5://127.0.0.1:${hopPort}"]
+    egress: ["127.0.0.9"]
+`);
+  // The server sees the hop; the hop sees this gateway's egress source.
+  assert.equal(await sourceSeen(gw, server.port), "127.0.0.1");
+  const record = await recordOf(hop, "connect");
+  assert.equal(formatIp(record.client.address), "127.0.0.9");
+});
