@@ -25,6 +25,7 @@ import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/listen/workers.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
+import { errorText } from "./net/error_text.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
 import { runSocksify } from "./client/socksify.ts";
 import { HOP_STRATEGIES, isHopStrategy } from "./client/selector.ts";
@@ -55,6 +56,8 @@ const COMMANDS: Record<string, Command> = {
     help: `Usage: main.ts serve [--config FILE] [--listen ADDR:PORT]... [--workers N]
 
 Runs the gateway until SIGINT or SIGTERM (then live relays get timeouts.drain seconds).
+SIGHUP (or POST /reload on the admin listener) re-reads the config: a valid one is in force
+for new connections at once, an invalid one is refused and logged (see "Hot reload").
 The flags become part of the config before it is validated: serve runs exactly what
 \`main.ts check\` with the same flags prints. A bad config is refused with all its problems.
 
@@ -183,11 +186,19 @@ function configFlags(args: string[]): ConfigFlags {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const config = await configFromFlags(configFlags(args));
+  const flags = configFlags(args);
+  const config = await configFromFlags(flags);
   await setupLogging(config.log);
   const log = logger("main");
-  const pool = config.workers > 1 ? await startWorkers(config) : null;
-  const gateway = pool ?? startGateway(config);
+  // A reload reads the file again with the same flags: it runs what `check` would print.
+  const loadConfig = () => configFromFlags(flags);
+  const pool = config.workers > 1 ? await startWorkers(config, { loadConfig }) : null;
+  const gateway = pool ?? startGateway(config, { loadConfig, logging: {} });
+  const onHangup = () => {
+    log.info("SIGHUP received: reloading the config");
+    void gateway.reload();
+  };
+  Deno.addSignalListener("SIGHUP", onHangup);
   const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     log.info("{signal} received: stopping (drain up to {drainMs} ms)", {
@@ -205,6 +216,7 @@ async function serve(args: string[]): Promise<number> {
   });
   const code = await stopped.promise;
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  Deno.removeSignalListener("SIGHUP", onHangup);
   log.info("stopped");
   return code;
 }
@@ -409,7 +421,7 @@ export async function main(args: string[]): Promise<number> {
       printError(`${error.message}\n\n${USAGE}`);
       return 2;
     }
-    printError(error instanceof Error ? error.message : String(error));
+    printError(errorText(error));
     return 1;
   }
 }

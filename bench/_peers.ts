@@ -14,6 +14,7 @@ import {
   type SocksTarget,
   writeAll,
 } from "./_wire.ts";
+import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
 export const PEER_NAMES = [
@@ -43,6 +44,10 @@ export interface TargetPorts {
   readonly v4: number;
   /** Port on ::1. */
   readonly v6: number;
+  /** UDP echo port on 127.0.0.1. */
+  readonly udp4: number;
+  /** UDP echo port on ::1. */
+  readonly udp6: number;
 }
 
 /** A way to reach the target server, with or without a proxy in between. */
@@ -58,6 +63,11 @@ export interface Peer extends AsyncDisposable {
    * through a name the peer resolves (`family` 6), and sends `header` first.
    */
   open(family: 4 | 6, header: Uint8Array): Promise<Deno.TcpConn>;
+  /**
+   * Opens a UDP path to the target's echo over IPv4 or to its IPv6 side (as `v6Note` says);
+   * absent when the peer has no UDP relay (microsocks).
+   */
+  readonly udp?: (family: 4 | 6) => Promise<UdpPath>;
 }
 
 /** Options of {@linkcode startPeer}. */
@@ -138,6 +148,7 @@ function proxyPeer(
   target: TargetPorts,
   v6Target: SocksTarget,
   v6Note: string,
+  udpV6Target?: UdpTarget,
 ): Peer {
   const v4Request = encodeConnect({
     kind: "ip",
@@ -160,6 +171,15 @@ function proxyPeer(
       }
       return conn;
     },
+    ...(udpV6Target !== undefined && {
+      udp: (family: 4 | 6) =>
+        socksUdp(
+          proxy,
+          family === 4
+            ? { kind: "ip", family: 4, address: "127.0.0.1", port: target.udp4 }
+            : udpV6Target,
+        ),
+    }),
     [Symbol.asyncDispose]: () => stopTree(child),
   };
 }
@@ -184,6 +204,14 @@ function directPeer(target: TargetPorts): Peer {
       }
       return conn;
     },
+    udp: (family) =>
+      Promise.resolve(
+        directUdp(
+          family === 4
+            ? { transport: "udp", hostname: "127.0.0.1", port: target.udp4 }
+            : { transport: "udp", hostname: "::1", port: target.udp6 },
+        ),
+      ),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };
 }
@@ -205,7 +233,8 @@ async function startDualgate(
     [
       `listen: ["127.0.0.1:${port}"]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
-      "log: { level: warning }",
+      // Info, as in production: every connection logs its line (to the log file).
+      "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
       // Sources of both families, so that every dial goes through node:net with localAddress.
@@ -243,6 +272,7 @@ async function startDualgate(
     options.target,
     { kind: "name", name: V6_NAME, port: options.target.v6 },
     `ATYP 3 "${V6_NAME}" (its static hosts → ::1)`,
+    { kind: "name", name: V6_NAME, port: options.target.udp6 },
   );
 }
 
@@ -263,6 +293,9 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
       "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: ::/0 }",
+      // UDP replies: from the echo (either family) back to the loopback client.
+      "socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: udpreply }",
+      "socks pass { from: ::/0 to: 127.0.0.0/8 command: udpreply }",
       "",
     ].join("\n"),
   );
@@ -284,6 +317,8 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     options.target,
     { kind: "name", name: "::1", port: options.target.v6 },
     'ATYP 3 "::1" (literal; getaddrinfo parses it, no hosts lookup)',
+    // UDP to ::1 as ATYP 4: Dante would look a name up for every datagram.
+    { kind: "ip", family: 6, address: "::1", port: options.target.udp6 },
   );
 }
 

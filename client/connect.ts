@@ -10,14 +10,19 @@
  */
 
 import { formatIp } from "../net/address.ts";
+import { closeQuietly } from "../net/io.ts";
 import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
 import { Command, type SocksTarget } from "../socks5/types.ts";
-import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
-import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
+import {
+  attemptHandshakeOptions,
+  tryAlternatives,
+  type TryAlternativesOptions,
+} from "./alternatives.ts";
+import { type GatewayAttempt, gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 
-/** Options of {@linkcode connectVia} and its siblings. */
-export interface ConnectViaOptions {
+/** How each gateway of a list is tried: shared by {@linkcode connectVia} and the Node patches. */
+export interface GatewayAttemptOptions {
   /**
    * Time allowed for each gateway: TCP connect plus the SOCKS handshake, in milliseconds.
    * @default {10000}
@@ -30,6 +35,10 @@ export interface ConnectViaOptions {
   readonly negotiationTimeoutMs?: number;
   /** Aborts the whole attempt. @default {undefined} */
   readonly signal?: AbortSignal;
+}
+
+/** Options of {@linkcode connectVia} and its siblings. */
+export interface ConnectViaOptions extends GatewayAttemptOptions {
   /**
    * The TCP dialer (the Deno preload passes the original `Deno.connect`).
    * @default {Deno.connect}
@@ -54,6 +63,23 @@ export function formatTarget(target: SocksTarget): string {
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
 
+/**
+ * The {@linkcode tryAlternatives} options of a request for `target` through a gateway list:
+ * each gateway's bound, the messages, the caller's signal.
+ */
+export function gatewayAttemptOptions(
+  target: SocksTarget,
+  options: GatewayAttemptOptions,
+): TryAlternativesOptions<GatewayAttempt> {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    describe: ({ gateway }) =>
+      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
+
 async function handshakeVia(
   gateways: Gateways,
   command: number,
@@ -68,27 +94,17 @@ async function handshakeVia(
   return await tryAlternatives(attempts, async ({ gateway }, signal) => {
     const conn = await dial({ hostname: gateway.hostname, port: gateway.port, signal });
     try {
-      const { bound } = await socksHandshake(conn, { command, target }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
-      });
+      const { bound } = await socksHandshake(
+        conn,
+        { command, target },
+        attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs),
+      );
       return { conn, bound, gateway };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(conn);
       throw error;
     }
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    describe: ({ gateway }) =>
-      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 
 /**

@@ -524,6 +524,15 @@ function errorText(error) {
 
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
+function attemptHandshakeOptions(alternative, signal, negotiationTimeoutMs = NEGOTIATION_TIMEOUT_MS) {
+  return {
+    signal,
+    negotiationTimeoutMs,
+    ...alternative.credentials ? {
+      credentials: alternative.credentials
+    } : {}
+  };
+}
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
@@ -731,6 +740,16 @@ function formatTarget(target) {
   if (a.family === "name") return `${a.name}:${target.port}`;
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
+function gatewayAttemptOptions(target, options) {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
+    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...options.signal ? {
+      signal: options.signal
+    } : {}
+  };
+}
 async function handshakeVia(gateways, command, target, options) {
   const attempts = gatewayAttempts(gateways);
   if (attempts.length === 0) {
@@ -747,33 +766,17 @@ async function handshakeVia(gateways, command, target, options) {
       const { bound } = await socksHandshake(conn, {
         command,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
       return {
         conn,
         bound,
         gateway
       };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-      }
+      closeQuietly(conn);
       throw error;
     }
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 function connectVia(gateways, target, options = {}) {
   return handshakeVia(gateways, Command.Connect, target, options);
@@ -877,13 +880,7 @@ function connectViaNode(gateways, target, options = {}) {
       await socksHandshake(source, {
         command: 1,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
     } catch (error) {
       source.detach();
       socket.destroy();
@@ -891,14 +888,7 @@ function connectViaNode(gateways, target, options = {}) {
     }
     source.detach();
     return socket;
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 var REPLY_CODES = {
   2: "EACCES",
@@ -1736,10 +1726,7 @@ function startSocksFront(options) {
   const port = listener.addr.port;
   const auth = credentials ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@` : "";
   const close = async () => {
-    try {
-      listener.close();
-    } catch {
-    }
+    closeQuietly(listener);
     for (const conn of open) closeQuietly(conn);
     await accepting;
     await Promise.allSettled([

@@ -473,6 +473,15 @@ async function readOneReply(reader, source) {
 
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
+function attemptHandshakeOptions(alternative, signal, negotiationTimeoutMs = NEGOTIATION_TIMEOUT_MS) {
+  return {
+    signal,
+    negotiationTimeoutMs,
+    ...alternative.credentials ? {
+      credentials: alternative.credentials
+    } : {}
+  };
+}
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
@@ -680,6 +689,16 @@ function formatTarget(target) {
   if (a.family === "name") return `${a.name}:${target.port}`;
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
+function gatewayAttemptOptions(target, options) {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
+    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...options.signal ? {
+      signal: options.signal
+    } : {}
+  };
+}
 
 // client/node_patches.ts
 var BYPASS = Symbol("dualgate.bypass");
@@ -775,13 +794,7 @@ function connectViaNode(gateways, target, options = {}) {
       await socksHandshake(source, {
         command: 1,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
     } catch (error) {
       source.detach();
       socket.destroy();
@@ -789,14 +802,7 @@ function connectViaNode(gateways, target, options = {}) {
     }
     source.detach();
     return socket;
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 var REPLY_CODES = {
   2: "EACCES",

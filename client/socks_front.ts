@@ -146,11 +146,7 @@ export function startSocksFront(options: SocksFrontOptions): SocksFront {
     ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@`
     : "";
   const close = async () => {
-    try {
-      listener.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(listener);
     for (const conn of open) closeQuietly(conn);
     await accepting;
     await Promise.allSettled([...sessions]);

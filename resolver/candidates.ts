@@ -33,6 +33,16 @@ export interface StagedCandidates extends Candidates {
   readonly later?: Promise<IpAddress[]>;
 }
 
+/** Options of {@linkcode candidateAddresses} and {@linkcode stagedCandidateAddresses}. */
+export interface CandidateAddressesOptions {
+  /** Resolves names. */
+  readonly resolver: Resolver;
+  /** Which families are used, in which order. */
+  readonly prefer: FamilyPreference;
+  /** Aborts the lookup. */
+  readonly signal: AbortSignal;
+}
+
 /**
  * Resolves a target (a literal, an IP literal sent as a name, or a name) into addresses ordered
  * by the family preference, waiting for the complete answer of a name.
@@ -42,9 +52,7 @@ export interface StagedCandidates extends Candidates {
  */
 export async function candidateAddresses(
   target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
+  { resolver, prefer, signal }: CandidateAddressesOptions,
 ): Promise<Candidates> {
   const literal = literalCandidates(target, prefer);
   if (literal) return literal;
@@ -61,9 +69,7 @@ export async function candidateAddresses(
  */
 export async function stagedCandidateAddresses(
   target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
+  { resolver, prefer, signal }: CandidateAddressesOptions,
 ): Promise<StagedCandidates> {
   const literal = literalCandidates(target, prefer);
   if (literal) return literal;

@@ -88,7 +88,7 @@ Deno.test("`main.ts check` warns of plain-text passwords off loopback and an exp
     await Deno.writeTextFile(
       `${dir}/risky.yaml`,
       'listen: ["192.0.2.10:1080"]\nauth: { users: [{ name: alice, password: change-me }] }\n' +
-        'admin: { listen: "0.0.0.0:9090" }\n',
+        'admin: { listen: "0.0.0.0:9090", auth: { users: true } }\n',
     );
     const risky = await cli("check", "--config", `${dir}/risky.yaml`);
     assert.equal(risky.code, 0, risky.stderr);

@@ -1,7 +1,7 @@
 /**
  * The per-association state of UDP ASSOCIATE, free of sockets so that it can be tested alone:
  * the client source filter (RFC 1928 §7: datagrams only from the client), the SOCKS UDP header
- * check, the rate limit, the destination table (raw header bytes -> resolved peer, with the
+ * check, the destination table (raw header bytes -> resolved peer, with the
  * reply header prepared once) and the counters.
  *
  * Hot path: every check here works on the receive buffer in place and on numbers; strings are
@@ -19,7 +19,8 @@ export type DropReason =
   | "fragment"
   | "malformed"
   | "oversize"
-  | "rate"
+  | "client_rate"
+  | "total_rate"
   | "denied"
   | "unresolved"
   | "pending"
@@ -33,7 +34,8 @@ export const DROP_REASONS: readonly DropReason[] = [
   "fragment",
   "malformed",
   "oversize",
-  "rate",
+  "client_rate",
+  "total_rate",
   "denied",
   "unresolved",
   "pending",
@@ -58,7 +60,8 @@ export class UdpCounters {
     fragment: 0,
     malformed: 0,
     oversize: 0,
-    rate: 0,
+    client_rate: 0,
+    total_rate: 0,
     denied: 0,
     unresolved: 0,
     pending: 0,
@@ -155,36 +158,6 @@ export class ClientFilter {
     const parsed = parseIp(hostname);
     if (parsed === null || !sameIp(unmapIpv4(parsed), this.#address)) return false;
     this.#alias = hostname;
-    return true;
-  }
-}
-
-/**
- * A token bucket of `rate` datagrams per second with a burst of one second's worth; `allow`
- * costs a clock read and a few arithmetic operations.
- */
-export class RateLimiter {
-  readonly #rate: number;
-  readonly #now: () => number;
-  #tokens: number;
-  #last: number;
-
-  /** Allows `rate` datagrams per second; `now` is a millisecond clock. */
-  constructor(rate: number, now: () => number = () => performance.now()) {
-    this.#rate = rate;
-    this.#now = now;
-    this.#tokens = rate;
-    this.#last = now();
-  }
-
-  /** Takes one token; false when the bucket is empty. */
-  allow(): boolean {
-    const now = this.#now();
-    const refill = ((now - this.#last) * this.#rate) / 1000;
-    this.#last = now;
-    this.#tokens = Math.min(this.#rate, this.#tokens + refill);
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
     return true;
   }
 }

@@ -17,14 +17,16 @@ import { replyForError } from "../reply_codes.ts";
 import {
   denialText,
   recordBaseOf,
+  rejectForError,
   rejectRequest,
   replySucceeded,
   ruleSubjectsOf,
 } from "./_request_context.ts";
-import type { RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
+import { familyPair } from "../observe/metrics.ts";
 import type { Dialed } from "../upstream/types.ts";
 import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 
@@ -71,6 +73,8 @@ export async function handleConnect(
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;
+  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
+  let allowed: RuleSubject | undefined;
   const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
@@ -85,8 +89,10 @@ export async function handleConnect(
       }),
       ...(egress && { egress }),
       permit: (address) => {
-        const verdict = services.rules.evaluate(subject(address));
+        const asked = subject(address);
+        const verdict = services.rules.evaluate(asked);
         if (!verdict.allow) denial = verdict;
+        else allowed = asked;
         return verdict.allow;
       },
     });
@@ -116,8 +122,9 @@ export async function handleConnect(
     { record: { ...connected, used: dialed.remote }, release: () => dialed.conn.close() },
   );
   if (!answered) return;
+  services.noteSession?.(conn, { subject: allowed ?? subject() });
 
-  if (await services.translation.translate(session, dialed)) {
+  if (await services.translation.translate(session, dialed, route)) {
     services.record({
       ...connected,
       used: dialed.remote,
@@ -128,11 +135,16 @@ export async function handleConnect(
     return;
   }
   services.metrics?.activeRelays.inc(["connect"]);
+  const families = familyPair(base.client, dialed.remote);
+  services.metrics?.activeFamilies.inc(["connect", families]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["connect"]);
+    services.metrics?.activeFamilies.dec(["connect", families]);
+  });
   services.record({
     ...connected,
     used: dialed.remote,
@@ -168,13 +180,7 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `${why}: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, `${why}: `);
     return;
   }
   const local = endpointFromNetAddr(opened.localAddr);

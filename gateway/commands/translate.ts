@@ -20,7 +20,8 @@
  *   announce a data channel): judged by the data connection's *own* address and port, never the
  *   control connection's port, so a rule that denies a port of the server holds for a passive
  *   reply naming it. Toward the server, the rules are evaluated as a CONNECT from the same
- *   client and user to the server's address and name with the data port; toward the client
+ *   client and user to the server's address and name with the data port (an address other than
+ *   the server's, an IRC DCC peer's, is judged without the name); toward the client
  *   (active mode), the address must be the client's own and the rules are evaluated as a BIND
  *   (RFC 1928 names FTP as BIND's reason) for the server's address with the client's data
  *   port. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client; a refusal
@@ -71,8 +72,11 @@ import type { Router } from "../upstream/router.ts";
 export interface TranslationServiceOptions {
   /** The compiled access rules, applied to data dials (see the module doc). */
   readonly rules: AccessRules;
-  /** Picks the route of a CONNECT: translation runs on direct routes only. */
-  readonly route: Router;
+  /**
+   * Not read: the CONNECT passes the route it looked up to `translate()`. Optional so that the
+   * wiring may still pass it; drop it there. @default {undefined}
+   */
+  readonly route?: Router;
   /** Aborted when the gateway stops draining: translated sessions and data relays close. */
   readonly shutdown: AbortSignal;
   /** Receives one record per data relay. */
@@ -108,12 +112,12 @@ function remoteOf(conn: Deno.Conn): IpEndpoint | null {
  * @example
  * ```ts ignore
  * const translation = createTranslationService(config, {
- *   rules, route, shutdown, record,
+ *   rules, shutdown, record,
  * });
  * // In CONNECT, before rules and dial:
  * const expected = translation.takeExpected({ address: client.address, user }, target);
  * // After the success reply:
- * if (!(await translation.translate(session, dialed))) await relay(...);
+ * if (!(await translation.translate(session, dialed, route))) await relay(...);
  * ```
  *
  * @throws {TypeError} for a `translators:` entry no plugin provides (the config schema
@@ -148,7 +152,9 @@ export function createTranslationService(
       ? normalizeName(target.address.name) ?? undefined
       : undefined;
     // A data connection is judged by its own address and port, never the control port: a
-    // rule that denies a port of the server must hold for a 227 that names it.
+    // rule that denies a port of the server must hold for a 227 that names it. The requested
+    // name belongs to the server's address only: an IRC DCC peer elsewhere is judged by its
+    // address, or a rule allowing the server's name would open every address.
     const subject = (command: "connect" | "bind", address: IpAddress, port: number) => ({
       client: session.client.address,
       clientIsLocal: session.clientIsLocal,
@@ -156,7 +162,7 @@ export function createTranslationService(
       port,
       address,
       ...(session.user !== undefined ? { user: session.user } : {}),
-      ...(name !== undefined ? { name } : {}),
+      ...(name !== undefined && sameIp(address, ctx.server.address) ? { name } : {}),
     } satisfies RuleSubject);
     const check = (endpoint: IpEndpoint, { side }: { readonly side: Side }): string | null => {
       if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
@@ -247,10 +253,10 @@ export function createTranslationService(
     takeExpected(principal, target) {
       return expectations.take(principal, target);
     },
-    async translate(session, dialed) {
+    async translate(session, dialed, route) {
       const target = session.request.target;
       try {
-        if (options.route(target).chained) return false;
+        if (route.chained) return false;
         // Bytes the client pipelined after its request (before any server greeting) belong
         // to the plain relay, which delivers them first; line protocols never do this.
         if (session.reader.buffered > 0) return false;

@@ -11,6 +11,7 @@ import YAML from "yaml";
 import type { z } from "zod";
 import { formatEndpoint, formatIp } from "../../net/address.ts";
 import { formatCidr } from "../../net/cidr.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   ConfigError,
   type ConfigProblem,
@@ -63,14 +64,17 @@ udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
   max_datagram: 65507            # bytes, SOCKS header included
-  rate: 2000                     # datagrams per second per association, each way
+  rate: 100000                   # datagrams per second per client (flood limit), each way
+  total_rate: 1000000            # datagrams per second across all associations, each way
 bind:                            # BIND
   external_address: {}           # { v4: IP, v6: IP }: BND.ADDR behind NAT
   wait: 120                      # seconds for the peer to connect
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
-workers: 1                       # isolates (cores) serving clients, sharing the listen ports
+workers: 1                       # isolates (cores) serving clients, sharing the listen ports; or auto
+reload:                          # SIGHUP or POST /reload on the admin listener
+  recheck: false                 # true: close live sessions the reloaded rules refuse
 `;
 
 /**
@@ -233,6 +237,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       idle: seconds(config.udp.idleMs),
       max_datagram: config.udp.maxDatagram,
       rate: config.udp.rate,
+      total_rate: config.udp.totalRate,
     },
     bind: {
       external_address: formatPerFamily(config.bind.externalAddress),
@@ -242,9 +247,23 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ...(config.translators.length > 0 && {
       translators: config.translators.map((entry) => formatTranslatorConfig(entry)),
     }),
-    ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
+    ...(config.admin && {
+      admin: {
+        listen: formatEndpoint(config.admin.endpoint),
+        ...(config.admin.auth && {
+          auth: {
+            ...(config.admin.auth.tokenFile !== undefined &&
+              { token_file: config.admin.auth.tokenFile }),
+            ...(config.admin.auth.tokenSha256 !== undefined &&
+              { token_sha256: config.admin.auth.tokenSha256 }),
+            users: config.admin.auth.users,
+          },
+        }),
+      },
+    }),
     log: { level: config.log.level, format: config.log.format },
     workers: config.workers,
+    reload: { recheck: config.reload.recheck },
   };
 }
 
@@ -349,8 +368,7 @@ function readYaml(text: string): unknown {
   try {
     return document.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError("", `Cannot parse YAML: ${reason}`, { cause: error });
+    throw new ConfigError("", `Cannot parse YAML: ${errorText(error)}`, { cause: error });
   }
 }
 

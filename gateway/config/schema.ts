@@ -16,6 +16,7 @@ import {
   type Cidr,
   cidrContains,
   formatCidr,
+  isLoopback,
   isMulticastOrBroadcast,
   parseCidr,
 } from "../../net/cidr.ts";
@@ -95,6 +96,31 @@ function many<T extends z.ZodType>(item: T, options: { empty?: string } = {}) {
   );
 }
 
+/** `admin.auth`: a bearer token (from a file or as its SHA-256) and/or the SOCKS users. */
+const adminAuth = z.strictObject({
+  token_file: z.string().min(1, "must name a file").optional(),
+  token_sha256: z.string().regex(
+    /^[0-9a-fA-F]{64}$/,
+    "must be 64 hex digits (SHA-256 of the token)",
+  )
+    .transform((hex) => hex.toLowerCase()).optional(),
+  users: z.boolean().default(false),
+}).superRefine((value, ctx) => {
+  if (value.token_file !== undefined && value.token_sha256 !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "give token_file or token_sha256, not both",
+      path: ["token_sha256"],
+    });
+  }
+  if (value.token_file === undefined && value.token_sha256 === undefined && !value.users) {
+    ctx.addIssue({
+      code: "custom",
+      message: "needs token_file, token_sha256 or users: true",
+    });
+  }
+});
+
 /** A strict mapping (unknown keys are errors); an empty (`null`) section means all defaults. */
 function section<T extends Record<string, z.ZodType>>(shape: T) {
   return z.preprocess((value) => value ?? {}, z.strictObject(shape));
@@ -146,6 +172,15 @@ const positiveInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 1,
   "must be a positive integer",
 );
+/**
+ * What `workers: auto` means on a machine of `cores` cores: one fewer than the cores (the main
+ * isolate and the kernel's share of the relaying take most of one), at least one. With one or
+ * two cores that is 1, the single-isolate gateway (bench/RESULTS.md, "Scaling past one core").
+ */
+export function autoWorkerCount(cores: number = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores) - 1);
+}
+
 const nonNegativeInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 0,
   "must be an integer of 0 or more",
@@ -671,7 +706,8 @@ export const configSchema: z.ZodType<Config> = z
           (n) => Number.isSafeInteger(n) && n >= 11 && n <= MAX_UDP_PAYLOAD,
           `must be an integer from 11 to ${MAX_UDP_PAYLOAD}`,
         ).default(MAX_UDP_PAYLOAD),
-        rate: positiveInteger.default(2000),
+        rate: positiveInteger.default(100_000),
+        total_rate: positiveInteger.default(1_000_000),
       }),
       bind: section({
         external_address: perFamily,
@@ -685,9 +721,20 @@ export const configSchema: z.ZodType<Config> = z
       translators: many(translatorConfigSchema()).default([]),
       admin: z.preprocess(
         (value) => value ?? {},
-        z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
+        z.strictObject({
+          listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN),
+          auth: adminAuth.optional(),
+        }),
       ).optional(),
-      workers: positiveInteger.default(1),
+      workers: z.preprocess((value, ctx) => {
+        if (value === "auto") return autoWorkerCount();
+        if (typeof value === "string") {
+          ctx.addIssue({ code: "custom", message: "must be a positive integer or auto" });
+          return z.NEVER;
+        }
+        return value;
+      }, positiveInteger.default(1)),
+      reload: section({ recheck: z.boolean().default(false) }),
     }),
   )
   .superRefine((value, ctx) => {
@@ -708,6 +755,21 @@ export const configSchema: z.ZodType<Config> = z
     }
     for (const issue of selfHopIssues(value.listen, value.routes)) {
       ctx.addIssue({ code: "custom", ...issue });
+    }
+    if (value.admin && !value.admin.auth && !isLoopback(value.admin.listen.address)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${formatIp(value.admin.listen.address)} is not a loopback address: set ` +
+          "admin.auth (a token or the users' credentials) or listen on loopback",
+        path: ["admin", "listen"],
+      });
+    }
+    if (value.admin?.auth?.users && value.auth.users.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: "users: true needs users in auth.users",
+        path: ["admin", "auth", "users"],
+      });
     }
     const known = new Set(value.auth.users.map((entry) => entry.name));
     value.rules?.forEach((entry, index) => {
@@ -754,6 +816,7 @@ export const configSchema: z.ZodType<Config> = z
       idleMs: ms(value.udp.idle),
       maxDatagram: value.udp.max_datagram,
       rate: value.udp.rate,
+      totalRate: value.udp.total_rate,
     },
     bind: {
       externalAddress: value.bind.external_address,
@@ -761,7 +824,21 @@ export const configSchema: z.ZodType<Config> = z
     },
     routes: value.routes,
     translators: value.translators,
-    admin: value.admin ? { endpoint: value.admin.listen } : null,
+    admin: value.admin
+      ? {
+        endpoint: value.admin.listen,
+        ...(value.admin.auth && {
+          auth: {
+            ...(value.admin.auth.token_file !== undefined &&
+              { tokenFile: value.admin.auth.token_file }),
+            ...(value.admin.auth.token_sha256 !== undefined &&
+              { tokenSha256: value.admin.auth.token_sha256 }),
+            users: value.admin.auth.users,
+          },
+        }),
+      }
+      : null,
     log: value.log,
     workers: value.workers,
+    reload: { recheck: value.reload.recheck },
   }));

@@ -140,8 +140,13 @@ export interface UdpConfig {
   readonly idleMs: number;
   /** Largest datagram accepted from the client (header included) or from a peer. @default 65507 */
   readonly maxDatagram: number;
-  /** Datagrams per second per association in each direction. @default 2000 */
+  /**
+   * Datagrams per second per client (all its associations; an IPv4 address or an IPv6
+   * `limits.ipv6ClientPrefix`) in each direction: a flood limit. @default 100000
+   */
   readonly rate: number;
+  /** Datagrams per second across all associations in each direction: a flood limit. @default 1000000 */
+  readonly totalRate: number;
 }
 
 /** BIND: the address announced to the expected peer, and how long to wait for it. */
@@ -208,6 +213,18 @@ export interface RouteConfig {
 export interface AdminConfig {
   /** Where it listens (loopback by default). */
   readonly endpoint: IpEndpoint;
+  /** Credentials required on every path but `/healthz`. @default none (loopback only) */
+  readonly auth?: AdminAuthConfig;
+}
+
+/** `admin.auth`: a bearer token and/or the RFC 1929 users' credentials over HTTP Basic. */
+export interface AdminAuthConfig {
+  /** A file holding the token (read at start; one trailing newline dropped). */
+  readonly tokenFile?: string;
+  /** The token's SHA-256, lower-case hex. */
+  readonly tokenSha256?: string;
+  /** The users of `auth.users` may log in with HTTP Basic. */
+  readonly users: boolean;
 }
 
 /** Logging. */
@@ -216,6 +233,15 @@ export interface LogConfig {
   readonly level: "debug" | "info" | "warning" | "error";
   /** Line format. @default "text" */
   readonly format: "text" | "json";
+}
+
+/** What a config reload (SIGHUP, `POST /reload`) does to live sessions. */
+export interface ReloadConfig {
+  /**
+   * Close live sessions that the reloaded rules would refuse (else only sessions whose user
+   * was removed or whose password changed are closed). @default false
+   */
+  readonly recheck: boolean;
 }
 
 /** The whole validated configuration. */
@@ -250,4 +276,6 @@ export interface Config {
    * @default 1
    */
   readonly workers: number;
+  /** Config reload. */
+  readonly reload: ReloadConfig;
 }

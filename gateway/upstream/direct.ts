@@ -11,6 +11,7 @@ import {
   type IpAddress,
   type IpEndpoint,
 } from "../../net/address.ts";
+import { errorText } from "../../net/error_text.ts";
 import { connectFrom } from "../../net/node_tcp.ts";
 import {
   AllAttemptsFailedError,
@@ -73,12 +74,11 @@ export class DirectDialer implements Dialer {
    */
   async dial(request: DialRequest): Promise<Dialed> {
     const { target, signal } = request;
-    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(
-      target,
-      this.#resolver,
-      this.#prefer,
+    const { addresses, later, source: resolvedBy } = await stagedCandidateAddresses(target, {
+      resolver: this.#resolver,
+      prefer: this.#prefer,
       signal,
-    );
+    });
     let denied = 0;
     // Families the egress pool has no source for are never dialed.
     const unsourced = new Set<4 | 6>();
@@ -159,6 +159,5 @@ function noSource(families: ReadonlySet<4 | 6>): SocksReplyError {
 
 function describe(errors: readonly unknown[]): string {
   const last = errors.at(-1);
-  const text = last instanceof Error ? last.message : String(last);
-  return `Cannot connect: ${text}`;
+  return `Cannot connect: ${errorText(last)}`;
 }

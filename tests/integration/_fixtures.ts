@@ -8,6 +8,7 @@
 import { parseConfig } from "../../gateway/config/load.ts";
 import type { Config } from "../../gateway/config/types.ts";
 import { type ConnectionRecord, type Gateway, startGateway } from "../../gateway/mod.ts";
+import type { StartGatewayOptions } from "../../gateway/gateway.ts";
 import { formatIp, type IpEndpoint } from "../../net/address.ts";
 import { Resolver } from "../../resolver/mod.ts";
 import { readReply } from "../../socks5/codec.ts";
@@ -32,7 +33,10 @@ export interface TestGateway extends AsyncDisposable {
  * Starts a gateway on `127.0.0.1:0` and `[::1]:0` (unless the YAML sets `listen`), with a
  * resolver that never leaves the process: static hosts and an empty DNS answer.
  */
-export function startTestGateway(yaml = ""): TestGateway {
+export function startTestGateway(
+  yaml = "",
+  options: Omit<StartGatewayOptions, "resolver" | "onRecord"> = {},
+): TestGateway {
   const text = /^listen:/m.test(yaml) ? yaml : `listen: ["127.0.0.1:0", "[::1]:0"]\n${yaml}`;
   const config = parseConfig(text);
   const records: ConnectionRecord[] = [];
@@ -40,7 +44,11 @@ export function startTestGateway(yaml = ""): TestGateway {
     query: () => Promise.resolve([]),
     queryPtr: () => Promise.resolve([]),
   });
-  const gateway = startGateway(config, { resolver, onRecord: (r) => records.push(r) });
+  const gateway = startGateway(config, {
+    ...options,
+    resolver,
+    onRecord: (r) => records.push(r),
+  });
   return {
     gateway,
     records,

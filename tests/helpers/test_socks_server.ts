@@ -4,7 +4,7 @@
  * address type (so a test can prove that a NAME, not an address, reached the server), resolves
  * names only from its own static table, and relays CONNECT and BIND. Test code only.
  *
- * Run as a program (for namespaces): `deno run -A client/_test_socks_server.ts PORT NAME=IP...`
+ * Run as a program (for namespaces): `deno run -A tests/helpers/test_socks_server.ts PORT NAME=IP...`
  * prints `listening` and then one JSON line per request.
  *
  * @module
@@ -17,11 +17,11 @@ import {
   readGreeting,
   readPasswordAuthRequest,
   readRequest,
-} from "../socks5/codec.ts";
-import { ExactReader } from "../socks5/exact_reader.ts";
-import { AuthMethod, Command, Reply, type SocksTarget } from "../socks5/types.ts";
-import { formatIp, type IpAddress, parseIp } from "../net/address.ts";
-import { writeAll } from "../net/io.ts";
+} from "../../socks5/codec.ts";
+import { ExactReader } from "../../socks5/exact_reader.ts";
+import { AuthMethod, Command, Reply, type SocksTarget } from "../../socks5/types.ts";
+import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
+import { writeAll } from "../../net/io.ts";
 
 /** One request as the server saw it. */
 export interface LoggedRequest {
