@@ -20,6 +20,7 @@ import { ConfigError, formatConfigProblem } from "./gateway/config/errors.ts";
 import { type ConfigFlags, configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
 import { hashPassword } from "./gateway/config/password.ts";
 import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
+import { egressHostWarnings } from "./gateway/upstream/egress_host.ts";
 import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/listen/workers.ts";
 import { loadAdminAuth } from "./gateway/observe/admin_auth.ts";
@@ -227,7 +228,7 @@ async function check(args: string[]): Promise<number> {
   if (config.admin?.auth) loadAdminAuth(config.admin.auth, () => Promise.resolve("rejected"));
   print(formatConfigYaml(config));
   // Warnings do not fail the check: the config is valid, only riskier than it may look.
-  for (const warning of configWarnings(config)) {
+  for (const warning of [...configWarnings(config), ...egressHostWarnings(config)]) {
     printError(`warning: ${formatConfigWarning(warning)}`);
   }
   return 0;

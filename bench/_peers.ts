@@ -23,15 +23,21 @@ export const PEER_NAMES = [
   "dualgate",
   "dualgate-w2",
   "dualgate-http",
+  "dualgate-egress",
   "dante",
   "microsocks",
 ] as const;
 
 /**
- * Peers left out unless `--only` names them: dualgate with `workers: 2`, and dualgate's HTTP
- * proxy front door (CONNECT instead of SOCKS5, same core).
+ * Peers left out unless `--only` names them: dualgate with `workers: 2`, dualgate's HTTP proxy
+ * front door (CONNECT instead of SOCKS5, same core), and dualgate with an egress pool (every
+ * connection through node:net's `localAddress`, see net/node_tcp.ts).
  */
-export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2", "dualgate-http"];
+export const OPTIONAL_PEERS: readonly PeerName[] = [
+  "dualgate-w2",
+  "dualgate-http",
+  "dualgate-egress",
+];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -222,10 +228,14 @@ const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 async function startDualgate(
   options: StartPeerOptions,
   workers = 1,
-  protocol: "socks5" | "http" = "socks5",
+  variant: "socks5" | "http" | "egress" = "socks5",
 ): Promise<Peer> {
-  const name: PeerName = protocol === "http"
+  const protocol = variant === "http" ? "http" : "socks5";
+  const egress = variant === "egress";
+  const name: PeerName = variant === "http"
     ? "dualgate-http"
+    : egress
+    ? "dualgate-egress"
     : workers === 1
     ? "dualgate"
     : "dualgate-w2";
@@ -242,6 +252,8 @@ async function startDualgate(
       "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
+      // Sources of both families, so that every dial goes through node:net with localAddress.
+      ...(egress ? ['routes: [{ to: ["*"], egress: ["127.0.0.1", "::1"] }]'] : []),
       "",
     ].join("\n"),
   );
@@ -384,6 +396,8 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return startDualgate(options, 2);
     case "dualgate-http":
       return startDualgate(options, 1, "http");
+    case "dualgate-egress":
+      return startDualgate(options, 1, "egress");
     case "dante":
       return startDante(options);
     case "microsocks":

@@ -47,8 +47,9 @@ const USAGE = `Usage: deno task bench [options]
 
   --quick                 smoke run (< ~90 s): 2 reps, 64 MiB, 1.5 s rate runs, 1,000 held
   --only LIST             proxies to run, comma-separated: dualgate,dante,microsocks
-                          (and dualgate-w2, dualgate with workers: 2, only when named)
-                          (and dualgate-http, its HTTP front door through CONNECT, only when named)
+                          (and dualgate-w2, dualgate with workers: 2; dualgate-http, its HTTP
+                          front door through CONNECT; dualgate-egress, every dial from an egress
+                          pool: only when named)
                           (direct always runs: it is the reference)
   --size MiB              bytes per single-stream transfer (default 512; quick 64)
   --multi-size MiB        bytes per stream in the 64-stream figure (default 8; quick 2)

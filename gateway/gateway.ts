@@ -15,6 +15,7 @@ import {
 import { type AdminServer, startAdminServer } from "./observe/admin.ts";
 import type { Config, ListenConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
+import { egressHostWarnings } from "./upstream/egress_host.ts";
 import { Admission } from "./listen/admission.ts";
 import { ListenerSet } from "./listen/listener_set.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
@@ -102,7 +103,7 @@ const log = logger("gateway");
 
 /** Logs each of the {@linkcode configWarnings} of `config` as a warning. */
 export function logConfigWarnings(config: Config): void {
-  for (const warning of configWarnings(config)) {
+  for (const warning of [...configWarnings(config), ...egressHostWarnings(config)]) {
     log.warn("config {path}: {message}", { path: warning.path, message: warning.message });
   }
 }

@@ -18,6 +18,7 @@ import type { AccessRules, RuleSubject } from "./access/rules.ts";
 import type { StandIns } from "./commands/stand_ins.ts";
 import type { RouteChoice, Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
+import type { EgressPool } from "./upstream/egress.ts";
 
 /** What every session shares: configuration and the gateway's services. */
 export interface SessionServices {
@@ -37,6 +38,8 @@ export interface SessionServices {
   readonly standIns: StandIns | null;
   /** Users by name. */
   readonly users: ReadonlyMap<string, UserConfig>;
+  /** Egress pools of the users that have one (over the route's), by user name. */
+  readonly userEgress?: ReadonlyMap<string, EgressPool>;
   /** True when a client at this address is on the gateway host (loopback only). */
   readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
   /** Aborted when the gateway stops draining: relays close at once. */

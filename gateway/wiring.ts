@@ -31,6 +31,7 @@ import type { LiveSessionInfo, SessionServices } from "./session_types.ts";
 import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
+import { userEgressPools } from "./upstream/egress.ts";
 
 /** What lives as long as the gateway, whatever config it runs. */
 export interface GatewayCore {
@@ -156,6 +157,7 @@ export function wireServices(
     resolver,
     standIns,
     users,
+    userEgress: userEgressPools(config.auth.users),
     shutdown: core.shutdown,
     // Only loopback: a client from one of the host's other addresses may be this gateway itself.
     isLocalAddress: (endpoint) => isLoopback(endpoint.address),

@@ -25,7 +25,8 @@ export type DropReason =
   | "unresolved"
   | "pending"
   | "unknown_peer"
-  | "send_failed";
+  | "send_failed"
+  | "no_egress";
 
 /** Every {@linkcode DropReason}, in the order they are reported. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -40,6 +41,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "pending",
   "unknown_peer",
   "send_failed",
+  "no_egress",
 ];
 
 /** Datagram and byte counts of one association; plain numbers that only grow. */
@@ -65,6 +67,7 @@ export class UdpCounters {
     pending: 0,
     unknown_peer: 0,
     send_failed: 0,
+    no_egress: 0,
   };
 
   /** `up=N down=N dropped foreign=N ...` (only non-zero drops), for the connection record. */
@@ -164,7 +167,9 @@ export type DestinationState =
   | { readonly kind: "pending" }
   | { readonly kind: "ready"; readonly peer: ResolvedPeer }
   | { readonly kind: "denied" }
-  | { readonly kind: "unresolved"; readonly retryAt: number };
+  | { readonly kind: "unresolved"; readonly retryAt: number }
+  /** The egress pool has no source address of the destination's families. */
+  | { readonly kind: "no_egress" };
 
 /** A destination resolved, permitted and ready to send to. */
 export interface ResolvedPeer {

@@ -28,6 +28,7 @@ import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import type { Dialed } from "../upstream/types.ts";
+import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
 export async function handleConnect(
@@ -67,6 +68,8 @@ export async function handleConnect(
   }
 
   const route = services.route(target);
+  const egress = egressPoolFor(route.egress, { name: session.user, pools: services.userEgress })
+    ?.selection(egressKeyOf(target, { user: session.user, client: client.address }));
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;
@@ -84,6 +87,7 @@ export async function handleConnect(
       ...(session.clientUnknown ? {} : {
         client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       }),
+      ...(egress && { egress }),
       permit: (address) => {
         const asked = subject(address);
         const verdict = services.rules.evaluate(asked);

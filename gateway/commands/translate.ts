@@ -46,6 +46,7 @@ import {
 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
+import { connectFrom } from "../../net/node_tcp.ts";
 import { normalizeName } from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
@@ -76,8 +77,15 @@ export interface TranslationServiceOptions {
   readonly record: (record: ConnectionRecord) => void;
   /** Opens data listeners (tests). @default Deno.listen */
   readonly listen?: BrokerDeps["listen"];
-  /** Opens data connections (tests). @default Deno.connect */
-  readonly connect?: (endpoint: IpEndpoint, signal: AbortSignal) => Promise<Deno.Conn>;
+  /**
+   * Opens data connections (tests), from `source` when given. @default Deno.connect, or
+   * connectFrom (node:net) with a source
+   */
+  readonly connect?: (
+    endpoint: IpEndpoint,
+    signal: AbortSignal,
+    source?: IpAddress,
+  ) => Promise<Deno.Conn>;
 }
 
 const log = logger("translate");
@@ -111,10 +119,20 @@ export function createTranslationService(
   }
   const expectations = new ExpectationRegistry();
   const connect = options.connect ??
-    ((endpoint: IpEndpoint, signal: AbortSignal) =>
-      Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }));
+    ((endpoint: IpEndpoint, signal: AbortSignal, source?: IpAddress): Promise<Deno.Conn> =>
+      source
+        ? connectFrom(source, endpoint, { signal })
+        : Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }));
 
-  function depsFor(session: Handshaken, ctx: TranslatorContext): BrokerDeps {
+  /**
+   * `egress`: the source the control connection left from (an egress pool's choice); the
+   * server's data connections leave from it too, as FTP servers expect one client address.
+   */
+  function depsFor(
+    session: Handshaken,
+    ctx: TranslatorContext,
+    egress: IpAddress | undefined,
+  ): BrokerDeps {
     const target = session.request.target;
     const name = target.address.family === "name"
       ? normalizeName(target.address.name) ?? undefined
@@ -169,7 +187,10 @@ export function createTranslationService(
       if (refusal !== null) {
         return Promise.reject(new SocksReplyError(Reply.NotAllowedByRuleset, refusal));
       }
-      return connect(endpoint, signal);
+      const source = side === "server" && egress?.family === endpoint.address.family
+        ? egress
+        : undefined;
+      return connect(endpoint, signal, source);
     };
     const relayData = async (
       a: Deno.Conn,
@@ -235,7 +256,7 @@ export function createTranslationService(
           user: session.user ?? null,
         };
         return await runTranslation(translators, ctx, session.conn, dialed.conn, {
-          deps: depsFor(session, ctx),
+          deps: depsFor(session, ctx, dialed.egress),
           signal: options.shutdown,
         });
       } catch (error) {

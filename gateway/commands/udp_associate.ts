@@ -22,6 +22,12 @@
  *   {@linkcode heldDatagrams} bytes across associations, an eighth of them per association; beyond, datagrams are dropped
  *   (`pending`). A destination evicted from the table, or the association's end, releases what
  *   it held; the end aborts its lookups.
+ * - Egress (gateway/upstream/egress.ts): a destination's pool is the user's, else that of the
+ *   route it matches when the route has no chain. The outbound socket of a family is bound to
+ *   the source the pool picks for the association's first destination of that family (one
+ *   source per family and association, like one per TCP connection); a destination whose pool
+ *   has no source of any of its families is dropped (`no_egress`), never sent from the host's
+ *   default address.
  *
  * @module
  */
@@ -55,6 +61,12 @@ import {
 import { clientKey } from "../access/client_key.ts";
 import { UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
 import { logger } from "../observe/log.ts";
+import {
+  egressKeyOf,
+  type EgressPool,
+  egressPoolFor,
+  type EgressSource,
+} from "../upstream/egress.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 const log = logger("udp");
@@ -167,6 +179,10 @@ class Association {
   readonly #activity = { active: true };
   readonly #maxDatagram: number;
   readonly #outbound: { 4?: Deno.DatagramConn; 6?: Deno.DatagramConn } = {};
+  /** Each pool's pick for this association (keyed by the first destination that asked). */
+  readonly #egress = new Map<EgressPool, EgressSource>();
+  /** The source each family's outbound socket is to be bound to (set before it opens). */
+  readonly #sources: { 4?: IpAddress; 6?: IpAddress } = {};
   readonly #tasks = new Set<Promise<void>>();
   /** Where replies go: the owner's endpoint, once known (see {@linkcode ClientFilter}). */
   #clientAddr: Deno.NetAddr | undefined;
@@ -327,6 +343,9 @@ class Association {
           case "unresolved":
             this.#drop("unresolved");
             break;
+          case "no_egress":
+            this.#drop("no_egress");
+            break;
         }
       }
     } catch (error) {
@@ -359,9 +378,10 @@ class Association {
     if (open !== undefined || this.#closed) return open;
     let socket: Deno.DatagramConn;
     try {
+      const source = this.#sources[family];
       socket = Deno.listenDatagram({
         transport: "udp",
-        hostname: family === 4 ? "0.0.0.0" : "::",
+        hostname: source ? formatIp(source) : family === 4 ? "0.0.0.0" : "::",
         port: 0,
       });
     } catch (error) {
@@ -472,8 +492,36 @@ class Association {
       return { kind: "unresolved", retryAt: performance.now() + UNRESOLVED_RETRY_MS };
     }
     const subject = ruleSubjectsOf(session, "udp", target);
-    const permitted = candidates.find((address) => services.rules.evaluate(subject(address)).allow);
-    if (permitted === undefined) return { kind: "denied" };
-    return { kind: "ready", peer: resolvedPeer(permitted, target.port) };
+    const allowed = candidates.filter((address) => services.rules.evaluate(subject(address)).allow);
+    if (allowed.length === 0) return { kind: "denied" };
+    const pool = this.#poolFor(target);
+    if (pool === undefined) return { kind: "ready", peer: resolvedPeer(allowed[0]!, target.port) };
+    let pick = this.#egress.get(pool);
+    if (pick === undefined) {
+      pick = pool.selection(
+        egressKeyOf(target, { user: session.user, client: session.client.address }),
+      );
+      this.#egress.set(pool, pick);
+    }
+    for (const address of allowed) {
+      const family = address.family;
+      const source = pick(family);
+      if (source === null) continue;
+      // The family's socket, once open, keeps the source it was bound to.
+      if (this.#outbound[family] === undefined) this.#sources[family] ??= source;
+      return { kind: "ready", peer: resolvedPeer(address, target.port) };
+    }
+    return { kind: "no_egress" };
+  }
+
+  /** The egress pool of a destination: the user's, else its route's when that has no chain. */
+  #poolFor(target: SocksTarget): EgressPool | undefined {
+    const services = this.#services;
+    const user = this.#session.user;
+    const route = services.route(target);
+    return egressPoolFor(route.chained ? undefined : route.egress, {
+      name: user,
+      pools: services.userEgress,
+    });
   }
 }

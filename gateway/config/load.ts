@@ -22,7 +22,14 @@ import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../access/destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
-import type { AddressPerFamily, Config, HopEndpoint, RouteConfig, RuleConfig } from "./types.ts";
+import type {
+  AddressPerFamily,
+  Config,
+  EgressConfig,
+  HopEndpoint,
+  RouteConfig,
+  RuleConfig,
+} from "./types.ts";
 
 /**
  * The embedded default config: listens on `127.0.0.1:1080` and `[::1]:1080`, no
@@ -189,13 +196,17 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ),
     auth: {
       users: config.auth.users.map((user) => {
-        if (user.passwordHash === undefined) return { name: user.name, password: "<redacted>" };
+        const egress = user.egress ? normalizeEgress(user.egress) : {};
+        if (user.passwordHash === undefined) {
+          return { name: user.name, password: "<redacted>", ...egress };
+        }
         const parsed = parsePasswordHash(user.passwordHash).hash;
         return {
           name: user.name,
           password_hash: parsed
             ? `scrypt$${parsed.N}$${parsed.r}$${parsed.p}$<redacted>`
             : "<redacted>",
+          ...egress,
         };
       }),
     },
@@ -269,12 +280,23 @@ function normalizeRoute(route: RouteConfig): Record<string, unknown> {
   return {
     to: route.to.map(formatDestinationPattern),
     ...(route.ports && { ports: route.ports.map(formatPortRange) }),
-    chain: route.chain.map((hop) => ({
-      any: hop.alternatives.map(url),
-      strategy: hop.strategy,
-      max_fails: hop.maxFails,
-      fail_timeout: hop.failTimeoutMs / 1000,
-    })),
+    ...(route.chain.length > 0 && {
+      chain: route.chain.map((hop) => ({
+        any: hop.alternatives.map(url),
+        strategy: hop.strategy,
+        max_fails: hop.maxFails,
+        fail_timeout: hop.failTimeoutMs / 1000,
+      })),
+    }),
+    ...(route.egress && normalizeEgress(route.egress)),
+  };
+}
+
+function normalizeEgress(egress: EgressConfig): Record<string, unknown> {
+  return {
+    ...(egress.addresses.length > 0 && { egress: egress.addresses.map(formatIp) }),
+    ...(egress.prefix && { egress_prefix: formatCidr(egress.prefix) }),
+    egress_policy: egress.policy,
   };
 }
 

@@ -50,6 +50,21 @@ export interface UserConfig {
   readonly password?: string;
   /** `scrypt$N$r$p$SALT_B64$HASH_B64`, if given so. */
   readonly passwordHash?: string;
+  /** Source addresses of this user's outbound connections; over the route's. */
+  readonly egress?: EgressConfig;
+}
+
+/** How an egress pool picks a source address. */
+export type EgressPolicy = "per_connection" | "sticky_user" | "sticky_destination";
+
+/** Source addresses for outbound connections (`egress`, `egress_prefix`, `egress_policy`). */
+export interface EgressConfig {
+  /** Addresses of either family (no IPv6 one when `prefix` is set); may be empty with a prefix. */
+  readonly addresses: readonly IpAddress[];
+  /** An IPv6 prefix to draw IPv6 sources from. */
+  readonly prefix?: Cidr;
+  /** The policy. @default "per_connection" */
+  readonly policy: EgressPolicy;
 }
 
 /** Authentication: with users present, RFC 1929 is required. */
@@ -196,8 +211,10 @@ export interface RouteConfig {
   readonly to: readonly DestinationPattern[];
   /** Destination ports; absent means any. */
   readonly ports?: readonly { readonly from: number; readonly to: number }[];
-  /** The hops, first to last; the last one resolves names. */
+  /** The hops, first to last; the last one resolves names. Empty: direct (with `egress`). */
   readonly chain: readonly HopConfig[];
+  /** Source addresses of the route's connections (of the first hop's, for a chain). */
+  readonly egress?: EgressConfig;
 }
 
 /** The optional admin listener (metrics and health). */

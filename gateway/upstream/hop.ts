@@ -206,6 +206,7 @@ export class SocksHopDialer implements Dialer {
           permit: () => true,
           destination,
           ...(request.client ? { client: request.client } : {}),
+          ...(request.egress ? { egress: request.egress } : {}),
         }).catch((error) => {
           // Not reaching the alternative is its failure, even as a REP from a lower hop.
           throw error instanceof HopUnavailableError

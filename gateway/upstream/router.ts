@@ -21,6 +21,7 @@ import {
 import type { SocksTarget } from "../../socks5/types.ts";
 import { type AlternativeState, foldChainHops, type SocksHopDialerOptions } from "./hop.ts";
 import type { Dialer } from "./types.ts";
+import { EgressPool } from "./egress.ts";
 
 /** The dialer chosen for one destination. */
 export interface RouteChoice {
@@ -30,6 +31,8 @@ export interface RouteChoice {
   readonly chained: boolean;
   /** `direct`, or the matching route's index and first hop, for logs. */
   readonly label: string;
+  /** The route's source addresses (of its first hop's connection, for a chain). */
+  readonly egress?: EgressPool;
 }
 
 /** Picks the dialer for a destination. */
@@ -92,14 +95,19 @@ export function createRouter(
   const compiled = routes.map((route, index) => {
     const to = route.to.map(compileDestinationPattern);
     const ports = route.ports;
-    const first = route.chain[0]!.alternatives.map((a) => a.label).join("|");
-    const folded = foldChainHops(route.chain, options.hopBase ?? direct, options);
+    const first = route.chain[0]?.alternatives.map((a) => a.label).join("|") ?? "direct";
+    const egress = route.egress ? { egress: new EgressPool(route.egress) } : {};
+    const chained = route.chain.length > 0;
+    const folded = chained
+      ? foldChainHops(route.chain, options.hopBase ?? direct, options)
+      : { dialer: direct, hops: [] };
     const choice: RouteChoice = {
       dialer: folded.dialer,
-      chained: true,
-      label:
-        `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) via ${first}` +
+      chained,
+      label: `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) ` +
+        (chained ? `via ${first}` : "direct") +
         (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
+      ...egress,
     };
     return {
       matches: (s: Subject | Record<never, never>, port: number) =>
