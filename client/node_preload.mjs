@@ -564,6 +564,8 @@ var HopSelector = class {
   #random;
   #fails;
   #downUntil;
+  /** When each alternative was last marked down, or cleared by a success (null: never). */
+  #changedAt;
   #next = 0;
   /** Creates a selector over `count` alternatives. */
   constructor(count, options = {}) {
@@ -578,6 +580,32 @@ var HopSelector = class {
     this.#random = options.random ?? Math.random;
     this.#fails = new Array(count).fill(0);
     this.#downUntil = new Array(count).fill(-Infinity);
+    this.#changedAt = new Array(count).fill(null);
+  }
+  /** Number of alternatives. */
+  get count() {
+    return this.#count;
+  }
+  /**
+   * Alternative `index` as a status page shows it: marked down or up, and for how long, in
+   * milliseconds of this selector's clock (`null`: up and never marked).
+   */
+  state(index) {
+    const now = this.#now();
+    const until = this.#downUntil[index];
+    const changed = this.#changedAt[index];
+    if (until > now) return {
+      down: true,
+      forMs: now - (changed ?? now)
+    };
+    if (until === -Infinity) return {
+      down: false,
+      forMs: changed === null ? null : now - changed
+    };
+    return {
+      down: false,
+      forMs: now - Math.max(until, changed ?? until)
+    };
   }
   /**
    * The order in which one connection attempt tries the alternatives: the healthy ones by the
@@ -625,7 +653,9 @@ var HopSelector = class {
     const fails = this.#fails[index] + 1;
     if (fails >= this.#maxFails) {
       this.#fails[index] = 0;
-      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+      const now = this.#now();
+      this.#downUntil[index] = now + this.#failTimeoutMs;
+      this.#changedAt[index] = now;
     } else {
       this.#fails[index] = fails;
     }
@@ -633,6 +663,10 @@ var HopSelector = class {
   /** Records a success of alternative `index`: its failure count and mark are cleared. */
   succeed(index) {
     this.#fails[index] = 0;
+    if (this.#downUntil[index] !== -Infinity) {
+      const now = this.#now();
+      this.#changedAt[index] = Math.min(now, this.#downUntil[index]);
+    }
     this.#downUntil[index] = -Infinity;
   }
 };
