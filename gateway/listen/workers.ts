@@ -365,6 +365,9 @@ export async function startWorkers(
       (() => Promise.reject(new Error("Cannot reload: this gateway has no config file"))),
     apply: async (next) => {
       if (stopping) throw new Error("Cannot reload: the gateway is stopping");
+      if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) {
+        log.warn("reload: admin changed; the admin listener keeps its address until a restart");
+      }
       if (next.workers !== count) {
         log.warn("reload: workers changed; {count} stay until a restart", { count });
       }
