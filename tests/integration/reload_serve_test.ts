@@ -91,8 +91,8 @@ Deno.test("serve with workers: 2 reloads on SIGHUP and POST /reload; a bad file 
     // Whichever worker takes them, the next connections see the new rules.
     for (let i = 0; i < 6; i++) assert.equal(await connectReply(endpoint, server.port), 2);
 
-    // SIGHUP with the rule gone again.
-    await Deno.writeTextFile(file, config(""));
+    // SIGHUP with the rule gone again, and the log level raised to warning.
+    await Deno.writeTextFile(file, `${config("")}log: { level: warning }\n`);
     Deno.kill(gateway.pid, "SIGHUP");
     await until(
       "generation 3 everywhere",
@@ -101,10 +101,22 @@ Deno.test("serve with workers: 2 reloads on SIGHUP and POST /reload; a bad file 
     assert.match((await health()).body, /^ok\ngeneration 3\nworker 0 generation 3\n/);
     for (let i = 0; i < 6; i++) assert.equal(await connectReply(endpoint, server.port), 0);
 
+    // At warning, an accepted reload's info line is no longer written, in any isolate; the
+    // refusal after it (an error) is, so the log is known to have caught up.
+    assert.equal((await postReload(admin)).status, 200);
+    await Deno.writeTextFile(file, bad);
+    assert.equal((await postReload(admin)).status, 400);
+    await until(
+      "the second refusal logged",
+      () => Promise.resolve(gateway.stderr().split(problem).length - 1 >= 3),
+    );
+    assert.match(gateway.stderr(), /generation 2 in force/, "logged while at info");
+    assert.doesNotMatch(gateway.stderr(), /generation 4 in force/);
+
     const metrics = (await httpGet({ hostname: "127.0.0.1", port: admin }, "/metrics")).body;
-    assert.equal(sampleValue(metrics, "dualgate_config_generation"), 3);
-    assert.equal(sampleValue(metrics, 'dualgate_reloads_total{result="accepted"}'), 2);
-    assert.equal(sampleValue(metrics, 'dualgate_reloads_total{result="refused"}'), 2);
+    assert.equal(sampleValue(metrics, "dualgate_config_generation"), 4);
+    assert.equal(sampleValue(metrics, 'dualgate_reloads_total{result="accepted"}'), 3);
+    assert.equal(sampleValue(metrics, 'dualgate_reloads_total{result="refused"}'), 3);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
