@@ -351,3 +351,25 @@ Deno.test("reload closes a changed password's sessions and, with recheck, those 
   close(kept);
   close(refused);
 });
+
+Deno.test("reload: a raised per-client limit admits the very next connection; live relays stay", async () => {
+  await using server = startServer("127.0.0.1", echo);
+  await using gw = await startReloadable(yamlOf({ users: [ALICE], perClient: 2 }));
+  const via = gw.gateway.endpoints[0]!;
+  const toEcho = target("127.0.0.1", server.port);
+  const first = await Promise.all([socks(via, toEcho, ALICE), socks(via, toEcho, ALICE)]);
+  assert.deepEqual(first.map((o) => o.reply), [0, 0]);
+  const over = await connectTo(via);
+  assert.ok(await closedByGateway({ conn: over, reader: readerOf(over), reply: -1 }));
+  over.close();
+
+  await gw.write(yamlOf({ users: [ALICE], perClient: 3 }));
+  assert.equal((await gw.gateway.reload()).result, "accepted");
+  const third = await socks(via, toEcho, ALICE);
+  assert.equal(third.reply, 0);
+  assert.equal(sample(gw.gateway, 'dualgate_limit_rejections_total{limit="per_client"}'), 1);
+  for (const o of [...first, third]) {
+    assert.ok(await echoes(o, randomBytes(500)));
+    close(o);
+  }
+});
