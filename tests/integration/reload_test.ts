@@ -19,6 +19,7 @@ import type { SocksTarget } from "../../socks5/types.ts";
 import { loadConfigFile } from "../../gateway/config/load.ts";
 import { type Gateway, startGateway } from "../../gateway/mod.ts";
 import { sampleValue } from "../helpers/http_get.ts";
+import { startTestGateway } from "./_fixtures.ts";
 import {
   connectTo,
   echo,
@@ -142,6 +143,8 @@ interface Shape {
   recheck?: boolean;
   listen?: string[];
   perClient?: number;
+  /** Raw YAML appended (routes). */
+  extra?: string;
 }
 
 function yamlOf(shape: Shape): string {
@@ -159,6 +162,7 @@ function yamlOf(shape: Shape): string {
     "  - { action: allow }",
     `limits: { max_connections: 4000, max_connections_per_client: ${shape.perClient ?? 4000} }`,
     `reload: { recheck: ${shape.recheck ?? false} }`,
+    shape.extra ?? "",
     "",
   ].join("\n");
 }
@@ -372,4 +376,33 @@ Deno.test("reload: a raised per-client limit admits the very next connection; li
     assert.ok(await echoes(o, randomBytes(500)));
     close(o);
   }
+});
+
+Deno.test("reload: a new route sends the very next CONNECT through the hop; the direct relay stays", async () => {
+  await using server = startServer("127.0.0.1", echo);
+  await using hop = startTestGateway("rules: [{ action: allow }]\n");
+  await using gw = await startReloadable(yamlOf({ users: [ALICE] }));
+  const via = gw.gateway.endpoints[0]!;
+  const toEcho = target("127.0.0.1", server.port);
+  const direct = await socks(via, toEcho, ALICE);
+  assert.equal(direct.reply, 0);
+
+  const hopUrl = `socks5://127.0.0.1:${hop.endpoint(4).port}`;
+  await gw.write(yamlOf({
+    users: [ALICE],
+    extra: `routes:\n  - { to: ["127.0.0.1/32"], ports: [${server.port}], chain: ["${hopUrl}"] }`,
+  }));
+  assert.equal((await gw.gateway.reload()).result, "accepted");
+  const routed = await socks(via, toEcho, ALICE);
+  assert.equal(routed.reply, 0);
+  assert.ok(await echoes(routed, randomBytes(300)));
+  close(routed);
+  assert.ok(await echoes(direct, randomBytes(300)), "the direct relay lives on");
+  close(direct);
+  // The hop saw exactly the routed connection.
+  for (let i = 0; i < 500 && hop.records.length < 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(hop.records.length, 1);
+  assert.equal(hop.records[0]!.outcome, "relayed");
 });
