@@ -38,12 +38,18 @@ export type HttpDial =
     readonly connectMs: number;
   };
 
-/** Dials `target` for `who`; never throws. */
+/** What {@linkcode dialTarget} opens: a destination on behalf of a principal. */
+export interface HttpDialRequest extends HttpPrincipal {
+  /** The destination (a name, or an address). */
+  readonly target: SocksTarget;
+}
+
+/** Dials `request.target` for the client it names; never throws. */
 export async function dialTarget(
   services: SessionServices,
-  who: HttpPrincipal,
-  target: SocksTarget,
+  request: HttpDialRequest,
 ): Promise<HttpDial> {
+  const { target, ...who } = request;
   const subject = ruleSubjectsOf(
     { ...who, request: { command: Command.Connect, target } },
     "connect",

@@ -201,12 +201,11 @@ export async function runHttpSession(
       connStart = 0;
       const request: RequestRecord = { ...base, handshakeMs: headMs };
       try {
-        const user = await login.authorize(
-          services,
+        const user = await login.authorize(services, {
           client,
-          head.fields,
-          AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
-        );
+          fields: head.fields,
+          signal: AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
+        });
         if (user !== undefined) who.user = user;
       } catch (error) {
         const user = error instanceof LoginError ? error.user : undefined;
@@ -287,7 +286,7 @@ async function tunnel(
     return;
   }
   const base: RequestRecord = { ...record, command: "http-connect", target };
-  const dial = await dialTarget(services, who, target);
+  const dial = await dialTarget(services, { ...who, target });
   if (!dial.ok) {
     await refuse(
       conn,
@@ -398,7 +397,7 @@ async function forward(
   for (let attempt = 0; attempt < 2; attempt++) {
     const reused = upstream !== null;
     if (upstream === null) {
-      const dial = await dialTarget(services, who, absolute.target);
+      const dial = await dialTarget(services, { ...who, target: absolute.target });
       if (!dial.ok) {
         await refuse(
           conn,
@@ -506,7 +505,7 @@ async function exchange(
   const toClient = idle.sink(conn);
   const sendUp = (async () => {
     await writeAll(up.dialed.conn, requestHead);
-    bytesUp += await copyBody(framing, reader, toServer);
+    bytesUp += await copyBody({ framing, from: reader }, toServer);
   })();
   sendUp.catch(fail);
   const sendDown = (async () => {
@@ -545,7 +544,10 @@ async function exchange(
       bytesDown += responseHead.length;
       if (interim) continue;
       idle.touch();
-      bytesDown += await copyBody(body, up.reader, toClient, { dechunk, errorStatus: 502 });
+      bytesDown += await copyBody({ framing: body, from: up.reader }, toClient, {
+        dechunk,
+        errorStatus: 502,
+      });
       return response.status;
     }
   })();
