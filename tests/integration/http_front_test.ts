@@ -228,3 +228,28 @@ Deno.test("http: a kept upstream the server closed meanwhile is dialed anew for 
   conn.close();
   assert.equal(served, 2);
 });
+
+Deno.test("http: pipelined requests with bodies keep their boundaries", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "A");
+  await using gw = startTestGateway(gatewayYaml("http"));
+  const conn = await connectTo(gw.endpoint(4));
+  const url = `http://v4.test.example:${origin.port}`;
+  await writeAll(
+    conn,
+    text(
+      `POST ${url}/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /` +
+        `POST ${url}/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nGET\r\n0\r\n\r\n` +
+        `GET ${url}/c HTTP/1.1\r\n\r\n`,
+    ),
+  );
+  const reader = httpReaderOf(conn);
+  const seen: SeenRequest[] = [];
+  for (let i = 0; i < 3; i++) seen.push(JSON.parse((await readResponse(reader)).body));
+  conn.close();
+  assert.deepEqual(seen.map((r) => [r.method, r.target, r.bodyLength]), [
+    ["POST", "/a", 5],
+    ["POST", "/b", 3],
+    ["GET", "/c", 0],
+  ]);
+  assert.equal(origin.seen.length, 3);
+});
