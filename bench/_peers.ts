@@ -15,6 +15,7 @@ import {
   type SocksTarget,
   writeAll,
 } from "./_wire.ts";
+import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
 export const PEER_NAMES = [
@@ -22,15 +23,21 @@ export const PEER_NAMES = [
   "dualgate",
   "dualgate-w2",
   "dualgate-http",
+  "dualgate-egress",
   "dante",
   "microsocks",
 ] as const;
 
 /**
- * Peers left out unless `--only` names them: dualgate with `workers: 2`, and dualgate's HTTP
- * proxy front door (CONNECT instead of SOCKS5, same core).
+ * Peers left out unless `--only` names them: dualgate with `workers: 2`, dualgate's HTTP proxy
+ * front door (CONNECT instead of SOCKS5, same core), and dualgate with an egress pool (every
+ * connection through node:net's `localAddress`, see net/node_tcp.ts).
  */
-export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2", "dualgate-http"];
+export const OPTIONAL_PEERS: readonly PeerName[] = [
+  "dualgate-w2",
+  "dualgate-http",
+  "dualgate-egress",
+];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -44,6 +51,10 @@ export interface TargetPorts {
   readonly v4: number;
   /** Port on ::1. */
   readonly v6: number;
+  /** UDP echo port on 127.0.0.1. */
+  readonly udp4: number;
+  /** UDP echo port on ::1. */
+  readonly udp6: number;
 }
 
 /** A way to reach the target server, with or without a proxy in between. */
@@ -59,6 +70,11 @@ export interface Peer extends AsyncDisposable {
    * through a name the peer resolves (`family` 6), and sends `header` first.
    */
   open(family: 4 | 6, header: Uint8Array): Promise<Deno.TcpConn>;
+  /**
+   * Opens a UDP path to the target's echo over IPv4 or to its IPv6 side (as `v6Note` says);
+   * absent when the peer has no UDP relay (microsocks).
+   */
+  readonly udp?: (family: 4 | 6) => Promise<UdpPath>;
 }
 
 /** Options of {@linkcode startPeer}. */
@@ -139,6 +155,7 @@ function proxyPeer(
   target: TargetPorts,
   v6Target: SocksTarget,
   v6Note: string,
+  udpV6Target?: UdpTarget,
 ): Peer {
   const v4Request = encodeConnect({
     kind: "ip",
@@ -161,6 +178,15 @@ function proxyPeer(
       }
       return conn;
     },
+    ...(udpV6Target !== undefined && {
+      udp: (family: 4 | 6) =>
+        socksUdp(
+          proxy,
+          family === 4
+            ? { kind: "ip", family: 4, address: "127.0.0.1", port: target.udp4 }
+            : udpV6Target,
+        ),
+    }),
     [Symbol.asyncDispose]: () => stopTree(child),
   };
 }
@@ -185,6 +211,14 @@ function directPeer(target: TargetPorts): Peer {
       }
       return conn;
     },
+    udp: (family) =>
+      Promise.resolve(
+        directUdp(
+          family === 4
+            ? { transport: "udp", hostname: "127.0.0.1", port: target.udp4 }
+            : { transport: "udp", hostname: "::1", port: target.udp6 },
+        ),
+      ),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };
 }
@@ -194,10 +228,14 @@ const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 async function startDualgate(
   options: StartPeerOptions,
   workers = 1,
-  protocol: "socks5" | "http" = "socks5",
+  variant: "socks5" | "http" | "egress" = "socks5",
 ): Promise<Peer> {
-  const name: PeerName = protocol === "http"
+  const protocol = variant === "http" ? "http" : "socks5";
+  const egress = variant === "egress";
+  const name: PeerName = variant === "http"
     ? "dualgate-http"
+    : egress
+    ? "dualgate-egress"
     : workers === 1
     ? "dualgate"
     : "dualgate-w2";
@@ -210,9 +248,12 @@ async function startDualgate(
     [
       `listen: [{ address: "127.0.0.1:${port}", protocol: ${protocol} }]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
-      "log: { level: warning }",
+      // Info, as in production: every connection logs its line (to the log file).
+      "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
+      // Sources of both families, so that every dial goes through node:net with localAddress.
+      ...(egress ? ['routes: [{ to: ["*"], egress: ["127.0.0.1", "::1"] }]'] : []),
       "",
     ].join("\n"),
   );
@@ -247,6 +288,7 @@ async function startDualgate(
     options.target,
     { kind: "name", name: V6_NAME, port: options.target.v6 },
     `ATYP 3 "${V6_NAME}" (its static hosts → ::1)`,
+    { kind: "name", name: V6_NAME, port: options.target.udp6 },
   );
 }
 
@@ -290,6 +332,9 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
       "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: ::/0 }",
+      // UDP replies: from the echo (either family) back to the loopback client.
+      "socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: udpreply }",
+      "socks pass { from: ::/0 to: 127.0.0.0/8 command: udpreply }",
       "",
     ].join("\n"),
   );
@@ -311,6 +356,8 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     options.target,
     { kind: "name", name: "::1", port: options.target.v6 },
     'ATYP 3 "::1" (literal; getaddrinfo parses it, no hosts lookup)',
+    // UDP to ::1 as ATYP 4: Dante would look a name up for every datagram.
+    { kind: "ip", family: 6, address: "::1", port: options.target.udp6 },
   );
 }
 
@@ -349,6 +396,8 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return startDualgate(options, 2);
     case "dualgate-http":
       return startDualgate(options, 1, "http");
+    case "dualgate-egress":
+      return startDualgate(options, 1, "egress");
     case "dante":
       return startDante(options);
     case "microsocks":

@@ -7,6 +7,10 @@
  * @module
  */
 
+import { closeQuietly, writeAll } from "../net/io.ts";
+
+export { closeQuietly, writeAll } from "../net/io.ts";
+
 /** What the target server does with a connection, chosen by the first header byte. */
 export const Mode = {
   /** Read `arg` bytes, answer with an 8-byte count, close (upload). */
@@ -50,14 +54,6 @@ export async function readExact(conn: Deno.Conn, buffer: Uint8Array): Promise<Ui
   return buffer;
 }
 
-/** Writes all of `bytes`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    written += await conn.write(written === 0 ? bytes : bytes.subarray(written));
-  }
-}
-
 /** Waits (bounded) for the peer's end of stream, then closes: the peer closes first. */
 export async function awaitEndAndClose(conn: Deno.Conn, ms = 5000): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), ms);
@@ -70,13 +66,6 @@ export async function awaitEndAndClose(conn: Deno.Conn, ms = 5000): Promise<void
     clearTimeout(timer);
     closeQuietly(conn);
   }
-}
-
-/** Closes a connection, ignoring "already closed". */
-export function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }
 
 /** Where a SOCKS CONNECT goes: an IP literal (ATYP 1 or 4) or a name (ATYP 3). */

@@ -6,7 +6,7 @@
 
 import { endpointFromNetAddr, type IpEndpoint } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
-import { writeAll } from "../net/io.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import {
   encodeMethodSelection,
   encodePasswordAuthReply,
@@ -102,6 +102,7 @@ async function handshake(
         : { ok: false, reason: LOGIN_FAILURES[verdict], user: known.name };
     }
     user = credentials.username;
+    services.noteSession?.(conn, { user });
   }
   const request = await readRequest(reader);
   return user === undefined ? { ok: true, request } : { ok: true, user, request };
@@ -153,9 +154,7 @@ export async function runSession(
   const handshakeOver = new AbortController();
   const timer = setTimeout(() => {
     handshakeOver.abort();
-    try {
-      conn.close();
-    } catch { /* closed already */ }
+    closeQuietly(conn);
   }, timeoutMs);
   let outcome: HandshakeOutcome;
   try {
