@@ -206,7 +206,10 @@ export async function runHttpSession(
           fields: head.fields,
           signal: AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
         });
-        if (user !== undefined) who.user = user;
+        if (user !== undefined && who.user !== user) {
+          who.user = user;
+          services.noteSession?.(conn, { user });
+        }
       } catch (error) {
         const user = error instanceof LoginError ? error.user : undefined;
         await refuse(
@@ -297,6 +300,7 @@ async function tunnel(
     return;
   }
   const { dialed } = dial;
+  services.noteSession?.(conn, { subject: dial.subject });
   const connected: RequestRecord = { ...base, connectMs: dial.connectMs, used: dialed.remote };
   try {
     await writeAll(conn, CONNECT_ESTABLISHED);
@@ -408,6 +412,7 @@ async function forward(
         return drop();
       }
       connectMs = dial.connectMs;
+      services.noteSession?.(conn, { subject: dial.subject });
       upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
     result = await exchange(conn, reader, services, head, absolute, framing, upstream);
