@@ -16,7 +16,7 @@ import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, writeAll } from "../../net/io.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
-import { formatTarget } from "../observe/connection_log.ts";
+import { familyPair, formatTarget } from "../observe/connection_log.ts";
 import { relay } from "../relay/relay.ts";
 import { lingerAndClose } from "../replies.ts";
 import type { SessionServices } from "../session_types.ts";
@@ -314,12 +314,18 @@ async function tunnel(
     });
     return;
   }
+  // Counted as a SOCKS CONNECT is (status page, metrics): by command and by family pair.
+  const families = familyPair(who.client, dialed.remote);
   services.metrics?.activeRelays.inc(["connect"]);
+  services.metrics?.activeFamilies.inc(["connect", families]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["connect"]);
+    services.metrics?.activeFamilies.dec(["connect", families]);
+  });
   services.record({
     ...connected,
     outcome: "relayed",

@@ -37,6 +37,11 @@ Deno.test("http: CONNECT by name opens a tunnel through the core relay", async (
   const line = await reader.readLine(1000, 400);
   assert.equal(line, "HTTP/1.1 200 Connection established");
   assert.equal(await reader.readLine(1000, 400), "");
+  // While it runs, the tunnel counts as a live CONNECT relay, v4 client to v6 server.
+  assert.match(
+    gw.gateway.metrics.render(),
+    /dualgate_active_families\{command="connect",families="v4→v6"\} 1/,
+  );
   await writeAll(conn, text(" data"));
   await conn.closeWrite();
   const rest = new TextDecoder().decode(
