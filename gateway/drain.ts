@@ -6,6 +6,7 @@
  * @module
  */
 
+import { closeQuietly } from "../net/io.ts";
 import { logger } from "./observe/log.ts";
 
 /** What {@linkcode drain} stops. */
@@ -26,11 +27,7 @@ const log = logger("gateway");
 
 /** Closes the listeners, waits up to `drainMs` for the sessions, then closes the rest. */
 export async function drain(targets: DrainTargets, drainMs: number): Promise<void> {
-  for (const listener of targets.listeners) {
-    try {
-      listener.close();
-    } catch { /* closed */ }
-  }
+  for (const listener of targets.listeners) closeQuietly(listener);
   await Promise.all(targets.loops);
   const { sessions } = targets;
   if (sessions.size > 0) {
@@ -46,10 +43,6 @@ export async function drain(targets: DrainTargets, drainMs: number): Promise<voi
     clearTimeout(timer);
   }
   targets.abort();
-  for (const conn of targets.connections) {
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  }
+  for (const conn of targets.connections) closeQuietly(conn);
   await Promise.all([...sessions]);
 }

@@ -336,11 +336,7 @@ async function readConfigText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+    const reason = error instanceof Deno.errors.NotFound ? "no such file" : errorText(error);
     throw new ConfigError("", `Cannot read config file "${path}": ${reason}`, { cause: error });
   }
 }

@@ -9,6 +9,7 @@
  */
 
 import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../../net/address.ts";
+import { closeQuietly } from "../../net/io.ts";
 import type { ListenConfig } from "../config/types.ts";
 import { acceptLoop, listenOn } from "./listener.ts";
 
@@ -130,20 +131,20 @@ export class ListenerSet {
         listen.forEach((entry, index) => next[index]!.listen = entry);
         this.#entries = next;
         for (const entry of opened) this.#start(entry);
-        for (const entry of removed) close(entry.listener);
+        for (const entry of removed) closeQuietly(entry.listener);
         await Promise.all(removed.map((entry) => entry.loop));
       },
       abandon: () => {
         if (done) return;
         done = true;
-        for (const entry of opened) close(entry.listener);
+        for (const entry of opened) closeQuietly(entry.listener);
       },
     };
   }
 
   /** Closes every listener (the accept loops end). */
   close(): void {
-    for (const entry of this.#entries) close(entry.listener);
+    for (const entry of this.#entries) closeQuietly(entry.listener);
   }
 
   #start(entry: Entry): void {
@@ -154,10 +155,4 @@ export class ListenerSet {
     entry.loop = loop;
     this.#loops.push(loop);
   }
-}
-
-function close(listener: Deno.TcpListener): void {
-  try {
-    listener.close();
-  } catch { /* closed */ }
 }
