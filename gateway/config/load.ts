@@ -18,6 +18,7 @@ import {
   formatConfigProblem,
 } from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
+import { formatUserLimits } from "./_user_limits.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../access/destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
@@ -52,6 +53,12 @@ limits:
   max_connections_per_client: 512
   auth_failures_per_minute: 10   # failed RFC 1929 logins per client address
   ipv6_client_prefix: 64         # an IPv6 client is its /64 for the per-client limits
+  per_user:                      # each RFC 1929 user's, unless auth.users[].limits say otherwise
+    max_connections: unlimited   # or N: simultaneous connections of one user
+    bandwidth:                   # bytes per second, all the user's relays together
+      up: unlimited              # or a rate: 1MiB, 500KB/s, 1048576
+      down: unlimited
+    quota: unlimited             # or { bytes: 10GiB, period: hour | day | week | month }
 udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
@@ -183,13 +190,17 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ),
     auth: {
       users: config.auth.users.map((user) => {
-        if (user.passwordHash === undefined) return { name: user.name, password: "<redacted>" };
+        const limits = user.limits && { limits: formatUserLimits(user.limits) };
+        if (user.passwordHash === undefined) {
+          return { name: user.name, password: "<redacted>", ...limits };
+        }
         const parsed = parsePasswordHash(user.passwordHash).hash;
         return {
           name: user.name,
           password_hash: parsed
             ? `scrypt$${parsed.N}$${parsed.r}$${parsed.p}$<redacted>`
             : "<redacted>",
+          ...limits,
         };
       }),
     },
@@ -216,6 +227,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       max_connections_per_client: config.limits.maxConnectionsPerClient,
       auth_failures_per_minute: config.limits.authFailuresPerMinute,
       ipv6_client_prefix: config.limits.ipv6ClientPrefix,
+      per_user: formatUserLimits(config.limits.perUser),
     },
     udp: {
       public_address: formatPerFamily(config.udp.publicAddress),
@@ -232,7 +244,11 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       translators: config.translators.map((entry) => formatTranslatorConfig(entry)),
     }),
     ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
-    log: { level: config.log.level, format: config.log.format },
+    log: {
+      level: config.log.level,
+      format: config.log.format,
+      ...(config.log.auditFile !== undefined && { audit: { file: config.log.auditFile } }),
+    },
     workers: config.workers,
   };
 }
