@@ -32,10 +32,27 @@ export interface RelayOptions {
   signal?: AbortSignal;
   /** Bytes the client sent after its request, to be delivered to the server first. */
   clientPrelude?: Uint8Array;
+  /**
+   * Rate caps and quotas per direction (`up`: client to server). A throttled direction reads
+   * no more than its allowance and waits as told before its next read: it slows down, never
+   * drops or reorders bytes. @default none (the unthrottled loop)
+   */
+  throttle?: { readonly up?: RelayThrottle; readonly down?: RelayThrottle };
 }
 
-/** Why a relay ended. */
-export type RelayEnd = "closed" | "idle" | "aborted" | "error";
+/**
+ * What slows one direction of a relay down: a user's token bucket and quota. Synchronous and
+ * allocation-free, so that a throttled chunk costs two calls and, when over the rate, a timer.
+ */
+export interface RelayThrottle {
+  /** The most bytes the next read may take, up to `max`; 0 when the quota is spent. */
+  allowance(max: number): number;
+  /** Counts `bytes` relayed; returns how long (ms) to wait before the next read (0: none). */
+  consumed(bytes: number): number;
+}
+
+/** Why a relay ended (`quota`: a throttle's quota was spent). */
+export type RelayEnd = "closed" | "idle" | "aborted" | "error" | "quota";
 
 /** Outcome of {@linkcode relay}. */
 export interface RelayResult {
@@ -101,17 +118,26 @@ class Direction {
   done = false;
 }
 
+/** Thrown by a throttled direction whose quota is spent: the relay ends with `quota`. */
+class QuotaSpent extends Error {}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
 async function pump(
   from: RelayConn,
   to: RelayConn,
   state: Direction,
   activity: { active: boolean },
+  throttle: RelayThrottle | undefined,
 ): Promise<void> {
   const small = new Uint8Array(SMALL_BUFFER);
   let buffer: Uint8Array = small;
   try {
     while (true) {
-      const n = await from.read(buffer);
+      // Throttled: read no more than the allowance (the bucket's burst, the quota left).
+      const limit = throttle ? throttle.allowance(buffer.length) : buffer.length;
+      if (limit <= 0) throw new QuotaSpent();
+      const n = await from.read(limit === buffer.length ? buffer : buffer.subarray(0, limit));
       if (n === null) break;
       activity.active = true;
       state.bytes += n;
@@ -121,7 +147,11 @@ async function pump(
           written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
         );
       }
-      if (n === buffer.length) {
+      if (throttle) {
+        const wait = throttle.consumed(n);
+        if (wait > 0) await sleep(wait);
+      }
+      if (n === limit) {
         // Reads keep filling the buffer: a bulk stream, give it the large one.
         if (buffer === small) buffer = takeLarge();
       } else if (buffer !== small) {
@@ -169,11 +199,18 @@ export async function relay(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const idleEntry = sweeper.add(activity, options.idleMs ?? 300_000, () => closeBoth("idle"));
-  const run = async (from: RelayConn, to: RelayConn, state: Direction) => {
+  const run = async (
+    from: RelayConn,
+    to: RelayConn,
+    state: Direction,
+    throttle: RelayThrottle | undefined,
+  ) => {
     try {
-      await pump(from, to, state, activity);
+      await pump(from, to, state, activity, throttle);
     } catch (error) {
-      if (!closed) {
+      if (error instanceof QuotaSpent) {
+        closeBoth("quota");
+      } else if (!closed) {
         firstError ??= error;
         end = "error";
         closeBoth("error");
@@ -187,13 +224,18 @@ export async function relay(
       try {
         while (written < prelude.length) written += await server.write(prelude.subarray(written));
         up.bytes += prelude.length;
+        options.throttle?.up?.consumed(prelude.length);
       } catch (error) {
         firstError = error;
         end = "error";
         closeBoth("error");
       }
     }
-    await Promise.all([run(client, server, up), run(server, client, down)]);
+    const throttle = options.throttle;
+    await Promise.all([
+      run(client, server, up, throttle?.up),
+      run(server, client, down, throttle?.down),
+    ]);
   } finally {
     sweeper.remove(idleEntry);
     options.signal?.removeEventListener("abort", onAbort);
