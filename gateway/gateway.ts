@@ -35,6 +35,8 @@ import { DirectDialer } from "./upstream/direct.ts";
 import { NoLoopDialer } from "./upstream/no_loop.ts";
 import { createRouter } from "./upstream/router.ts";
 import { createTranslationService } from "./commands/translate.ts";
+import { UserLimiter } from "./limits/user_limits.ts";
+import { AuditLog } from "./observe/audit_log.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
@@ -114,7 +116,15 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     activeConnections: () => active.size,
     maxConnections,
     passwordStats: passwords,
+    users: config.auth.users.map((user) => user.name),
   });
+  const userLimiter = new UserLimiter(config.auth.users, config.limits.perUser);
+  // Opened before the listeners: a gateway that cannot write its audit log does not start.
+  const audit = config.log.auditFile === undefined ? null : new AuditLog(config.log.auditFile);
+  const reopenAudit = () => {
+    void audit?.reopen().then(() => log.info("audit log {path} reopened", { path: audit.path }));
+  };
+  if (audit) Deno.addSignalListener("SIGUSR1", reopenAudit);
   const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
   // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
   const clientKeyOf = (client: IpEndpoint) =>
@@ -164,11 +174,13 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
+      audit?.write(record);
       options.onRecord?.(record);
     },
     metrics,
     authenticate: (client, username, password, signal) =>
       checkLogin(loginGate, clientKeyOf(client), username, password, signal),
+    admitUser: (user) => userLimiter.admit(user),
     refuseAuth: (client) => {
       const refused = authFailures.isBlocked(clientKeyOf(client));
       if (refused) metrics.limitRejections.inc(["auth_failures"]);
@@ -189,6 +201,10 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     }
   } catch (error) {
     for (const listener of listeners) listener.close();
+    if (audit) {
+      Deno.removeSignalListener("SIGUSR1", reopenAudit);
+      void audit.close();
+    }
     throw error;
   }
   const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
@@ -306,6 +322,11 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       }
       await Promise.all([...sessions]);
       await admin?.close();
+      // Every session has written its record: the last lines reach the file before exit.
+      if (audit) {
+        Deno.removeSignalListener("SIGUSR1", reopenAudit);
+        await audit.close();
+      }
     })();
     return stopping;
   };

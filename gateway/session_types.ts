@@ -18,6 +18,7 @@ import type { AccessRules } from "./access/rules.ts";
 import type { StandIns } from "./commands/stand_ins.ts";
 import type { Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
+import type { UserAdmission, UserRefusal } from "./limits/user_limits.ts";
 
 /** What every session shares: configuration and the gateway's services. */
 export interface SessionServices {
@@ -66,6 +67,11 @@ export interface SessionServices {
    * gateway checks at accept too; this covers clients known from a PROXY protocol header.
    */
   readonly refuseAuth?: (client: IpEndpoint) => boolean;
+  /**
+   * Admits a session of `user` (`undefined`: anonymous) under its per-user limits, or says why
+   * not (REP 2). @default every session admitted, unthrottled
+   */
+  readonly admitUser?: (user: string | undefined) => UserAdmission | UserRefusal;
 }
 
 /** What {@linkcode SessionServices.authenticate} says of a login. */
@@ -99,6 +105,8 @@ export interface Handshaken {
   readonly startedAt: number;
   /** Accept to complete request, in ms. */
   readonly handshakeMs?: number;
+  /** The user's rate caps and quota, for the session's relay. */
+  readonly throttle?: UserAdmission["throttle"];
 }
 
 /** A connection the gateway opens instead of dialing, because a translator expects it. */

@@ -164,6 +164,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
+    ...(session.throttle && { throttle: session.throttle }),
   }).finally(() => services.metrics?.activeRelays.dec(["bind"]));
   await watched.gone;
   services.record({

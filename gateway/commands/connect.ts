@@ -101,7 +101,12 @@ export async function handleConnect(
     );
     return;
   }
-  const connected = { ...base, connectMs: performance.now() - dialStartedAt };
+  const connected = {
+    ...base,
+    connectMs: performance.now() - dialStartedAt,
+    route: route.label,
+    ...(route.hops && { hops: route.hops }),
+  };
 
   const answered = await replySucceeded(
     session,
@@ -128,6 +133,7 @@ export async function handleConnect(
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: session.reader.takeBuffered(),
+    ...(session.throttle && { throttle: session.throttle }),
   }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
   services.record({
     ...connected,

@@ -30,6 +30,8 @@ export interface RouteChoice {
   readonly chained: boolean;
   /** `direct`, or the matching route's index and first hop, for logs. */
   readonly label: string;
+  /** The hops of a chained route, first to last, alternatives joined by `|` (audit log). */
+  readonly hops?: readonly string[];
 }
 
 /** Picks the dialer for a destination. */
@@ -78,6 +80,7 @@ export function createRouter(
       label:
         `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) via ${first}` +
         (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
+      hops: route.chain.map((hop) => hop.alternatives.map((a) => a.label).join("|")),
     };
     return {
       matches: (s: Subject | Record<never, never>, port: number) =>

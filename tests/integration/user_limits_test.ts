@@ -1,0 +1,221 @@
+/**
+ * Per-user limits through a running gateway: connection limits under a flood of one user's
+ * connections, rate caps measured (with a tolerance: an accuracy check, not a performance
+ * assertion) while another user's relays are capped too, quotas, and the per-user metrics.
+ */
+import assert from "node:assert/strict";
+import { sampleValue } from "../helpers/http_get.ts";
+import { socksHandshake } from "../../socks5/client.ts";
+import { SocksReplyError } from "../../socks5/errors.ts";
+import { Command } from "../../socks5/types.ts";
+import {
+  connectTo,
+  randomBytes,
+  readAll,
+  sha256,
+  startServer,
+  startTestGateway,
+  type TestGateway,
+  writeAll,
+} from "./_fixtures.ts";
+
+const KiB = 1024, MiB = 1024 * 1024;
+
+const USERS = `
+auth:
+  users:
+    - { name: alice, password: a-secret }
+    - { name: bob, password: b-secret }
+`;
+
+/** Opens a CONNECT through `gw` as `user` (password: `<initial>-secret`) to 127.0.0.1:`port`. */
+async function connectAs(gw: TestGateway, user: string, port: number): Promise<Deno.TcpConn> {
+  const conn = await connectTo(gw.endpoint(4));
+  try {
+    await socksHandshake(conn, {
+      command: Command.Connect,
+      target: { address: { family: "name", name: "127.0.0.1" }, port },
+    }, { credentials: { username: user, password: `${user[0]}-secret` } });
+    return conn;
+  } catch (error) {
+    conn.close();
+    throw error;
+  }
+}
+
+/** The REP of a refused CONNECT, or 0 when it succeeded (the connection is closed then). */
+async function replyOf(gw: TestGateway, user: string, port: number): Promise<number> {
+  try {
+    (await connectAs(gw, user, port)).close();
+    return 0;
+  } catch (error) {
+    if (error instanceof SocksReplyError) return error.reply;
+    throw error;
+  }
+}
+
+/** A server that holds each connection open until the client closes it. */
+function holdingServer() {
+  return startServer("127.0.0.1", async (conn) => {
+    await readAll(conn).catch(() => {});
+  });
+}
+
+Deno.test("limits.per_user.max_connections: a flood of one user's connections gets REP 2, others are served", async () => {
+  await using server = holdingServer();
+  await using gw = startTestGateway(`${USERS}
+limits: { per_user: { max_connections: 2 } }
+`);
+  const held = [
+    await connectAs(gw, "alice", server.port),
+    await connectAs(gw, "alice", server.port),
+  ];
+  const refused = await Promise.all(
+    Array.from({ length: 8 }, () => replyOf(gw, "alice", server.port)),
+  );
+  assert.deepEqual(refused, Array(8).fill(2));
+  // bob is not alice: his own two places are free.
+  const bobs = [await connectAs(gw, "bob", server.port), await connectAs(gw, "bob", server.port)];
+  // A place given back is taken again.
+  held.pop()!.close();
+  let again: Deno.TcpConn | undefined;
+  for (let attempt = 0; attempt < 50 && again === undefined; attempt++) {
+    again = await connectAs(gw, "alice", server.port).catch(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return undefined;
+    });
+  }
+  assert.ok(again, "alice's released place was never given back");
+  for (const conn of [...held, ...bobs, again]) conn.close();
+  const metrics = gw.gateway.metrics.render();
+  assert.equal(
+    sampleValue(metrics, 'dualgate_user_refusals_total{user="alice",reason="max_connections"}'),
+    8,
+  );
+  assert.ok(
+    gw.records.some((r) =>
+      r.user === "alice" && r.reply === 2 && r.refusal === "max_connections" &&
+      r.reason === "user connection limit reached"
+    ),
+  );
+});
+
+Deno.test("bandwidth caps: bob gets his 1 MiB/s while alice's four relays share her 512 KiB/s", async () => {
+  const payload = randomBytes(2 * MiB);
+  const chunk = randomBytes(64 * KiB);
+  // "bulk" sends `payload`; any other first byte starts an endless stream.
+  await using server = startServer("127.0.0.1", async (conn) => {
+    const first = new Uint8Array(1);
+    if ((await conn.read(first)) !== 1) return;
+    if (first[0] === 1) {
+      await writeAll(conn, payload);
+      await conn.closeWrite();
+      await readAll(conn).catch(() => {});
+      return;
+    }
+    for (let i = 0; i < 10_000; i++) await writeAll(conn, chunk);
+  });
+  await using gw = startTestGateway(`
+auth:
+  users:
+    - { name: alice, password: a-secret, limits: { bandwidth: { down: 512KiB } } }
+    - { name: bob, password: b-secret, limits: { bandwidth: { down: 1MiB } } }
+`);
+  const alices = await Promise.all(
+    Array.from({ length: 4 }, () => connectAs(gw, "alice", server.port)),
+  );
+  let aliceBytes = 0;
+  const buffer = new Uint8Array(64 * KiB);
+  const aliceReads = alices.map(async (conn) => {
+    await writeAll(conn, Uint8Array.of(0));
+    try {
+      for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) {
+        aliceBytes += n;
+      }
+    } catch { /* closed by the test */ }
+  });
+  const bob = await connectAs(gw, "bob", server.port);
+  const started = performance.now();
+  const aliceBefore = aliceBytes;
+  await writeAll(bob, Uint8Array.of(1));
+  const received = await readAll(bob);
+  const seconds = (performance.now() - started) / 1000;
+  const aliceDuring = aliceBytes - aliceBefore;
+  bob.close();
+  for (const conn of alices) conn.close();
+  await Promise.all(aliceReads);
+  assert.equal(await sha256(received), await sha256(payload));
+  // 2 MiB less one burst at 1 MiB/s: 1.95 s; alice's flood does not slow bob down.
+  assert.ok(seconds >= 1.6 && seconds <= 3, `bob's 2 MiB at 1 MiB/s took ${seconds.toFixed(2)} s`);
+  // alice's four relays together keep to her rate (plus one burst each, and one tick of slack).
+  const allowed = 512 * KiB * seconds * 1.15 + 4 * 26 * KiB + 64 * KiB;
+  assert.ok(aliceDuring <= allowed, `alice got ${aliceDuring} bytes in ${seconds.toFixed(2)} s`);
+  assert.ok(aliceDuring > 0);
+});
+
+Deno.test("quota: a relay ends when the user's quota is spent and the next connection gets REP 2", async () => {
+  const payload = randomBytes(600 * 1000);
+  await using server = startServer("127.0.0.1", async (conn) => {
+    await writeAll(conn, payload).catch(() => {});
+    await conn.closeWrite().catch(() => {});
+    await readAll(conn).catch(() => {});
+  });
+  await using gw = startTestGateway(`${USERS}
+limits: { per_user: { quota: { bytes: 1MB, period: day } } }
+`);
+  const first = await connectAs(gw, "alice", server.port);
+  await first.closeWrite();
+  assert.equal(await sha256(await readAll(first)), await sha256(payload));
+  first.close();
+  const second = await connectAs(gw, "alice", server.port);
+  await second.closeWrite();
+  const cut = await readAll(second).catch(() => new Uint8Array(0));
+  second.close();
+  // 400 kB were left: the relay stops there, and what came is the start of the payload.
+  assert.ok(cut.length <= 400_000, `${cut.length}`);
+  assert.deepEqual(cut, payload.subarray(0, cut.length));
+  for (let i = 0; i < 50 && !gw.records.some((r) => r.reason === "quota"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(await replyOf(gw, "alice", server.port), 2);
+  // bob has his own quota.
+  const bobs = await connectAs(gw, "bob", server.port);
+  await bobs.closeWrite();
+  assert.equal((await readAll(bobs)).length, payload.length);
+  bobs.close();
+  const metrics = gw.gateway.metrics.render();
+  assert.equal(
+    sampleValue(metrics, 'dualgate_user_refusals_total{user="alice",reason="quota"}'),
+    1,
+  );
+  assert.equal(
+    sampleValue(metrics, 'dualgate_user_bytes_total{user="alice",direction="down"}'),
+    1_000_000,
+  );
+});
+
+Deno.test("per-user metrics: bytes and connections for configured users and one anonymous bucket", async () => {
+  await using server = startServer("127.0.0.1", async (conn) => {
+    await writeAll(conn, randomBytes(1000));
+    await conn.closeWrite();
+    await readAll(conn).catch(() => {});
+  });
+  await using gw = startTestGateway(USERS);
+  const conn = await connectAs(gw, "bob", server.port);
+  await conn.closeWrite();
+  await readAll(conn);
+  conn.close();
+  for (let i = 0; i < 50 && gw.records.length === 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const metrics = gw.gateway.metrics.render();
+  assert.equal(
+    sampleValue(metrics, 'dualgate_user_bytes_total{user="bob",direction="down"}'),
+    1000,
+  );
+  assert.equal(sampleValue(metrics, 'dualgate_user_connections_total{user="bob"}'), 1);
+  assert.equal(sampleValue(metrics, 'dualgate_user_connections_total{user="alice"}'), 0);
+  assert.equal(sampleValue(metrics, 'dualgate_user_connections_total{user="-"}'), 0);
+  // A name no user has never becomes a series.
+  assert.doesNotMatch(metrics, /user="mallory"/);
+});
