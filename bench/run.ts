@@ -32,6 +32,7 @@ import {
   targetsTable,
 } from "./_report.ts";
 import { bulk, connectionRate, type Direction, heldConnections } from "./_scenarios.ts";
+import { capAccuracy } from "./_cap.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -56,6 +57,8 @@ const USAGE = `Usage: deno task bench [options]
   --concurrency N         concurrent clients in the connection-rate run (default 32)
   --held LIST             held-connection counts (default 1000,10000 capped by RLIMIT_NOFILE;
                           quick 1000); "0" skips the memory figures
+  --cap MiB               per-user cap accuracy: measured vs configured rate at this many
+                          MiB/s each way, 3 s a way (default 8; quick 2 s); "0" skips it
   --json FILE             also write every raw sample as JSON
   --help                  this text
 `;
@@ -71,6 +74,7 @@ interface Options {
   held: number[];
   json: string | undefined;
   quick: boolean;
+  cap: number;
 }
 
 function hardFdLimit(): number {
@@ -94,6 +98,7 @@ function parseOptions(args: string[]): Options | null {
       concurrency: { type: "string" },
       held: { type: "string" },
       json: { type: "string" },
+      cap: { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -135,6 +140,7 @@ function parseOptions(args: string[]): Options | null {
     held: [...new Set(held)],
     json: values.json,
     quick,
+    cap: num(values.cap, 8, "cap") * MiB,
   };
 }
 
@@ -461,6 +467,28 @@ async function main(): Promise<number> {
     print();
     print(targetsTable(targets(figures, heldFigures)));
     print();
+    if (options.cap > 0) {
+      // In this process, after the peers' figures: a cap's accuracy, not a speed.
+      const cap = await attempt(
+        notes,
+        "cap accuracy",
+        () => capAccuracy(options.cap, options.quick ? 2 : 3),
+      );
+      if (cap) {
+        const line = (what: string, measured: number) =>
+          `| ${what} | ${(cap.configured / MiB).toFixed(2)} | ${(measured / MiB).toFixed(3)} | ${
+            (measured / cap.configured).toFixed(3)
+          }× |`;
+        print("## Per-user cap accuracy (one user capped each way, one stream)");
+        print();
+        print("| direction | configured MiB/s | measured MiB/s | measured/configured |");
+        print("| --- | ---: | ---: | ---: |");
+        print(line("up", cap.up));
+        print(line("down", cap.down));
+        print();
+        raw.push({ figure: "cap", ...cap });
+      }
+    }
     if (notes.length > 0) {
       print("Notes:");
       for (const note of notes) print(`- ${note}`);
