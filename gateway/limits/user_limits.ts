@@ -33,6 +33,12 @@ export interface UserLimiterOptions {
 class Throttle implements RelayThrottle {
   constructor(readonly bucket: TokenBucket | null, readonly quota: ByteQuota | null) {}
 
+  delay(): number {
+    if (this.bucket === null) return 0;
+    const tokens = this.bucket.tokens;
+    return tokens >= 0 ? 0 : Math.ceil((-tokens * 1000) / this.bucket.rate);
+  }
+
   allowance(max: number): number {
     let allowed = max;
     if (this.bucket !== null && this.bucket.burst < allowed) allowed = this.bucket.burst;
@@ -40,9 +46,9 @@ class Throttle implements RelayThrottle {
     return allowed;
   }
 
-  consumed(bytes: number): number {
+  consumed(bytes: number): void {
     this.quota?.consume(bytes);
-    return this.bucket === null ? 0 : this.bucket.take(bytes);
+    this.bucket?.take(bytes);
   }
 }
 

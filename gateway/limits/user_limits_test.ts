@@ -42,8 +42,13 @@ Deno.test("UserLimiter throttles share the user's bucket and quota", () => {
   assert.equal(a.throttle, b.throttle);
   const up = a.throttle!.up!;
   assert.equal(up.allowance(1 << 20), 5000); // the burst: 1/20 s at 100 kB/s
-  assert.equal(up.consumed(5000), 0);
-  assert.equal(up.consumed(5000), 50); // 5000 bytes of debt at 100 kB/s
+  assert.equal(up.delay(), 0);
+  up.consumed(5000);
+  assert.equal(up.delay(), 0);
+  up.consumed(5000);
+  assert.equal(up.delay(), 50); // 5000 bytes of debt at 100 kB/s
+  // Every relay of the user sees the debt, a new one too.
+  assert.equal(b.throttle!.up!.delay(), 50);
   now += 1000;
   // Down is not rate-capped, but shares the quota: 10000 of 20000 are left.
   assert.equal(a.throttle!.down!.allowance(1 << 20), 10_000);

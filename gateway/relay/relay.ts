@@ -45,10 +45,16 @@ export interface RelayOptions {
  * allocation-free, so that a throttled chunk costs two calls and, when over the rate, a timer.
  */
 export interface RelayThrottle {
+  /**
+   * How long (ms) to wait before the next read: 0 while the bucket holds tokens, else the time
+   * to pay back its debt. Asked before every read, so that a new relay of a user at its rate
+   * waits like the others.
+   */
+  delay(): number;
   /** The most bytes the next read may take, up to `max`; 0 when the quota is spent. */
   allowance(max: number): number;
-  /** Counts `bytes` relayed; returns how long (ms) to wait before the next read (0: none). */
-  consumed(bytes: number): number;
+  /** Counts `bytes` relayed. */
+  consumed(bytes: number): void;
 }
 
 /** Why a relay ended (`quota`: a throttle's quota was spent). */
@@ -116,12 +122,31 @@ const sweeper = new IdleSweeper();
 class Direction {
   bytes = 0;
   done = false;
+  /** A throttled direction's pending wait: the relay's close ends it at once. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  wake: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.wake = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+
+  cancelSleep(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wake?.();
+    this.wake = undefined;
+  }
 }
 
 /** Thrown by a throttled direction whose quota is spent: the relay ends with `quota`. */
 class QuotaSpent extends Error {}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 async function pump(
   from: RelayConn,
@@ -134,7 +159,13 @@ async function pump(
   let buffer: Uint8Array = small;
   try {
     while (true) {
-      // Throttled: read no more than the allowance (the bucket's burst, the quota left).
+      // Throttled: wait out the bucket's debt, then read no more than the allowance (the
+      // bucket's burst, the quota left).
+      if (throttle) {
+        const wait = throttle.delay();
+        // Ended early by the relay's close: the read below then fails, as closed.
+        if (wait > 0) await state.sleep(wait);
+      }
       const limit = throttle ? throttle.allowance(buffer.length) : buffer.length;
       if (limit <= 0) throw new QuotaSpent();
       const n = await from.read(limit === buffer.length ? buffer : buffer.subarray(0, limit));
@@ -147,10 +178,7 @@ async function pump(
           written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
         );
       }
-      if (throttle) {
-        const wait = throttle.consumed(n);
-        if (wait > 0) await sleep(wait);
-      }
+      throttle?.consumed(n);
       if (n === limit) {
         // Reads keep filling the buffer: a bulk stream, give it the large one.
         if (buffer === small) buffer = takeLarge();
@@ -189,6 +217,8 @@ export async function relay(
     if (closed) return;
     closed = true;
     if (end === "closed") end = why;
+    up.cancelSleep();
+    down.cancelSleep();
     for (const conn of [client, server]) {
       try {
         conn.close();

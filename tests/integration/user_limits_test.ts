@@ -219,3 +219,44 @@ Deno.test("per-user metrics: bytes and connections for configured users and one 
   // A name no user has never becomes a series.
   assert.doesNotMatch(metrics, /user="mallory"/);
 });
+
+Deno.test("bandwidth caps: forty-one relays of one user share its one bucket, new ones wait on its debt", async () => {
+  const chunk = randomBytes(64 * KiB);
+  await using server = startServer("127.0.0.1", async (conn) => {
+    for (let i = 0; i < 10_000; i++) await writeAll(conn, chunk);
+  });
+  await using gw = startTestGateway(`
+auth:
+  users:
+    - { name: alice, password: a-secret, limits: { bandwidth: { down: 256KiB } } }
+`);
+  // Spend the bucket's burst first, so that every relay below starts with the user in debt.
+  const conns: Deno.TcpConn[] = [await connectAs(gw, "alice", server.port)];
+  let bytes = 0;
+  const buffer = new Uint8Array(64 * KiB);
+  const readers: Promise<void>[] = [];
+  const readFrom = (conn: Deno.TcpConn) =>
+    readers.push((async () => {
+      try {
+        for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) bytes += n;
+      } catch { /* closed by the test */ }
+    })());
+  readFrom(conns[0]!);
+  while (bytes === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  const started = performance.now();
+  const before = bytes;
+  const more = await Promise.all(
+    Array.from({ length: 40 }, () => connectAs(gw, "alice", server.port)),
+  );
+  conns.push(...more);
+  more.forEach(readFrom);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const seconds = (performance.now() - started) / 1000;
+  const got = bytes - before;
+  for (const conn of conns) conn.close();
+  await Promise.all(readers);
+  // A bucket per relay would let 41 × 256 KiB/s through (seen: 9 MB in 1 s); the user's one
+  // bucket allows about 256 KiB, plus its burst and one read.
+  const allowed = 256 * KiB * seconds * 1.15 + 2 * 13 * KiB + 64 * KiB;
+  assert.ok(got <= allowed, `41 relays got ${got} bytes in ${seconds.toFixed(2)} s`);
+});
