@@ -63,6 +63,12 @@ export class TokenBucket {
     return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.rate);
   }
 
+  /** Gives back `bytes` taken but not used (a read allowed more than it got), up to the burst. */
+  refund(bytes: number): void {
+    this.#refill();
+    this.#tokens = Math.min(this.burst, this.#tokens + bytes);
+  }
+
   #refill(): void {
     const now = this.#now();
     const elapsed = now - this.#last;

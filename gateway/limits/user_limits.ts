@@ -43,12 +43,14 @@ class Throttle implements RelayThrottle {
     let allowed = max;
     if (this.bucket !== null && this.bucket.burst < allowed) allowed = this.bucket.burst;
     if (this.quota !== null) allowed = Math.min(allowed, this.quota.remaining);
+    if (allowed > 0) this.bucket?.take(allowed);
     return allowed;
   }
 
-  consumed(bytes: number): void {
+  consumed(bytes: number, allowed: number): void {
     this.quota?.consume(bytes);
-    this.bucket?.take(bytes);
+    if (bytes > allowed) this.bucket?.take(bytes - allowed);
+    else if (bytes < allowed) this.bucket?.refund(allowed - bytes);
   }
 }
 

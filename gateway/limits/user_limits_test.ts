@@ -41,18 +41,21 @@ Deno.test("UserLimiter throttles share the user's bucket and quota", () => {
   assert.ok(typeof a !== "string" && typeof b !== "string");
   assert.equal(a.throttle, b.throttle);
   const up = a.throttle!.up!;
-  assert.equal(up.allowance(1 << 20), 5000); // the burst: 1/20 s at 100 kB/s
+  // The burst (1/20 s at 100 kB/s), taken from the bucket as the read starts.
+  assert.equal(up.allowance(1 << 20), 5000);
   assert.equal(up.delay(), 0);
-  up.consumed(5000);
+  // A read that got less gives the rest back.
+  up.consumed(1000, 5000);
   assert.equal(up.delay(), 0);
-  up.consumed(5000);
-  assert.equal(up.delay(), 50); // 5000 bytes of debt at 100 kB/s
+  assert.equal(up.allowance(1 << 20), 5000);
+  up.consumed(5000, 5000);
+  assert.equal(up.delay(), 10); // 1000 bytes of debt at 100 kB/s
   // Every relay of the user sees the debt, a new one too.
-  assert.equal(b.throttle!.up!.delay(), 50);
+  assert.equal(b.throttle!.up!.delay(), 10);
   now += 1000;
-  // Down is not rate-capped, but shares the quota: 10000 of 20000 are left.
-  assert.equal(a.throttle!.down!.allowance(1 << 20), 10_000);
-  a.throttle!.down!.consumed(10_000);
+  // Down is not rate-capped, but shares the quota: 14000 of 20000 are left.
+  assert.equal(a.throttle!.down!.allowance(1 << 20), 14_000);
+  a.throttle!.down!.consumed(14_000, 14_000);
   assert.equal(up.allowance(1 << 20), 0);
   assert.equal(limiter.admit("alice"), "quota");
 });

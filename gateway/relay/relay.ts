@@ -47,14 +47,17 @@ export interface RelayOptions {
 export interface RelayThrottle {
   /**
    * How long (ms) to wait before the next read: 0 while the bucket holds tokens, else the time
-   * to pay back its debt. Asked before every read, so that a new relay of a user at its rate
-   * waits like the others.
+   * to pay back its debt. Asked before every read, and again after each wait, so that relays
+   * of one user woken together do not all read at once.
    */
   delay(): number;
-  /** The most bytes the next read may take, up to `max`; 0 when the quota is spent. */
+  /**
+   * The most bytes the next read may take, up to `max`, taken from the bucket now (so that the
+   * next relay to ask sees them gone); 0 when the quota is spent.
+   */
   allowance(max: number): number;
-  /** Counts `bytes` relayed. */
-  consumed(bytes: number): void;
+  /** Counts `bytes` relayed by a read that was allowed `allowed`; the rest goes back. */
+  consumed(bytes: number, allowed: number): void;
 }
 
 /** Why a relay ended (`quota`: a throttle's quota was spent). */
@@ -137,7 +140,11 @@ class Direction {
     });
   }
 
+  /** Set by the relay's close: a throttled direction stops waiting. */
+  cancelled = false;
+
   cancelSleep(): void {
+    this.cancelled = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.wake?.();
@@ -161,15 +168,19 @@ async function pump(
     while (true) {
       // Throttled: wait out the bucket's debt, then read no more than the allowance (the
       // bucket's burst, the quota left).
+      // A wait ended early by the relay's close: the read below then fails, as closed.
       if (throttle) {
-        const wait = throttle.delay();
-        // Ended early by the relay's close: the read below then fails, as closed.
-        if (wait > 0) await state.sleep(wait);
+        for (let wait = throttle.delay(); wait > 0 && !state.cancelled; wait = throttle.delay()) {
+          await state.sleep(wait);
+        }
       }
       const limit = throttle ? throttle.allowance(buffer.length) : buffer.length;
       if (limit <= 0) throw new QuotaSpent();
       const n = await from.read(limit === buffer.length ? buffer : buffer.subarray(0, limit));
-      if (n === null) break;
+      if (n === null) {
+        throttle?.consumed(0, limit);
+        break;
+      }
       activity.active = true;
       state.bytes += n;
       let written = 0;
@@ -178,7 +189,7 @@ async function pump(
           written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
         );
       }
-      throttle?.consumed(n);
+      throttle?.consumed(n, limit);
       if (n === limit) {
         // Reads keep filling the buffer: a bulk stream, give it the large one.
         if (buffer === small) buffer = takeLarge();
@@ -254,7 +265,7 @@ export async function relay(
       try {
         while (written < prelude.length) written += await server.write(prelude.subarray(written));
         up.bytes += prelude.length;
-        options.throttle?.up?.consumed(prelude.length);
+        options.throttle?.up?.consumed(prelude.length, 0);
       } catch (error) {
         firstError = error;
         end = "error";
