@@ -70,6 +70,7 @@ bind:                            # BIND
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
+  # audit: { file: PATH }       # one JSON line per finished connection; reopened on SIGUSR1
 workers: 1                       # isolates (cores) serving clients, sharing the listen ports
 `;
 
