@@ -80,13 +80,25 @@ Deno.test("relay() ends with `quota` when the user's quota is spent, having sent
   });
   const { client, server, result } = await startRelay({ throttle: throttleOf(limiter) });
   const payload = randomBytes(MiB);
+  // Bounded: without the quota the relay would carry on, and the test must fail, not hang.
+  const guard = setTimeout(() => {
+    for (const conn of [client, server]) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+  }, 10_000);
   const [received] = await Promise.all([
     readAll(client).catch(() => new Uint8Array(0)),
     writeAll(server, payload).catch(() => {}),
   ]);
   const outcome = await result;
-  client.close();
-  server.close();
+  clearTimeout(guard);
+  for (const conn of [client, server]) {
+    try {
+      conn.close();
+    } catch { /* closed by the guard */ }
+  }
   assert.equal(outcome.end, "quota");
   assert.equal(outcome.serverToClient, quota);
   assert.ok(received.length <= quota, `${received.length}`);
