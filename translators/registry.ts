@@ -9,6 +9,7 @@
 import { z } from "zod";
 import { echoAddrTranslatorFactory } from "./example/mod.ts";
 import { ftpTranslatorFactory } from "./ftp/mod.ts";
+import { ircDccTranslatorFactory } from "./irc_dcc/mod.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./line_session.ts";
 import type { Translator, TranslatorConfig, TranslatorFactory } from "./types.ts";
 
@@ -28,6 +29,7 @@ export function registerTranslator<Options>(
 /** Every translator plugin, in one list. Add a new plugin here (static import above). */
 export const TRANSLATOR_FACTORIES: readonly RegisteredTranslatorFactory[] = [
   registerTranslator(ftpTranslatorFactory),
+  registerTranslator(ircDccTranslatorFactory),
   registerTranslator(echoAddrTranslatorFactory),
 ];
 

@@ -48,7 +48,7 @@ Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a 
   assert.deepEqual(issue({ type: "ftp", dataTimeoutMs: 5000 }).path, [0, "dataTimeoutMs"]);
   const unknownType = issue({ type: "gopher" });
   assert.deepEqual(unknownType.path, [0, "type"]);
-  assert.match(unknownType.message, /unknown translator type \(known: ftp, echo-addr\)/);
+  assert.match(unknownType.message, /unknown translator type \(known: ftp, irc-dcc, echo-addr\)/);
 });
 
 Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed options", () => {

@@ -1,6 +1,7 @@
 /**
  * Per-user limits: simultaneous connections, a token bucket each way shared by all the user's
- * relays, and a byte quota per period. Built once from the config; anonymous clients (no
+ * relays, and a byte quota per period. Built from each config (a reload builds a new one that
+ * keeps the state of the users whose limits are unchanged); anonymous clients (no
  * authentication) and users without limits pass untouched, and their relays run unthrottled.
  *
  * @module
@@ -28,6 +29,14 @@ export interface UserLimiterOptions {
   now?: () => number;
   /** Wall clock in ms since the epoch, for quota periods (tests). @default Date.now */
   wallClock?: () => number;
+  /**
+   * The limiter a config reload replaces: a user whose limits are the same keeps its state
+   * there (open connections, bucket debts, quota spent), so that a reload forgives nothing and
+   * the connections still open under it count; a user whose limits changed starts afresh (its
+   * connections still open stay under the old limits and do not count against the new
+   * `max_connections`). @default none
+   */
+  previous?: UserLimiter;
 }
 
 class Throttle implements RelayThrottle {
@@ -73,6 +82,11 @@ class UserState {
   }
 }
 
+function sameLimits(a: UserLimitsConfig, b: UserLimitsConfig): boolean {
+  return a.maxConnections === b.maxConnections && a.up === b.up && a.down === b.down &&
+    a.quota?.bytes === b.quota?.bytes && a.quota?.period === b.quota?.period;
+}
+
 const NOTHING: UserAdmission = { release: () => {} };
 
 /** Admits connections under each configured user's limits; see the module doc. */
@@ -91,7 +105,14 @@ export class UserLimiter {
         limits.maxConnections === null && limits.up === null && limits.down === null &&
         limits.quota === null
       ) continue;
-      this.#users.set(user.name, new UserState(limits, options));
+      const previous = options.previous;
+      const kept = previous === undefined ? undefined : previous.#users.get(user.name);
+      this.#users.set(
+        user.name,
+        kept !== undefined && sameLimits(kept.limits, limits)
+          ? kept
+          : new UserState(limits, options),
+      );
     }
   }
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { formatIp, parseIp } from "../../net/address.ts";
 import { httpGet } from "../../tests/helpers/http_get.ts";
 import { startAdminServer } from "./admin.ts";
+import { buildStatus } from "./status.ts";
 
 const LOOPBACK = { address: parseIp("127.0.0.1")!, port: 0 };
 
@@ -64,4 +65,34 @@ Deno.test("startAdminServer() throws when the address is taken", () => {
     () => startAdminServer({ ...LOOPBACK, port: taken.addr.port }, { metrics: () => "" }),
     Deno.errors.AddrInUse,
   );
+});
+
+Deno.test("startAdminServer() serves the self-contained page at / and the JSON at /api/status", async () => {
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => "",
+    status: () =>
+      Promise.resolve(buildStatus({ metrics: [], live: [], history: [], workers: 1, now: 0 })),
+  });
+  const at = { hostname: formatIp(admin.endpoint.address), port: admin.endpoint.port };
+  const page = await httpGet(at, "/");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+  const csp = page.headers.get("content-security-policy") ?? "";
+  assert.match(csp, /default-src 'none'/);
+  const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+  assert.ok(nonce && page.body.includes(`<script nonce="${nonce}">`));
+  // No external asset: nothing is loaded from anywhere but the page's own origin.
+  assert.doesNotMatch(
+    page.body,
+    /\b(src|href)=|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+  );
+  const json = await httpGet(at, "/api/status");
+  assert.equal(json.status, 200);
+  assert.match(json.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(json.body).connections.activeByFamilies, {
+    "v4-v4": 0,
+    "v4-v6": 0,
+    "v6-v4": 0,
+    "v6-v6": 0,
+  });
 });

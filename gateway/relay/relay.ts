@@ -11,6 +11,7 @@
  */
 
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { closeQuietly } from "../../net/io.ts";
 
 /** A stream the relay can drive: a TCP connection or anything shaped like one. */
 export interface RelayConn {
@@ -159,6 +160,7 @@ async function pump(
   from: RelayConn,
   to: RelayConn,
   state: Direction,
+  other: Direction,
   activity: { active: boolean },
   throttle: RelayThrottle | undefined,
 ): Promise<void> {
@@ -202,10 +204,31 @@ async function pump(
       }
     }
     state.done = true;
-    await to.closeWrite().catch(() => {});
+    // Pass the end of stream on as a half-close, unless the other direction has ended too: then
+    // both sockets are closed next, and close sends the FIN (a shutdown would be an op for
+    // nothing, on every connection).
+    if (!other.done) await to.closeWrite().catch(() => {});
   } finally {
     if (buffer !== small) giveLarge(buffer);
   }
+}
+
+/** The byte counts of the relays running in this isolate (one entry per relay, not per chunk). */
+const running = new Set<{ readonly up: Direction; readonly down: Direction }>();
+
+/**
+ * Bytes moved so far by the relays still running in this isolate, `up` client to server (a
+ * relay's bytes are counted in the metrics only when it ends: this is the rest, for the status
+ * page's throughput).
+ */
+export function runningRelayBytes(): { up: number; down: number } {
+  let up = 0;
+  let down = 0;
+  for (const relay of running) {
+    up += relay.up.bytes;
+    down += relay.down.bytes;
+  }
+  return { up, down };
 }
 
 /**
@@ -220,6 +243,8 @@ export async function relay(
 ): Promise<RelayResult> {
   const up = new Direction();
   const down = new Direction();
+  const counted = { up, down };
+  running.add(counted);
   const activity = { active: true };
   let end: RelayEnd = "closed";
   let firstError: unknown;
@@ -231,9 +256,7 @@ export async function relay(
     up.cancelSleep();
     down.cancelSleep();
     for (const conn of [client, server]) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      closeQuietly(conn);
     }
   };
   const onAbort = () => closeBoth("aborted");
@@ -244,10 +267,11 @@ export async function relay(
     from: RelayConn,
     to: RelayConn,
     state: Direction,
+    other: Direction,
     throttle: RelayThrottle | undefined,
   ) => {
     try {
-      await pump(from, to, state, activity, throttle);
+      await pump(from, to, state, other, activity, throttle);
     } catch (error) {
       if (error instanceof QuotaSpent) {
         closeBoth("quota");
@@ -274,11 +298,12 @@ export async function relay(
     }
     const throttle = options.throttle;
     await Promise.all([
-      run(client, server, up, throttle?.up),
-      run(server, client, down, throttle?.down),
+      run(client, server, up, down, throttle?.up),
+      run(server, client, down, up, throttle?.down),
     ]);
   } finally {
     sweeper.remove(idleEntry);
+    running.delete(counted);
     options.signal?.removeEventListener("abort", onAbort);
     closeBoth("closed");
   }
