@@ -193,7 +193,7 @@ async function serve(args: string[]): Promise<number> {
   const log = logger("main");
   // A reload reads the file again with the same flags: it runs what `check` would print.
   const loadConfig = () => configFromFlags(flags);
-  const pool = config.workers > 1 ? await startWorkers(config, { loadConfig }) : null;
+  const pool = config.workers > 1 ? await startWorkers(config, { loadConfig, logging: {} }) : null;
   const gateway = pool ?? startGateway(config, { loadConfig, logging: {} });
   const onHangup = () => {
     log.info("SIGHUP received: reloading the config");

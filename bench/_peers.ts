@@ -15,6 +15,7 @@ import {
   type SocksTarget,
   writeAll,
 } from "./_wire.ts";
+import { GATEWAY_V8_FLAGS_ARG } from "../gateway/runtime_flags.ts";
 import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
@@ -266,6 +267,9 @@ async function startDualgate(
       Deno.execPath(),
       "run",
       "-A",
+      // As `deno task start` and the compiled gateway run; BENCH_DUALGATE_FLAGS come after,
+      // so `--v8-flags=--max-semi-space-size=32` there measures V8's own default.
+      GATEWAY_V8_FLAGS_ARG,
       ...extra,
       MAIN_TS,
       "serve",

@@ -119,3 +119,12 @@ Deno.test("wireServices() keeps the resolver, password checks and limiter when t
   assert.equal(first.services.users.has("bob"), true, "the old generation is left as it was");
   assert.equal(changed.services.users.has("bob"), false);
 });
+
+Deno.test("wireServices() keeps the translation service (its announced data connections) when translators stay", () => {
+  const first = wire("translators: [{ type: ftp }]\n");
+  const same = wire("translators: [{ type: ftp }]\nrules: [{ action: allow }]\n", first);
+  assert.equal(same.services.translation, first.services.translation);
+  assert.equal(first.translationUses.services, same.services, "data channels use the newest rules");
+  const changed = wire("translators: [{ type: ftp, ports: [2121] }]\n", same);
+  assert.notEqual(changed.services.translation, same.services.translation);
+});

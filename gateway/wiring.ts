@@ -64,6 +64,8 @@ export interface Generation {
   readonly passwords: PasswordVerifier;
   /** The failed-login limiter. */
   readonly authFailures: AuthFailureLimiter;
+  /** Whose rules the translation service's data channels use (the newest generation's). */
+  readonly translationUses: { services: SessionServices | undefined };
   /** The per-client key of a client: an IPv4 address, or the configured IPv6 prefix. */
   readonly clientKeyOf: (client: IpEndpoint) => string;
   /** The per-user limits (connections, buckets, quotas) of this config's users. */
@@ -139,6 +141,22 @@ export function wireServices(
     countFailure: () => metrics.authFailures.inc(),
   };
 
+  // Kept across a reload that leaves `translators`: a live FTP session's data connection, opened
+  // after the reload, must find what the session announced. Its data channels follow the rules
+  // of the newest generation (`translationUses` moves on).
+  const translationUses = previous && sameSection(previous.config.translators, config.translators)
+    ? previous.translationUses
+    : { services: undefined as SessionServices | undefined };
+  const translation = translationUses === previous?.translationUses
+    ? previous.services.translation
+    : createTranslationService(config, {
+      shutdown: core.shutdown,
+      // Lazy: the translators' data channels use the gateway's own rules, route and records.
+      get rules() {
+        return translationUses.services!.rules;
+      },
+      record: (record) => translationUses.services!.record(record),
+    });
   const services: SessionServices = {
     config,
     reserveDescriptors: core.reserveDescriptors,
@@ -154,14 +172,7 @@ export function wireServices(
         },
       },
     }),
-    // Lazy: the translators' data channels use the gateway's own rules and records.
-    translation: createTranslationService(config, {
-      shutdown: core.shutdown,
-      get rules() {
-        return services.rules;
-      },
-      record: (record) => services.record(record),
-    }),
+    translation,
     resolver,
     standIns,
     users,
@@ -181,7 +192,9 @@ export function wireServices(
     },
     ...(core.noteSession && { noteSession: core.noteSession }),
   };
+  translationUses.services = services;
   return {
+    translationUses,
     number: options.number ?? 1,
     config,
     services,

@@ -47,6 +47,13 @@
 
 export type * from "./types.ts";
 export { createDataChannelBroker, DEFAULT_CONNECT_TIMEOUT_MS } from "./broker.ts";
+export {
+  bridgeDataChannel,
+  type BridgeOptions,
+  type PortRange,
+  portRangeSchema,
+  TaskSet,
+} from "./data_channel.ts";
 export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
 export {
   DEFAULT_MAX_LINE_BYTES,

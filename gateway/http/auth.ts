@@ -43,6 +43,16 @@ export function basicCredentials(fields: readonly Field[]): BasicCredentials | n
   return { username: text.slice(0, colon), password: text.slice(colon + 1) };
 }
 
+/** What {@linkcode HttpLogin.authorize} checks: one request of a client. */
+export interface AuthorizeRequest {
+  /** The client (its key is what the failed-login limiter counts). */
+  readonly client: IpEndpoint;
+  /** The request's header fields. */
+  readonly fields: readonly Field[];
+  /** Aborts a password check still waiting for its turn. */
+  readonly signal: AbortSignal;
+}
+
 /** What one connection remembers of its authentication. */
 export class HttpLogin {
   #proven: string | null = null;
@@ -60,10 +70,9 @@ export class HttpLogin {
    */
   async authorize(
     services: SessionServices,
-    client: IpEndpoint,
-    fields: readonly Field[],
-    signal: AbortSignal,
+    request: AuthorizeRequest,
   ): Promise<string | undefined> {
+    const { client, fields, signal } = request;
     if (services.users.size === 0) return undefined;
     const header = fieldValues(fields, "proxy-authorization")[0];
     if (header !== undefined && header === this.#proven) return this.#user;

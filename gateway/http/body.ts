@@ -34,13 +34,21 @@ export interface CopyBodyOptions {
   readonly errorStatus?: number;
 }
 
-/** Copies the body framed as `framing`; returns the body bytes copied. */
+/** A body to copy: how it is framed, and the reader it comes from. */
+export interface FramedBody {
+  /** How the body is delimited. */
+  readonly framing: BodyFraming;
+  /** Where it is read. */
+  readonly from: HttpReader;
+}
+
+/** Copies `body` to `to`; returns the body bytes copied. */
 export async function copyBody(
-  framing: BodyFraming,
-  from: HttpReader,
+  body: FramedBody,
   to: BodySink,
   options: CopyBodyOptions = {},
 ): Promise<number> {
+  const { framing, from } = body;
   const status = options.errorStatus ?? 400;
   switch (framing.kind) {
     case "none":

@@ -16,7 +16,7 @@ async function status(promise: Promise<unknown>): Promise<number> {
 Deno.test("copyBody streams a Content-Length body piece by piece and stops at its end", async () => {
   const sink = new CollectingSink();
   const reader = readerOf("hel", "lo wo", "rldGET");
-  assert.equal(await copyBody({ kind: "length", length: 11 }, reader, sink), 11);
+  assert.equal(await copyBody({ framing: { kind: "length", length: 11 }, from: reader }, sink), 11);
   assert.equal(sink.text, "hello world");
   assert.equal(sink.writes.length, 3, "each piece is written as it arrives");
   assert.equal(reader.buffered, 3);
@@ -25,7 +25,7 @@ Deno.test("copyBody streams a Content-Length body piece by piece and stops at it
 Deno.test("copyBody re-encodes a chunked body as it arrives, trailers included", async () => {
   const sink = new CollectingSink();
   const reader = readerOf("5;ext=1\r\nhel", "lo\r\n6\r\n wor", "ld\r\n0\r\nX-Sum: 1\r\n\r\nNEXT");
-  assert.equal(await copyBody({ kind: "chunked" }, reader, sink), 11);
+  assert.equal(await copyBody({ framing: { kind: "chunked" }, from: reader }, sink), 11);
   assert.equal(sink.text, "5\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n");
   assert.ok(sink.writes.length > 4, "written in pieces, not buffered whole");
   assert.equal(reader.buffered, 4);
@@ -33,7 +33,9 @@ Deno.test("copyBody re-encodes a chunked body as it arrives, trailers included",
 
 Deno.test("copyBody decodes a chunked body for an HTTP/1.0 recipient", async () => {
   const sink = new CollectingSink();
-  await copyBody({ kind: "chunked" }, readerOf("3\r\nabc\r\n0\r\n\r\n"), sink, { dechunk: true });
+  await copyBody({ framing: { kind: "chunked" }, from: readerOf("3\r\nabc\r\n0\r\n\r\n") }, sink, {
+    dechunk: true,
+  });
   assert.equal(sink.text, "abc");
 });
 
@@ -54,12 +56,18 @@ Deno.test("copyBody refuses bad chunk sizes and framing (smuggling)", async () =
   ];
   for (const text of bad) {
     const sink = new CollectingSink();
-    assert.equal(await status(copyBody({ kind: "chunked" }, readerOf(text), sink)), 400, text);
+    assert.equal(
+      await status(copyBody({ framing: { kind: "chunked" }, from: readerOf(text) }, sink)),
+      400,
+      text,
+    );
   }
   assert.equal(
-    await status(copyBody({ kind: "chunked" }, readerOf("z\r\n"), new CollectingSink(), {
-      errorStatus: 502,
-    })),
+    await status(
+      copyBody({ framing: { kind: "chunked" }, from: readerOf("z\r\n") }, new CollectingSink(), {
+        errorStatus: 502,
+      }),
+    ),
     502,
   );
   assert.equal(parseChunkSize('1A;name="v"'), 26);
@@ -69,13 +77,18 @@ Deno.test("copyBody refuses bad chunk sizes and framing (smuggling)", async () =
 
 Deno.test("copyBody reports a Content-Length body cut short", async () => {
   assert.equal(
-    await status(copyBody({ kind: "length", length: 10 }, readerOf("abc"), new CollectingSink())),
+    await status(
+      copyBody(
+        { framing: { kind: "length", length: 10 }, from: readerOf("abc") },
+        new CollectingSink(),
+      ),
+    ),
     400,
   );
 });
 
 Deno.test("copyBody copies a close-delimited body to the end of the stream", async () => {
   const sink = new CollectingSink();
-  assert.equal(await copyBody({ kind: "close" }, readerOf("a", "bc"), sink), 3);
+  assert.equal(await copyBody({ framing: { kind: "close" }, from: readerOf("a", "bc") }, sink), 3);
   assert.equal(sink.text, "abc");
 });

@@ -10,7 +10,8 @@
 import type { IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
-import type { RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
+import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 import { denialText, ruleSubjectsOf } from "../commands/_request_context.ts";
 import { replyForError } from "../reply_codes.ts";
 import type { SessionServices } from "../session_types.ts";
@@ -30,7 +31,13 @@ export interface HttpPrincipal {
 
 /** The outcome of {@linkcode dialTarget}. */
 export type HttpDial =
-  | { readonly ok: true; readonly dialed: Dialed; readonly connectMs: number }
+  | {
+    readonly ok: true;
+    readonly dialed: Dialed;
+    readonly connectMs: number;
+    /** The rule subject the connection was allowed under. */
+    readonly subject: RuleSubject;
+  }
   | {
     readonly ok: false;
     readonly status: 403 | 502 | 504;
@@ -38,32 +45,52 @@ export type HttpDial =
     readonly connectMs: number;
   };
 
-/** Dials `target` for `who`; never throws. */
+/** What {@linkcode dialTarget} opens: a destination on behalf of a principal. */
+export interface HttpDialRequest extends HttpPrincipal {
+  /** The destination (a name, or an address). */
+  readonly target: SocksTarget;
+}
+
+/** Dials `request.target` for the client it names; never throws. */
 export async function dialTarget(
   services: SessionServices,
-  who: HttpPrincipal,
-  target: SocksTarget,
+  request: HttpDialRequest,
 ): Promise<HttpDial> {
+  const { target, ...who } = request;
   const subject = ruleSubjectsOf(
     { ...who, request: { command: Command.Connect, target } },
     "connect",
     target,
   );
   let denial: RuleVerdict | undefined;
+  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
+  let allowed: RuleSubject | undefined;
   const timeout = AbortSignal.timeout(services.config.timeouts.connectMs);
+  const route = services.route(target);
+  // The same egress choice as a SOCKS CONNECT (per user, else the route's pool).
+  const egress = egressPoolFor(route.egress, { name: who.user, pools: services.userEgress })
+    ?.selection(egressKeyOf(target, { user: who.user, client: who.client.address }));
   const startedAt = performance.now();
   try {
-    const dialed = await services.route(target).dialer.dial({
+    const dialed = await route.dialer.dial({
       target,
       signal: AbortSignal.any([timeout, services.shutdown]),
       client: { source: who.client, destination: who.local, isLocal: who.clientIsLocal },
+      ...(egress && { egress }),
       permit: (address) => {
-        const verdict = services.rules.evaluate(subject(address));
+        const asked = subject(address);
+        const verdict = services.rules.evaluate(asked);
         if (!verdict.allow) denial = verdict;
+        else allowed = asked;
         return verdict.allow;
       },
     });
-    return { ok: true, dialed, connectMs: performance.now() - startedAt };
+    return {
+      ok: true,
+      dialed,
+      connectMs: performance.now() - startedAt,
+      subject: allowed ?? subject(),
+    };
   } catch (error) {
     const connectMs = performance.now() - startedAt;
     if (replyForError(error) === Reply.NotAllowedByRuleset && denial !== undefined) {

@@ -16,7 +16,7 @@ import { errorText } from "../../net/error_text.ts";
 import { closeQuietly, writeAll } from "../../net/io.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
-import { formatTarget } from "../observe/connection_log.ts";
+import { familyPair, formatTarget } from "../observe/connection_log.ts";
 import { relay } from "../relay/relay.ts";
 import { lingerAndClose } from "../replies.ts";
 import type { UserAdmission } from "../limits/user_limits.ts";
@@ -207,13 +207,15 @@ export async function runHttpSession(
       connStart = 0;
       const request: RequestRecord = { ...base, handshakeMs: headMs };
       try {
-        const user = await login.authorize(
-          services,
+        const user = await login.authorize(services, {
           client,
-          head.fields,
-          AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
-        );
-        if (user !== undefined) who.user = user;
+          fields: head.fields,
+          signal: AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
+        });
+        if (user !== undefined && who.user !== user) {
+          who.user = user;
+          services.noteSession?.(conn, { user });
+        }
       } catch (error) {
         const user = error instanceof LoginError ? error.user : undefined;
         await refuse(
@@ -316,7 +318,7 @@ async function tunnel(
     return;
   }
   const base: RequestRecord = { ...record, command: "http-connect", target };
-  const dial = await dialTarget(services, who, target);
+  const dial = await dialTarget(services, { ...who, target });
   if (!dial.ok) {
     await refuse(
       conn,
@@ -327,6 +329,7 @@ async function tunnel(
     return;
   }
   const { dialed } = dial;
+  services.noteSession?.(conn, { subject: dial.subject });
   const connected: RequestRecord = { ...base, connectMs: dial.connectMs, used: dialed.remote };
   try {
     await writeAll(conn, CONNECT_ESTABLISHED);
@@ -340,13 +343,19 @@ async function tunnel(
     });
     return;
   }
+  // Counted as a SOCKS CONNECT is (status page, metrics): by command and by family pair.
+  const families = familyPair(who.client, dialed.remote);
   services.metrics?.activeRelays.inc(["connect"]);
+  services.metrics?.activeFamilies.inc(["connect", families]);
   const result = await relay(conn, dialed.conn, {
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: reader.takeBuffered(),
     ...(throttle && { throttle }),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  }).finally(() => {
+    services.metrics?.activeRelays.dec(["connect"]);
+    services.metrics?.activeFamilies.dec(["connect", families]);
+  });
   services.record({
     ...connected,
     outcome: "relayed",
@@ -428,7 +437,7 @@ async function forward(
   for (let attempt = 0; attempt < 2; attempt++) {
     const reused = upstream !== null;
     if (upstream === null) {
-      const dial = await dialTarget(services, who, absolute.target);
+      const dial = await dialTarget(services, { ...who, target: absolute.target });
       if (!dial.ok) {
         await refuse(
           conn,
@@ -439,6 +448,7 @@ async function forward(
         return drop();
       }
       connectMs = dial.connectMs;
+      services.noteSession?.(conn, { subject: dial.subject });
       upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
     result = await exchange(conn, reader, services, head, absolute, framing, upstream);
@@ -536,7 +546,7 @@ async function exchange(
   const toClient = idle.sink(conn);
   const sendUp = (async () => {
     await writeAll(up.dialed.conn, requestHead);
-    bytesUp += await copyBody(framing, reader, toServer);
+    bytesUp += await copyBody({ framing, from: reader }, toServer);
   })();
   sendUp.catch(fail);
   const sendDown = (async () => {
@@ -575,7 +585,10 @@ async function exchange(
       bytesDown += responseHead.length;
       if (interim) continue;
       idle.touch();
-      bytesDown += await copyBody(body, up.reader, toClient, { dechunk, errorStatus: 502 });
+      bytesDown += await copyBody({ framing: body, from: up.reader }, toClient, {
+        dechunk,
+        errorStatus: 502,
+      });
       return response.status;
     }
   })();

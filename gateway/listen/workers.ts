@@ -23,7 +23,7 @@ import { type AdminServer, startAdminServer } from "../observe/admin.ts";
 import type { Config } from "../config/types.ts";
 import { logConfigWarnings } from "../gateway.ts";
 import { listenOn } from "./listener.ts";
-import { logger } from "../observe/log.ts";
+import { logger, setupLogging, type SetupLoggingOptions } from "../observe/log.ts";
 import {
   GatewayMetrics,
   mergeSnapshots,
@@ -69,6 +69,11 @@ export interface StartWorkersOptions {
   loadConfig?: () => Promise<Config>;
   /** How long a reload waits for each worker's answer, in ms. @default 10000 */
   reloadTimeoutMs?: number;
+  /**
+   * Set: a reload sets this isolate's logging up again with the new `log` section (the workers
+   * do theirs). @default logging is left alone
+   */
+  logging?: SetupLoggingOptions;
 }
 
 /** A worker that ended without being told to. */
@@ -409,6 +414,9 @@ export async function startWorkers(
       (() => Promise.reject(new Error("Cannot reload: this gateway has no config file"))),
     apply: async (next) => {
       if (stopping) throw new Error("Cannot reload: the gateway is stopping");
+      if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) {
+        log.warn("reload: admin changed; the admin listener keeps its address until a restart");
+      }
       if (next.workers !== count) {
         log.warn("reload: workers changed; {count} stay until a restart", { count });
       }
@@ -416,7 +424,11 @@ export async function startWorkers(
       const number = ++lastNumber;
       const perNext = workerConfig({ ...fixedNext, workers: count }, count);
       const answers = await Promise.all(members.map((m) => applyTo(m, perNext, number)));
+      const logBefore = running.config.log;
       running = { config: next, fixed: fixedNext };
+      if (options.logging && JSON.stringify(logBefore) !== JSON.stringify(next.log)) {
+        await setupLogging(next.log, options.logging);
+      }
       const failures = answers.flatMap((answer, index) =>
         answer?.type === "reloaded"
           ? []

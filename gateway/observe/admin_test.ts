@@ -96,3 +96,42 @@ Deno.test("startAdminServer() serves the self-contained page at / and the JSON a
     "v6-v6": 0,
   });
 });
+
+Deno.test("startAdminServer() runs POST /reload and shows the generation in /healthz", async () => {
+  const results = ["refused", "accepted", "failed"] as const;
+  let runs = 0;
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => "",
+    details: () => `generation ${runs}\n`,
+    reload: () => {
+      const result = results[runs++]!;
+      return Promise.resolve({ result, generation: runs, closed: 0, message: `run ${runs}` });
+    },
+  });
+  const base = `http://${formatIp(admin.endpoint.address)}:${admin.endpoint.port}`;
+  const client = Deno.createHttpClient({});
+  try {
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${base}/reload`, { method: "POST", client });
+      answers.push([response.status, await response.text()]);
+    }
+    assert.deepEqual(answers, [
+      [400, "refused: run 1\n"],
+      [200, "accepted: run 2\n"],
+      [500, "failed: run 3\n"],
+    ]);
+    const get = await fetch(`${base}/reload`, { client });
+    await get.body?.cancel();
+    assert.equal(get.status, 405, "a GET never reloads");
+    assert.equal(runs, 3);
+    const health = await fetch(`${base}/healthz`, { client });
+    assert.equal(await health.text(), "ok\ngeneration 3\n");
+  } finally {
+    client.close();
+  }
+  // Without a reload function there is no /reload.
+  await using plain = startAdminServer(LOOPBACK, { metrics: () => "" });
+  const at = { hostname: "127.0.0.1", port: plain.endpoint.port };
+  assert.equal((await httpGet(at, "/reload")).status, 404);
+});

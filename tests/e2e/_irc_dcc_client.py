@@ -168,6 +168,23 @@ def main():
 
     def on_welcome(connection, event):
         say(event="ready", local=local)
+        if os.environ.get("WAIT_FOR_PEER") and role == "send":
+            # The peer is another program: offer once the server knows its nick (ISON).
+            def ask():
+                if not state.get("offered"):
+                    connection.ison([args[0]])
+                    reactor.execute_delayed(0.5, ask)
+
+            ask()
+        else:
+            offer(connection)
+
+    def on_ison(connection, event):
+        if not state.get("offered") and args[0] in " ".join(event.arguments).split():
+            offer(connection)
+
+    def offer(connection):
+        state["offered"] = True
         if role == "send" or role == "passive-send":
             peer, path = args
             name = os.path.basename(path)
@@ -256,6 +273,7 @@ def main():
             run(talk)
 
     server.add_global_handler("welcome", on_welcome)
+    server.add_global_handler("ison", on_ison)
     server.add_global_handler("ctcp", on_ctcp)
     deadline = time.monotonic() + 2 * TIMEOUT
     while not state["done"] and time.monotonic() < deadline:

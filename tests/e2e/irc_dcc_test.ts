@@ -18,7 +18,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startDualgate } from "../helpers/dualgate.ts";
-import { createRandomFile } from "../helpers/http_server.ts";
+import { createRandomFile, sha256File } from "../helpers/http_server.ts";
 import { IRC_PORT, startNgircd } from "../helpers/ngircd.ts";
 import {
   createTopology,
@@ -43,6 +43,22 @@ function events(process: { stdout: string }): Event[] {
   return process.stdout.split("\n").filter((line) => line.startsWith("{")).map((line) =>
     JSON.parse(line) as Event
   );
+}
+
+/** SOCKS CONNECTs from client4 to the gateway's advertised endpoint, taken by an offer. */
+function expectedConnects(gateway: { stderr: string }): number {
+  return gateway.stderr.match(
+    /192\.0\.2\.2:\d+ \S+ connect 192\.0\.2\.1:\d+ .*expected by translator/g,
+  )?.length ?? 0;
+}
+
+function hasProgram(name: string): boolean {
+  return new Deno.Command("sh", {
+    args: ["-c", `command -v ${name}`],
+    stdout: "null",
+    stderr: "null",
+  })
+    .outputSync().success;
 }
 
 function gatewayOf(topo: Topology, client: HostName): string {
@@ -180,6 +196,7 @@ translators:
       await t.step(
         "client6 sends to client4, whose DCC connection goes through SOCKS too (expected CONNECT)",
         async () => {
+          const before = expectedConnects(gateway);
           const { received, show } = await exchange(
             "client4",
             "client6",
@@ -187,11 +204,55 @@ translators:
             file.path,
           );
           assert.equal(received.sha256, file.sha256, show());
-          assert.match(
-            gateway.stderr,
-            /192\.0\.2\.2:\d+ \S+ connect 192\.0\.2\.1:\d+ .*expected by translator/,
-            show(),
-          );
+          assert.equal(expectedConnects(gateway), before + 1, show());
+        },
+      );
+
+      // WeeChat sends its DCC connections through the IRC server's proxy too: on client4 (the
+      // translated session) its CONNECT to the advertised address is the one the gateway expects.
+      await t.step(
+        "client6 sends a file to WeeChat on client4 (its DCC through the SOCKS proxy)",
+        async (t) => {
+          if (!hasProgram("weechat-headless")) {
+            await t.step({ name: "skipped: no weechat-headless", ignore: true, fn() {} });
+            return;
+          }
+          const home = `${dir}/weechat`;
+          const downloads = `${dir}/weechat-downloads`;
+          await Deno.mkdir(downloads, { recursive: true });
+          const commands = [
+            "/set xfer.file.auto_accept_files on",
+            `/set xfer.file.download_path ${downloads}`,
+            "/set xfer.file.use_nick_in_filename off",
+            `/proxy add gw socks5 ${topo.addresses.gateway.v4} 1080`,
+            `/server add dg ${NAMES.v6}/${IRC_PORT} -proxy=gw -nicks=wee`,
+            "/connect dg",
+          ].join(";");
+          await using weechat = topo.spawn("client4", "weechat-headless", [
+            "--dir",
+            home,
+            "--stdout",
+            "-P",
+            "irc,xfer",
+            "-r",
+            commands,
+          ]);
+          const before = expectedConnects(gateway);
+          const [oHost, oCmd, oArgs] = client("client6", "offwee", "send", "wee", file.path);
+          const offerer = await topo.run(oHost, oCmd, oArgs, {
+            timeoutMs: 90_000,
+            env: { WAIT_FOR_PEER: "1" },
+          });
+          const show = () =>
+            `--- offerer:\n${offerer.stdout}\n${offerer.stderr}\n--- weechat:\n${
+              weechat.stdout.slice(-3000)
+            }\n${weechat.stderr.slice(-2000)}\n--- gateway:\n${gateway.stderr.slice(-4000)}`;
+          assert.equal(offerer.code, 0, show());
+          assert.equal(events(offerer).find((e) => e.event === "done")?.sent, file.size, show());
+          // The sender saw WeeChat's last acknowledgement: the whole file is on disk.
+          assert.equal(await sha256File(`${downloads}/payload.bin`), file.sha256, show());
+          // WeeChat's DCC connection was a SOCKS CONNECT the gateway expected.
+          assert.equal(expectedConnects(gateway), before + 1, show());
         },
       );
 

@@ -31,7 +31,10 @@ class TextSink {
 export async function readResponse(reader: HttpReader, method = "GET"): Promise<RawResponse> {
   const head = await readResponseHead(reader);
   const sink = new TextSink();
-  await copyBody(responseFraming(method, head), reader, sink, { errorStatus: 502, dechunk: true });
+  await copyBody({ framing: responseFraming(method, head), from: reader }, sink, {
+    errorStatus: 502,
+    dechunk: true,
+  });
   return { status: head.status, fields: head.fields, body: sink.text };
 }
 

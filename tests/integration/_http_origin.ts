@@ -51,7 +51,9 @@ export function startHttpOrigin(hostname: string, label: string): HttpOrigin {
       const head = await readRequestHead(reader);
       if (head === null) return;
       const sink = new HashSink();
-      const bodyLength = await copyBody(requestFraming(head), reader, sink, { dechunk: true });
+      const bodyLength = await copyBody({ framing: requestFraming(head), from: reader }, sink, {
+        dechunk: true,
+      });
       const body = new Uint8Array(bodyLength);
       let offset = 0;
       for (const part of sink.parts) {

@@ -5,6 +5,9 @@
  */
 import assert from "node:assert/strict";
 import { connectTo, echo, readAll, startServer, startTestGateway, writeAll } from "./_fixtures.ts";
+import { parseConfig } from "../../gateway/config/load.ts";
+import { startGateway } from "../../gateway/mod.ts";
+import { Resolver } from "../../resolver/mod.ts";
 import { field, httpReaderOf, readResponse } from "./_http_client.ts";
 import { type SeenRequest, startHttpOrigin } from "./_http_origin.ts";
 
@@ -34,6 +37,11 @@ Deno.test("http: CONNECT by name opens a tunnel through the core relay", async (
   const line = await reader.readLine(1000, 400);
   assert.equal(line, "HTTP/1.1 200 Connection established");
   assert.equal(await reader.readLine(1000, 400), "");
+  // While it runs, the tunnel counts as a live CONNECT relay, v4 client to v6 server.
+  assert.match(
+    gw.gateway.metrics.render(),
+    /dualgate_active_families\{command="connect",families="v4→v6"\} 1/,
+  );
   await writeAll(conn, text(" data"));
   await conn.closeWrite();
   const rest = new TextDecoder().decode(
@@ -227,4 +235,120 @@ Deno.test("http: a kept upstream the server closed meanwhile is dialed anew for 
   }
   conn.close();
   assert.equal(served, 2);
+});
+
+Deno.test("http: pipelined requests with bodies keep their boundaries", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "A");
+  await using gw = startTestGateway(gatewayYaml("http"));
+  const conn = await connectTo(gw.endpoint(4));
+  const url = `http://v4.test.example:${origin.port}`;
+  await writeAll(
+    conn,
+    text(
+      `POST ${url}/a HTTP/1.1\r\nContent-Length: 5\r\n\r\nGET /` +
+        `POST ${url}/b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nGET\r\n0\r\n\r\n` +
+        `GET ${url}/c HTTP/1.1\r\n\r\n`,
+    ),
+  );
+  const reader = httpReaderOf(conn);
+  const seen: SeenRequest[] = [];
+  for (let i = 0; i < 3; i++) seen.push(JSON.parse((await readResponse(reader)).body));
+  conn.close();
+  assert.deepEqual(seen.map((r) => [r.method, r.target, r.bodyLength]), [
+    ["POST", "/a", 5],
+    ["POST", "/b", 3],
+    ["GET", "/c", 0],
+  ]);
+  assert.equal(origin.seen.length, 3);
+});
+
+Deno.test("http: CONNECT and forwarded requests leave from the same egress pool as SOCKS", async () => {
+  // Writes back the source address it saw (as a complete HTTP response for the forwarded case).
+  await using server = startServer("127.0.0.1", async (conn) => {
+    const seen = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const reader = httpReaderOf(conn);
+    const line = await reader.readLine(8000, 400);
+    if (line?.startsWith("GET ")) {
+      while ((await reader.readLine(8000, 400)) !== "") { /* fields */ }
+      await writeAll(
+        conn,
+        text(`HTTP/1.1 200 OK\r\nContent-Length: ${seen.length}\r\n\r\n${seen}`),
+      );
+    } else {
+      await writeAll(conn, text(seen));
+    }
+  });
+  await using gw = startTestGateway(gatewayYaml(
+    "http",
+    `auth:
+  users:
+    - { name: alice, password: pw, egress: ["127.0.0.7"] }
+routes:
+  - to: ["*"]
+    egress: ["127.0.0.2"]
+`,
+  ));
+  const auth = `Proxy-Authorization: Basic ${btoa("alice:pw")}\r\n`;
+  const tunnel = await connectTo(gw.endpoint(4));
+  await writeAll(tunnel, text(`CONNECT 127.0.0.1:${server.port} HTTP/1.1\r\n${auth}\r\n`));
+  const reader = httpReaderOf(tunnel);
+  assert.equal(await reader.readLine(1000, 400), "HTTP/1.1 200 Connection established");
+  assert.equal(await reader.readLine(1000, 400), "");
+  await writeAll(tunnel, text("hello\r\n"));
+  const body = new TextDecoder().decode(
+    new Uint8Array([...reader.takeBuffered(), ...await readAll(tunnel)]),
+  );
+  tunnel.close();
+  assert.equal(body, "127.0.0.7", "the user's pool wins over the route's");
+
+  const forward = await connectTo(gw.endpoint(4));
+  await writeAll(forward, text(`GET http://127.0.0.1:${server.port}/ HTTP/1.1\r\n${auth}\r\n`));
+  const response = await readResponse(httpReaderOf(forward));
+  forward.close();
+  assert.equal(response.body, "127.0.0.7");
+});
+
+Deno.test("http: a reload that removes the user closes that user's CONNECT tunnel", async () => {
+  await using server = startServer("127.0.0.1", echo);
+  const users = (names: string[]) =>
+    `listen: [{ address: "127.0.0.1:0", protocol: http }]\nauth:\n  users:\n` +
+    names.map((n) => `    - { name: ${n}, password: pw }\n`).join("");
+  let yaml = users(["alice", "bob"]);
+  const config = parseConfig(yaml);
+  const resolver = new Resolver({ ...config.resolver, hostsFile: "" }, {
+    query: () => Promise.resolve([]),
+    queryPtr: () => Promise.resolve([]),
+  });
+  const gateway = startGateway(config, {
+    resolver,
+    loadConfig: () => Promise.resolve(parseConfig(yaml)),
+  });
+  try {
+    const tunnel = await connectTo(gateway.endpoints[0]!);
+    // A guard so that a regression fails instead of hanging.
+    let guarded = false;
+    const guard = setTimeout(() => {
+      guarded = true;
+      tunnel.close();
+    }, 20_000);
+    await writeAll(
+      tunnel,
+      text(
+        `CONNECT 127.0.0.1:${server.port} HTTP/1.1\r\n` +
+          `Proxy-Authorization: Basic ${btoa("alice:pw")}\r\n\r\n`,
+      ),
+    );
+    const reader = httpReaderOf(tunnel);
+    assert.equal(await reader.readLine(1000, 400), "HTTP/1.1 200 Connection established");
+    assert.equal(await reader.readLine(1000, 400), "");
+    yaml = users(["bob"]);
+    await gateway.reload();
+    const rest = await readAll(tunnel).catch(() => new Uint8Array(0));
+    clearTimeout(guard);
+    if (!guarded) tunnel.close();
+    assert.equal(rest.length, 0);
+    assert.ok(!guarded, "the tunnel outlived its user's removal");
+  } finally {
+    await gateway.stop(0);
+  }
 });

@@ -207,6 +207,7 @@ Deno.test("offers the rules deny are refused before anything listens", async () 
   assert.equal(outcome.toClient.length, 1, outcome.toClient.join("\n"));
   assert.match(
     outcome.toClient[0]!,
+    // deno-lint-ignore no-control-regex
     /^:mallory!m@h PRIVMSG victim :\x01DCC SEND f\.bin 2130706433 \d+ 100\x01$/,
   );
   assert.deepEqual(dccRejections(outcome), ["198.51.100.7:7000"]);
@@ -285,6 +286,7 @@ Deno.test("a listener for the client's offer never connects a host-local peer th
     );
     // The server's view of the offer names the gateway's listener facing it ([::1] here).
     const rewritten = await server.line();
+    // deno-lint-ignore no-control-regex
     const match = /^PRIVMSG bob :\x01DCC SEND f\.bin ::1 (\d+) 1\x01$/.exec(rewritten ?? "");
     assert.ok(match, rewritten ?? "no line");
     // A process on the gateway host (loopback) takes the listener: closed at once, no CANARY.

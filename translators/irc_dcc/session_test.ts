@@ -8,7 +8,7 @@ import type {
   LineIo,
   TranslatorContext,
 } from "../types.ts";
-import { ircDccOptionsSchema, ircDccTranslatorFactory } from "./mod.ts";
+import { formatIrcDccOptions, ircDccOptionsSchema, ircDccTranslatorFactory } from "./mod.ts";
 
 const ip = (text: string) => parseIp(text)!;
 
@@ -176,4 +176,27 @@ Deno.test("a listener facing the server takes only a peer the rules allow, never
     assert.equal(take(text), false, text);
   }
   await s.close();
+});
+
+Deno.test("irc-dcc options: defaults, YAML paths of bad values, and the printed form loads back", () => {
+  const defaults = ircDccOptionsSchema.parse({});
+  assert.deepEqual(defaults, {
+    sameFamily: "pass",
+    listenPorts: { from: 49152, to: 65535 },
+    offerTimeoutMs: 120_000,
+    maxOffers: 8,
+  });
+  const options = ircDccOptionsSchema.parse({
+    same_family: "translate",
+    listen_ports: { from: 50000, to: 50010 },
+    offer_timeout: 2.5,
+    max_offers: 2,
+  });
+  assert.deepEqual(ircDccOptionsSchema.parse(formatIrcDccOptions(options)), options);
+  const bad = ircDccOptionsSchema.safeParse({ listen_ports: { from: 80, to: 90 }, max_offers: 0 });
+  assert.ok(!bad.success);
+  assert.deepEqual(bad.error.issues.map((issue) => issue.path.join(".")).sort(), [
+    "listen_ports.from",
+    "max_offers",
+  ]);
 });
