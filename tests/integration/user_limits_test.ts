@@ -5,6 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { sampleValue } from "../helpers/http_get.ts";
+import { parseConfig } from "../../gateway/config/load.ts";
+import { httpReaderOf } from "./_http_client.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command } from "../../socks5/types.ts";
@@ -259,4 +261,66 @@ auth:
   // bucket allows about 256 KiB, plus its burst and one read.
   const allowed = 256 * KiB * seconds * 1.15 + 2 * 13 * KiB + 64 * KiB;
   assert.ok(got <= allowed, `41 relays got ${got} bytes in ${seconds.toFixed(2)} s`);
+});
+
+Deno.test("reload: a user whose limits are unchanged keeps its open connections counted; new limits apply to new connections", async () => {
+  await using server = holdingServer();
+  const yamlOf = (max: number) =>
+    `listen: ["127.0.0.1:0"]\n${USERS}limits: { per_user: { max_connections: ${max} } }\n`;
+  let yaml = yamlOf(1);
+  await using gw = startTestGateway(yaml, {
+    loadConfig: () => Promise.resolve(parseConfig(yaml)),
+  });
+  const held = await connectAs(gw, "alice", server.port);
+  assert.equal(await replyOf(gw, "alice", server.port), 2);
+  // The same limits: alice's state is kept, her open connection still takes her one place.
+  await gw.gateway.reload();
+  assert.equal(gw.gateway.generation, 2);
+  assert.equal(await replyOf(gw, "alice", server.port), 2);
+  // New limits reach new connections at once.
+  yaml = yamlOf(3);
+  await gw.gateway.reload();
+  assert.equal(gw.gateway.generation, 3);
+  const more = [
+    await connectAs(gw, "alice", server.port),
+    await connectAs(gw, "alice", server.port),
+  ];
+  for (const conn of [held, ...more]) conn.close();
+});
+
+Deno.test("http: CONNECT counts against the user's max_connections; past it, 403 and a per-user refusal", async () => {
+  await using server = holdingServer();
+  await using gw = startTestGateway(`listen: [{ address: "127.0.0.1:0", protocol: http }]
+${USERS}limits: { per_user: { max_connections: 1 } }
+`);
+  const tunnel = async () => {
+    const conn = await connectTo(gw.endpoint(4));
+    await writeAll(
+      conn,
+      new TextEncoder().encode(
+        `CONNECT 127.0.0.1:${server.port} HTTP/1.1\r\n` +
+          `Proxy-Authorization: Basic ${btoa("alice:a-secret")}\r\n\r\n`,
+      ),
+    );
+    const line = await httpReaderOf(conn).readLine(1000, 400);
+    return { conn, line };
+  };
+  const first = await tunnel();
+  assert.equal(first.line, "HTTP/1.1 200 Connection established");
+  const second = await tunnel();
+  second.conn.close();
+  assert.equal(second.line, "HTTP/1.1 403 Forbidden");
+  first.conn.close();
+  // The refusal is recorded once its connection is closed, after the 403.
+  const refusedRecord = () =>
+    gw.records.some((r) => r.user === "alice" && r.refusal === "max_connections");
+  for (let i = 0; i < 100 && !refusedRecord(); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.ok(refusedRecord(), "no max_connections refusal recorded for alice");
+  const metrics = gw.gateway.metrics.render();
+  assert.equal(
+    sampleValue(metrics, 'dualgate_user_refusals_total{user="alice",reason="max_connections"}'),
+    1,
+  );
 });
