@@ -324,3 +324,23 @@ ${USERS}limits: { per_user: { max_connections: 1 } }
     1,
   );
 });
+
+Deno.test("status page: a user named like markup is data in /api/status, never in the page's HTML", async () => {
+  const hostile = "<img src=x onerror=alert(1)>";
+  await using gw = startTestGateway(`auth:
+  users:
+    - { name: "${hostile}", password: h-secret }
+admin: { listen: "127.0.0.1:0" }
+`);
+  const admin = gw.gateway.adminEndpoint!;
+  const base = `http://127.0.0.1:${admin.port}`;
+  const api = await fetch(`${base}/api/status`);
+  const status = await api.json() as { users: { rows: { user: string }[] } };
+  assert.ok(status.users.rows.some((row) => row.user === hostile), "the user's row is missing");
+  const page = await fetch(`${base}/`);
+  const html = await page.text();
+  // The page is static: names arrive as JSON and are written with textContent.
+  assert.ok(!html.includes("onerror=alert"), "a user name reached the page's markup");
+  assert.ok(!/innerHTML|outerHTML|insertAdjacentHTML|document\.write/.test(html));
+  assert.ok(html.includes('id="users"'));
+});
