@@ -8,7 +8,8 @@ import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command } from "../../socks5/types.ts";
 import { spawnLocalGateway } from "../helpers/dualgate.ts";
-import { readAll, startServer, writeAll } from "./_fixtures.ts";
+import { readAll, startServer, startTestGateway, writeAll } from "./_fixtures.ts";
+import { parseConfig } from "../../gateway/config/load.ts";
 
 async function connectThrough(port: number, name: string, target: number): Promise<number> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
@@ -96,4 +97,39 @@ log: { audit: { file: "${path}" } }
     await gateway[Symbol.asyncDispose]();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("log.audit.file: a reload to another file sends new lines there; a file that cannot be opened fails the reload", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-audit-reload-" });
+  await using server = startServer("127.0.0.1", async (conn) => {
+    const got = await readAll(conn);
+    await writeAll(conn, got);
+  });
+  const yamlOf = (file: string) =>
+    `listen: ["127.0.0.1:0"]
+auth: { users: [{ name: alice, password: a-secret }] }
+resolver: { hosts: { svc.audit.example: ["127.0.0.1"] }, hosts_file: "" }
+rules:
+  - { action: allow, to: ["svc.audit.example"] }
+log: { audit: { file: "${file}" } }
+`;
+  let yaml = yamlOf(`${dir}/a.log`);
+  await using gw = startTestGateway(yaml, {
+    loadConfig: () => Promise.resolve(parseConfig(yaml)),
+  });
+  const port = gw.endpoint(4).port;
+  assert.equal(await connectThrough(port, "svc.audit.example", server.port), 0);
+  yaml = yamlOf(`${dir}/missing/b.log`);
+  assert.equal((await gw.gateway.reload()).result, "failed");
+  assert.equal(gw.gateway.generation, 1);
+  yaml = yamlOf(`${dir}/b.log`);
+  assert.equal((await gw.gateway.reload()).result, "accepted");
+  assert.equal(gw.gateway.generation, 2);
+  // The old file got its pending line when the reload closed it.
+  assert.equal((await linesOf(`${dir}/a.log`)).length, 1);
+  assert.equal(await connectThrough(port, "svc.audit.example", server.port), 0);
+  await gw.gateway.stop(0);
+  assert.equal((await linesOf(`${dir}/a.log`)).length, 1);
+  assert.equal((await linesOf(`${dir}/b.log`)).length, 1);
+  await Deno.remove(dir, { recursive: true });
 });
