@@ -45,6 +45,12 @@ export interface ConnectionRecord {
   readonly handshakeMs?: number;
   /** Outbound dial time in ms (CONNECT), whether it succeeded or not. */
   readonly connectMs?: number;
+  /** The per-user limit that refused the session (REP 2), if one did. */
+  readonly refusal?: "max_connections" | "quota";
+  /** The route of a CONNECT: `direct`, or the matching route's label. */
+  readonly route?: string;
+  /** The hops of a chained route, first to last (alternatives joined by `|`). */
+  readonly hops?: readonly string[];
 }
 
 /** Formats a SOCKS target as requested (`name:port`, `addr:port`, `[v6]:port`). */
