@@ -224,3 +224,33 @@ Deno.test("http attack: a server that never answers, or stalls its body, gets 50
   assert.ok(!guard.aborted, "the gateway kept a stalled exchange open");
   assert.match(all, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhalf$/);
 });
+
+Deno.test("http attack: a kept upstream is not reused for another user the rules refuse", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "O");
+  await using gw = startTestGateway(
+    yaml(
+      "auth:\n  users:\n    - { name: alice, password: change-me }\n" +
+        "    - { name: bob, password: other-pass }\n" +
+        "rules:\n  - { action: allow, users: [alice] }\n",
+    ),
+  );
+  const url = `http://origin.test.example:${origin.port}`;
+  const conn = await connectTo(gw.endpoint(4));
+  const reader = httpReaderOf(conn);
+  await writeAll(
+    conn,
+    text(
+      `GET ${url}/alice HTTP/1.1\r\nProxy-Authorization: Basic ${btoa("alice:change-me")}\r\n\r\n`,
+    ),
+  );
+  assert.equal((await readResponse(reader)).status, 200);
+  // Bob's valid login on the same connection, same host: bob is refused by the rules, so the
+  // connection alice's request opened must not carry his request.
+  await writeAll(
+    conn,
+    text(`GET ${url}/bob HTTP/1.1\r\nProxy-Authorization: Basic ${btoa("bob:other-pass")}\r\n\r\n`),
+  );
+  assert.equal((await readResponse(reader)).status, 403);
+  conn.close();
+  assert.deepEqual(origin.seen.map((r) => r.target), ["/alice"]);
+});
