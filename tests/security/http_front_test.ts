@@ -254,3 +254,27 @@ Deno.test("http attack: a kept upstream is not reused for another user the rules
   conn.close();
   assert.deepEqual(origin.seen.map((r) => r.target), ["/alice"]);
 });
+
+Deno.test("http attack: Connection cannot strip Content-Length to smuggle a body as a request", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "O");
+  await using gw = startTestGateway(yaml());
+  const url = `http://origin.test.example:${origin.port}`;
+  const smuggled = `GET /smuggled HTTP/1.1\r\nHost: other.test.example\r\n\r\n`;
+  const conn = await connectTo(gw.endpoint(4));
+  const reader = httpReaderOf(conn);
+  await writeAll(
+    conn,
+    text(
+      `POST ${url}/a HTTP/1.1\r\nContent-Length: ${smuggled.length}\r\n` +
+        `Connection: content-length\r\n\r\n${smuggled}`,
+    ),
+  );
+  const response = await readResponse(reader);
+  assert.equal(response.status, 200);
+  const seen: SeenRequest = JSON.parse(response.body);
+  assert.equal(field(seen.fields, "content-length"), String(smuggled.length));
+  await writeAll(conn, text(`GET ${url}/b HTTP/1.1\r\nConnection: close\r\n\r\n`));
+  await readResponse(reader);
+  conn.close();
+  assert.ok(!origin.seen.some((r) => r.target === "/smuggled"), "the body became a request");
+});
