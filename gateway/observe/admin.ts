@@ -8,7 +8,8 @@
  *
  * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
  * probes) answers 401 without valid credentials, before anything else is looked at: `/reload`
- * included.
+ * included. A `POST /reload` a browser sends from another origin is refused with 403 (CSRF: a
+ * page elsewhere posting to a loopback listener), whatever the credentials.
  *
  * @module
  */
@@ -119,6 +120,23 @@ async function handle(
 
 const RELOAD_STATUS = { accepted: 200, refused: 400, failed: 500 } as const;
 
+/**
+ * True when a browser sent `request` for a page of another origin (CSRF): `Sec-Fetch-Site`
+ * other than `same-origin` or `none` (typed or bookmarked), or an `Origin` other than this
+ * listener's own. curl and scripts send neither.
+ */
+function crossSite(request: Request): boolean {
+  const site = request.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  const origin = request.headers.get("origin");
+  if (origin === null) return false;
+  try {
+    return new URL(origin).origin !== new URL(request.url).origin;
+  } catch {
+    return true; // "null" (an opaque origin) or garbage
+  }
+}
+
 async function reload(
   request: Request,
   run: () => Promise<ReloadOutcome>,
@@ -127,6 +145,13 @@ async function reload(
     return new Response("method not allowed\n", {
       status: 405,
       headers: { "content-type": TEXT, allow: "POST" },
+    });
+  }
+  if (crossSite(request)) {
+    await request.body?.cancel();
+    return new Response("cross-site request refused\n", {
+      status: 403,
+      headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
   }
   const outcome = await run();
