@@ -10,7 +10,7 @@
 import type { IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
-import type { RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { denialText, ruleSubjectsOf } from "../commands/_request_context.ts";
 import { replyForError } from "../reply_codes.ts";
 import type { SessionServices } from "../session_types.ts";
@@ -30,7 +30,13 @@ export interface HttpPrincipal {
 
 /** The outcome of {@linkcode dialTarget}. */
 export type HttpDial =
-  | { readonly ok: true; readonly dialed: Dialed; readonly connectMs: number }
+  | {
+    readonly ok: true;
+    readonly dialed: Dialed;
+    readonly connectMs: number;
+    /** What the rules allowed (for a reload's `recheck`). */
+    readonly subject: RuleSubject;
+  }
   | {
     readonly ok: false;
     readonly status: 403 | 502 | 504;
@@ -50,6 +56,7 @@ export async function dialTarget(
     target,
   );
   let denial: RuleVerdict | undefined;
+  let allowed: RuleSubject | undefined;
   const timeout = AbortSignal.timeout(services.config.timeouts.connectMs);
   const startedAt = performance.now();
   try {
@@ -58,12 +65,19 @@ export async function dialTarget(
       signal: AbortSignal.any([timeout, services.shutdown]),
       client: { source: who.client, destination: who.local, isLocal: who.clientIsLocal },
       permit: (address) => {
-        const verdict = services.rules.evaluate(subject(address));
+        const asked = subject(address);
+        const verdict = services.rules.evaluate(asked);
         if (!verdict.allow) denial = verdict;
+        else allowed = asked;
         return verdict.allow;
       },
     });
-    return { ok: true, dialed, connectMs: performance.now() - startedAt };
+    return {
+      ok: true,
+      dialed,
+      connectMs: performance.now() - startedAt,
+      subject: allowed ?? subject(),
+    };
   } catch (error) {
     const connectMs = performance.now() - startedAt;
     if (replyForError(error) === Reply.NotAllowedByRuleset && denial !== undefined) {

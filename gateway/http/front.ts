@@ -207,7 +207,11 @@ export async function runHttpSession(
           head.fields,
           AbortSignal.any([AbortSignal.timeout(handshakeMs), services.shutdown]),
         );
-        if (user !== undefined) who.user = user;
+        if (user !== undefined) {
+          who.user = user;
+          // A reload that removes the user (or changes the password) closes this connection.
+          services.noteSession?.(conn, { user });
+        }
       } catch (error) {
         const user = error instanceof LoginError ? error.user : undefined;
         await refuse(
@@ -298,6 +302,7 @@ async function tunnel(
     return;
   }
   const { dialed } = dial;
+  services.noteSession?.(conn, { subject: dial.subject });
   const connected: RequestRecord = { ...base, connectMs: dial.connectMs, used: dialed.remote };
   try {
     await writeAll(conn, CONNECT_ESTABLISHED);
@@ -410,6 +415,7 @@ async function forward(
         return drop();
       }
       connectMs = dial.connectMs;
+      services.noteSession?.(conn, { subject: dial.subject });
       upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
     result = await exchange(conn, reader, services, head, absolute, framing, upstream);
