@@ -14,6 +14,7 @@ import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { denialText, ruleSubjectsOf } from "../commands/_request_context.ts";
 import { replyForError } from "../reply_codes.ts";
 import type { SessionServices } from "../session_types.ts";
+import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 import type { Dialed } from "../upstream/types.ts";
 
 /** Who asks: the client as rules and hops see it. */
@@ -60,10 +61,15 @@ export async function dialTarget(
   const timeout = AbortSignal.timeout(services.config.timeouts.connectMs);
   const startedAt = performance.now();
   try {
-    const dialed = await services.route(target).dialer.dial({
+    const route = services.route(target);
+    // The user's own egress pool, else the route's: as for a SOCKS CONNECT.
+    const egress = egressPoolFor(route.egress, { name: who.user, pools: services.userEgress })
+      ?.selection(egressKeyOf(target, { user: who.user, client: who.client.address }));
+    const dialed = await route.dialer.dial({
       target,
       signal: AbortSignal.any([timeout, services.shutdown]),
       client: { source: who.client, destination: who.local, isLocal: who.clientIsLocal },
+      ...(egress && { egress }),
       permit: (address) => {
         const asked = subject(address);
         const verdict = services.rules.evaluate(asked);

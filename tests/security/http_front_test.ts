@@ -278,3 +278,21 @@ Deno.test("http attack: Connection cannot strip Content-Length to smuggle a body
   conn.close();
   assert.ok(!origin.seen.some((r) => r.target === "/smuggled"), "the body became a request");
 });
+
+Deno.test("http attack: a proxy user leaves from its own egress pool, not the host's default", async () => {
+  const peers: string[] = [];
+  await using server = startServer("127.0.0.1", async (conn) => {
+    peers.push((conn.remoteAddr as Deno.NetAddr).hostname);
+    await writeAll(conn, text("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"));
+  });
+  await using gw = startTestGateway(
+    yaml('auth:\n  users:\n    - { name: alice, password: change-me, egress: ["127.0.0.2"] }\n'),
+  );
+  const login = `Proxy-Authorization: Basic ${btoa("alice:change-me")}\r\n`;
+  const response = await send(
+    gw,
+    `GET http://origin.test.example:${server.port}/ HTTP/1.1\r\n${login}\r\n`,
+  );
+  assert.equal(response.status, 204);
+  assert.deepEqual(peers, ["127.0.0.2"], "the request left outside alice's egress pool");
+});
