@@ -9,12 +9,13 @@
  * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
  * probes) answers 401 without valid credentials, before anything else is looked at: `/reload`
  * included. A `POST /reload` a browser sends from another origin is refused with 403 (CSRF: a
- * page elsewhere posting to a loopback listener), whatever the credentials.
+ * page elsewhere posting to a loopback listener), whatever the credentials. Without `auth`, a
+ * `Host` other than an address or `localhost` gets 403 (DNS rebinding), `/healthz` excepted.
  *
  * @module
  */
 
-import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
+import { endpointFromNetAddr, formatIp, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { ADMIN_CHALLENGE, type AdminAuth, isAuthorized } from "./admin_auth.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
 import type { ReloadOutcome } from "../reload.ts";
@@ -49,12 +50,30 @@ const TEXT = "text/plain; charset=utf-8";
 
 const PATHS = ["/metrics", "/healthz", "/", "/api/status"];
 
+/**
+ * True when `hostname` (the request's `Host`) is an address literal or `localhost`: what an
+ * open (loopback) admin listener answers, so that a web page whose name an attacker rebinds
+ * to 127.0.0.1 (DNS rebinding) cannot read it or post to it.
+ */
+function localHost(hostname: string): boolean {
+  const bare = hostname.replace(/^\[(.*)\]$/, "$1");
+  return parseIp(bare) !== null || bare === "localhost" || bare.endsWith(".localhost");
+}
+
 async function handle(
   request: Request,
   options: AdminServerOptions,
   client: IpEndpoint,
 ): Promise<Response> {
-  const path = new URL(request.url).pathname;
+  const url = new URL(request.url);
+  const path = url.pathname;
+  if (!options.auth && path !== "/healthz" && !localHost(url.hostname)) {
+    await request.body?.cancel();
+    return new Response("unexpected Host: use the address or localhost\n", {
+      status: 403,
+      headers: { "content-type": TEXT, "cache-control": "no-store" },
+    });
+  }
   if (
     path !== "/healthz" && options.auth &&
     !await isAuthorized(request.headers.get("authorization"), options.auth, {

@@ -52,3 +52,41 @@ Deno.test("admin attack: a cross-site POST /reload is refused and reloads nothin
     client.close();
   }
 });
+
+Deno.test("admin attack: an open admin listener refuses a rebound name (DNS rebinding)", async () => {
+  let reloads = 0;
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => "secret_metric 1\n",
+    reload: () => {
+      reloads++;
+      return Promise.resolve({ result: "accepted", generation: 2, closed: 0, message: "ok" });
+    },
+  });
+  const port = admin.endpoint.port;
+  // A page of http://rebind.example:PORT whose name now resolves to 127.0.0.1: same origin for
+  // the browser, so no Origin or Sec-Fetch-Site gives it away; only the Host does.
+  const ask = async (method: string, path: string, host: string) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const request = `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Length: 0\r\n` +
+        "Connection: close\r\n\r\n";
+      await conn.write(new TextEncoder().encode(request));
+      let text = "";
+      const buffer = new Uint8Array(4096);
+      for (let i = 0; i < 100; i++) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        text += new TextDecoder().decode(buffer.subarray(0, n));
+      }
+      return Number(text.split(" ")[1]);
+    } finally {
+      conn.close();
+    }
+  };
+  assert.equal(await ask("GET", "/metrics", `rebind.example:${port}`), 403);
+  assert.equal(await ask("POST", "/reload", `rebind.example:${port}`), 403);
+  assert.equal(reloads, 0);
+  assert.equal(await ask("GET", "/metrics", `127.0.0.1:${port}`), 200);
+  assert.equal(await ask("GET", "/metrics", `localhost:${port}`), 200);
+  assert.equal(await ask("GET", "/metrics", `[::1]:${port}`), 200);
+});
