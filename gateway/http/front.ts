@@ -427,7 +427,8 @@ async function forward(
     return drop();
   }
   base = { ...base, target: absolute.target };
-  const key = formatTarget(absolute.target);
+  // The user is part of the key: rules and routes were applied to whoever dialed.
+  const key = `${who.user ?? ""}\0${formatTarget(absolute.target)}`;
   if (upstream !== null && upstream.key !== key) {
     closeUpstream(upstream);
     upstream = null;

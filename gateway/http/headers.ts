@@ -26,10 +26,13 @@ export const VIA_NAME = "dualgate";
 
 /**
  * `fields` without the hop-by-hop ones (those of {@linkcode HOP_BY_HOP} and those `Connection`
- * lists), and without `Content-Length` when `dropLength` (the framing is redone).
+ * lists, `Content-Length` excepted), and without `Content-Length` when `dropLength` (the framing is redone).
  */
 export function endToEndFields(fields: readonly Field[], dropLength = false): Field[] {
   const listed = new Set(fieldTokens(fields, "connection"));
+  // `Connection: content-length` must not strip the framing the body is relayed with: the next
+  // hop would read the body as further requests (smuggling) or responses (desync).
+  listed.delete("content-length");
   return fields.filter(([name]) => {
     const lower = name.toLowerCase();
     return !HOP_BY_HOP.has(lower) && !listed.has(lower) &&

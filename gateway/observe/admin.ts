@@ -8,12 +8,14 @@
  *
  * With {@linkcode AdminServerOptions.auth}, every path but `/healthz` (what a load balancer
  * probes) answers 401 without valid credentials, before anything else is looked at: `/reload`
- * included.
+ * included. A `POST /reload` a browser sends from another origin is refused with 403 (CSRF: a
+ * page elsewhere posting to a loopback listener), whatever the credentials. Without `auth`, a
+ * `Host` other than an address or `localhost` gets 403 (DNS rebinding), `/healthz` excepted.
  *
  * @module
  */
 
-import { endpointFromNetAddr, formatIp, type IpEndpoint } from "../../net/address.ts";
+import { endpointFromNetAddr, formatIp, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { ADMIN_CHALLENGE, type AdminAuth, isAuthorized } from "./admin_auth.ts";
 import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
 import type { ReloadOutcome } from "../reload.ts";
@@ -48,12 +50,30 @@ const TEXT = "text/plain; charset=utf-8";
 
 const PATHS = ["/metrics", "/healthz", "/", "/api/status"];
 
+/**
+ * True when `hostname` (the request's `Host`) is an address literal or `localhost`: what an
+ * open (loopback) admin listener answers, so that a web page whose name an attacker rebinds
+ * to 127.0.0.1 (DNS rebinding) cannot read it or post to it.
+ */
+function localHost(hostname: string): boolean {
+  const bare = hostname.replace(/^\[(.*)\]$/, "$1");
+  return parseIp(bare) !== null || bare === "localhost" || bare.endsWith(".localhost");
+}
+
 async function handle(
   request: Request,
   options: AdminServerOptions,
   client: IpEndpoint,
 ): Promise<Response> {
-  const path = new URL(request.url).pathname;
+  const url = new URL(request.url);
+  const path = url.pathname;
+  if (!options.auth && path !== "/healthz" && !localHost(url.hostname)) {
+    await request.body?.cancel();
+    return new Response("unexpected Host: use the address or localhost\n", {
+      status: 403,
+      headers: { "content-type": TEXT, "cache-control": "no-store" },
+    });
+  }
   if (
     path !== "/healthz" && options.auth &&
     !await isAuthorized(request.headers.get("authorization"), options.auth, {
@@ -119,6 +139,23 @@ async function handle(
 
 const RELOAD_STATUS = { accepted: 200, refused: 400, failed: 500 } as const;
 
+/**
+ * True when a browser sent `request` for a page of another origin (CSRF): `Sec-Fetch-Site`
+ * other than `same-origin` or `none` (typed or bookmarked), or an `Origin` other than this
+ * listener's own. curl and scripts send neither.
+ */
+function crossSite(request: Request): boolean {
+  const site = request.headers.get("sec-fetch-site");
+  if (site !== null && site !== "same-origin" && site !== "none") return true;
+  const origin = request.headers.get("origin");
+  if (origin === null) return false;
+  try {
+    return new URL(origin).origin !== new URL(request.url).origin;
+  } catch {
+    return true; // "null" (an opaque origin) or garbage
+  }
+}
+
 async function reload(
   request: Request,
   run: () => Promise<ReloadOutcome>,
@@ -127,6 +164,13 @@ async function reload(
     return new Response("method not allowed\n", {
       status: 405,
       headers: { "content-type": TEXT, allow: "POST" },
+    });
+  }
+  if (crossSite(request)) {
+    await request.body?.cancel();
+    return new Response("cross-site request refused\n", {
+      status: 403,
+      headers: { "content-type": TEXT, "cache-control": "no-store" },
     });
   }
   const outcome = await run();

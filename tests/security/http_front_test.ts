@@ -224,3 +224,75 @@ Deno.test("http attack: a server that never answers, or stalls its body, gets 50
   assert.ok(!guard.aborted, "the gateway kept a stalled exchange open");
   assert.match(all, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhalf$/);
 });
+
+Deno.test("http attack: a kept upstream is not reused for another user the rules refuse", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "O");
+  await using gw = startTestGateway(
+    yaml(
+      "auth:\n  users:\n    - { name: alice, password: change-me }\n" +
+        "    - { name: bob, password: other-pass }\n" +
+        "rules:\n  - { action: allow, users: [alice] }\n",
+    ),
+  );
+  const url = `http://origin.test.example:${origin.port}`;
+  const conn = await connectTo(gw.endpoint(4));
+  const reader = httpReaderOf(conn);
+  await writeAll(
+    conn,
+    text(
+      `GET ${url}/alice HTTP/1.1\r\nProxy-Authorization: Basic ${btoa("alice:change-me")}\r\n\r\n`,
+    ),
+  );
+  assert.equal((await readResponse(reader)).status, 200);
+  // Bob's valid login on the same connection, same host: bob is refused by the rules, so the
+  // connection alice's request opened must not carry his request.
+  await writeAll(
+    conn,
+    text(`GET ${url}/bob HTTP/1.1\r\nProxy-Authorization: Basic ${btoa("bob:other-pass")}\r\n\r\n`),
+  );
+  assert.equal((await readResponse(reader)).status, 403);
+  conn.close();
+  assert.deepEqual(origin.seen.map((r) => r.target), ["/alice"]);
+});
+
+Deno.test("http attack: Connection cannot strip Content-Length to smuggle a body as a request", async () => {
+  await using origin = startHttpOrigin("127.0.0.1", "O");
+  await using gw = startTestGateway(yaml());
+  const url = `http://origin.test.example:${origin.port}`;
+  const smuggled = `GET /smuggled HTTP/1.1\r\nHost: other.test.example\r\n\r\n`;
+  const conn = await connectTo(gw.endpoint(4));
+  const reader = httpReaderOf(conn);
+  await writeAll(
+    conn,
+    text(
+      `POST ${url}/a HTTP/1.1\r\nContent-Length: ${smuggled.length}\r\n` +
+        `Connection: content-length\r\n\r\n${smuggled}`,
+    ),
+  );
+  const response = await readResponse(reader);
+  assert.equal(response.status, 200);
+  const seen: SeenRequest = JSON.parse(response.body);
+  assert.equal(field(seen.fields, "content-length"), String(smuggled.length));
+  await writeAll(conn, text(`GET ${url}/b HTTP/1.1\r\nConnection: close\r\n\r\n`));
+  await readResponse(reader);
+  conn.close();
+  assert.ok(!origin.seen.some((r) => r.target === "/smuggled"), "the body became a request");
+});
+
+Deno.test("http attack: a proxy user leaves from its own egress pool, not the host's default", async () => {
+  const peers: string[] = [];
+  await using server = startServer("127.0.0.1", async (conn) => {
+    peers.push((conn.remoteAddr as Deno.NetAddr).hostname);
+    await writeAll(conn, text("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"));
+  });
+  await using gw = startTestGateway(
+    yaml('auth:\n  users:\n    - { name: alice, password: change-me, egress: ["127.0.0.2"] }\n'),
+  );
+  const login = `Proxy-Authorization: Basic ${btoa("alice:change-me")}\r\n`;
+  const response = await send(
+    gw,
+    `GET http://origin.test.example:${server.port}/ HTTP/1.1\r\n${login}\r\n`,
+  );
+  assert.equal(response.status, 204);
+  assert.deepEqual(peers, ["127.0.0.2"], "the request left outside alice's egress pool");
+});
