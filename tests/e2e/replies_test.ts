@@ -77,17 +77,19 @@ e2eTest("gateway reply codes seen by curl on IPv4-only and IPv6-only hosts", asy
         assert.ok(performance.now() - started < 10_000);
       });
     }
-    await t.step("the log names each refusal with its reply code", () => {
-      assert.match(gateway.stderr, /rep=2/);
+    await t.step("the log names each refusal with its reply code", async () => {
+      assert.match(await gateway.waitForStderr(/rep=2/), /rep=2/);
       // No rules here: the refusal is the safe defaults', not some rule's.
       assert.match(
-        gateway.stderr,
+        await gateway.waitForStderr(
+          /rep=2 \(Cannot connect: denied by the safe defaults: destination is host-local\)/,
+        ),
         /rep=2 \(Cannot connect: denied by the safe defaults: destination is host-local\)/,
       );
       assert.doesNotMatch(gateway.stderr, /denied by rules/);
-      assert.match(gateway.stderr, /rep=3/);
-      assert.match(gateway.stderr, /rep=4/);
-      assert.match(gateway.stderr, /rep=5/);
+      assert.match(await gateway.waitForStderr(/rep=3/), /rep=3/);
+      assert.match(await gateway.waitForStderr(/rep=4/), /rep=4/);
+      assert.match(await gateway.waitForStderr(/rep=5/), /rep=5/);
     });
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -66,9 +66,11 @@ e2eTest(
             `resolved ${from.replace(/[.[\]]/g, "\\$&")}:\\d+ user=- resolve ${NAMES.v4}:\\d+ ` +
               `via ${a.server4.v4.replaceAll(".", "\\.")}:0`,
           );
-          assert.match(gateway.stderr, resolved);
+          assert.match(await gateway.waitForStderr(resolved), resolved);
           assert.match(
-            gateway.stderr,
+            await gateway.waitForStderr(
+              new RegExp(`connect ${a.server4.v4.replaceAll(".", "\\.")}:8080`),
+            ),
             new RegExp(`connect ${a.server4.v4.replaceAll(".", "\\.")}:8080`),
           );
         });
@@ -91,7 +93,12 @@ e2eTest(
           assert.equal(r.code, 0, `curl: ${r.stderr}\ndualgate: ${gateway.stderr}`);
           assert.equal(await sha256File(out), file.sha256);
           assert.match(
-            gateway.stderr,
+            await gateway.waitForStderr(
+              new RegExp(
+                `resolved ${a.client4.v4}:\\d+ user=- resolve ${NAMES.v6}:\\d+ ` +
+                  `via 198\\.1[89]\\.\\d+\\.\\d+:0 .*\\(stand-in: no usable IPv4 address\\)`,
+              ),
+            ),
             new RegExp(
               `resolved ${a.client4.v4}:\\d+ user=- resolve ${NAMES.v6}:\\d+ ` +
                 `via 198\\.1[89]\\.\\d+\\.\\d+:0 .*\\(stand-in: no usable IPv4 address\\)`,
@@ -123,7 +130,7 @@ e2eTest(
             `resolved ${a.client4.v4}:\\d+ user=- resolve ${a.server4.v4}:\\d+ .*rep=0 ` +
               `\\(name ${NAMES.v4}\\)`,
           );
-          assert.match(gateway.stderr, ptr);
+          assert.match(await gateway.waitForStderr(ptr), ptr);
         },
       );
 

@@ -197,6 +197,12 @@ export interface SpawnedProcess extends AsyncDisposable {
   readonly status: Promise<Deno.CommandStatus>;
   /** Polls from the process's own host until `address:port` accepts a TCP connection. */
   waitForTcp(address: string, port: number, options?: WaitForTcpOptions): Promise<void>;
+  /**
+   * Waits until stderr matches `pattern` (a line the process logs a moment after what the test
+   * saw, e.g. a connection's record once its relay has closed), at most `timeoutMs`; returns
+   * stderr either way, for the assertion to judge and show.
+   */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** Sends a signal to the process group; ignores a group that is already gone. */
   kill(signal?: Deno.Signal): void;
   /**
@@ -620,6 +626,14 @@ class ProcessHandle implements SpawnedProcess {
 
   waitForTcp(address: string, port: number, options: WaitForTcpOptions = {}): Promise<void> {
     return this.#topology.waitForTcp(this.host, address, port, { process: this, ...options });
+  }
+
+  async waitForStderr(pattern: RegExp, timeoutMs = 5_000): Promise<string> {
+    const deadline = performance.now() + timeoutMs;
+    while (!pattern.test(this.stderr) && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.stderr;
   }
 
   kill(signal: Deno.Signal = "SIGTERM"): void {

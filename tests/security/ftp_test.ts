@@ -197,8 +197,14 @@ translators:
             assert.equal(countOf(server, new RegExp(`^HIT ${port}$`)), 0, server.stdout);
           }
           assert.equal(countOf(server, /^BOUNCE /), 0, server.stdout);
-          assert.match(gateway.stderr, /rejected .*ftp-data .*198\.51\.100\.2:2222/);
-          assert.match(gateway.stderr, /rejected .*ftp-data .*198\.51\.100\.2:25 /);
+          assert.match(
+            await gateway.waitForStderr(/rejected .*ftp-data .*198\.51\.100\.2:2222/),
+            /rejected .*ftp-data .*198\.51\.100\.2:2222/,
+          );
+          assert.match(
+            await gateway.waitForStderr(/rejected .*ftp-data .*198\.51\.100\.2:25 /),
+            /rejected .*ftp-data .*198\.51\.100\.2:25 /,
+          );
         },
       );
     } finally {

@@ -139,7 +139,10 @@ e2eTest(
         }
         const [[rep6]] = await socks("client6", "connect", "100::4242", "8080") as [string[]];
         assert.equal(rep6, "4");
-        assert.match(gateway.stderr, /198\.19\.0\.7:8080 .*not a stand-in of this client/);
+        assert.match(
+          await gateway.waitForStderr(/198\.19\.0\.7:8080 .*not a stand-in of this client/),
+          /198\.19\.0\.7:8080 .*not a stand-in of this client/,
+        );
       });
 
       await t.step(
