@@ -26,7 +26,7 @@
  *   optionsSchema: z.strictObject({ prefix: z.string().default("") }),
  *   create: (options) => ({
  *     type: "upper-banner",
- *     match: (ctx) => (options.ports.includes(ctx.target.port) ? "claim" : "decline"),
+ *     match: () => "claim", // only asked on the configured ports
  *     startSession: () => ({
  *       async onServerLine(line, io): Promise<LineVerdict> {
  *         await io.sendToClient(options.prefix + line.text.toUpperCase());
@@ -39,7 +39,8 @@
  * const factories = [registerTranslator(upperBanner)];
  * const configs = translatorConfigSchema(factories).array().parse([{ type: "upper-banner" }]);
  * const [translator] = createTranslators(configs, factories);
- * assert.equal(translator?.type, "upper-banner");
+ * assert.equal(translator?.translator.type, "upper-banner");
+assert.deepEqual([...translator!.ports], [25]);
  * ```
  *
  * @module

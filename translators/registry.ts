@@ -10,7 +10,12 @@ import { z } from "zod";
 import { echoAddrTranslatorFactory } from "./example/mod.ts";
 import { ftpTranslatorFactory } from "./ftp/mod.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./line_session.ts";
-import type { Translator, TranslatorConfig, TranslatorFactory } from "./types.ts";
+import type {
+  ConfiguredTranslator,
+  Translator,
+  TranslatorConfig,
+  TranslatorFactory,
+} from "./types.ts";
 
 /** A factory with its option type erased, as held in the registry. */
 export type RegisteredTranslatorFactory = Omit<TranslatorFactory, "create"> & {
@@ -150,7 +155,8 @@ export function formatTranslatorConfig(
 }
 
 /**
- * Creates the configured translators, in config order (first match wins at run time).
+ * Creates the configured translators, in config order (first match wins at run time), each
+ * with the common options the framework applies (`ports`, `maxLineBytes`).
  *
  * @example
  * ```ts
@@ -159,7 +165,8 @@ export function formatTranslatorConfig(
  *
  * const configs = translatorConfigSchema().array().parse([{ type: "ftp", ports: [21] }]);
  * const [ftp] = createTranslators(configs);
- * assert.equal(ftp?.type, "ftp");
+ * assert.equal(ftp?.translator.type, "ftp");
+ * assert.ok(ftp?.ports.has(21));
  * ```
  *
  * @throws {TypeError} for an entry whose type no factory has.
@@ -167,7 +174,7 @@ export function formatTranslatorConfig(
 export function createTranslators(
   configs: readonly TranslatorConfig[],
   factories: readonly RegisteredTranslatorFactory[] = TRANSLATOR_FACTORIES,
-): Translator[] {
+): ConfiguredTranslator[] {
   return configs.map((config, index) => {
     const factory = factories.find((candidate) => candidate.type === config.type);
     if (!factory) {
@@ -175,6 +182,10 @@ export function createTranslators(
         `Cannot create translator: translators[${index}].type ${config.type} is unknown`,
       );
     }
-    return factory.create(config);
+    return {
+      translator: factory.create(config),
+      ports: new Set(config.ports),
+      maxLineBytes: config.maxLineBytes,
+    };
   });
 }

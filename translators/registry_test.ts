@@ -9,7 +9,7 @@ import {
   translatorConfigSchema,
 } from "./registry.ts";
 import { runTranslation } from "./run.ts";
-import type { Translator, TranslatorContext } from "./types.ts";
+import type { ConfiguredTranslator, TranslatorContext } from "./types.ts";
 
 Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a bad option", () => {
   const schema = translatorConfigSchema().array();
@@ -91,7 +91,7 @@ Deno.test("formatTranslatorConfig() gives the YAML form, which parses back to th
 
 Deno.test("createTranslators() builds translators in config order; duplicates are refused", () => {
   const configs = translatorConfigSchema().array().parse([{ type: "echo-addr" }, { type: "ftp" }]);
-  assert.deepEqual(createTranslators(configs).map((t) => t.type), ["echo-addr", "ftp"]);
+  assert.deepEqual(createTranslators(configs).map((t) => t.translator.type), ["echo-addr", "ftp"]);
   assert.throws(
     () => translatorConfigSchema([...TRANSLATOR_FACTORIES, TRANSLATOR_FACTORIES[0]!]),
     /listed twice/,
@@ -159,16 +159,20 @@ Deno.test("runTranslation() sniffs the server greeting and relays it either way"
   for (const claim of [true, false]) {
     const c = await connections();
     const seen: string[] = [];
-    const sniffer: Translator = {
-      type: "sniffer",
-      match: () => "sniff",
-      sniff: (bytes) => (seen.push(new TextDecoder().decode(bytes)), claim),
-      startSession: () => ({
-        onServerLine: async (
-          line,
-          io,
-        ) => (await io.sendToClient(line.text.toUpperCase()), "consumed" as const),
-      }),
+    const sniffer: ConfiguredTranslator = {
+      ports: new Set([21]),
+      maxLineBytes: 4096,
+      translator: {
+        type: "sniffer",
+        match: () => "sniff",
+        sniff: (bytes) => (seen.push(new TextDecoder().decode(bytes)), claim),
+        startSession: () => ({
+          onServerLine: async (
+            line,
+            io,
+          ) => (await io.sendToClient(line.text.toUpperCase()), "consumed" as const),
+        }),
+      },
     };
     await writeText(c.server, "220 banner\r\n");
     const done = runTranslation([sniffer], c.ctx, c.gatewayClient, c.gatewayServer, {
@@ -184,7 +188,7 @@ Deno.test("runTranslation() sniffs the server greeting and relays it either way"
   }
 });
 
-Deno.test("FTP translator match() claims cross-family sessions on its ports only", async () => {
+Deno.test("FTP translator match() claims cross-family sessions; its ports are the configured ones", async () => {
   const c = await connections();
   const [pass, translate] = createTranslators(
     translatorConfigSchema().array().parse([{ type: "ftp" }, {
@@ -192,10 +196,34 @@ Deno.test("FTP translator match() claims cross-family sessions on its ports only
       same_family: "translate",
     }]),
   );
-  assert.equal(pass!.match(c.ctx), "claim");
+  assert.equal(pass!.translator.match(c.ctx), "claim");
   const sameFamily = { ...c.ctx, server: c.ctx.client };
-  assert.equal(pass!.match(sameFamily), "decline");
-  assert.equal(translate!.match(sameFamily), "claim");
-  assert.equal(pass!.match({ ...c.ctx, target: { ...c.ctx.target, port: 2121 } }), "decline");
+  assert.equal(pass!.translator.match(sameFamily), "decline");
+  assert.equal(translate!.translator.match(sameFamily), "claim");
+  assert.deepEqual([...pass!.ports], [21]);
+  for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
+
+Deno.test("runTranslation() applies ports: a translator without a port check is not run on other ports", async () => {
+  const c = await connections();
+  let asked = 0;
+  const claimsAll: ConfiguredTranslator = {
+    ports: new Set([2121]),
+    maxLineBytes: 4096,
+    translator: {
+      type: "claims-all",
+      match: () => (asked++, "claim"),
+      startSession: () => ({}),
+    },
+  };
+  const other = { ...c.ctx, target: { ...c.ctx.target, port: 21 } };
+  assert.equal(
+    await runTranslation([claimsAll], other, c.gatewayClient, c.gatewayServer, {
+      deps,
+      signal: AbortSignal.any([]),
+    }),
+    false,
+  );
+  assert.equal(asked, 0, "match() is not asked for a port outside `ports`");
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
 });

@@ -8,7 +8,7 @@ import { getLogger } from "@logtape/logtape";
 import { errorText } from "../net/error_text.ts";
 import { createDataChannelBroker } from "./broker.ts";
 import { runLineSession } from "./line_session.ts";
-import type { BrokerDeps, Translator, TranslatorContext } from "./types.ts";
+import type { BrokerDeps, ConfiguredTranslator, TranslatorContext } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
 
@@ -40,12 +40,14 @@ export interface RunTranslationOptions {
  * ```
  */
 export async function runTranslation(
-  translators: readonly Translator[],
+  configured: readonly ConfiguredTranslator[],
   ctx: TranslatorContext,
   client: Deno.Conn,
   server: Deno.Conn,
   options: RunTranslationOptions,
 ): Promise<boolean> {
+  const applicable = configured.filter((entry) => entry.ports.has(ctx.target.port));
+  const translators = applicable.map((entry) => entry.translator);
   const matches = translators.map((translator) => {
     try {
       return translator.match(ctx);
@@ -62,10 +64,10 @@ export async function runTranslation(
 
   let pending: { buffer: Uint8Array; read: Promise<number | null> } | undefined;
   let greeting: Uint8Array | null = null;
-  let chosen: Translator | undefined;
+  let chosen: ConfiguredTranslator | undefined;
   for (let i = firstInterested; i < translators.length && !chosen; i++) {
     const translator = translators[i]!;
-    if (matches[i] === "claim") chosen = translator;
+    if (matches[i] === "claim") chosen = applicable[i];
     if (matches[i] !== "sniff" || !translator.sniff) continue;
     if (!pending) {
       const buffer = new Uint8Array(options.sniffBytes ?? 512);
@@ -75,7 +77,7 @@ export async function runTranslation(
       greeting = await waitForGreeting(pending, options.sniffTimeoutMs ?? 3000, options.signal);
     }
     try {
-      if (greeting && greeting.length > 0 && translator.sniff(greeting)) chosen = translator;
+      if (greeting && greeting.length > 0 && translator.sniff(greeting)) chosen = applicable[i];
     } catch (error) {
       logger.warn("Translator sniff failed: {error}", {
         type: translator.type,
@@ -92,11 +94,11 @@ export async function runTranslation(
   }
   let session;
   try {
-    session = chosen.startSession(ctx, createDataChannelBroker(ctx, options.deps));
+    session = chosen.translator.startSession(ctx, createDataChannelBroker(ctx, options.deps));
   } catch (error) {
     logger.warn("Cannot start translator session: {error}", {
       id: ctx.id,
-      type: chosen.type,
+      type: chosen.translator.type,
       error: errorText(error),
     });
     client.close();
@@ -106,12 +108,12 @@ export async function runTranslation(
   const result = await runLineSession(session, client, server, {
     signal: options.signal,
     id: ctx.id,
-    ...(chosen.maxLineBytes === undefined ? {} : { maxLineBytes: chosen.maxLineBytes }),
+    maxLineBytes: chosen.maxLineBytes,
     ...(pending ? { serverPending: pending } : {}),
   });
   logger.debug("Translator session ended: {end}", {
     id: ctx.id,
-    type: chosen.type,
+    type: chosen.translator.type,
     end: result.end,
   });
   return true;

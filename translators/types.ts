@@ -109,9 +109,11 @@ export type MatchResult =
 export interface Translator {
   /** The factory type (`"ftp"`). */
   readonly type: string;
-  /** Longest line accepted by the line loop, terminator included. @default 4096 */
-  readonly maxLineBytes?: number;
-  /** Cheap decision from the session facts alone (destination port, families). */
+  /**
+   * Cheap decision from the session facts alone (families, the destination's name). Called
+   * only for sessions to one of the translator's configured `ports`: the framework applies
+   * them (see {@linkcode ConfiguredTranslator}), so a plugin need not check the port.
+   */
   match(ctx: TranslatorContext): MatchResult;
   /**
    * For `"sniff"`: decides from the server's first bytes (up to `sniffBytes`, within
@@ -122,9 +124,24 @@ export interface Translator {
   startSession(ctx: TranslatorContext, broker: DataChannelBroker): TranslatorSession;
 }
 
+/**
+ * A translator with the common options of its `translators:` entry, which the framework
+ * applies (`createTranslators` in `registry.ts` builds these; `runTranslation` runs them):
+ * `match` is asked only for sessions to one of `ports`, and the line loop caps lines at
+ * `maxLineBytes`.
+ */
+export interface ConfiguredTranslator {
+  /** The plugin's translator. */
+  readonly translator: Translator;
+  /** Destination ports it applies to. */
+  readonly ports: ReadonlySet<number>;
+  /** Longest line accepted by the line loop, terminator included. */
+  readonly maxLineBytes: number;
+}
+
 /** Options common to every `translators:` entry (besides the plugin's own). */
 export interface TranslatorCommonOptions {
-  /** Destination ports this translator applies to. */
+  /** Destination ports this translator applies to (applied by the framework, not the plugin). */
   readonly ports: readonly number[];
   /** Longest control line accepted, in bytes (terminator included). @default 4096 */
   readonly maxLineBytes: number;

@@ -53,9 +53,9 @@ import { createTranslators } from "../../translators/registry.ts";
 import { runTranslation } from "../../translators/run.ts";
 import type {
   BrokerDeps,
+  ConfiguredTranslator,
   DataRelayOptions,
   Side,
-  Translator,
   TranslatorContext,
 } from "../../translators/types.ts";
 import type { Config } from "../config/types.ts";
@@ -115,7 +115,7 @@ export function createTranslationService(
   config: Config,
   options: TranslationServiceOptions,
 ): TranslationService {
-  const translators: readonly Translator[] = createTranslators(config.translators);
+  const translators: readonly ConfiguredTranslator[] = createTranslators(config.translators);
   if (translators.length === 0) {
     return { takeExpected: () => undefined, translate: () => Promise.resolve(false) };
   }

@@ -14,11 +14,9 @@ export { type FtpReply, FtpSession } from "./session.ts";
 
 /** Creates a configured FTP translator (what the registry does with a `type: ftp` entry). */
 export function createFtpTranslator(options: FtpOptions & TranslatorCommonOptions): Translator {
-  const ports = new Set(options.ports);
   return {
     type: "ftp",
     match(ctx) {
-      if (!ports.has(ctx.target.port)) return "decline";
       const crossFamily = ctx.client.address.family !== ctx.server.address.family;
       return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
     },
