@@ -1,7 +1,7 @@
 /**
  * One translated FTP control session: the state machine of the translation table (described in
- * README.md, "FTP across families": passive, active, EPSV ALL, policy and data-channel checks;
- * the wire forms are RFC 959, RFC 1639 and RFC 2428).
+ * `translators/README.md`, section "FTP across families": passive, active, EPSV ALL, policy and
+ * data-channel checks; the wire forms are RFC 959, RFC 1639 and RFC 2428).
  *
  * Client commands are handled one at a time (the line loop waits for each hook); server
  * replies are correlated in order with a queue of what the gateway forwarded or asked.
