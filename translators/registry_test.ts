@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { endpointFromNetAddr } from "../net/address.ts";
-import { LineReader, standInRelay, tcpPair, writeText } from "./_test_helpers.ts";
+import { LineReader, standInRelay, tcpPair, writeText } from "./testing.ts";
 import { ExpectationRegistry } from "./expectations.ts";
 import {
   createTranslators,
@@ -120,18 +120,18 @@ const deps = {
   relay: standInRelay,
   expectations: new ExpectationRegistry(),
 };
+const runOptions = { deps, relay: standInRelay, idleMs: 60_000, signal: AbortSignal.any([]) };
 
-Deno.test("runTranslation() returns false without reading when nothing claims the port", async () => {
+Deno.test("runTranslation() returns null without reading when nothing claims the port", async () => {
   const c = await connections();
   const translators = createTranslators(
     translatorConfigSchema().array().parse([{ type: "ftp", ports: [2121] }]),
   );
   assert.equal(
     await runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
-      deps,
-      signal: AbortSignal.any([]),
+      ...runOptions,
     }),
-    false,
+    null,
   );
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
 });
@@ -142,8 +142,7 @@ Deno.test("runTranslation() runs the claiming translator: the echo-addr example 
     translatorConfigSchema().array().parse([{ type: "echo-addr", ports: [21], command: "WHOAMI" }]),
   );
   const done = runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
-    deps,
-    signal: AbortSignal.any([]),
+    ...runOptions,
   });
   const fromGateway = new LineReader(c.client);
   const atServer = new LineReader(c.server);
@@ -152,7 +151,7 @@ Deno.test("runTranslation() runs the claiming translator: the echo-addr example 
   assert.match((await fromGateway.line())!, /^client=127\.0\.0\.1:\d+ server=\[::1\]:\d+$/);
   await fromGateway.close();
   await atServer.close();
-  assert.equal(await done, true);
+  assert.equal((await done)?.translator, "echo-addr");
 });
 
 Deno.test("runTranslation() sniffs the server greeting and relays it either way", async () => {
@@ -176,15 +175,14 @@ Deno.test("runTranslation() sniffs the server greeting and relays it either way"
     };
     await writeText(c.server, "220 banner\r\n");
     const done = runTranslation([sniffer], c.ctx, c.gatewayClient, c.gatewayServer, {
-      deps,
-      signal: AbortSignal.any([]),
+      ...runOptions,
     });
     const fromGateway = new LineReader(c.client);
     assert.equal(await fromGateway.line(), claim ? "220 BANNER" : "220 banner");
     assert.deepEqual(seen, ["220 banner\r\n"]);
     await fromGateway.close();
     c.server.close();
-    assert.equal(await done, true);
+    assert.equal((await done)?.translator, claim ? "sniffer" : null);
   }
 });
 
@@ -219,10 +217,9 @@ Deno.test("runTranslation() applies ports: a translator without a port check is 
   const other = { ...c.ctx, target: { ...c.ctx.target, port: 21 } };
   assert.equal(
     await runTranslation([claimsAll], other, c.gatewayClient, c.gatewayServer, {
-      deps,
-      signal: AbortSignal.any([]),
+      ...runOptions,
     }),
-    false,
+    null,
   );
   assert.equal(asked, 0, "match() is not asked for a port outside `ports`");
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();

@@ -62,7 +62,13 @@ export type LineVerdict =
   /** Pass the line's raw bytes on to the other side, untouched. */
   | "forward"
   /** The hook handled it (rewrote, answered locally, swallowed): send nothing more. */
-  | "consumed";
+  | "consumed"
+  /**
+   * Pass the line on, then hand the rest of the session back to the gateway's core relay:
+   * `io.detach()` and `"forward"` in one (a protocol switching to opaque data after this line:
+   * STARTTLS's `220`, a CONNECT-style upgrade's `101`/`200`).
+   */
+  | "passthrough";
 
 /** What a line hook can do. Writes to one side are serialised; each is a whole line. */
 export interface LineIo {
@@ -72,6 +78,16 @@ export interface LineIo {
   sendToClient(text: string): Promise<void>;
   /** Ends the session: both connections are closed and `close` hooks run. */
   close(): void;
+  /**
+   * Hands the rest of the session back to the gateway's core relay (its idle timeout, byte
+   * counts and speed): no line of either side reaches a hook any more, from the one being
+   * read now on. Bytes the framework already holds (after the current line, a partial line,
+   * a read in flight) are relayed first, in order, none lost; writes already queued by `io`
+   * go out before them. The hook that calls it finishes normally (its verdict applies); then
+   * `signal` aborts and `close` runs, and the session costs nothing more. Call it last: a hook
+   * that waits for a later line after detaching waits forever.
+   */
+  detach(): void;
   /** Aborted when the session ends, for the session's own timers and tasks. */
   readonly signal: AbortSignal;
 }
@@ -123,6 +139,40 @@ export interface Translator {
   /** Starts one session's hooks. Must not do I/O before returning. */
   startSession(ctx: TranslatorContext, broker: DataChannelBroker): TranslatorSession;
 }
+
+/** A byte stream as the gateway's core relay drives it (a `Deno.Conn` is one). */
+export interface RelayStream {
+  /** Reads into the buffer; `null` at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of the bytes; returns how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Shuts down the write side (sends FIN). */
+  closeWrite(): Promise<void>;
+  /** Closes both sides and releases the resource. */
+  close(): void;
+}
+
+/** What the gateway's core relay reports (its `RelayResult`). */
+export interface RelayCounts {
+  /** Bytes copied from the client to the server. */
+  readonly clientToServer: number;
+  /** Bytes copied from the server to the client. */
+  readonly serverToClient: number;
+  /** How it ended (`"closed"`, `"idle"`, `"aborted"`, `"error"`). */
+  readonly end: string;
+  /** The first error, when `end` is `"error"`. */
+  readonly error?: unknown;
+}
+
+/**
+ * The gateway's core relay for a whole session (not a data channel): relays `client` and
+ * `server` with the relay idle timeout until both ended or `signal` aborts, closes both.
+ */
+export type SessionRelay = (
+  client: RelayStream,
+  server: RelayStream,
+  options: { readonly signal: AbortSignal },
+) => Promise<RelayCounts>;
 
 /**
  * A translator with the common options of its `translators:` entry, which the framework
@@ -255,6 +305,8 @@ export interface ExpectOptions {
   readonly signal: AbortSignal;
   /** Aborting tears down the relay started for the expected CONNECT (ABOR, session end). */
   readonly relaySignal: AbortSignal;
+  /** Called once when the relay of the expected CONNECT has ended (or `open` failed). */
+  ended?(): void;
 }
 
 /** A CONNECT that a translator expected: what the gateway does instead of dialing. */
@@ -266,6 +318,8 @@ export interface ExpectedConnection {
   open(signal: AbortSignal): Promise<Deno.Conn>;
   /** Aborted when the translator wants the relay torn down (ABOR, session end). */
   readonly signal: AbortSignal;
+  /** The gateway calls it once its relay of this connection ended (or `open` failed). */
+  ended(): void;
 }
 
 /**
@@ -337,7 +391,7 @@ export interface BrokerDeps {
     options: { readonly side: Side; readonly reason: string; readonly label: string },
   ): void;
   /** The gateway's core relay; must close both connections when done or aborted. */
-  relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void>;
+  relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<unknown>;
   /** Opens a TCP listener. @default Deno.listen */
   listen?(options: { readonly hostname: string; readonly port: number }): Deno.TcpListener;
   /** The gateway-wide expectation table (an `ExpectationRegistry` from `expectations.ts`). */

@@ -23,7 +23,8 @@ import {
 } from "./_request_context.ts";
 import type { RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
-import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
+import type { Handshaken, SessionServices } from "../session_types.ts";
+import type { ExpectedConnection } from "../../translators/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import type { Dialed } from "../upstream/types.ts";
 
@@ -113,13 +114,18 @@ export async function handleConnect(
   );
   if (!answered) return;
 
-  if (await services.translation.translate(session, dialed)) {
+  const translated = await services.translation.translate(session, dialed);
+  if (translated) {
     services.record({
       ...connected,
       used: dialed.remote,
       outcome: "relayed",
       reply: Reply.Succeeded,
-      reason: "translated",
+      bytesUp: translated.bytesUp,
+      bytesDown: translated.bytesDown,
+      reason: via +
+        (translated.end === "error" ? `error: ${errorText(translated.error)}` : translated.end),
+      ...(translated.translator !== null && { translator: translated.translator }),
     });
     return;
   }
@@ -149,7 +155,7 @@ export async function handleConnect(
 async function connectExpected(
   session: Handshaken,
   services: SessionServices,
-  expected: ExpectedOpen,
+  expected: ExpectedConnection,
   base: Omit<ConnectionRecord, "outcome">,
 ): Promise<void> {
   const { conn } = session;
@@ -164,6 +170,7 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
+    expected.ended();
     await rejectRequest(
       session,
       services,
@@ -180,12 +187,15 @@ async function connectExpected(
     context: `${why}: `,
     release: () => opened.close(),
   });
-  if (!answered) return;
+  if (!answered) {
+    expected.ended();
+    return;
+  }
   const result = await relay(conn, opened, {
     idleMs: services.config.timeouts.idleMs,
     signal: AbortSignal.any([services.shutdown, expected.signal]),
     clientPrelude: session.reader.takeBuffered(),
-  });
+  }).finally(() => expected.ended());
   services.record({
     ...base,
     used,

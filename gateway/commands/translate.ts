@@ -117,7 +117,7 @@ export function createTranslationService(
 ): TranslationService {
   const translators: readonly ConfiguredTranslator[] = createTranslators(config.translators);
   if (translators.length === 0) {
-    return { takeExpected: () => undefined, translate: () => Promise.resolve(false) };
+    return { takeExpected: () => undefined, translate: () => Promise.resolve(null) };
   }
   const expectations = new ExpectationRegistry();
   const connect = options.connect ??
@@ -229,10 +229,10 @@ export function createTranslationService(
     async translate(session, dialed) {
       const target = session.request.target;
       try {
-        if (options.route(target).chained) return false;
+        if (options.route(target).chained) return null;
         // Bytes the client pipelined after its request (before any server greeting) belong
         // to the plain relay, which delivers them first; line protocols never do this.
-        if (session.reader.buffered > 0) return false;
+        if (session.reader.buffered > 0) return null;
         const ctx: TranslatorContext = {
           id: (nextId++ % 0x100000).toString(36),
           client: session.client,
@@ -242,8 +242,12 @@ export function createTranslationService(
           target,
           user: session.user ?? null,
         };
+        const idleMs = config.timeouts.idleMs;
         return await runTranslation(translators, ctx, session.conn, dialed.conn, {
           deps: depsFor(session, ctx),
+          // The rest of a session handed back: the core relay, like any CONNECT's.
+          relay: (client, server, { signal }) => relay(client, server, { idleMs, signal }),
+          idleMs,
           signal: options.shutdown,
         });
       } catch (error) {
@@ -251,7 +255,14 @@ export function createTranslationService(
         log.error("translator failed: {error}", { error: errorText(error) });
         closeQuietly(session.conn);
         closeQuietly(dialed.conn);
-        return true;
+        return {
+          translator: null,
+          bytesUp: 0,
+          bytesDown: 0,
+          handedBack: false,
+          end: "error",
+          error,
+        };
       }
     },
   };

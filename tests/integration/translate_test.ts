@@ -16,7 +16,7 @@ import {
 } from "../../socks5/codec.ts";
 import type { ExactReader } from "../../socks5/exact_reader.ts";
 import { Reply, type SocksTarget } from "../../socks5/types.ts";
-import { LineReader, writeText } from "../../translators/_test_helpers.ts";
+import { LineReader, writeText } from "../../translators/testing.ts";
 import {
   connectTo,
   randomBytes,
