@@ -395,6 +395,35 @@ Deno.test("`createTranslationService()` records complete transfers as closed whe
   );
 });
 
+Deno.test("`createTranslationService()` closes an idle translated session after the relay idle timeout and records its bytes", async () => {
+  await using server = startScriptedServer("::1");
+  await using gateway = startTestGateway(`resolver:
+  hosts: { ${NAME}: ["::1"] }
+timeouts: { idle: 0.2 }
+rules:
+  - { action: allow, ports: [${server.port}] }
+translators:
+  - { type: ftp, ports: [${server.port}] }
+`);
+  const { conn, reply } = await socksConnect(gateway, name(server.port));
+  assert.equal(reply, Reply.Succeeded);
+  const control = new LineReader(conn);
+  try {
+    const greeting = await control.line();
+    assert.equal(greeting, "220 scripted FTP");
+    await writeText(conn, "NOOP\r\n");
+    const noop = await control.line();
+    // Then silence: the gateway ends the session like an idle relay.
+    assert.equal(await control.line(10_000), null);
+    const record = await recordOf(gateway, (r) => r.translator === "ftp");
+    assert.equal(record.reason, "idle");
+    assert.equal(record.bytesUp, "NOOP\r\n".length);
+    assert.equal(record.bytesDown, `${greeting}\r\n${noop}\r\n`.length);
+  } finally {
+    await control.close();
+  }
+});
+
 Deno.test("`createTranslationService()` never gives one user's data channel to another user of the same address", async () => {
   // F4: alice and bob share ::1; only alice may reach the FTP server (control and data ports).
   await using server = startScriptedServer("127.0.0.1");
