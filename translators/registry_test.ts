@@ -2,17 +2,22 @@ import assert from "node:assert/strict";
 import { endpointFromNetAddr } from "../net/address.ts";
 import { LineReader, standInRelay, tcpPair, writeText } from "./testing.ts";
 import { ExpectationRegistry } from "./expectations.ts";
+import { echoAddrTranslatorFactory } from "./example/mod.ts";
 import {
   createTranslators,
   formatTranslatorConfig,
+  registerTranslator,
   TRANSLATOR_FACTORIES,
   translatorConfigSchema,
 } from "./registry.ts";
+
+/** The production plugins and the example, which only tests register. */
+const FACTORIES = [...TRANSLATOR_FACTORIES, registerTranslator(echoAddrTranslatorFactory)];
 import { runTranslation } from "./run.ts";
 import type { ConfiguredTranslator, TranslatorContext } from "./types.ts";
 
-Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a bad option", () => {
-  const schema = translatorConfigSchema().array();
+Deno.test("translatorConfigSchema(FACTORIES) fills defaults and names the YAML path of a bad option", () => {
+  const schema = translatorConfigSchema(FACTORIES).array();
   const [ftp, echo] = schema.parse([{ type: "ftp" }, { type: "echo-addr", ports: [7] }]);
   assert.deepEqual(ftp?.ports, [21]);
   assert.equal(ftp?.maxLineBytes, 4096);
@@ -51,8 +56,8 @@ Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a 
   assert.match(unknownType.message, /unknown translator type \(known: ftp, echo-addr\)/);
 });
 
-Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed options", () => {
-  const [ftp] = translatorConfigSchema().array().parse([{
+Deno.test("translatorConfigSchema(FACTORIES) reads snake_case keys and seconds into typed options", () => {
+  const [ftp] = translatorConfigSchema(FACTORIES).array().parse([{
     type: "ftp",
     ports: [21, 2121],
     max_line_bytes: 2048,
@@ -77,21 +82,26 @@ Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed
 });
 
 Deno.test("formatTranslatorConfig() gives the YAML form, which parses back to the same entry", () => {
-  const schema = translatorConfigSchema();
+  const schema = translatorConfigSchema(FACTORIES);
   for (
     const yaml of [{ type: "ftp", data_timeout: 2.5, refuse_tls: false }, { type: "echo-addr" }]
   ) {
     const entry = schema.parse(yaml);
-    const formatted = formatTranslatorConfig(entry);
+    const formatted = formatTranslatorConfig(entry, FACTORIES);
     assert.ok(Object.keys(formatted).every((key) => !/[A-Z]/.test(key)), "snake_case keys");
     assert.deepEqual(schema.parse(formatted), entry);
   }
-  assert.equal(formatTranslatorConfig(schema.parse({ type: "ftp" })).data_timeout, 60);
+  assert.equal(formatTranslatorConfig(schema.parse({ type: "ftp" }), FACTORIES).data_timeout, 60);
 });
 
 Deno.test("createTranslators() builds translators in config order; duplicates are refused", () => {
-  const configs = translatorConfigSchema().array().parse([{ type: "echo-addr" }, { type: "ftp" }]);
-  assert.deepEqual(createTranslators(configs).map((t) => t.translator.type), ["echo-addr", "ftp"]);
+  const configs = translatorConfigSchema(FACTORIES).array().parse([{ type: "echo-addr" }, {
+    type: "ftp",
+  }]);
+  assert.deepEqual(createTranslators(configs, FACTORIES).map((t) => t.translator.type), [
+    "echo-addr",
+    "ftp",
+  ]);
   assert.throws(
     () => translatorConfigSchema([...TRANSLATOR_FACTORIES, TRANSLATOR_FACTORIES[0]!]),
     /listed twice/,
@@ -125,7 +135,7 @@ const runOptions = { deps, relay: standInRelay, idleMs: 60_000, signal: AbortSig
 Deno.test("runTranslation() returns null without reading when nothing claims the port", async () => {
   const c = await connections();
   const translators = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "ftp", ports: [2121] }]),
+    translatorConfigSchema(FACTORIES).array().parse([{ type: "ftp", ports: [2121] }]),
   );
   assert.equal(
     await runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
@@ -139,7 +149,12 @@ Deno.test("runTranslation() returns null without reading when nothing claims the
 Deno.test("runTranslation() runs the claiming translator: the echo-addr example answers locally", async () => {
   const c = await connections();
   const translators = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "echo-addr", ports: [21], command: "WHOAMI" }]),
+    translatorConfigSchema(FACTORIES).array().parse([{
+      type: "echo-addr",
+      ports: [21],
+      command: "WHOAMI",
+    }]),
+    FACTORIES,
   );
   const done = runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
     ...runOptions,
@@ -189,7 +204,7 @@ Deno.test("runTranslation() sniffs the server greeting and relays it either way"
 Deno.test("FTP translator match() claims cross-family sessions; its ports are the configured ones", async () => {
   const c = await connections();
   const [pass, translate] = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "ftp" }, {
+    translatorConfigSchema(FACTORIES).array().parse([{ type: "ftp" }, {
       type: "ftp",
       same_family: "translate",
     }]),
@@ -223,4 +238,9 @@ Deno.test("runTranslation() applies ports: a translator without a port check is 
   );
   assert.equal(asked, 0, "match() is not asked for a port outside `ports`");
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
+
+Deno.test("the example plugin is not registered in production", () => {
+  assert.deepEqual(TRANSLATOR_FACTORIES.map((factory) => factory.type), ["ftp"]);
+  assert.ok(!translatorConfigSchema().safeParse({ type: "echo-addr" }).success);
 });
