@@ -10,7 +10,14 @@
  *    client's address and RFC 1929 user, `null` without authentication); if it returns
  *    an {@linkcode ExpectedConnection}, use `open(signal)` instead of the dial and relay with
  *    its `signal`.
- * 4. after a CONNECT succeeds: `if (!await runTranslation(...)) relay(...)`.
+ * 4. after a CONNECT succeeds: `const result = await runTranslation(translators, ctx, client,
+ *    server, { deps, relay, idleMs, signal })`; `null`: no translator took it, relay as usual;
+ *    otherwise the session is over and `result` ({@linkcode TranslationResult}) has its bytes,
+ *    its end and the translator's type for the connection record. `relay` is the gateway's
+ *    core relay, used for a session a translator hands back (`io.detach()`, `"passthrough"`).
+ *
+ * Plugin authors: `types.ts` is the contract, `README.md` the guide, `testing.ts` the test
+ * doubles (context, io, broker, a stand-in relay, loopback pairs, a line reader).
  *
  * @example Writing a translator
  * ```ts
@@ -64,4 +71,4 @@ export {
   TRANSLATOR_FACTORIES,
   translatorConfigSchema,
 } from "./registry.ts";
-export { runTranslation, type RunTranslationOptions } from "./run.ts";
+export { runTranslation, type RunTranslationOptions, type TranslationResult } from "./run.ts";
