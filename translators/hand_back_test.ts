@@ -9,8 +9,13 @@ import { endpointFromNetAddr } from "../net/address.ts";
 import { randomBytes, readAll, sha256, writeAll } from "../tests/helpers/streams.ts";
 import { ExpectationRegistry } from "./expectations.ts";
 import { runTranslation } from "./run.ts";
-import { standInRelay, tcpPair, writeText } from "./testing.ts";
-import type { ConfiguredTranslator, TranslatorContext, TranslatorSession } from "./types.ts";
+import { LineReader, standInRelay, tcpPair, writeText } from "./testing.ts";
+import type {
+  ConfiguredTranslator,
+  LineVerdict,
+  TranslatorContext,
+  TranslatorSession,
+} from "./types.ts";
 
 async function connections() {
   const [client, gatewayClient] = await tcpPair("127.0.0.1");
@@ -152,5 +157,69 @@ Deno.test("io.detach() from the server's hook keeps the client's partial line an
   assert.equal(result?.bytesUp, 7 + expected.length);
   assert.equal(result?.bytesDown, 14 + down.length);
   c.client.close();
+  c.server.close();
+});
+
+Deno.test("a translated session is not idle while an expected CONNECT it announced is open", async () => {
+  const c = await connections();
+  const expectations = new ExpectationRegistry();
+  const [dataNear, dataFar] = await tcpPair("::1");
+  const announced = { address: { family: "name" as const, name: "x.example" }, port: 2000 };
+  const done = runTranslation(
+    [{
+      ports: new Set([25]),
+      maxLineBytes: 512,
+      translator: {
+        type: "expecting",
+        match: () => "claim",
+        startSession: (_ctx, broker) => ({
+          async onClientLine(line, io): Promise<LineVerdict> {
+            broker.expect({
+              targets: [announced],
+              ttlMs: 60_000,
+              open: () => Promise.resolve(dataNear),
+              signal: io.signal,
+              relaySignal: io.signal,
+            });
+            await io.sendToClient(`expecting ${line.text}`);
+            return "consumed";
+          },
+        }),
+      },
+    }],
+    c.ctx,
+    c.gatewayClient,
+    c.gatewayServer,
+    {
+      deps: {
+        dial: () => Promise.reject(new Error("no dial in this test")),
+        check: () => null,
+        refused: () => {},
+        relay: standInRelay,
+        expectations,
+      },
+      relay: standInRelay,
+      idleMs: 20,
+      signal: AbortSignal.any([]),
+    },
+  );
+  const fromGateway = new LineReader(c.client);
+  await writeText(c.client, "data\r\n");
+  assert.equal(await fromGateway.line(), "expecting data");
+  // What the gateway does with the expected CONNECT: open, relay (here: nothing), ended().
+  const expected = expectations.take({ address: c.ctx.client.address, user: null }, announced);
+  assert.ok(expected);
+  await expected.open(AbortSignal.any([]));
+  // Many idle periods with no control traffic: the open data channel keeps the session.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  await writeText(c.client, "again\r\n");
+  assert.equal(await fromGateway.line(), "expecting again");
+  expected.ended();
+  const result = await done;
+  assert.equal(result?.end, "idle", "once the data channel ended, idleness ends the session");
+  assert.equal(await fromGateway.line(), null);
+  await fromGateway.close();
+  dataNear.close();
+  dataFar.close();
   c.server.close();
 });
