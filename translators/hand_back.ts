@@ -29,11 +29,6 @@ export class HandBackStream implements RelayStream {
     this.#pending = pending;
   }
 
-  /** Bytes received before the hand-back and not yet read (excluding a read in flight). */
-  get buffered(): number {
-    return this.#queue.reduce((total, bytes) => total + bytes.length, 0);
-  }
-
   /** Reads the bytes received before the hand-back first, then the connection. */
   async read(buffer: Uint8Array): Promise<number | null> {
     if (this.#queue.length === 0 && this.#pending) {

@@ -56,6 +56,7 @@ assert.deepEqual([...translator!.ports], [25]);
 export type * from "./types.ts";
 export { createDataChannelBroker, DEFAULT_CONNECT_TIMEOUT_MS } from "./broker.ts";
 export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
+export { HandBackStream, type PendingRead } from "./hand_back.ts";
 export {
   DEFAULT_MAX_LINE_BYTES,
   type LineSessionEnd,

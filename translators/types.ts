@@ -7,11 +7,15 @@
  * 1. At config load, each `translators:` entry is validated by its factory's `optionsSchema`
  *    and becomes a {@linkcode Translator} (see `registry.ts`).
  * 2. The gateway builds a {@linkcode TranslatorContext} and a {@linkcode DataChannelBroker}
- *    (`createDataChannelBroker` in `broker.ts`) and calls `runTranslation` (`run.ts`): the
- *    first translator whose {@linkcode Translator.match} claims the session runs it; when none
- *    does, the gateway relays as usual.
+ *    (`createDataChannelBroker` in `broker.ts`) and calls `runTranslation` (`run.ts`): among
+ *    the translators whose configured `ports` include the destination port
+ *    ({@linkcode ConfiguredTranslator}), the first whose {@linkcode Translator.match} claims the
+ *    session runs it; when none does, the gateway relays as usual.
  * 3. The session's line hooks see complete lines from either side; data connections are lent
  *    by the gateway through the broker, so rules, limits, logging and metrics apply to them.
+ *    A hook can hand the rest of the session back to the gateway's core relay
+ *    (`"passthrough"`, {@linkcode LineIo.detach}). The relay idle timeout and byte counts apply
+ *    to the whole session.
  * 4. Before dialing any CONNECT, the gateway asks the {@linkcode ExpectationTable} whether a
  *    translator expects that connection (SOCKS-mode FTP passive data).
  *
