@@ -20,10 +20,13 @@ import { ConfigError, formatConfigProblem } from "./gateway/config/errors.ts";
 import { type ConfigFlags, configFromFlags, formatConfigYaml } from "./gateway/config/load.ts";
 import { hashPassword } from "./gateway/config/password.ts";
 import { configWarnings, formatConfigWarning } from "./gateway/config/warnings.ts";
+import { egressHostWarnings } from "./gateway/upstream/egress_host.ts";
 import { startGateway } from "./gateway/mod.ts";
 import { startWorkers } from "./gateway/listen/workers.ts";
+import { loadAdminAuth } from "./gateway/observe/admin_auth.ts";
 import { logger, setupLogging } from "./gateway/observe/log.ts";
 import { formatIp } from "./net/address.ts";
+import { errorText } from "./net/error_text.ts";
 import { orderAddresses, Resolver } from "./resolver/mod.ts";
 import { runSocksify } from "./client/socksify.ts";
 import { HOP_STRATEGIES, isHopStrategy } from "./client/selector.ts";
@@ -54,6 +57,8 @@ const COMMANDS: Record<string, Command> = {
     help: `Usage: main.ts serve [--config FILE] [--listen ADDR:PORT]... [--workers N]
 
 Runs the gateway until SIGINT or SIGTERM (then live relays get timeouts.drain seconds).
+SIGHUP (or POST /reload on the admin listener) re-reads the config: a valid one is in force
+for new connections at once, an invalid one is refused and logged (see "Hot reload").
 The flags become part of the config before it is validated: serve runs exactly what
 \`main.ts check\` with the same flags prints. A bad config is refused with all its problems.
 
@@ -182,11 +187,19 @@ function configFlags(args: string[]): ConfigFlags {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const config = await configFromFlags(configFlags(args));
+  const flags = configFlags(args);
+  const config = await configFromFlags(flags);
   await setupLogging(config.log);
   const log = logger("main");
-  const pool = config.workers > 1 ? await startWorkers(config) : null;
-  const gateway = pool ?? startGateway(config);
+  // A reload reads the file again with the same flags: it runs what `check` would print.
+  const loadConfig = () => configFromFlags(flags);
+  const pool = config.workers > 1 ? await startWorkers(config, { loadConfig, logging: {} }) : null;
+  const gateway = pool ?? startGateway(config, { loadConfig, logging: {} });
+  const onHangup = () => {
+    log.info("SIGHUP received: reloading the config");
+    void gateway.reload();
+  };
+  Deno.addSignalListener("SIGHUP", onHangup);
   const stopped = Promise.withResolvers<number>();
   const onSignal = (signal: Deno.Signal) => () => {
     log.info("{signal} received: stopping (drain up to {drainMs} ms)", {
@@ -204,15 +217,18 @@ async function serve(args: string[]): Promise<number> {
   });
   const code = await stopped.promise;
   for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  Deno.removeSignalListener("SIGHUP", onHangup);
   log.info("stopped");
   return code;
 }
 
 async function check(args: string[]): Promise<number> {
   const config = await configFromFlags(configFlags(args));
+  // serve reads the admin token file at start: check reads it too, to fail where serve would.
+  if (config.admin?.auth) loadAdminAuth(config.admin.auth, () => Promise.resolve("rejected"));
   print(formatConfigYaml(config));
   // Warnings do not fail the check: the config is valid, only riskier than it may look.
-  for (const warning of configWarnings(config)) {
+  for (const warning of [...configWarnings(config), ...egressHostWarnings(config)]) {
     printError(`warning: ${formatConfigWarning(warning)}`);
   }
   return 0;
@@ -408,7 +424,7 @@ export async function main(args: string[]): Promise<number> {
       printError(`${error.message}\n\n${USAGE}`);
       return 2;
     }
-    printError(error instanceof Error ? error.message : String(error));
+    printError(errorText(error));
     return 1;
   }
 }

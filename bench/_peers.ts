@@ -10,16 +10,35 @@ import {
   closeQuietly,
   encodeConnect,
   type Endpoint,
+  httpConnect,
   socksConnect,
   type SocksTarget,
   writeAll,
 } from "./_wire.ts";
+import { GATEWAY_V8_FLAGS_ARG } from "../gateway/runtime_flags.ts";
+import { directUdp, socksUdp, type UdpPath, type UdpTarget } from "./_udp.ts";
 
 /** Names of the peers, in table order. */
-export const PEER_NAMES = ["direct", "dualgate", "dualgate-w2", "dante", "microsocks"] as const;
+export const PEER_NAMES = [
+  "direct",
+  "dualgate",
+  "dualgate-w2",
+  "dualgate-http",
+  "dualgate-egress",
+  "dante",
+  "microsocks",
+] as const;
 
-/** Peers left out unless `--only` names them: dualgate with `workers: 2`. */
-export const OPTIONAL_PEERS: readonly PeerName[] = ["dualgate-w2"];
+/**
+ * Peers left out unless `--only` names them: dualgate with `workers: 2`, dualgate's HTTP proxy
+ * front door (CONNECT instead of SOCKS5, same core), and dualgate with an egress pool (every
+ * connection through node:net's `localAddress`, see net/node_tcp.ts).
+ */
+export const OPTIONAL_PEERS: readonly PeerName[] = [
+  "dualgate-w2",
+  "dualgate-http",
+  "dualgate-egress",
+];
 
 /** One of {@linkcode PEER_NAMES}. */
 export type PeerName = typeof PEER_NAMES[number];
@@ -33,6 +52,10 @@ export interface TargetPorts {
   readonly v4: number;
   /** Port on ::1. */
   readonly v6: number;
+  /** UDP echo port on 127.0.0.1. */
+  readonly udp4: number;
+  /** UDP echo port on ::1. */
+  readonly udp6: number;
 }
 
 /** A way to reach the target server, with or without a proxy in between. */
@@ -48,6 +71,11 @@ export interface Peer extends AsyncDisposable {
    * through a name the peer resolves (`family` 6), and sends `header` first.
    */
   open(family: 4 | 6, header: Uint8Array): Promise<Deno.TcpConn>;
+  /**
+   * Opens a UDP path to the target's echo over IPv4 or to its IPv6 side (as `v6Note` says);
+   * absent when the peer has no UDP relay (microsocks).
+   */
+  readonly udp?: (family: 4 | 6) => Promise<UdpPath>;
 }
 
 /** Options of {@linkcode startPeer}. */
@@ -128,6 +156,7 @@ function proxyPeer(
   target: TargetPorts,
   v6Target: SocksTarget,
   v6Note: string,
+  udpV6Target?: UdpTarget,
 ): Peer {
   const v4Request = encodeConnect({
     kind: "ip",
@@ -150,6 +179,15 @@ function proxyPeer(
       }
       return conn;
     },
+    ...(udpV6Target !== undefined && {
+      udp: (family: 4 | 6) =>
+        socksUdp(
+          proxy,
+          family === 4
+            ? { kind: "ip", family: 4, address: "127.0.0.1", port: target.udp4 }
+            : udpV6Target,
+        ),
+    }),
     [Symbol.asyncDispose]: () => stopTree(child),
   };
 }
@@ -174,14 +212,34 @@ function directPeer(target: TargetPorts): Peer {
       }
       return conn;
     },
+    udp: (family) =>
+      Promise.resolve(
+        directUdp(
+          family === 4
+            ? { transport: "udp", hostname: "127.0.0.1", port: target.udp4 }
+            : { transport: "udp", hostname: "::1", port: target.udp6 },
+        ),
+      ),
     [Symbol.asyncDispose]: () => Promise.resolve(),
   };
 }
 
 const MAIN_TS = new URL("../main.ts", import.meta.url).pathname;
 
-async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Peer> {
-  const name: PeerName = workers === 1 ? "dualgate" : "dualgate-w2";
+async function startDualgate(
+  options: StartPeerOptions,
+  workers = 1,
+  variant: "socks5" | "http" | "egress" = "socks5",
+): Promise<Peer> {
+  const protocol = variant === "http" ? "http" : "socks5";
+  const egress = variant === "egress";
+  const name: PeerName = variant === "http"
+    ? "dualgate-http"
+    : egress
+    ? "dualgate-egress"
+    : workers === 1
+    ? "dualgate"
+    : "dualgate-w2";
   const port = freePort();
   const hostsFile = `${options.workDir}/dualgate_hosts`;
   await Deno.writeTextFile(hostsFile, "# empty: names come from resolver.hosts\n");
@@ -189,11 +247,14 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
   await Deno.writeTextFile(
     config,
     [
-      `listen: ["127.0.0.1:${port}"]`,
+      `listen: [{ address: "127.0.0.1:${port}", protocol: ${protocol} }]`,
       `resolver: { hosts: { "${V6_NAME}": ["::1"] }, hosts_file: "${hostsFile}" }`,
-      "log: { level: warning }",
+      // Info, as in production: every connection logs its line (to the log file).
+      "log: { level: info }",
       "limits: { max_connections: 20000, max_connections_per_client: 20000 }",
       `workers: ${workers}`,
+      // Sources of both families, so that every dial goes through node:net with localAddress.
+      ...(egress ? ['routes: [{ to: ["*"], egress: ["127.0.0.1", "::1"] }]'] : []),
       "",
     ].join("\n"),
   );
@@ -206,6 +267,9 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
       Deno.execPath(),
       "run",
       "-A",
+      // As `deno task start` and the compiled gateway run; BENCH_DUALGATE_FLAGS come after,
+      // so `--v8-flags=--max-semi-space-size=32` there measures V8's own default.
+      GATEWAY_V8_FLAGS_ARG,
       ...extra,
       MAIN_TS,
       "serve",
@@ -220,6 +284,7 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     await stopTree(child);
     throw error;
   }
+  if (protocol === "http") return httpPeer(child, { hostname: "127.0.0.1", port }, options.target);
   return proxyPeer(
     name,
     child,
@@ -227,7 +292,31 @@ async function startDualgate(options: StartPeerOptions, workers = 1): Promise<Pe
     options.target,
     { kind: "name", name: V6_NAME, port: options.target.v6 },
     `ATYP 3 "${V6_NAME}" (its static hosts → ::1)`,
+    { kind: "name", name: V6_NAME, port: options.target.udp6 },
   );
+}
+
+/** dualgate's HTTP front door: `CONNECT 127.0.0.1:PORT`, or `CONNECT v6.bench.example:PORT`. */
+function httpPeer(child: Deno.ChildProcess, proxy: Endpoint, target: TargetPorts): Peer {
+  return {
+    name: "dualgate-http",
+    pid: child.pid,
+    v6Note: `CONNECT ${V6_NAME} (its static hosts → ::1)`,
+    async open(family, header) {
+      const conn = await httpConnect(
+        proxy,
+        family === 4 ? `127.0.0.1:${target.v4}` : `${V6_NAME}:${target.v6}`,
+      );
+      try {
+        await writeAll(conn, header);
+      } catch (error) {
+        closeQuietly(conn);
+        throw error;
+      }
+      return conn;
+    },
+    [Symbol.asyncDispose]: () => stopTree(child),
+  };
 }
 
 async function startDante(options: StartPeerOptions): Promise<Peer> {
@@ -247,6 +336,9 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
       "client pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: 0.0.0.0/0 }",
       "socks pass { from: 127.0.0.0/8 to: ::/0 }",
+      // UDP replies: from the echo (either family) back to the loopback client.
+      "socks pass { from: 0.0.0.0/0 to: 127.0.0.0/8 command: udpreply }",
+      "socks pass { from: ::/0 to: 127.0.0.0/8 command: udpreply }",
       "",
     ].join("\n"),
   );
@@ -268,6 +360,8 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     options.target,
     { kind: "name", name: "::1", port: options.target.v6 },
     'ATYP 3 "::1" (literal; getaddrinfo parses it, no hosts lookup)',
+    // UDP to ::1 as ATYP 4: Dante would look a name up for every datagram.
+    { kind: "ip", family: 6, address: "::1", port: options.target.udp6 },
   );
 }
 
@@ -304,6 +398,10 @@ export function startPeer(name: PeerName, options: StartPeerOptions): Promise<Pe
       return startDualgate(options);
     case "dualgate-w2":
       return startDualgate(options, 2);
+    case "dualgate-http":
+      return startDualgate(options, 1, "http");
+    case "dualgate-egress":
+      return startDualgate(options, 1, "egress");
     case "dante":
       return startDante(options);
     case "microsocks":

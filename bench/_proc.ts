@@ -89,3 +89,28 @@ export function treeMemory(pid: number): TreeMemory {
   }
   return result;
 }
+
+/**
+ * CPU seconds (user + system) of each thread of `pid`, summed by thread name (`deno` for the
+ * main isolate, `worker-N` for `workers` isolates, `V8 DefaultWorke` for V8's garbage collector
+ * helpers, `tokio-runtime-w` for the runtime's blocking pool).
+ */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const byName = new Map<string, number>();
+  let tasks: Iterable<Deno.DirEntry>;
+  try {
+    tasks = Deno.readDirSync(`/proc/${pid}/task`);
+  } catch {
+    return byName;
+  }
+  for (const task of tasks) {
+    try {
+      const name = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/comm`).trim();
+      const text = Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/stat`);
+      const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+      const ticks = Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+      byName.set(name, (byName.get(name) ?? 0) + ticks / CLOCK_TICKS_PER_SECOND);
+    } catch { /* the thread ended */ }
+  }
+  return byName;
+}

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { errorText } from "../net/error_text.ts";
 import type { Peer } from "./_peers.ts";
 import { processCpuSeconds, treeCpuSeconds, type TreeMemory, treeMemory } from "./_proc.ts";
 import {
@@ -277,7 +278,7 @@ export async function heldConnections(
         held++;
       } catch (error) {
         errors++;
-        firstError ??= error instanceof Error ? error.message : String(error);
+        firstError ??= errorText(error);
       }
     }
   };

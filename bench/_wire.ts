@@ -7,6 +7,10 @@
  * @module
  */
 
+import { closeQuietly, writeAll } from "../net/io.ts";
+
+export { closeQuietly, writeAll } from "../net/io.ts";
+
 /** What the target server does with a connection, chosen by the first header byte. */
 export const Mode = {
   /** Read `arg` bytes, answer with an 8-byte count, close (upload). */
@@ -50,14 +54,6 @@ export async function readExact(conn: Deno.Conn, buffer: Uint8Array): Promise<Ui
   return buffer;
 }
 
-/** Writes all of `bytes`. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) {
-    written += await conn.write(written === 0 ? bytes : bytes.subarray(written));
-  }
-}
-
 /** Waits (bounded) for the peer's end of stream, then closes: the peer closes first. */
 export async function awaitEndAndClose(conn: Deno.Conn, ms = 5000): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), ms);
@@ -70,13 +66,6 @@ export async function awaitEndAndClose(conn: Deno.Conn, ms = 5000): Promise<void
     clearTimeout(timer);
     closeQuietly(conn);
   }
-}
-
-/** Closes a connection, ignoring "already closed". */
-export function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }
 
 /** Where a SOCKS CONNECT goes: an IP literal (ATYP 1 or 4) or a name (ATYP 3). */
@@ -143,6 +132,36 @@ export async function socksConnect(proxy: Endpoint, request: Uint8Array): Promis
     if (head[1] !== 0) throw new Error(`Cannot connect: reply code ${head[1]}`);
     const rest = head[3] === 1 ? 5 : head[3] === 4 ? 17 : (head[4] ?? 0) + 2;
     await readExact(conn, new Uint8Array(rest));
+    return conn;
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  }
+}
+
+/**
+ * Opens a tunnel through the HTTP proxy at `proxy` with `CONNECT authority`; resolves once the
+ * response head has been read (the target sends nothing before the client's header, so one
+ * response head is all there is to read).
+ */
+export async function httpConnect(proxy: Endpoint, authority: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: proxy.hostname, port: proxy.port });
+  try {
+    conn.setNoDelay(true);
+    await writeAll(conn, new TextEncoder().encode(`CONNECT ${authority} HTTP/1.1\r\n\r\n`));
+    const buffer = new Uint8Array(512);
+    let got = 0;
+    let text = "";
+    while (!text.endsWith("\r\n\r\n")) {
+      const n = await conn.read(buffer.subarray(got));
+      if (n === null) throw new Error("Cannot connect: the proxy closed");
+      got += n;
+      if (got === buffer.length) throw new Error("Cannot connect: response head too long");
+      text = new TextDecoder().decode(buffer.subarray(0, got));
+    }
+    if (!text.startsWith("HTTP/1.1 200")) {
+      throw new Error(`Cannot connect: ${text.split("\r\n")[0]}`);
+    }
     return conn;
   } catch (error) {
     closeQuietly(conn);

@@ -19,7 +19,7 @@ import {
   startPeer,
   type TargetPorts,
 } from "./_peers.ts";
-import { treeMemory } from "./_proc.ts";
+import { threadCpuSeconds, treeMemory } from "./_proc.ts";
 import {
   addSample,
   type Figure,
@@ -32,6 +32,7 @@ import {
   targetsTable,
 } from "./_report.ts";
 import { bulk, connectionRate, type Direction, heldConnections } from "./_scenarios.ts";
+import { udpRate, udpRoundTrips } from "./_udp.ts";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -46,14 +47,19 @@ const USAGE = `Usage: deno task bench [options]
 
   --quick                 smoke run (< ~90 s): 2 reps, 64 MiB, 1.5 s rate runs, 1,000 held
   --only LIST             proxies to run, comma-separated: dualgate,dante,microsocks
-                          (and dualgate-w2, dualgate with workers: 2, only when named)
+                          (and dualgate-w2, dualgate with workers: 2; dualgate-http, its HTTP
+                          front door through CONNECT; dualgate-egress, every dial from an egress
+                          pool: only when named)
                           (direct always runs: it is the reference)
   --size MiB              bytes per single-stream transfer (default 512; quick 64)
   --multi-size MiB        bytes per stream in the 64-stream figure (default 8; quick 2)
   --streams N             concurrent streams (default 64)
   --reps N                repetitions of every interleaved figure (default 5; quick 2)
   --rate-seconds S        length of one connection-rate run (default 3; quick 1.5)
-  --concurrency N         concurrent clients in the connection-rate run (default 32)
+  --concurrency N         concurrent clients in the connection-rate run (default 50); a second
+                          run at one client gives the low-load latency and CPU
+  --udp-seconds S         length of one UDP rate run (default 2; quick 1)
+  --udp-count N           UDP round trips at one client per run (default 2000; quick 500)
   --held LIST             held-connection counts (default 1000,10000 capped by RLIMIT_NOFILE;
                           quick 1000); "0" skips the memory figures
   --json FILE             also write every raw sample as JSON
@@ -69,6 +75,8 @@ interface Options {
   rateMs: number;
   concurrency: number;
   held: number[];
+  udpMs: number;
+  udpCount: number;
   json: string | undefined;
   quick: boolean;
 }
@@ -93,6 +101,8 @@ function parseOptions(args: string[]): Options | null {
       "rate-seconds": { type: "string" },
       concurrency: { type: "string" },
       held: { type: "string" },
+      "udp-seconds": { type: "string" },
+      "udp-count": { type: "string" },
       json: { type: "string" },
       help: { type: "boolean", default: false },
     },
@@ -131,8 +141,10 @@ function parseOptions(args: string[]): Options | null {
     streams: num(values.streams, 64, "streams"),
     reps: Math.max(1, num(values.reps, quick ? 2 : 5, "reps")),
     rateMs: num(values["rate-seconds"], quick ? 1.5 : 3, "rate-seconds") * 1000,
-    concurrency: num(values.concurrency, 32, "concurrency"),
+    concurrency: num(values.concurrency, 50, "concurrency"),
     held: [...new Set(held)],
+    udpMs: num(values["udp-seconds"], quick ? 1 : 2, "udp-seconds") * 1000,
+    udpCount: Math.max(1, num(values["udp-count"], quick ? 500 : 2000, "udp-count")),
     json: values.json,
     quick,
   };
@@ -205,6 +217,23 @@ async function attempt<T>(
 function rotate<T>(list: readonly T[], by: number): T[] {
   const k = by % list.length;
   return [...list.slice(k), ...list.slice(0, k)];
+}
+
+/** PSS of `deno run` of a program that only waits: what the runtime costs before any code. */
+async function emptyDenoPss(): Promise<number> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "await Deno.stdin.read(new Uint8Array(1));"],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    return treeMemory(child.pid).pss;
+  } finally {
+    await child.stdin.close().catch(() => {});
+    await child.status;
+  }
 }
 
 function machine(): string {
@@ -287,15 +316,43 @@ async function main(): Promise<number> {
       down6: figure("1 stream v4→v6 (name) download", "MiB/s", "higher"),
       multiUp: figure(`${options.streams} streams upload (sum)`, "MiB/s", "higher"),
       multiDown: figure(`${options.streams} streams download (sum)`, "MiB/s", "higher"),
-      rate: figure("connection rate (full SOCKS round trip)", "conn/s", "higher"),
+      rate: figure(
+        `connection rate, ${options.concurrency} clients (full SOCKS round trip)`,
+        "conn/s",
+        "higher",
+      ),
       p50: figure("  round-trip latency p50", "ms", "lower", 2),
       p99: figure("  round-trip latency p99", "ms", "lower", 2),
       cpuConn: figure("  proxy CPU per 1,000 round trips", "CPU s", "lower", 3),
+      gcShare: figure(
+        "  share of proxy CPU in V8's GC helper threads (50 clients)",
+        "%",
+        "lower",
+        1,
+      ),
+      mainShare: figure("  share of proxy CPU in the main isolate (50 clients)", "%", "lower", 1),
+      rate1: figure("connection rate, one client", "conn/s", "higher"),
+      p50one: figure("  round trip at one client p50", "ms", "lower", 3),
+      p99one: figure("  round trip at one client p99", "ms", "lower", 3),
+      cpuOne: figure("  proxy CPU per 1,000 round trips, one client", "CPU s", "lower", 3),
       cpu1: figure("proxy CPU per GiB, single streams", "CPU s/GiB", "lower", 2),
       harness: figure("harness CPU per GiB (client + target), 1 stream", "CPU s/GiB", "lower", 2),
       cpuN: figure(`proxy CPU per GiB, ${options.streams} streams`, "CPU s/GiB", "lower", 2),
+      udpRate4: figure("UDP v4→v4 datagrams echoed (64 B, windows of 64)", "dgram/s", "higher"),
+      udpRate6: figure("UDP v4→v6 datagrams echoed (64 B, windows of 64)", "dgram/s", "higher"),
+      udpLost: figure("  UDP datagrams lost in the rate runs", "%", "lower", 2),
+      udpCpu: figure("  proxy CPU per 100,000 UDP datagrams echoed", "CPU s", "lower", 3),
+      udpP50v4: figure("UDP round trip at one client v4→v4, p50", "ms", "lower", 3),
+      udpP99v4: figure("UDP round trip at one client v4→v4, p99", "ms", "lower", 3),
+      udpP50v6: figure("UDP round trip at one client v4→v6, p50", "ms", "lower", 3),
     };
     const memFigures: Figure[] = [];
+    const denoFloor = figure(
+      "memory of an empty Deno program (the runtime's floor)",
+      "MiB",
+      "lower",
+      1,
+    );
     const memIdle = figure("memory idle, fresh (PSS, whole tree)", "MiB", "lower", 1);
     const memAfter = figure("memory idle after the run", "MiB", "lower", 1);
     const heldFigures = options.held.map((n) => ({
@@ -339,7 +396,9 @@ async function main(): Promise<number> {
           );
         }
       }
-      memFigures.push(memIdle);
+      const floor = await attempt(notes, "Deno floor", () => emptyDenoPss());
+      if (floor !== null) addSample(denoFloor, "dualgate", floor / MiB);
+      memFigures.push(memIdle, denoFloor);
       for (const h of heldFigures) memFigures.push(h.total, h.per);
     }
 
@@ -404,6 +463,22 @@ async function main(): Promise<number> {
         if (name !== "direct") addSample(figures.cpuN, name, acc.cpu / (acc.bytes / GiB));
       }
       for (const peer of order) {
+        const one = await attempt(
+          notes,
+          `connection rate at one client ${peer.name} rep ${rep}`,
+          () => connectionRate(peer, { durationMs: options.rateMs, concurrency: 1 }),
+        );
+        if (one && one.latencies.length > 0) {
+          addSample(figures.rate1, peer.name, one.rate);
+          addSample(figures.p50one, peer.name, percentile(one.latencies, 50));
+          addSample(figures.p99one, peer.name, percentile(one.latencies, 99));
+          if (peer.pid !== null) {
+            addSample(figures.cpuOne, peer.name, one.proxyCpu / (one.latencies.length / 1000));
+          }
+        }
+        const threadsBefore = peer.name.startsWith("dualgate") && peer.pid !== null
+          ? threadCpuSeconds(peer.pid)
+          : null;
         const s = await attempt(
           notes,
           `connection rate ${peer.name} rep ${rep}`,
@@ -414,6 +489,19 @@ async function main(): Promise<number> {
             }),
         );
         if (!s) continue;
+        if (threadsBefore !== null && peer.pid !== null) {
+          // Where dualgate's CPU goes: V8's GC helpers, the main isolate (with `workers`, it
+          // only supervises), the isolates that serve clients.
+          const after = threadCpuSeconds(peer.pid);
+          const used = (name: string) => (after.get(name) ?? 0) - (threadsBefore.get(name) ?? 0);
+          const total = [...after.keys()].reduce((sum, name) => sum + used(name), 0);
+          if (total > 0) {
+            addSample(figures.gcShare, peer.name, (100 * used("V8 DefaultWorke")) / total);
+            if (peer.name !== "dualgate") {
+              addSample(figures.mainShare, peer.name, (100 * used("deno")) / total);
+            }
+          }
+        }
         if (peer.pid !== null && s.latencies.length > 0) {
           addSample(figures.cpuConn, peer.name, s.proxyCpu / (s.latencies.length / 1000));
         }
@@ -434,6 +522,50 @@ async function main(): Promise<number> {
         if (s.errors > 0) rateErrors += ` ${peer.name}(rep ${rep}): ${s.errors} failed;`;
         // Let TIME_WAIT and the proxy's close work settle before the next peer's run.
         await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      for (const peer of order) {
+        if (peer.udp === undefined) continue;
+        const open = peer.udp;
+        let sent = 0;
+        let echoed = 0;
+        let cpu = 0;
+        for (
+          const [fam, rateFig, p50Fig] of [[4, figures.udpRate4, figures.udpP50v4], [
+            6,
+            figures.udpRate6,
+            figures.udpP50v6,
+          ]] as const
+        ) {
+          const s = await attempt(notes, `UDP v4→v${fam} ${peer.name} rep ${rep}`, async () => {
+            const path = await open(fam);
+            try {
+              const rate = await udpRate(peer, path, { durationMs: options.udpMs });
+              const trips = await udpRoundTrips(path, { count: options.udpCount });
+              return { rate, trips };
+            } finally {
+              path.close();
+            }
+          });
+          if (!s) continue;
+          raw.push({ figure: `udp v${fam}`, peer: peer.name, rep, ...s.rate, lost: s.trips.lost });
+          addSample(rateFig, peer.name, s.rate.rate);
+          sent += s.rate.sent;
+          echoed += s.rate.echoed;
+          cpu += s.rate.proxyCpu;
+          if (s.trips.latencies.length > 0) {
+            addSample(p50Fig, peer.name, percentile(s.trips.latencies, 50));
+            if (fam === 4) {
+              addSample(figures.udpP99v4, peer.name, percentile(s.trips.latencies, 99));
+            }
+          }
+          if (s.trips.lost > 0) {
+            notes.push(`${peer.name} rep ${rep}: ${s.trips.lost} UDP round trips lost (v${fam})`);
+          }
+        }
+        if (sent > 0) addSample(figures.udpLost, peer.name, (100 * (sent - echoed)) / sent);
+        if (echoed > 0 && peer.pid !== null) {
+          addSample(figures.udpCpu, peer.name, cpu / (echoed / 100_000));
+        }
       }
       print(
         `  repetition ${rep + 1}/${options.reps} done at ` +
@@ -457,9 +589,9 @@ async function main(): Promise<number> {
     print();
     print(ratiosTable(all, names2));
     print();
-    print("## Issue 7 targets (dualgate)");
+    print("## Issue 15 targets (dualgate)");
     print();
-    print(targetsTable(targets(figures, heldFigures)));
+    print(targetsTable(targets(figures, heldFigures, { memIdle, memAfter })));
     print();
     if (notes.length > 0) {
       print("Notes:");
@@ -482,91 +614,104 @@ async function main(): Promise<number> {
 
 function targets(
   f: Record<
-    "up4" | "down4" | "up6" | "down6" | "multiUp" | "multiDown" | "rate" | "p99" | "cpu1" | "cpuN",
+    | "up4"
+    | "down4"
+    | "up6"
+    | "down6"
+    | "rate"
+    | "p99"
+    | "cpuConn"
+    | "p50one"
+    | "p99one"
+    | "cpuOne"
+    | "cpu1"
+    | "udpRate4"
+    | "udpRate6"
+    | "udpP50v4"
+    | "udpP50v6",
     Figure
   >,
   held: { n: number; per: Figure }[],
+  memory: { memIdle: Figure; memAfter: Figure },
 ): Target[] {
   const r = (fig: Figure, a: PeerName, b: PeerName) => medianOf(fig, a) / medianOf(fig, b);
-  const list: Target[] = [];
+  const ratio = (label: string, value: number, bound: number, kind: "min" | "max"): Target => ({
+    label,
+    value,
+    bound,
+    kind,
+    unit: "×",
+  });
+  const list: Target[] = [
+    ratio(
+      "connection rate, many clients, vs microsocks",
+      r(f.rate, "dualgate", "microsocks"),
+      1,
+      "min",
+    ),
+    ratio(
+      "proxy CPU per 1,000 round trips vs microsocks (below)",
+      r(f.cpuConn, "dualgate", "microsocks"),
+      1,
+      "max",
+    ),
+    ratio(
+      "one client: p50 round trip vs microsocks (below)",
+      r(f.p50one, "dualgate", "microsocks"),
+      1,
+      "max",
+    ),
+    ratio(
+      "one client: p99 round trip vs Dante (below)",
+      r(f.p99one, "dualgate", "dante"),
+      1,
+      "max",
+    ),
+    ratio(
+      "one client: CPU per round trip vs under load (below)",
+      medianOf(f.cpuOne, "dualgate") / medianOf(f.cpuConn, "dualgate"),
+      1.5,
+      "max",
+    ),
+  ];
+  for (const h of held) {
+    list.push({
+      label: `memory per held relayed conn (${h.n})`,
+      value: medianOf(h.per, "dualgate"),
+      bound: 24,
+      kind: "max",
+      unit: " KiB",
+    });
+  }
+  list.push(ratio(
+    "memory after the run vs fresh (below)",
+    medianOf(memory.memAfter, "dualgate") / medianOf(memory.memIdle, "dualgate"),
+    1.5,
+    "max",
+  ));
   for (
     const [fig, what] of [[f.up4, "upload v4"], [f.down4, "download v4"], [f.up6, "upload v6"], [
       f.down6,
       "download v6",
     ]] as const
   ) {
-    list.push({
-      label: `1 stream ${what} vs Dante`,
-      value: r(fig, "dualgate", "dante"),
-      bound: 1.5,
-      kind: "min",
-      unit: "×",
-    });
-    list.push({
-      label: `1 stream ${what} vs direct`,
-      value: r(fig, "dualgate", "direct"),
-      bound: 0.5,
-      kind: "min",
-      unit: "×",
-    });
+    list.push(ratio(`1 stream ${what} vs Dante`, r(fig, "dualgate", "dante"), 1.5, "min"));
   }
-  list.push({
-    label: "64 streams upload vs Dante",
-    value: r(f.multiUp, "dualgate", "dante"),
-    bound: 1.3,
-    kind: "min",
-    unit: "×",
-  });
-  list.push({
-    label: "64 streams download vs Dante",
-    value: r(f.multiDown, "dualgate", "dante"),
-    bound: 1.3,
-    kind: "min",
-    unit: "×",
-  });
-  list.push({
-    label: "connection rate vs Dante",
-    value: r(f.rate, "dualgate", "dante"),
-    bound: 2,
-    kind: "min",
-    unit: "×",
-  });
-  list.push({
-    label: "connection rate vs microsocks",
-    value: r(f.rate, "dualgate", "microsocks"),
-    bound: 1.3,
-    kind: "min",
-    unit: "×",
-  });
-  list.push({
-    label: "p99 latency vs Dante (below)",
-    value: r(f.p99, "dualgate", "dante"),
-    bound: 1,
-    kind: "max",
-    unit: "×",
-  });
-  list.push({
-    label: "CPU per GiB vs Dante, single streams",
-    value: r(f.cpu1, "dualgate", "dante"),
-    bound: 0.7,
-    kind: "max",
-    unit: "×",
-  });
-  list.push({
-    label: "CPU per GiB vs Dante, 64 streams",
-    value: r(f.cpuN, "dualgate", "dante"),
-    bound: 0.7,
-    kind: "max",
-    unit: "×",
-  });
-  for (const h of held) {
-    list.push({
-      label: `memory per held relayed conn (${h.n})`,
-      value: medianOf(h.per, "dualgate"),
-      bound: 32,
-      kind: "max",
-      unit: " KiB",
-    });
+  list.push(
+    ratio(
+      "CPU per GiB vs Dante, single streams (below)",
+      r(f.cpu1, "dualgate", "dante"),
+      0.5,
+      "max",
+    ),
+  );
+  for (const [fig, what] of [[f.udpRate4, "v4→v4"], [f.udpRate6, "v4→v6"]] as const) {
+    list.push(ratio(`UDP datagram rate ${what} vs Dante`, r(fig, "dualgate", "dante"), 1, "min"));
+  }
+  for (const [fig, what] of [[f.udpP50v4, "v4→v4"], [f.udpP50v6, "v4→v6"]] as const) {
+    list.push(
+      ratio(`UDP round trip p50 ${what} vs Dante (below)`, r(fig, "dualgate", "dante"), 1, "max"),
+    );
   }
   return list;
 }

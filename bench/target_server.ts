@@ -1,7 +1,8 @@
 /**
  * The far end of every benchmark transfer, run as its own process so that its CPU does not
  * compete inside the load generator's event loop. Listens on `127.0.0.1:0` and `[::1]:0`,
- * prints `{"v4":PORT,"v6":PORT}` on one stdout line, then serves until stdin closes.
+ * prints `{"v4":PORT,"v6":PORT,"udp4":PORT,"udp6":PORT}` on one stdout line, then serves until
+ * stdin closes. The UDP ports echo every datagram to its sender.
  *
  * Each connection starts with a 9-byte header (see `_wire.ts`): upload sink, download source,
  * small echo, or hold. The server always closes first: TIME_WAIT then lands on tuples of the
@@ -70,18 +71,36 @@ async function acceptLoop(listener: Deno.TcpListener): Promise<void> {
   } catch { /* closed */ }
 }
 
+async function echoDatagrams(socket: Deno.DatagramConn): Promise<void> {
+  const buffer = new Uint8Array(65536);
+  try {
+    while (true) {
+      const [data, from] = await socket.receive(buffer);
+      await socket.send(data, from);
+    }
+  } catch { /* closed */ }
+}
+
 if (import.meta.main) {
   const v4 = Deno.listen({ hostname: "127.0.0.1", port: 0, transport: "tcp" });
   const v6 = Deno.listen({ hostname: "::1", port: 0, transport: "tcp" });
-  const loops = [acceptLoop(v4), acceptLoop(v6)];
-  Deno.stdout.writeSync(
-    new TextEncoder().encode(JSON.stringify({ v4: v4.addr.port, v6: v6.addr.port }) + "\n"),
-  );
+  const udp4 = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const udp6 = Deno.listenDatagram({ hostname: "::1", port: 0, transport: "udp" });
+  const loops = [acceptLoop(v4), acceptLoop(v6), echoDatagrams(udp4), echoDatagrams(udp6)];
+  const ports = {
+    v4: v4.addr.port,
+    v6: v6.addr.port,
+    udp4: (udp4.addr as Deno.NetAddr).port,
+    udp6: (udp6.addr as Deno.NetAddr).port,
+  };
+  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(ports) + "\n"));
   // Stop when the parent closes our stdin (it exited or finished).
   const sink = new Uint8Array(64);
   while ((await Deno.stdin.read(sink)) !== null) { /* ignore */ }
   v4.close();
   v6.close();
+  udp4.close();
+  udp6.close();
   await Promise.allSettled(loops);
   Deno.exit(0);
 }

@@ -18,6 +18,7 @@
  */
 
 import { errorText } from "../net/error_text.ts";
+import type { SocksCredentials, SocksHandshakeOptions } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 
 /**
@@ -25,6 +26,22 @@ import { SocksReplyError } from "../socks5/errors.ts";
  * next alternative is tried.
  */
 export const NEGOTIATION_TIMEOUT_MS = 3000;
+
+/**
+ * The SOCKS handshake options of one attempt: the attempt's `signal`, the greeting bound
+ * ({@linkcode NEGOTIATION_TIMEOUT_MS} unless given) and the alternative's RFC 1929 credentials.
+ */
+export function attemptHandshakeOptions(
+  alternative: { readonly credentials?: SocksCredentials | undefined },
+  signal: AbortSignal,
+  negotiationTimeoutMs: number = NEGOTIATION_TIMEOUT_MS,
+): SocksHandshakeOptions {
+  return {
+    signal,
+    negotiationTimeoutMs,
+    ...(alternative.credentials ? { credentials: alternative.credentials } : {}),
+  };
+}
 
 /** One alternative of one connection attempt: it reports its outcome to the selection state. */
 export interface Alternative {

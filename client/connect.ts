@@ -10,14 +10,19 @@
  */
 
 import { formatIp } from "../net/address.ts";
+import { closeQuietly } from "../net/io.ts";
 import { readBindSecondReply, socksHandshake } from "../socks5/client.ts";
 import { Command, type SocksTarget } from "../socks5/types.ts";
-import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
-import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
+import {
+  attemptHandshakeOptions,
+  tryAlternatives,
+  type TryAlternativesOptions,
+} from "./alternatives.ts";
+import { type GatewayAttempt, gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 
-/** Options of {@linkcode connectVia} and its siblings. */
-export interface ConnectViaOptions {
+/** How each gateway of a list is tried: shared by {@linkcode connectVia} and the Node patches. */
+export interface GatewayAttemptOptions {
   /**
    * Time allowed for each gateway: TCP connect plus the SOCKS handshake, in milliseconds.
    * @default {10000}
@@ -30,6 +35,10 @@ export interface ConnectViaOptions {
   readonly negotiationTimeoutMs?: number;
   /** Aborts the whole attempt. @default {undefined} */
   readonly signal?: AbortSignal;
+}
+
+/** Options of {@linkcode connectVia} and its siblings. */
+export interface ConnectViaOptions extends GatewayAttemptOptions {
   /**
    * The TCP dialer (the Deno preload passes the original `Deno.connect`).
    * @default {Deno.connect}
@@ -54,6 +63,23 @@ export function formatTarget(target: SocksTarget): string {
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
 
+/**
+ * The {@linkcode tryAlternatives} options of a request for `target` through a gateway list:
+ * each gateway's bound, the messages, the caller's signal.
+ */
+export function gatewayAttemptOptions(
+  target: SocksTarget,
+  options: GatewayAttemptOptions,
+): TryAlternativesOptions<GatewayAttempt> {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
+    describe: ({ gateway }) =>
+      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+}
+
 async function handshakeVia(
   gateways: Gateways,
   command: number,
@@ -68,27 +94,29 @@ async function handshakeVia(
   return await tryAlternatives(attempts, async ({ gateway }, signal) => {
     const conn = await dial({ hostname: gateway.hostname, port: gateway.port, signal });
     try {
-      const { bound } = await socksHandshake(conn, { command, target }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
-      });
+      const { bound } = await socksHandshake(
+        conn,
+        { command, target },
+        attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs),
+      );
       return { conn, bound, gateway };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
+      closeQuietly(conn);
       throw error;
     }
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    describe: ({ gateway }) =>
-      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  }, gatewayAttemptOptions(target, options));
+}
+
+/** A request through the first gateway of `gateways` that answers. */
+export type GatewayRequest = (
+  gateways: Gateways,
+  target: SocksTarget,
+  options?: ConnectViaOptions,
+) => Promise<GatewayConnection>;
+
+/** The {@linkcode GatewayRequest} that sends `command`. */
+function requestVia(command: number): GatewayRequest {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
 }
 
 /**
@@ -110,13 +138,7 @@ async function handshakeVia(
  * @throws {SocksReplyError} with the gateway's REP (4 for a name it cannot resolve, 5 refused…).
  * @throws {AlternativesFailedError} (an `AggregateError`) when no gateway could be reached.
  */
-export function connectVia(
-  gateways: Gateways,
-  target: SocksTarget,
-  options: ConnectViaOptions = {},
-): Promise<GatewayConnection> {
-  return handshakeVia(gateways, Command.Connect, target, options);
-}
+export const connectVia: GatewayRequest = requestVia(Command.Connect);
 
 /** A BIND in progress: the gateway listens at `bound`; the peer is awaited with `accept()`. */
 export interface GatewayBinding extends GatewayConnection {
@@ -150,10 +172,4 @@ export async function bindVia(
  *
  * @throws {SocksReplyError} with the gateway's REP.
  */
-export function associateUdpVia(
-  gateways: Gateways,
-  target: SocksTarget,
-  options: ConnectViaOptions = {},
-): Promise<GatewayConnection> {
-  return handshakeVia(gateways, Command.UdpAssociate, target, options);
-}
+export const associateUdpVia: GatewayRequest = requestVia(Command.UdpAssociate);

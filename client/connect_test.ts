@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { associateUdpVia, bindVia, connectVia } from "./connect.ts";
 import { parseGatewayUrl } from "./gateway_url.ts";
-import { startTestSocksServer } from "./_test_socks_server.ts";
+import { startTestSocksServer } from "../tests/helpers/test_socks_server.ts";
 
 const name = (n: string) => ({ family: "name" as const, name: n });
 

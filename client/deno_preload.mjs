@@ -524,6 +524,15 @@ function errorText(error) {
 
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
+function attemptHandshakeOptions(alternative, signal, negotiationTimeoutMs = NEGOTIATION_TIMEOUT_MS) {
+  return {
+    signal,
+    negotiationTimeoutMs,
+    ...alternative.credentials ? {
+      credentials: alternative.credentials
+    } : {}
+  };
+}
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
@@ -593,6 +602,8 @@ var HopSelector = class {
   #random;
   #fails;
   #downUntil;
+  /** When each alternative was last marked down, or cleared by a success (null: never). */
+  #changedAt;
   #next = 0;
   /** Creates a selector over `count` alternatives. */
   constructor(count, options = {}) {
@@ -607,6 +618,32 @@ var HopSelector = class {
     this.#random = options.random ?? Math.random;
     this.#fails = new Array(count).fill(0);
     this.#downUntil = new Array(count).fill(-Infinity);
+    this.#changedAt = new Array(count).fill(null);
+  }
+  /** Number of alternatives. */
+  get count() {
+    return this.#count;
+  }
+  /**
+   * Alternative `index` as a status page shows it: marked down or up, and for how long, in
+   * milliseconds of this selector's clock (`null`: up and never marked).
+   */
+  state(index) {
+    const now = this.#now();
+    const until = this.#downUntil[index];
+    const changed = this.#changedAt[index];
+    if (until > now) return {
+      down: true,
+      forMs: now - (changed ?? now)
+    };
+    if (until === -Infinity) return {
+      down: false,
+      forMs: changed === null ? null : now - changed
+    };
+    return {
+      down: false,
+      forMs: now - Math.max(until, changed ?? until)
+    };
   }
   /**
    * The order in which one connection attempt tries the alternatives: the healthy ones by the
@@ -654,7 +691,9 @@ var HopSelector = class {
     const fails = this.#fails[index] + 1;
     if (fails >= this.#maxFails) {
       this.#fails[index] = 0;
-      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+      const now = this.#now();
+      this.#downUntil[index] = now + this.#failTimeoutMs;
+      this.#changedAt[index] = now;
     } else {
       this.#fails[index] = fails;
     }
@@ -662,6 +701,10 @@ var HopSelector = class {
   /** Records a success of alternative `index`: its failure count and mark are cleared. */
   succeed(index) {
     this.#fails[index] = 0;
+    if (this.#downUntil[index] !== -Infinity) {
+      const now = this.#now();
+      this.#changedAt[index] = Math.min(now, this.#downUntil[index]);
+    }
     this.#downUntil[index] = -Infinity;
   }
 };
@@ -731,6 +774,16 @@ function formatTarget(target) {
   if (a.family === "name") return `${a.name}:${target.port}`;
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
+function gatewayAttemptOptions(target, options) {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
+    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...options.signal ? {
+      signal: options.signal
+    } : {}
+  };
+}
 async function handshakeVia(gateways, command, target, options) {
   const attempts = gatewayAttempts(gateways);
   if (attempts.length === 0) {
@@ -747,37 +800,23 @@ async function handshakeVia(gateways, command, target, options) {
       const { bound } = await socksHandshake(conn, {
         command,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
       return {
         conn,
         bound,
         gateway
       };
     } catch (error) {
-      try {
-        conn.close();
-      } catch {
-      }
+      closeQuietly(conn);
       throw error;
     }
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
-function connectVia(gateways, target, options = {}) {
-  return handshakeVia(gateways, Command.Connect, target, options);
+function requestVia(command) {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
 }
+var connectVia = requestVia(Command.Connect);
+var associateUdpVia = requestVia(Command.UdpAssociate);
 
 // client/node_patches.ts
 import dns from "node:dns";
@@ -877,13 +916,7 @@ function connectViaNode(gateways, target, options = {}) {
       await socksHandshake(source, {
         command: 1,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
     } catch (error) {
       source.detach();
       socket.destroy();
@@ -891,14 +924,7 @@ function connectViaNode(gateways, target, options = {}) {
     }
     source.detach();
     return socket;
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 var REPLY_CODES = {
   2: "EACCES",
@@ -1652,6 +1678,25 @@ function loadPreloadConfig(config) {
   };
 }
 
+// socks5/server.ts
+async function acceptRequest(conn, reader, options = {}) {
+  const { credentials } = options;
+  const greeting = await readGreeting(reader);
+  const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
+  if (!greeting.methods.includes(method)) {
+    await writeAll(conn, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
+    return null;
+  }
+  await writeAll(conn, encodeMethodSelection(method));
+  if (credentials) {
+    const auth = await readPasswordAuthRequest(reader);
+    const ok = auth.username === credentials.username && auth.password === credentials.password;
+    await writeAll(conn, encodePasswordAuthReply(ok ? 0 : 1));
+    if (!ok) return null;
+  }
+  return await readRequest(reader);
+}
+
 // client/socks_front.ts
 function replyFor(error) {
   if (error instanceof SocksReplyError) return error.reply;
@@ -1670,20 +1715,10 @@ function startSocksFront(options) {
   const { credentials } = options;
   async function serve(client) {
     const reader = new ExactReader(client);
-    const greeting = await readGreeting(reader);
-    const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-    if (!greeting.methods.includes(method)) {
-      await writeAll(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await writeAll(client, encodeMethodSelection(method));
-    if (credentials) {
-      const auth2 = await readPasswordAuthRequest(reader);
-      const ok = auth2.username === credentials.username && auth2.password === credentials.password;
-      await writeAll(client, encodePasswordAuthReply(ok ? 0 : 1));
-      if (!ok) return;
-    }
-    const request = await readRequest(reader);
+    const request = await acceptRequest(client, reader, {
+      credentials
+    });
+    if (request === null) return;
     const fail = (reply) => writeAll(client, encodeReply({
       reply,
       bound: ZERO_TARGET
@@ -1736,10 +1771,7 @@ function startSocksFront(options) {
   const port = listener.addr.port;
   const auth = credentials ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@` : "";
   const close = async () => {
-    try {
-      listener.close();
-    } catch {
-    }
+    closeQuietly(listener);
     for (const conn of open) closeQuietly(conn);
     await accepting;
     await Promise.allSettled([

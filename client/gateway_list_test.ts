@@ -3,7 +3,7 @@ import { connectVia } from "./connect.ts";
 import { GatewayList } from "./gateway_list.ts";
 import { connectViaNode } from "./node_patches.ts";
 import { parseGatewayUrl } from "./gateway_url.ts";
-import { startTestSocksServer } from "./_test_socks_server.ts";
+import { startTestSocksServer } from "../tests/helpers/test_socks_server.ts";
 
 Deno.test("GatewayList.attempts() follows the strategy and tries marked gateways last", () => {
   const urls = ["socks5://192.0.2.1:1080", "socks5://192.0.2.2:1080", "socks5://192.0.2.3:1080"];

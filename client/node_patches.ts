@@ -31,8 +31,8 @@ import { errorText } from "../net/error_text.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
-import { NEGOTIATION_TIMEOUT_MS, tryAlternatives } from "./alternatives.ts";
-import { formatTarget } from "./connect.ts";
+import { attemptHandshakeOptions, tryAlternatives } from "./alternatives.ts";
+import { type GatewayAttemptOptions, gatewayAttemptOptions } from "./connect.ts";
 import { gatewayAttempts, type Gateways } from "./gateway_list.ts";
 import type { GatewayEndpoint } from "./gateway_url.ts";
 import type { SocksPolicy } from "./socks_lib.ts";
@@ -150,21 +150,17 @@ function dialOnce(gateway: GatewayEndpoint, signal: AbortSignal): Promise<net.So
 export function connectViaNode(
   gateways: Gateways,
   target: SocksTarget,
-  options: {
-    readonly connectTimeoutMs?: number;
-    readonly negotiationTimeoutMs?: number;
-    readonly signal?: AbortSignal;
-  } = {},
+  options: GatewayAttemptOptions = {},
 ): Promise<net.Socket> {
   return tryAlternatives(gatewayAttempts(gateways), async ({ gateway }, signal) => {
     const socket = await dialOnce(gateway, signal);
     const source = new SocketSource(socket);
     try {
-      await socksHandshake(source, { command: 1, target }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...(gateway.credentials ? { credentials: gateway.credentials } : {}),
-      });
+      await socksHandshake(
+        source,
+        { command: 1, target },
+        attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs),
+      );
     } catch (error) {
       source.detach();
       socket.destroy();
@@ -172,13 +168,7 @@ export function connectViaNode(
     }
     source.detach();
     return socket;
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 10_000,
-    describe: ({ gateway }) =>
-      `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 
 const REPLY_CODES: Record<number, string> = {

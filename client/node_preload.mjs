@@ -115,6 +115,12 @@ async function writeAll(sink, bytes) {
   let written = 0;
   while (written < bytes.length) written += await sink.write(bytes.subarray(written));
 }
+function closeQuietly(resource) {
+  try {
+    resource?.close();
+  } catch {
+  }
+}
 function abortable(promise, signal) {
   if (!signal) return promise;
   if (signal.aborted) return Promise.reject(signal.reason);
@@ -128,6 +134,13 @@ function abortable(promise, signal) {
 }
 
 // socks5/types.ts
+var Command = {
+  Connect: 1,
+  Bind: 2,
+  UdpAssociate: 3,
+  Resolve: 240,
+  ResolvePtr: 241
+};
 var AddressType = {
   Ipv4: 1,
   DomainName: 3,
@@ -473,6 +486,15 @@ async function readOneReply(reader, source) {
 
 // client/alternatives.ts
 var NEGOTIATION_TIMEOUT_MS = 3e3;
+function attemptHandshakeOptions(alternative, signal, negotiationTimeoutMs = NEGOTIATION_TIMEOUT_MS) {
+  return {
+    signal,
+    negotiationTimeoutMs,
+    ...alternative.credentials ? {
+      credentials: alternative.credentials
+    } : {}
+  };
+}
 var AlternativeUnreachableError = class extends Error {
   /** Wraps `cause`. */
   constructor(cause) {
@@ -542,6 +564,8 @@ var HopSelector = class {
   #random;
   #fails;
   #downUntil;
+  /** When each alternative was last marked down, or cleared by a success (null: never). */
+  #changedAt;
   #next = 0;
   /** Creates a selector over `count` alternatives. */
   constructor(count, options = {}) {
@@ -556,6 +580,32 @@ var HopSelector = class {
     this.#random = options.random ?? Math.random;
     this.#fails = new Array(count).fill(0);
     this.#downUntil = new Array(count).fill(-Infinity);
+    this.#changedAt = new Array(count).fill(null);
+  }
+  /** Number of alternatives. */
+  get count() {
+    return this.#count;
+  }
+  /**
+   * Alternative `index` as a status page shows it: marked down or up, and for how long, in
+   * milliseconds of this selector's clock (`null`: up and never marked).
+   */
+  state(index) {
+    const now = this.#now();
+    const until = this.#downUntil[index];
+    const changed = this.#changedAt[index];
+    if (until > now) return {
+      down: true,
+      forMs: now - (changed ?? now)
+    };
+    if (until === -Infinity) return {
+      down: false,
+      forMs: changed === null ? null : now - changed
+    };
+    return {
+      down: false,
+      forMs: now - Math.max(until, changed ?? until)
+    };
   }
   /**
    * The order in which one connection attempt tries the alternatives: the healthy ones by the
@@ -603,7 +653,9 @@ var HopSelector = class {
     const fails = this.#fails[index] + 1;
     if (fails >= this.#maxFails) {
       this.#fails[index] = 0;
-      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+      const now = this.#now();
+      this.#downUntil[index] = now + this.#failTimeoutMs;
+      this.#changedAt[index] = now;
     } else {
       this.#fails[index] = fails;
     }
@@ -611,6 +663,10 @@ var HopSelector = class {
   /** Records a success of alternative `index`: its failure count and mark are cleared. */
   succeed(index) {
     this.#fails[index] = 0;
+    if (this.#downUntil[index] !== -Infinity) {
+      const now = this.#now();
+      this.#changedAt[index] = Math.min(now, this.#downUntil[index]);
+    }
     this.#downUntil[index] = -Infinity;
   }
 };
@@ -680,6 +736,49 @@ function formatTarget(target) {
   if (a.family === "name") return `${a.name}:${target.port}`;
   return a.family === 6 ? `[${formatIp(a)}]:${target.port}` : `${formatIp(a)}:${target.port}`;
 }
+function gatewayAttemptOptions(target, options) {
+  return {
+    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
+    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
+    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
+    ...options.signal ? {
+      signal: options.signal
+    } : {}
+  };
+}
+async function handshakeVia(gateways, command, target, options) {
+  const attempts = gatewayAttempts(gateways);
+  if (attempts.length === 0) {
+    throw new TypeError(`Cannot connect to ${formatTarget(target)}: no gateway is configured`);
+  }
+  const dial = options.dial ?? Deno.connect;
+  return await tryAlternatives(attempts, async ({ gateway }, signal) => {
+    const conn = await dial({
+      hostname: gateway.hostname,
+      port: gateway.port,
+      signal
+    });
+    try {
+      const { bound } = await socksHandshake(conn, {
+        command,
+        target
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
+      return {
+        conn,
+        bound,
+        gateway
+      };
+    } catch (error) {
+      closeQuietly(conn);
+      throw error;
+    }
+  }, gatewayAttemptOptions(target, options));
+}
+function requestVia(command) {
+  return (gateways, target, options = {}) => handshakeVia(gateways, command, target, options);
+}
+var connectVia = requestVia(Command.Connect);
+var associateUdpVia = requestVia(Command.UdpAssociate);
 
 // client/node_patches.ts
 var BYPASS = Symbol("dualgate.bypass");
@@ -775,13 +874,7 @@ function connectViaNode(gateways, target, options = {}) {
       await socksHandshake(source, {
         command: 1,
         target
-      }, {
-        signal,
-        negotiationTimeoutMs: options.negotiationTimeoutMs ?? NEGOTIATION_TIMEOUT_MS,
-        ...gateway.credentials ? {
-          credentials: gateway.credentials
-        } : {}
-      });
+      }, attemptHandshakeOptions(gateway, signal, options.negotiationTimeoutMs));
     } catch (error) {
       source.detach();
       socket.destroy();
@@ -789,14 +882,7 @@ function connectViaNode(gateways, target, options = {}) {
     }
     source.detach();
     return socket;
-  }, {
-    attemptTimeoutMs: options.connectTimeoutMs ?? 1e4,
-    describe: ({ gateway }) => `Cannot connect to ${formatTarget(target)} through ${gateway.hostname}`,
-    failure: `Cannot connect to ${formatTarget(target)}: no gateway answered`,
-    ...options.signal ? {
-      signal: options.signal
-    } : {}
-  });
+  }, gatewayAttemptOptions(target, options));
 }
 var REPLY_CODES = {
   2: "EACCES",

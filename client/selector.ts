@@ -56,6 +56,14 @@ export interface SelectorAttempt {
   succeeded(): void;
 }
 
+/** One alternative's state (see {@linkcode HopSelector.state}). */
+export interface SelectorState {
+  /** True while marked down. */
+  readonly down: boolean;
+  /** Milliseconds in this state, or `null` for an alternative up and never marked. */
+  readonly forMs: number | null;
+}
+
 /** Failure-aware selection among `count` alternatives (indices `0..count-1`). */
 export class HopSelector {
   readonly #count: number;
@@ -66,6 +74,8 @@ export class HopSelector {
   readonly #random: () => number;
   readonly #fails: number[];
   readonly #downUntil: number[];
+  /** When each alternative was last marked down, or cleared by a success (null: never). */
+  readonly #changedAt: (number | null)[];
   #next = 0;
 
   /** Creates a selector over `count` alternatives. */
@@ -81,6 +91,26 @@ export class HopSelector {
     this.#random = options.random ?? Math.random;
     this.#fails = new Array<number>(count).fill(0);
     this.#downUntil = new Array<number>(count).fill(-Infinity);
+    this.#changedAt = new Array<number | null>(count).fill(null);
+  }
+
+  /** Number of alternatives. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Alternative `index` as a status page shows it: marked down or up, and for how long, in
+   * milliseconds of this selector's clock (`null`: up and never marked).
+   */
+  state(index: number): SelectorState {
+    const now = this.#now();
+    const until = this.#downUntil[index]!;
+    const changed = this.#changedAt[index]!;
+    if (until > now) return { down: true, forMs: now - (changed ?? now) };
+    // Up again: since the mark ran out or a success cleared it, whichever came later.
+    if (until === -Infinity) return { down: false, forMs: changed === null ? null : now - changed };
+    return { down: false, forMs: now - Math.max(until, changed ?? until) };
   }
 
   /**
@@ -127,7 +157,9 @@ export class HopSelector {
     const fails = this.#fails[index]! + 1;
     if (fails >= this.#maxFails) {
       this.#fails[index] = 0;
-      this.#downUntil[index] = this.#now() + this.#failTimeoutMs;
+      const now = this.#now();
+      this.#downUntil[index] = now + this.#failTimeoutMs;
+      this.#changedAt[index] = now;
     } else {
       this.#fails[index] = fails;
     }
@@ -136,6 +168,11 @@ export class HopSelector {
   /** Records a success of alternative `index`: its failure count and mark are cleared. */
   succeed(index: number): void {
     this.#fails[index] = 0;
+    // A success after a mark (ran out or not) is when the alternative came back.
+    if (this.#downUntil[index]! !== -Infinity) {
+      const now = this.#now();
+      this.#changedAt[index] = Math.min(now, this.#downUntil[index]!);
+    }
     this.#downUntil[index] = -Infinity;
   }
 }

@@ -84,3 +84,21 @@ Deno.test("HopSelector.order() round-robin skips marked alternatives", () => {
 Deno.test("HopSelector() refuses a hop without alternatives", () => {
   assert.throws(() => new HopSelector(0), RangeError);
 });
+
+Deno.test("HopSelector.state() tells marked or up, and for how long by the selector's clock", () => {
+  let now = 1000;
+  const selector = new HopSelector(2, { failTimeoutMs: 500, now: () => now });
+  assert.deepEqual(selector.state(0), { down: false, forMs: null });
+  selector.fail(0);
+  now = 1200;
+  assert.deepEqual(selector.state(0), { down: true, forMs: 200 });
+  // The mark runs out at 1500: up since then.
+  now = 1700;
+  assert.deepEqual(selector.state(0), { down: false, forMs: 200 });
+  selector.fail(0);
+  now = 1800;
+  selector.succeed(0);
+  now = 1900;
+  assert.deepEqual(selector.state(0), { down: false, forMs: 100 });
+  assert.deepEqual(selector.state(1), { down: false, forMs: null });
+});

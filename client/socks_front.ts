@@ -14,19 +14,12 @@
  */
 
 import { formatIp, parseIp } from "../net/address.ts";
-import {
-  encodeMethodSelection,
-  encodePasswordAuthReply,
-  encodeReply,
-  readGreeting,
-  readPasswordAuthRequest,
-  readRequest,
-  ZERO_TARGET,
-} from "../socks5/codec.ts";
+import { encodeReply, ZERO_TARGET } from "../socks5/codec.ts";
+import { acceptRequest } from "../socks5/server.ts";
 import type { SocksCredentials } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
-import { AuthMethod, Command, Reply, type SocksTarget } from "../socks5/types.ts";
+import { Command, Reply, type SocksTarget } from "../socks5/types.ts";
 import { closeQuietly, writeAll } from "../net/io.ts";
 
 /** Options of {@linkcode startSocksFront}. */
@@ -84,20 +77,8 @@ export function startSocksFront(options: SocksFrontOptions): SocksFront {
 
   async function serve(client: Deno.TcpConn): Promise<void> {
     const reader = new ExactReader(client);
-    const greeting = await readGreeting(reader);
-    const method = credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-    if (!greeting.methods.includes(method)) {
-      await writeAll(client, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await writeAll(client, encodeMethodSelection(method));
-    if (credentials) {
-      const auth = await readPasswordAuthRequest(reader);
-      const ok = auth.username === credentials.username && auth.password === credentials.password;
-      await writeAll(client, encodePasswordAuthReply(ok ? 0 : 1));
-      if (!ok) return;
-    }
-    const request = await readRequest(reader);
+    const request = await acceptRequest(client, reader, { credentials });
+    if (request === null) return;
     const fail = (reply: number) => writeAll(client, encodeReply({ reply, bound: ZERO_TARGET }));
     if (request.command !== Command.Connect) return void await fail(Reply.CommandNotSupported);
     let upstream: Deno.TcpConn;
@@ -146,11 +127,7 @@ export function startSocksFront(options: SocksFrontOptions): SocksFront {
     ? `${encodeURIComponent(credentials.username)}:${encodeURIComponent(credentials.password)}@`
     : "";
   const close = async () => {
-    try {
-      listener.close();
-    } catch {
-      // already closed
-    }
+    closeQuietly(listener);
     for (const conn of open) closeQuietly(conn);
     await accepting;
     await Promise.allSettled([...sessions]);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { parseGatewayUrl } from "./gateway_url.ts";
 import { detectLaunchKind, proxychainsConfig, runSocksify } from "./socksify.ts";
-import { startTestSocksServer } from "./_test_socks_server.ts";
+import { startTestSocksServer } from "../tests/helpers/test_socks_server.ts";
 import { buildPreload, PRELOAD_BUNDLES } from "./_build_node_preload.ts";
 
 Deno.test("detectLaunchKind() tells Deno, Node and native programs apart", () => {

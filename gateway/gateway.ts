@@ -4,9 +4,8 @@
  * @module
  */
 
-import { endpointFromNetAddr, formatEndpoint, type IpEndpoint } from "../net/address.ts";
-import { isLoopback } from "../net/cidr.ts";
-import { Resolver } from "../resolver/mod.ts";
+import { formatEndpoint, type IpEndpoint } from "../net/address.ts";
+import type { Resolver } from "../resolver/mod.ts";
 import {
   capConnections,
   DescriptorBudget,
@@ -14,33 +13,31 @@ import {
   warmUpErrorStacks,
 } from "./limits/fd_limit.ts";
 import { type AdminServer, startAdminServer } from "./observe/admin.ts";
-import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
-import { clientKey } from "./access/client_key.ts";
-import type { Config, ListenConfig, UserConfig } from "./config/types.ts";
-import { declaredAddresses } from "./config/own_addresses.ts";
+import type { Config, ListenConfig } from "./config/types.ts";
 import { configWarnings } from "./config/warnings.ts";
-import { GatewayHost } from "./access/host_local.ts";
-import { acceptLoop, listenOn } from "./listen/listener.ts";
-import { checkLogin, type LoginGate } from "./access/login_gate.ts";
+import { egressHostWarnings } from "./upstream/egress_host.ts";
+import { Admission } from "./listen/admission.ts";
+import { ListenerSet } from "./listen/listener_set.ts";
 import { type ConnectionRecord, logConnection } from "./observe/connection_log.ts";
-import { logger } from "./observe/log.ts";
-import { GatewayMetrics, type LimitName } from "./observe/metrics.ts";
-import { PasswordVerifier } from "./access/password_verifier.ts";
-import { isTrustedProxy } from "./listen/proxy_trust.ts";
-import { AccessRules } from "./access/rules.ts";
+import { logger, setupLogging, type SetupLoggingOptions } from "./observe/log.ts";
+import { GatewayMetrics } from "./observe/metrics.ts";
 import { runSession } from "./session.ts";
-import type { SessionServices } from "./session_types.ts";
-import { StandIns } from "./commands/stand_ins.ts";
-import { DirectDialer } from "./upstream/direct.ts";
-import { NoLoopDialer } from "./upstream/no_loop.ts";
-import { createRouter } from "./upstream/router.ts";
-import { createTranslationService } from "./commands/translate.ts";
+import { runHttpSession } from "./http/front.ts";
+import { runMixedSession } from "./http/mixed.ts";
+import { drain } from "./drain.ts";
+import { type GatewayCore, type Generation, sameSection, wireServices } from "./wiring.ts";
+import { LiveSessions } from "./live_sessions.ts";
+import { type Applied, createReloader, type ReloadOutcome } from "./reload.ts";
+import { hopStatesOf } from "./upstream/router.ts";
+import { loadAdminAuth } from "./observe/admin_auth.ts";
+import { runningRelayBytes } from "./relay/relay.ts";
+import { type LiveStatus, StatusBoard } from "./observe/status.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
   /** Receives every connection record (tests, metrics); the log line is written regardless. */
   onRecord?: (record: ConnectionRecord) => void;
-  /** Replaces the resolver (tests). */
+  /** Replaces the resolver (tests); kept across reloads. */
   resolver?: Resolver;
   /**
    * Listens with SO_REUSEPORT, beside other gateways of the same process (workers).
@@ -57,6 +54,19 @@ export interface StartGatewayOptions {
    * Workers leave it to the pool, which logs them once. @default true
    */
   warnings?: boolean;
+  /**
+   * Reads the config again (the file and CLI flags): enables {@linkcode Gateway.reload},
+   * SIGHUP in `main.ts serve` and `POST /reload` on the admin listener. @default none: reload
+   * is refused
+   */
+  loadConfig?: () => Promise<Config>;
+  /**
+   * Set: a reload sets logging up again with the new `log` section and these options.
+   * @default logging is left alone
+   */
+  logging?: SetupLoggingOptions;
+  /** Sampling interval of the status page's history ring, in ms (tests). @default 5000 */
+  statusIntervalMs?: number;
 }
 
 /** A running gateway. Disposing it stops it (with drain). */
@@ -69,6 +79,19 @@ export interface Gateway extends AsyncDisposable {
   readonly adminEndpoint: IpEndpoint | null;
   /** The gateway's metrics, as `/metrics` serves them. */
   readonly metrics: GatewayMetrics;
+  /** What the status page shows beside the metrics: hop states, resolver cache. */
+  liveStatus(): LiveStatus;
+  /** The config generation in force: 1 at start, one more per accepted reload. */
+  readonly generation: number;
+  /**
+   * Puts a validated config in force for new connections, atomically (see "Hot reload" in
+   * the README); `generation` numbers it (default: one more).
+   *
+   * @throws when a new listen address cannot be opened; nothing has changed then.
+   */
+  apply(config: Config, generation?: number): Promise<Applied>;
+  /** Re-reads the config with `loadConfig` and applies it; never rejects. */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops accepting, lets live connections finish for up to `drainMs` (default: the
    * configured drain timeout), then closes whatever is left.
@@ -80,27 +103,14 @@ const log = logger("gateway");
 
 /** Logs each of the {@linkcode configWarnings} of `config` as a warning. */
 export function logConfigWarnings(config: Config): void {
-  for (const warning of configWarnings(config)) {
+  for (const warning of [...configWarnings(config), ...egressHostWarnings(config)]) {
     log.warn("config {path}: {message}", { path: warning.path, message: warning.message });
   }
 }
 
-/** Starts listening on every configured address and serves clients until stopped. */
-export function startGateway(config: Config, options: StartGatewayOptions = {}): Gateway {
-  const resolver = options.resolver ?? new Resolver(config.resolver);
-  const dialer = new DirectDialer(resolver, config.resolver.prefer);
-  const users = new Map<string, UserConfig>(config.auth.users.map((u) => [u.name, u]));
-  const host = new GatewayHost({ declared: declaredAddresses(config) });
-  const shutdownController = new AbortController();
-  const active = new Set<Deno.TcpConn>();
-  const perClient = new Map<string, number>();
-  const sessions = new Set<Promise<void>>();
-  warmUpErrorStacks();
-  const shares = Math.max(1, options.descriptorShares ?? 1);
-  const processLimit = descriptorLimit();
-  const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
+/** The effective connection cap of `config` for a gateway holding `descriptors` open files. */
+function effectiveMaxConnections(config: Config, descriptors: number | null): number {
   const maxConnections = capConnections(config.limits.maxConnections, descriptors);
-  const budget = DescriptorBudget.forLimit(descriptors);
   if (maxConnections < config.limits.maxConnections) {
     log.warn(
       "max_connections lowered from {configured} to {effective}: the open files limit is " +
@@ -108,215 +118,283 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       { configured: config.limits.maxConnections, effective: maxConnections, descriptors },
     );
   }
-  const passwords = new PasswordVerifier(config.auth.users);
-  const metrics = new GatewayMetrics({
-    resolverStats: resolver.stats,
-    activeConnections: () => active.size,
-    maxConnections,
-    passwordStats: passwords,
-  });
-  const authFailures = new AuthFailureLimiter(config.limits.authFailuresPerMinute);
-  // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
-  const clientKeyOf = (client: IpEndpoint) =>
-    clientKey(client.address, config.limits.ipv6ClientPrefix);
-  const loginGate: LoginGate = {
-    limiter: authFailures,
-    check: (username, password, key) => passwords.check(username, password, key),
-    countRejection: (limit) => metrics.limitRejections.inc([limit]),
-    countFailure: () => metrics.authFailures.inc(),
-  };
-  let draining = false;
+  return maxConnections;
+}
 
-  const services: SessionServices = {
-    config,
-    reserveDescriptors: (count) => budget.take(count, active.size),
-    rules: new AccessRules(config.rules, host),
-    dialer,
-    route: createRouter(config.routes, dialer, {
-      hopBase: new NoLoopDialer(dialer, (address, port) => host.isOwnListener(address, port)),
-      sameHost: {
-        isHostLocal: (address) => host.isHostLocal(address),
-        resolve: async (name, signal) => {
-          const { v4, v6 } = await resolver.resolve(name, { signal });
-          return [...v4, ...v6];
-        },
+/** Warns of changes a reload cannot make to a running gateway. */
+function warnFixedChanges(running: Config, next: Config): void {
+  if (!sameSection(running.admin, next.admin)) {
+    log.warn("reload: admin changed; the admin listener keeps its address until a restart");
+  }
+  if (running.workers !== next.workers) {
+    log.warn("reload: workers changed; {workers} stay until a restart", {
+      workers: running.workers,
+    });
+  }
+}
+
+/** Counters of the resolvers and password verifiers a reload replaced, for the totals. */
+interface Retired {
+  hits: number;
+  misses: number;
+  queries: number;
+  hashes: number;
+}
+
+/** Starts listening on every configured address and serves clients until stopped. */
+export function startGateway(config: Config, options: StartGatewayOptions = {}): Gateway {
+  const shutdownController = new AbortController();
+  const sessions = new Set<Promise<void>>();
+  warmUpErrorStacks();
+  const shares = Math.max(1, options.descriptorShares ?? 1);
+  const processLimit = descriptorLimit();
+  const descriptors = processLimit === null ? null : Math.floor(processLimit / shares);
+  let maxConnections = effectiveMaxConnections(config, descriptors);
+  const budget = DescriptorBudget.forLimit(descriptors);
+  const retired: Retired = { hits: 0, misses: 0, queries: 0, hashes: 0 };
+  const metrics = new GatewayMetrics({
+    // Read at scrape time: the current generation's resolver and password checks.
+    resolverStats: {
+      get hits() {
+        return retired.hits + current.resolver.stats.hits;
       },
+      get misses() {
+        return retired.misses + current.resolver.stats.misses;
+      },
+      get queries() {
+        return retired.queries + current.resolver.stats.queries;
+      },
+    },
+    activeConnections: () => admission.active.size,
+    maxConnections: () => maxConnections,
+    passwordStats: {
+      get hashes() {
+        return retired.hashes + current.passwords.hashes;
+      },
+      get peak() {
+        return current.passwords.peak;
+      },
+      get slots() {
+        return current.passwords.slots;
+      },
+    },
+  });
+  const admission: Admission = new Admission({
+    metrics,
+    budget,
+    limits: () => ({
+      maxConnections,
+      maxConnectionsPerClient: current.config.limits.maxConnectionsPerClient,
+      clientKeyOf: current.clientKeyOf,
+      authFailures: current.authFailures,
     }),
-    // Lazy: the translators' data channels use the gateway's own rules, route and records.
-    translation: createTranslationService(config, {
-      shutdown: shutdownController.signal,
-      get rules() {
-        return services.rules;
-      },
-      get route() {
-        return services.route;
-      },
-      record: (record) => services.record(record),
-    }),
-    resolver,
-    standIns: (config.resolver.standIns ?? "cross-family") === "cross-family"
-      ? new StandIns({ ipv6ClientPrefix: config.limits.ipv6ClientPrefix })
-      : null,
-    users,
+  });
+  const live = new LiveSessions({
+    current: () => current,
+    onClose: (reason, info) => {
+      metrics.reloadClosed.inc([reason]);
+      log.info("reload closed a session ({reason}){user}", {
+        reason,
+        user: info.user === undefined ? "" : ` of user ${info.user}`,
+      });
+    },
+  });
+  const core: GatewayCore = {
+    metrics,
     shutdown: shutdownController.signal,
-    // Only loopback: a client from one of the host's other addresses may be this gateway itself.
-    isLocalAddress: (endpoint) => isLoopback(endpoint.address),
+    reserveDescriptors: (count) => budget.take(count, admission.active.size),
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
       options.onRecord?.(record);
     },
-    metrics,
-    authenticate: (client, username, password, signal) =>
-      checkLogin(loginGate, clientKeyOf(client), username, password, signal),
-    refuseAuth: (client) => {
-      const refused = authFailures.isBlocked(clientKeyOf(client));
-      if (refused) metrics.limitRejections.inc(["auth_failures"]);
-      return refused;
-    },
+    noteSession: (conn, info) => live.note(conn, info),
+  };
+  /** The runtime config: one reference, swapped whole by a reload, read once per session. */
+  let current: Generation = wireServices(config, core, {
+    ...(options.resolver && { resolver: options.resolver }),
+  });
+  let draining = false;
+
+  const onConnection = (conn: Deno.TcpConn, listen: ListenConfig) => {
+    const admitted = admission.admit(conn, listen);
+    if (admitted === null) return;
+    try {
+      conn.setNoDelay(true);
+    } catch { /* not fatal */ }
+    const generation = current;
+    // Its own end, for a reload that closes it; the gateway's shutdown ends it too.
+    const ended = new AbortController();
+    const untrack = live.add(conn, generation, () => {
+      ended.abort();
+      try {
+        conn.close(); // a translated session has no core relay to abort
+      } catch { /* closed by the relay */ }
+    });
+    const services = {
+      ...generation.services,
+      shutdown: AbortSignal.any([shutdownController.signal, ended.signal]),
+    };
+    const proxyProtocol = listen.proxyProtocol;
+    const session =
+      (listen.protocol === "http"
+        ? runHttpSession(conn, services)
+        : listen.protocol === "mixed"
+        ? runMixedSession(conn, services)
+        : runSession(conn, services, proxyProtocol ? { proxyProtocol } : {}))
+        .catch((error) => log.error("session failed: {error}", { error }))
+        .finally(() => {
+          untrack();
+          admitted.release();
+          sessions.delete(session);
+        });
+    sessions.add(session);
   };
 
-  const listeners: Deno.TcpListener[] = [];
+  const listeners = new ListenerSet({
+    reusePort: options.reusePort ?? false,
+    onConnection,
+    onAcceptError: (error, backoffMs) => {
+      metrics.acceptErrors.inc();
+      log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
+    },
+  });
+  const liveStatus = (): LiveStatus => ({
+    hops: hopStatesOf(current.services.route),
+    resolverCache: current.resolver.cacheSize,
+    resolverInflight: current.resolver.inflightLookups,
+    runningBytes: runningRelayBytes(),
+  });
+  const opening = listeners.change(config.listen);
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
-    const reusePort = options.reusePort ?? false;
-    for (const { endpoint } of config.listen) listeners.push(listenOn(endpoint, { reusePort }));
     if (config.admin) {
+      // The admin's auth settings are those of the config at start (a reload does not reach
+      // the admin listener: see warnFixedChanges); a users' login is checked as a SOCKS login of
+      // the current generation, through its failed-login limiter, counters included.
+      const auth = config.admin.auth &&
+        loadAdminAuth(
+          config.admin.auth,
+          (user, password, client, signal) =>
+            current.services.authenticate(client, user, password, signal),
+        );
+      board = new StatusBoard({
+        gather: () => Promise.resolve({ metrics: metrics.snapshot(), live: [liveStatus()] }),
+        ...(options.statusIntervalMs !== undefined && { intervalMs: options.statusIntervalMs }),
+      });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics.render(),
         healthy: () => !draining,
+        details: () => `generation ${current.number}\n`,
+        reload: () => reload(),
+        status,
+        ...(auth && { auth }),
       });
     }
   } catch (error) {
-    for (const listener of listeners) listener.close();
+    opening.abandon();
+    board?.close();
     throw error;
   }
-  const endpoints = listeners.map((l) => endpointFromNetAddr(l.addr));
-  host.listeners = endpoints;
+  void opening.commit(); // nothing to close: its promise is already settled
+  const endpoints = listeners.endpoints;
+  current.host.listeners = endpoints;
   for (const endpoint of endpoints) {
     log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
   }
   if (options.warnings ?? true) logConfigWarnings(config);
   if (admin) {
-    log.info("admin endpoint on {endpoint} serves /metrics and /healthz", {
-      endpoint: formatEndpoint(admin.endpoint),
-    });
+    log.info(
+      "admin endpoint on {endpoint} serves /, /api/status, /metrics, /healthz and POST /reload",
+      {
+        endpoint: formatEndpoint(admin.endpoint),
+      },
+    );
   }
 
-  let lastRefusalLog = -Infinity;
-  let refusalsUnlogged = 0;
-  const onConnection = (conn: Deno.TcpConn, listen: ListenConfig | undefined) => {
-    const proxyProtocol = listen?.proxyProtocol;
-    let peer: IpEndpoint;
+  const apply = async (next: Config, number = current.number + 1): Promise<Applied> => {
+    if (draining) throw new Error("Cannot reload: the gateway is stopping");
+    warnFixedChanges(current.config, next);
+    const change = listeners.change(next.listen);
+    let wired: Generation;
     try {
-      peer = endpointFromNetAddr(conn.remoteAddr);
-    } catch {
-      conn.close();
-      return;
-    }
-    const clientKey = clientKeyOf(peer);
-    // Behind a PROXY-protocol balancer the peer is the balancer, shared by every client: the
-    // per-client limit would cap them all together, so it is left to the balancer there, and
-    // the failed-login limit is applied in the session to the client the header names.
-    const clientCount = proxyProtocol ? 0 : perClient.get(clientKey) ?? 0;
-    const refused: LimitName | null =
-      proxyProtocol && !isTrustedProxy(peer.address, listen?.trustedProxies)
-        ? "untrusted_proxy"
-        : !proxyProtocol && authFailures.isBlocked(clientKey)
-        ? "auth_failures"
-        : active.size >= maxConnections || !budget.admitsConnection(active.size)
-        ? "global"
-        : clientCount >= config.limits.maxConnectionsPerClient
-        ? "per_client"
-        : null;
-    if (refused !== null) {
-      conn.close();
-      metrics.limitRejections.inc([refused]);
-      // At most one line a second: a flood must not turn into a flood of log lines.
-      const now = performance.now();
-      if (now - lastRefusalLog >= 1000) {
-        log.warn(
-          refused === "untrusted_proxy"
-            ? "refused {client}: not a trusted proxy of this PROXY protocol listener " +
-              "(and {more} more refusals since the last line)"
-            : "{limit} limit reached; refused {client} (and {more} more since the last line)",
-          { limit: refused, client: clientKey, more: refusalsUnlogged },
-        );
-        lastRefusalLog = now;
-        refusalsUnlogged = 0;
-      } else {
-        refusalsUnlogged++;
-      }
-      return;
-    }
-    active.add(conn);
-    perClient.set(clientKey, clientCount + 1);
-    try {
-      conn.setNoDelay(true);
-    } catch { /* not fatal */ }
-    const session = runSession(conn, services, proxyProtocol ? { proxyProtocol } : {})
-      .catch((error) => log.error("session failed: {error}", { error }))
-      .finally(() => {
-        active.delete(conn);
-        const left = (perClient.get(clientKey) ?? 1) - 1;
-        if (left === 0) perClient.delete(clientKey);
-        else perClient.set(clientKey, left);
-        sessions.delete(session);
+      wired = wireServices(next, core, {
+        number,
+        previous: current,
+        ...(options.resolver && { resolver: options.resolver }),
       });
-    sessions.add(session);
+    } catch (error) {
+      change.abandon();
+      throw error;
+    }
+    // From here to the swap nothing awaits: no connection sees half of the change.
+    const before = current;
+    const closing = change.commit(); // its synchronous part: new loops run, removed closing
+    wired.host.listeners = listeners.endpoints;
+    maxConnections = effectiveMaxConnections(next, descriptors);
+    if (wired.resolver !== before.resolver) {
+      retired.hits += before.resolver.stats.hits;
+      retired.misses += before.resolver.stats.misses;
+      retired.queries += before.resolver.stats.queries;
+    }
+    if (wired.passwords !== before.passwords) retired.hashes += before.passwords.hashes;
+    current = wired;
+    metrics.configGeneration = number;
+    for (const endpoint of change.added) {
+      log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
+    }
+    for (const endpoint of change.removed) {
+      log.info("stopped listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
+    }
+    const closed = live.sweep(wired);
+    await closing;
+    if (options.logging && !sameSection(before.config.log, next.log)) {
+      await setupLogging(next.log, options.logging);
+    }
+    return { generation: number, closed };
   };
-
-  const loops = listeners.map((listener, index) =>
-    acceptLoop(listener, {
-      onConnection: (conn) => onConnection(conn, config.listen[index]),
-      onAcceptError: (error, backoffMs) => {
-        metrics.acceptErrors.inc();
-        log.error("accept failed, backing off {backoffMs} ms: {error}", { error, backoffMs });
-      },
-    })
-  );
+  const reload = createReloader({
+    load: options.loadConfig ??
+      (() => Promise.reject(new Error("Cannot reload: this gateway has no config file"))),
+    apply: (next) => apply(next),
+    generation: () => current.number,
+    count: (result) => metrics.reloads.inc([result]),
+  });
 
   let stopping: Promise<void> | undefined;
-  const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
+  const stop = (drainMs = current.config.timeouts.drainMs): Promise<void> => {
     stopping ??= (async () => {
       draining = true;
-      for (const listener of listeners) {
-        try {
-          listener.close();
-        } catch { /* closed */ }
-      }
-      await Promise.all(loops);
-      if (sessions.size > 0) {
-        log.info("draining {count} connections for up to {drainMs} ms", {
-          count: sessions.size,
-          drainMs,
-        });
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.all([...sessions]),
-          new Promise((resolve) => timer = setTimeout(resolve, drainMs)),
-        ]);
-        clearTimeout(timer);
-      }
-      shutdownController.abort();
-      for (const conn of active) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
-      }
-      await Promise.all([...sessions]);
+      await drain({
+        listeners: listeners.listeners,
+        loops: listeners.loops,
+        sessions,
+        connections: admission.active,
+        abort: () => shutdownController.abort(),
+      }, drainMs);
+      board?.close();
       await admin?.close();
     })();
     return stopping;
   };
 
   return {
-    endpoints,
+    get endpoints() {
+      return listeners.endpoints;
+    },
     get activeConnections() {
-      return active.size;
+      return admission.active.size;
     },
     adminEndpoint: admin?.endpoint ?? null,
     metrics,
+    liveStatus,
+    get generation() {
+      return current.number;
+    },
+    apply,
+    reload,
     stop,
     [Symbol.asyncDispose]: () => stop(0),
   };

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { writeAll } from "../net/io.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import { encodeReply, ZERO_TARGET } from "../socks5/codec.ts";
 import type { ReplyCode } from "../socks5/types.ts";
 
@@ -36,7 +36,5 @@ export async function lingerAndClose(conn: Deno.TcpConn): Promise<void> {
     })().catch(() => {});
     await Promise.race([drain, closed]);
   } catch { /* already gone */ }
-  try {
-    conn.close();
-  } catch { /* already closed */ }
+  closeQuietly(conn);
 }

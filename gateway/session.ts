@@ -6,7 +6,7 @@
 
 import { endpointFromNetAddr, type IpEndpoint } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
-import { writeAll } from "../net/io.ts";
+import { closeQuietly, writeAll } from "../net/io.ts";
 import {
   encodeMethodSelection,
   encodePasswordAuthReply,
@@ -16,7 +16,14 @@ import {
 } from "../socks5/codec.ts";
 import { SocksProtocolError, TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
-import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
+import {
+  AuthMethod,
+  type ByteSource,
+  Command,
+  Reply,
+  type ReplyCode,
+  type SocksRequest,
+} from "../socks5/types.ts";
 import { handleBind } from "./commands/bind.ts";
 import type { ProxyProtocolMode } from "./config/types.ts";
 import { handleConnect } from "./commands/connect.ts";
@@ -95,6 +102,7 @@ async function handshake(
         : { ok: false, reason: LOGIN_FAILURES[verdict], user: known.name };
     }
     user = credentials.username;
+    services.noteSession?.(conn, { user });
   }
   const request = await readRequest(reader);
   return user === undefined ? { ok: true, request } : { ok: true, user, request };
@@ -108,6 +116,22 @@ export interface RunSessionOptions {
    * valid header the connection is closed. @default undefined (no header)
    */
   readonly proxyProtocol?: ProxyProtocolMode;
+  /** Bytes already read from the connection (the first segment, sniffed by a mixed listener). */
+  readonly prelude?: Uint8Array;
+}
+
+/** `conn` read after `prelude`. */
+function prefixed(conn: Deno.TcpConn, prelude: Uint8Array): ByteSource {
+  let rest: Uint8Array | null = prelude;
+  return {
+    read(buffer) {
+      if (rest === null || rest.length === 0) return conn.read(buffer);
+      const n = Math.min(buffer.length, rest.length);
+      buffer.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return Promise.resolve(n);
+    },
+  };
 }
 
 /**
@@ -125,14 +149,12 @@ export async function runSession(
   // A PROXY header that names no client (LOCAL, UNKNOWN, UDP/UNIX): whoever it is, not local.
   let clientUnknown = false;
   const local = endpointFromNetAddr(conn.localAddr);
-  const reader = new ExactReader(conn);
+  const reader = new ExactReader(options.prelude ? prefixed(conn, options.prelude) : conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
   const handshakeOver = new AbortController();
   const timer = setTimeout(() => {
     handshakeOver.abort();
-    try {
-      conn.close();
-    } catch { /* closed already */ }
+    closeQuietly(conn);
   }, timeoutMs);
   let outcome: HandshakeOutcome;
   try {

@@ -15,10 +15,11 @@ import type { ExpectationPrincipal, ExpectedConnection } from "../translators/ty
 import type { Config, UserConfig } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
-import type { AccessRules } from "./access/rules.ts";
+import type { AccessRules, RuleSubject } from "./access/rules.ts";
 import type { StandIns } from "./commands/stand_ins.ts";
-import type { Router } from "./upstream/router.ts";
+import type { RouteChoice, Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
+import type { EgressPool } from "./upstream/egress.ts";
 
 /** What every session shares: configuration and the gateway's services. */
 export interface SessionServices {
@@ -38,6 +39,8 @@ export interface SessionServices {
   readonly standIns: StandIns | null;
   /** Users by name. */
   readonly users: ReadonlyMap<string, UserConfig>;
+  /** Egress pools of the users that have one (over the route's), by user name. */
+  readonly userEgress?: ReadonlyMap<string, EgressPool>;
   /** True when a client at this address is on the gateway host (loopback only). */
   readonly isLocalAddress: (endpoint: IpEndpoint) => boolean;
   /** Aborted when the gateway stops draining: relays close at once. */
@@ -67,6 +70,20 @@ export interface SessionServices {
    * gateway checks at accept too; this covers clients known from a PROXY protocol header.
    */
   readonly refuseAuth?: (client: IpEndpoint) => boolean;
+  /**
+   * Tells the gateway what a live session is (its user once authenticated, the rule subject
+   * its relay was allowed under), so that a config reload can close it when its user goes or
+   * the new rules refuse it. @default not tracked
+   */
+  readonly noteSession?: (conn: Deno.TcpConn, info: LiveSessionInfo) => void;
+}
+
+/** What {@linkcode SessionServices.noteSession} tells the gateway; each call adds to it. */
+export interface LiveSessionInfo {
+  /** The RFC 1929 user the session logged in as. */
+  readonly user?: string;
+  /** The rule subject its relay was allowed under (destination address and name). */
+  readonly subject?: RuleSubject;
 }
 
 /** What {@linkcode SessionServices.authenticate} says of a login. */
@@ -115,7 +132,12 @@ export interface TranslationService {
   /**
    * Runs a translator on a CONNECT that succeeded and was answered: how the session ended
    * when one took it (both connections are closed then, bytes counted, the relay idle timeout
-   * applied), `null` to relay as usual. Never rejects.
+   * applied), `null` to relay as usual. `route` is the route the CONNECT was dialed on (looked
+   * up once, by the CONNECT): translation runs on direct routes only. Never rejects.
    */
-  translate(session: Handshaken, dialed: Dialed): Promise<TranslationResult | null>;
+  translate(
+    session: Handshaken,
+    dialed: Dialed,
+    route: Pick<RouteChoice, "chained">,
+  ): Promise<TranslationResult | null>;
 }

@@ -158,6 +158,18 @@ export function endpointFromNetAddr(addr: Deno.Addr): IpEndpoint {
   return { address: unmapIpv4(parsed), port: addr.port };
 }
 
+/**
+ * The IP endpoint of `conn`'s peer (as {@linkcode endpointFromNetAddr} reads it), or `null` when
+ * it has none: not an IP transport, or the connection is gone already.
+ */
+export function peerEndpoint(conn: { readonly remoteAddr: Deno.Addr }): IpEndpoint | null {
+  try {
+    return endpointFromNetAddr(conn.remoteAddr);
+  } catch {
+    return null;
+  }
+}
+
 /** Formats an address for `Deno.connect`/`Deno.listen` `hostname` (no brackets). */
 export function toHostname(address: IpAddress): string {
   return formatIp(address);

@@ -33,6 +33,16 @@ export interface StagedCandidates extends Candidates {
   readonly later?: Promise<IpAddress[]>;
 }
 
+/** Options of {@linkcode candidateAddresses} and {@linkcode stagedCandidateAddresses}. */
+export interface CandidateAddressesOptions {
+  /** Resolves names. */
+  readonly resolver: Resolver;
+  /** Which families are used, in which order. */
+  readonly prefer: FamilyPreference;
+  /** Aborts the lookup. */
+  readonly signal: AbortSignal;
+}
+
 /**
  * Resolves a target (a literal, an IP literal sent as a name, or a name) into addresses ordered
  * by the family preference, waiting for the complete answer of a name.
@@ -40,16 +50,15 @@ export interface StagedCandidates extends Candidates {
  * @throws {SocksReplyError} REP 3 for a literal of a family `prefer` excludes, REP 4 for a name
  *   with no address in the allowed families (and the resolver's REP 4 errors).
  */
-export async function candidateAddresses(
+export function candidateAddresses(
   target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
+  { resolver, prefer, signal }: CandidateAddressesOptions,
 ): Promise<Candidates> {
-  const literal = literalCandidates(target, prefer);
-  if (literal) return literal;
-  const name = (target.address as { name: string }).name;
-  return orderedCandidates(name, await resolver.resolve(name, { signal }), prefer);
+  return literalOr(
+    target,
+    prefer,
+    async (name) => orderedCandidates(name, await resolver.resolve(name, { signal }), prefer),
+  );
 }
 
 /**
@@ -59,33 +68,38 @@ export async function candidateAddresses(
  *
  * @throws {SocksReplyError} as {@linkcode candidateAddresses} does.
  */
-export async function stagedCandidateAddresses(
+export function stagedCandidateAddresses(
   target: SocksTarget,
-  resolver: Resolver,
-  prefer: FamilyPreference,
-  signal: AbortSignal,
+  { resolver, prefer, signal }: CandidateAddressesOptions,
 ): Promise<StagedCandidates> {
-  const literal = literalCandidates(target, prefer);
-  if (literal) return literal;
-  const name = (target.address as { name: string }).name;
-  const { first, complete } = resolver.resolveStaged(name, { signal });
-  const resolved = await first;
-  if (resolved.source !== "dns") return orderedCandidates(name, resolved, prefer);
-  const addresses = orderAddresses(resolved, prefer);
-  // The early answer may hold only a family `prefer` excludes; then the complete one decides.
-  if (addresses.length === 0) return orderedCandidates(name, await complete, prefer);
-  const later = complete.then(
-    (all) => orderAddresses(all, prefer).filter((a) => !addresses.some((b) => sameIp(a, b))),
-    () => [],
-  );
-  return { addresses, source: resolved.source, later };
+  return literalOr(target, prefer, async (name): Promise<StagedCandidates> => {
+    const { first, complete } = resolver.resolveStaged(name, { signal });
+    const resolved = await first;
+    if (resolved.source !== "dns") return orderedCandidates(name, resolved, prefer);
+    const addresses = orderAddresses(resolved, prefer);
+    // The early answer may hold only a family `prefer` excludes; then the complete one decides.
+    if (addresses.length === 0) return orderedCandidates(name, await complete, prefer);
+    const later = complete.then(
+      (all) => orderAddresses(all, prefer).filter((a) => !addresses.some((b) => sameIp(a, b))),
+      () => [],
+    );
+    return { addresses, source: resolved.source, later };
+  });
 }
 
-function literalCandidates(target: SocksTarget, prefer: FamilyPreference): Candidates | null {
+/**
+ * The candidates of a literal target (an address, or an IP literal sent as a name), else what
+ * `resolveName` makes of the name.
+ */
+async function literalOr<T extends Candidates>(
+  target: SocksTarget,
+  prefer: FamilyPreference,
+  resolveName: (name: string) => Promise<T>,
+): Promise<Candidates | T> {
   const literal = target.address.family === "name"
     ? literalAddress(target.address.name)
     : target.address;
-  if (!literal) return null;
+  if (!literal) return await resolveName((target.address as { name: string }).name);
   const addresses = orderAddresses(
     literal.family === 4 ? { v4: [literal], v6: [] } : { v4: [], v6: [literal] },
     prefer,

@@ -6,6 +6,7 @@
 
 import type { FamilyPreference } from "./options.ts";
 import { type IpAddress, sameIp } from "../net/address.ts";
+import { errorText } from "../net/error_text.ts";
 
 /**
  * Orders a name's addresses for connecting.
@@ -96,9 +97,7 @@ export class AllAttemptsFailedError extends AggregateError {
   constructor(addresses: readonly IpAddress[], errors: unknown[], lastError: unknown) {
     const detail = addresses.length === 0
       ? "no addresses to try"
-      : `all ${addresses.length} attempts failed (last: ${
-        lastError instanceof Error ? lastError.message : String(lastError)
-      })`;
+      : `all ${addresses.length} attempts failed (last: ${errorText(lastError)})`;
     super(errors, `Cannot connect: ${detail}`, { cause: lastError });
     this.name = "AllAttemptsFailedError";
     this.addresses = addresses;

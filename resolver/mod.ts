@@ -33,6 +33,7 @@
 export { type CachedAnswer, NameCache, type NameCacheOptions } from "./cache.ts";
 export {
   candidateAddresses,
+  type CandidateAddressesOptions,
   type Candidates,
   stagedCandidateAddresses,
   type StagedCandidates,

@@ -247,6 +247,16 @@ export class Resolver {
   #hosts: HostsSnapshot | undefined;
   #hostsLoading: Promise<Map<string, IpAddress[]>> | undefined;
 
+  /** Names held in the cache (answers and negative entries, expired ones not yet evicted). */
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Lookups in flight (one per name, shared by everyone waiting for it). */
+  get inflightLookups(): number {
+    return this.#inflight.size;
+  }
+
   /**
    * Creates a resolver. Nothing is read or sent until the first {@linkcode Resolver.resolve}.
    *

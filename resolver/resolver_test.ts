@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { ResolverConfig } from "./options.ts";
+import { testResolverConfig as config } from "../tests/helpers/resolver_config.ts";
 import { formatIp, parseIp } from "../net/address.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import { Reply } from "../socks5/types.ts";
@@ -13,20 +13,6 @@ import {
   Resolver,
   reverseName,
 } from "./resolver.ts";
-
-function config(overrides: Partial<ResolverConfig> = {}): ResolverConfig {
-  return {
-    prefer: "happy-eyeballs",
-    hosts: {},
-    hostsFile: "",
-    servers: [],
-    timeoutMs: 2_000,
-    cacheSize: 100,
-    maxTtlSeconds: 300,
-    negativeTtlSeconds: 30,
-    ...overrides,
-  };
-}
 
 interface Call {
   readonly name: string;

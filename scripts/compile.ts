@@ -10,6 +10,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { GATEWAY_V8_FLAGS_ARG } from "../gateway/runtime_flags.ts";
 
 /** Permissions the compiled gateway runs with. */
 export const COMPILE_PERMISSIONS: readonly string[] = [
@@ -35,6 +36,7 @@ const result = await new Deno.Command(Deno.execPath(), {
     "compile",
     "--unstable-net",
     ...COMPILE_PERMISSIONS,
+    GATEWAY_V8_FLAGS_ARG,
     // The workers' entry module is loaded by URL at run time, not imported statically.
     "--include",
     `${root}gateway/listen/_worker.ts`,

@@ -11,3 +11,4 @@ export * from "./codec.ts";
 export * from "./errors.ts";
 export * from "./exact_reader.ts";
 export * from "./client.ts";
+export * from "./server.ts";

@@ -88,7 +88,7 @@ Deno.test("`main.ts check` warns of plain-text passwords off loopback and an exp
     await Deno.writeTextFile(
       `${dir}/risky.yaml`,
       'listen: ["192.0.2.10:1080"]\nauth: { users: [{ name: alice, password: change-me }] }\n' +
-        'admin: { listen: "0.0.0.0:9090" }\n',
+        'admin: { listen: "0.0.0.0:9090", auth: { users: true } }\n',
     );
     const risky = await cli("check", "--config", `${dir}/risky.yaml`);
     assert.equal(risky.code, 0, risky.stderr);
@@ -484,6 +484,26 @@ Deno.test("`main.ts serve` writes one JSON line per finished connection", async 
     assert.equal(properties.down, 10);
     assert.equal(properties.rep, 0);
     assert.equal(properties.command, "connect");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("`main.ts check` reads admin.auth.token_file as serve would, naming the key", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "dualgate-cli-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/admin.yaml`,
+      `admin: { listen: "127.0.0.1:9090", auth: { token_file: ${dir}/missing.token } }\n`,
+    );
+    const missing = await cli("check", "--config", `${dir}/admin.yaml`);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^dualgate: admin\.auth\.token_file: cannot read /);
+    await Deno.writeTextFile(`${dir}/missing.token`, "a-token\n");
+    const present = await cli("check", "--config", `${dir}/admin.yaml`);
+    assert.equal(present.code, 0, present.stderr);
+    assert.match(present.stdout, /token_file: .*missing\.token/);
+    assert.doesNotMatch(present.stdout + present.stderr, /a-token/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -58,6 +58,10 @@ function openListener(
   );
 }
 
+function accepts(expected: DataListenOptions["peer"], peer: IpEndpoint): boolean {
+  return typeof expected === "function" ? expected(peer) : sameIp(peer.address, expected);
+}
+
 class OneShotListener implements DataListener {
   readonly endpoint: IpEndpoint;
   #listener: Deno.TcpListener;
@@ -91,7 +95,7 @@ class OneShotListener implements DataListener {
             } catch {
               // Not an IP peer: refused below.
             }
-            if (peer && sameIp(peer.address, options.peer)) return conn;
+            if (peer && accepts(options.peer, peer)) return conn;
             // Anyone else is refused, and the listener keeps waiting for the real peer.
             closeQuietly(conn);
           }

@@ -64,6 +64,34 @@ Deno.test("DataChannelBroker.listen() refuses other peers and times out", async 
   await assert.rejects(accepting, /Cannot accept data connection: timed out/);
 });
 
+Deno.test("DataChannelBroker.listen() with a peer filter takes the first peer it accepts", async () => {
+  using s = await setup();
+  const seen: number[] = [];
+  let refuseNext = true;
+  const listener = await s.broker.listen({
+    side: "client",
+    peer: (peer) => {
+      seen.push(peer.port);
+      const take = !refuseNext;
+      refuseNext = false;
+      return take;
+    },
+    ports: { from: 0, to: 0 },
+    timeoutMs: 2000,
+    signal: new AbortController().signal,
+  });
+  const accepting = listener.accept();
+  const refused = await Deno.connect({ hostname: "127.0.0.1", port: listener.endpoint.port });
+  assert.equal(await refused.read(new Uint8Array(1)), null); // closed at once
+  refused.close();
+  const taken = await Deno.connect({ hostname: "127.0.0.1", port: listener.endpoint.port });
+  const accepted = await accepting;
+  assert.equal(endpointFromNetAddr(accepted.remoteAddr).port, taken.localAddr.port);
+  assert.equal(seen.length, 2);
+  taken.close();
+  accepted.close();
+});
+
 Deno.test("DataChannelBroker.listen() closes the listener on abort", async () => {
   using s = await setup();
   const controller = new AbortController();

@@ -55,6 +55,13 @@ assert.deepEqual([...translator!.ports], [25]);
 
 export type * from "./types.ts";
 export { createDataChannelBroker, DEFAULT_CONNECT_TIMEOUT_MS } from "./broker.ts";
+export {
+  bridgeDataChannel,
+  type BridgeOptions,
+  type PortRange,
+  portRangeSchema,
+  TaskSet,
+} from "./data_channel.ts";
 export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
 export { HandBackStream, type PendingRead } from "./hand_back.ts";
 export {

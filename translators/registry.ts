@@ -8,6 +8,7 @@
 
 import { z } from "zod";
 import { ftpTranslatorFactory } from "./ftp/mod.ts";
+import { ircDccTranslatorFactory } from "./irc_dcc/mod.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./line_session.ts";
 import type {
   ConfiguredTranslator,
@@ -35,6 +36,7 @@ export function registerTranslator<Options>(
  */
 export const TRANSLATOR_FACTORIES: readonly RegisteredTranslatorFactory[] = [
   registerTranslator(ftpTranslatorFactory),
+  registerTranslator(ircDccTranslatorFactory),
 ];
 
 const COMMON_KEYS = new Set(["type", "ports", "max_line_bytes"]);

@@ -53,7 +53,7 @@ Deno.test("translatorConfigSchema(FACTORIES) fills defaults and names the YAML p
   assert.deepEqual(issue({ type: "ftp", dataTimeoutMs: 5000 }).path, [0, "dataTimeoutMs"]);
   const unknownType = issue({ type: "gopher" });
   assert.deepEqual(unknownType.path, [0, "type"]);
-  assert.match(unknownType.message, /unknown translator type \(known: ftp, echo-addr\)/);
+  assert.match(unknownType.message, /unknown translator type \(known: ftp, irc-dcc, echo-addr\)/);
 });
 
 Deno.test("translatorConfigSchema(FACTORIES) reads snake_case keys and seconds into typed options", () => {
@@ -241,6 +241,6 @@ Deno.test("runTranslation() applies ports: a translator without a port check is 
 });
 
 Deno.test("the example plugin is not registered in production", () => {
-  assert.deepEqual(TRANSLATOR_FACTORIES.map((factory) => factory.type), ["ftp"]);
+  assert.deepEqual(TRANSLATOR_FACTORIES.map((factory) => factory.type), ["ftp", "irc-dcc"]);
   assert.ok(!translatorConfigSchema().safeParse({ type: "echo-addr" }).success);
 });

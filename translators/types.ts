@@ -237,8 +237,12 @@ export type TranslatorConfig = TranslatorCommonOptions & {
 export interface DataListenOptions {
   /** Listen on the gateway's address facing the client or facing the server. */
   readonly side: Side;
-  /** Accept only a connection from this address (any port); others are closed at once. */
-  readonly peer: IpAddress;
+  /**
+   * Accept only a connection from this address (any port), or, for a peer not known in
+   * advance (an IRC DCC offer's taker), from an endpoint this function accepts; others are
+   * closed at once and the listener keeps waiting.
+   */
+  readonly peer: IpAddress | ((peer: IpEndpoint) => boolean);
   /** Ports to choose from at random, inclusive; `{from: 0, to: 0}` for the kernel's choice. */
   readonly ports: { readonly from: number; readonly to: number };
   /** How long to wait for the peer; after that, `accept` rejects and the listener closes. */

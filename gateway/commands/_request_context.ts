@@ -6,15 +6,23 @@
  * @module
  */
 
-import type { IpAddress } from "../../net/address.ts";
+import type { IpAddress, IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
-import { literalAddress, normalizeName } from "../../resolver/mod.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
+import {
+  candidateAddresses,
+  type Candidates,
+  literalAddress,
+  normalizeName,
+} from "../../resolver/mod.ts";
 import { encodeReply } from "../../socks5/codec.ts";
 import { Reply, type ReplyCode, type SocksTarget } from "../../socks5/types.ts";
 import type { RuleCommand } from "../config/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
+import { familyPair } from "../observe/metrics.ts";
+import { relay, type RelayConn, type RelayResult } from "../relay/relay.ts";
 import { failAndClose } from "../replies.ts";
+import { replyForError } from "../reply_codes.ts";
 import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
@@ -47,7 +55,7 @@ export function targetName(target: SocksTarget): string | undefined {
  * address to be used (literal or resolved), or without one when only the name is known.
  */
 export function ruleSubjectsOf(
-  session: Handshaken,
+  session: Pick<Handshaken, "client" | "clientIsLocal" | "user" | "request">,
   command: RuleCommand,
   target: SocksTarget = session.request.target,
 ): (address?: IpAddress) => RuleSubject {
@@ -60,6 +68,22 @@ export function ruleSubjectsOf(
     ...(session.user !== undefined ? { user: session.user } : {}),
     ...(name !== undefined ? { name } : {}),
     ...(address !== undefined ? { address } : {}),
+  });
+}
+
+/**
+ * The addresses `target` stands for, in dialing order (`candidateAddresses` with the gateway's
+ * resolver and family preference), within the connect timeout or until `signal` aborts.
+ */
+export function lookupCandidates(
+  services: SessionServices,
+  target: SocksTarget,
+  signal: AbortSignal,
+): Promise<Candidates> {
+  return candidateAddresses(target, {
+    resolver: services.resolver,
+    prefer: services.config.resolver.prefer,
+    signal: AbortSignal.any([AbortSignal.timeout(services.config.timeouts.connectMs), signal]),
   });
 }
 
@@ -84,6 +108,20 @@ export async function rejectRequest(
 ): Promise<void> {
   await failAndClose(session.conn, reply);
   services.record({ ...base, outcome: "rejected", reply, reason });
+}
+
+/**
+ * Refuses `session`'s request because of `error`: the REP that the error maps to
+ * (`replyForError`), the reason `context` followed by the error's text.
+ */
+export async function rejectForError(
+  session: Handshaken,
+  services: SessionServices,
+  base: RecordBase & Pick<ConnectionRecord, "connectMs">,
+  error: unknown,
+  context = "",
+): Promise<void> {
+  await rejectRequest(session, services, base, replyForError(error), context + errorText(error));
 }
 
 /** What {@linkcode replySucceeded} does when the client is gone before its success reply. */
@@ -119,9 +157,7 @@ export async function replySucceeded(
     if (gone.closeClient !== undefined) {
       await gone.closeClient();
     } else {
-      try {
-        session.conn.close();
-      } catch { /* gone */ }
+      closeQuietly(session.conn);
     }
     services.record({
       ...gone.record,
@@ -132,6 +168,44 @@ export async function replySucceeded(
       }`,
     });
     return false;
+  }
+}
+
+/** What {@linkcode relayCounted} relays. */
+export interface CountedRelay {
+  /** The command, for the active-relay gauges. */
+  readonly command: "connect" | "bind";
+  /** The client side. */
+  readonly client: RelayConn;
+  /** The destination side. */
+  readonly server: RelayConn;
+  /** The destination's endpoint, for the family pair. */
+  readonly peer: IpEndpoint;
+}
+
+/**
+ * Relays a CONNECT's or BIND's two connections with the gateway's idle timeout and shutdown, the
+ * client's pipelined bytes first, counted in the active-relay gauges (by command, and by family
+ * pair) while it runs.
+ */
+export async function relayCounted(
+  session: Handshaken,
+  services: SessionServices,
+  relayed: CountedRelay,
+): Promise<RelayResult> {
+  const { command } = relayed;
+  services.metrics?.activeRelays.inc([command]);
+  const families = familyPair(session.client, relayed.peer);
+  services.metrics?.activeFamilies.inc([command, families]);
+  try {
+    return await relay(relayed.client, relayed.server, {
+      idleMs: services.config.timeouts.idleMs,
+      signal: services.shutdown,
+      clientPrelude: session.reader.takeBuffered(),
+    });
+  } finally {
+    services.metrics?.activeRelays.dec([command]);
+    services.metrics?.activeFamilies.dec([command, families]);
   }
 }
 

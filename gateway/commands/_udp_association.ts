@@ -1,7 +1,7 @@
 /**
  * The per-association state of UDP ASSOCIATE, free of sockets so that it can be tested alone:
  * the client source filter (RFC 1928 §7: datagrams only from the client), the SOCKS UDP header
- * check, the rate limit, the destination table (raw header bytes -> resolved peer, with the
+ * check, the destination table (raw header bytes -> resolved peer, with the
  * reply header prepared once) and the counters.
  *
  * Hot path: every check here works on the receive buffer in place and on numbers; strings are
@@ -19,12 +19,14 @@ export type DropReason =
   | "fragment"
   | "malformed"
   | "oversize"
-  | "rate"
+  | "client_rate"
+  | "total_rate"
   | "denied"
   | "unresolved"
   | "pending"
   | "unknown_peer"
-  | "send_failed";
+  | "send_failed"
+  | "no_egress";
 
 /** Every {@linkcode DropReason}, in the order they are reported. */
 export const DROP_REASONS: readonly DropReason[] = [
@@ -32,12 +34,14 @@ export const DROP_REASONS: readonly DropReason[] = [
   "fragment",
   "malformed",
   "oversize",
-  "rate",
+  "client_rate",
+  "total_rate",
   "denied",
   "unresolved",
   "pending",
   "unknown_peer",
   "send_failed",
+  "no_egress",
 ];
 
 /** Datagram and byte counts of one association; plain numbers that only grow. */
@@ -56,12 +60,14 @@ export class UdpCounters {
     fragment: 0,
     malformed: 0,
     oversize: 0,
-    rate: 0,
+    client_rate: 0,
+    total_rate: 0,
     denied: 0,
     unresolved: 0,
     pending: 0,
     unknown_peer: 0,
     send_failed: 0,
+    no_egress: 0,
   };
 
   /** `up=N down=N dropped foreign=N ...` (only non-zero drops), for the connection record. */
@@ -156,42 +162,14 @@ export class ClientFilter {
   }
 }
 
-/**
- * A token bucket of `rate` datagrams per second with a burst of one second's worth; `allow`
- * costs a clock read and a few arithmetic operations.
- */
-export class RateLimiter {
-  readonly #rate: number;
-  readonly #now: () => number;
-  #tokens: number;
-  #last: number;
-
-  /** Allows `rate` datagrams per second; `now` is a millisecond clock. */
-  constructor(rate: number, now: () => number = () => performance.now()) {
-    this.#rate = rate;
-    this.#now = now;
-    this.#tokens = rate;
-    this.#last = now();
-  }
-
-  /** Takes one token; false when the bucket is empty. */
-  allow(): boolean {
-    const now = this.#now();
-    const refill = ((now - this.#last) * this.#rate) / 1000;
-    this.#last = now;
-    this.#tokens = Math.min(this.#rate, this.#tokens + refill);
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
-    return true;
-  }
-}
-
 /** What became of one destination as the client wrote it. */
 export type DestinationState =
   | { readonly kind: "pending" }
   | { readonly kind: "ready"; readonly peer: ResolvedPeer }
   | { readonly kind: "denied" }
-  | { readonly kind: "unresolved"; readonly retryAt: number };
+  | { readonly kind: "unresolved"; readonly retryAt: number }
+  /** The egress pool has no source address of the destination's families. */
+  | { readonly kind: "no_egress" };
 
 /** A destination resolved, permitted and ready to send to. */
 export interface ResolvedPeer {

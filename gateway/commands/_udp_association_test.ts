@@ -7,7 +7,6 @@ import {
   type Destination,
   DestinationTable,
   HeldBudget,
-  RateLimiter,
   resolvedPeer,
   UdpCounters,
   udpHeaderLength,
@@ -73,17 +72,6 @@ Deno.test("ClientFilter without a declared port belongs to the first sender's po
   assert.equal(any.accepts("::ffff:192.0.2.2", 1234), true);
   assert.equal(any.accepts("192.0.2.2", 1234), true);
   assert.equal(any.port, 1234);
-});
-
-Deno.test("RateLimiter allows a second's worth at once, then refills with time", () => {
-  let now = 0;
-  const limiter = new RateLimiter(3, () => now);
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.allow()), [true, true, true, false]);
-  now += 334;
-  assert.equal(limiter.allow(), true);
-  assert.equal(limiter.allow(), false);
-  now += 10_000;
-  assert.deepEqual([1, 2, 3, 4].map(() => limiter.allow()), [true, true, true, false]);
 });
 
 Deno.test("DestinationTable finds rows by header bytes and peers by socket address", () => {

@@ -17,21 +17,23 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatIp,
   type IpAddress,
   type IpEndpoint,
   isUnspecified,
+  peerEndpoint,
   sameIp,
   unmapIpv4,
   unspecified,
 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
-import { candidateAddresses } from "../../resolver/mod.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import {
+  lookupCandidates,
   recordBaseOf,
+  rejectForError,
   rejectRequest,
+  relayCounted,
   replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
@@ -41,8 +43,6 @@ import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply, type ReplyCode } from "../../socks5/types.ts";
 import { chooseBindAddress, hostInterfaces, hostRoutes } from "./_bind_address.ts";
 import { WatchedConn } from "./_bind_watch.ts";
-import { relay } from "../relay/relay.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { RuleSubject } from "../access/rules.ts";
 import { failAndClose } from "../replies.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
@@ -70,7 +70,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   try {
     expected = await expectedPeer(session, services, subject);
   } catch (error) {
-    await reject(replyForError(error), errorText(error));
+    await rejectForError(session, services, base, error);
     return;
   }
 
@@ -96,10 +96,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
   try {
     listener = Deno.listen({ hostname: formatIp(listenAddress), port: 0, transport: "tcp" });
   } catch (error) {
-    await reject(
-      replyForError(error),
-      `Cannot bind: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, "Cannot bind: ");
     return;
   }
   const bound: IpEndpoint = {
@@ -130,9 +127,7 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
         waited.kind === "timeout" ? Reply.HostUnreachable : Reply.GeneralFailure,
       );
     } else {
-      try {
-        conn.close();
-      } catch { /* closed */ }
+      closeQuietly(conn);
     }
     // The watching read ends with the close; wait for it so no operation outlives the session.
     await watched.gone;
@@ -158,13 +153,14 @@ async function bind(session: Handshaken, services: SessionServices): Promise<voi
     },
   });
   if (!answered) return;
+  services.noteSession?.(conn, { subject: subject(peer.address) });
 
-  services.metrics?.activeRelays.inc(["bind"]);
-  const result = await relay(watched, peerConn, {
-    idleMs: services.config.timeouts.idleMs,
-    signal: services.shutdown,
-    clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["bind"]));
+  const result = await relayCounted(session, services, {
+    command: "bind",
+    client: watched,
+    server: peerConn,
+    peer,
+  });
   await watched.gone;
   services.record({
     ...base,
@@ -196,12 +192,7 @@ async function expectedPeer(
       return { family: address.family, addresses: null };
     }
   }
-  const { addresses: candidates } = await candidateAddresses(
-    target,
-    services.resolver,
-    services.config.resolver.prefer,
-    AbortSignal.any([AbortSignal.timeout(services.config.timeouts.connectMs), services.shutdown]),
-  );
+  const { addresses: candidates } = await lookupCandidates(services, target, services.shutdown);
   const permitted = candidates.filter((address) => services.rules.evaluate(subject(address)).allow);
   const first = permitted[0];
   if (first === undefined) {
@@ -233,9 +224,7 @@ async function acceptExpected(
   let stopped: WaitOutcome | undefined;
   const stop = (outcome: WaitOutcome) => {
     stopped ??= outcome;
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    closeQuietly(listener);
   };
   const timer = setTimeout(
     () => stop({ kind: "timeout", reason: `Cannot bind: no peer within ${options.waitMs} ms` }),
@@ -263,10 +252,8 @@ async function acceptExpected(
       } catch (error) {
         return stopped ?? { kind: "aborted", reason: `Cannot bind: ${errorText(error)}` };
       }
-      let peer: IpEndpoint;
-      try {
-        peer = endpointFromNetAddr(candidate.remoteAddr);
-      } catch {
+      const peer = peerEndpoint(candidate);
+      if (peer === null) {
         candidate.close();
         continue;
       }
@@ -288,8 +275,6 @@ async function acceptExpected(
     waiting = false;
     clearTimeout(timer);
     options.shutdown.removeEventListener("abort", onShutdown);
-    try {
-      listener.close();
-    } catch { /* closed */ }
+    closeQuietly(listener);
   }
 }

@@ -17,16 +17,19 @@ import { replyForError } from "../reply_codes.ts";
 import {
   denialText,
   recordBaseOf,
+  rejectForError,
   rejectRequest,
+  relayCounted,
   replySucceeded,
   ruleSubjectsOf,
 } from "./_request_context.ts";
-import type { RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 import type { ExpectedConnection } from "../../translators/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import type { Dialed } from "../upstream/types.ts";
+import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
 
 /** Handles a CONNECT request after the handshake; never throws. */
 export async function handleConnect(
@@ -66,9 +69,13 @@ export async function handleConnect(
   }
 
   const route = services.route(target);
+  const egress = egressPoolFor(route.egress, { name: session.user, pools: services.userEgress })
+    ?.selection(egressKeyOf(target, { user: session.user, client: client.address }));
   let dialed: Dialed;
   // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
   let denial: RuleVerdict | undefined;
+  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
+  let allowed: RuleSubject | undefined;
   const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
@@ -81,9 +88,12 @@ export async function handleConnect(
       ...(session.clientUnknown ? {} : {
         client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       }),
+      ...(egress && { egress }),
       permit: (address) => {
-        const verdict = services.rules.evaluate(subject(address));
+        const asked = subject(address);
+        const verdict = services.rules.evaluate(asked);
         if (!verdict.allow) denial = verdict;
+        else allowed = asked;
         return verdict.allow;
       },
     });
@@ -113,8 +123,9 @@ export async function handleConnect(
     { record: { ...connected, used: dialed.remote }, release: () => dialed.conn.close() },
   );
   if (!answered) return;
+  services.noteSession?.(conn, { subject: allowed ?? subject() });
 
-  const translated = await services.translation.translate(session, dialed);
+  const translated = await services.translation.translate(session, dialed, route);
   if (translated) {
     services.record({
       ...connected,
@@ -129,12 +140,12 @@ export async function handleConnect(
     });
     return;
   }
-  services.metrics?.activeRelays.inc(["connect"]);
-  const result = await relay(conn, dialed.conn, {
-    idleMs: services.config.timeouts.idleMs,
-    signal: services.shutdown,
-    clientPrelude: session.reader.takeBuffered(),
-  }).finally(() => services.metrics?.activeRelays.dec(["connect"]));
+  const result = await relayCounted(session, services, {
+    command: "connect",
+    client: conn,
+    server: dialed.conn,
+    peer: dialed.remote,
+  });
   services.record({
     ...connected,
     used: dialed.remote,
@@ -171,13 +182,7 @@ async function connectExpected(
     );
   } catch (error) {
     expected.ended();
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `${why}: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, `${why}: `);
     return;
   }
   const local = endpointFromNetAddr(opened.localAddr);

@@ -25,15 +25,18 @@
 
 import { type IpAddress, unmapIpv4 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
 import { candidateAddresses, literalAddress } from "../../resolver/mod.ts";
-import { encodeReply } from "../../socks5/codec.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
-import { recordBaseOf, rejectRequest, ruleSubjectsOf, targetName } from "./_request_context.ts";
+import {
+  recordBaseOf,
+  rejectForError,
+  replySucceeded,
+  ruleSubjectsOf,
+  targetName,
+} from "./_request_context.ts";
 import { lingerAndClose } from "../replies.ts";
 import { clientFamily } from "./stand_ins.ts";
-import { replyForError } from "../reply_codes.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 /** Handles a RESOLVE or RESOLVE_PTR request after the handshake; never throws. */
@@ -52,21 +55,10 @@ export async function handleResolve(
       ? await resolvePtr(session, services, signal)
       : await resolveName(session, services, signal);
   } catch (error) {
-    await rejectRequest(session, services, base, replyForError(error), errorText(error));
+    await rejectForError(session, services, base, error);
     return;
   }
-  try {
-    await writeAll(session.conn, encodeReply({ reply: Reply.Succeeded, bound: answer }));
-  } catch (error) {
-    try {
-      session.conn.close();
-    } catch { /* gone */ }
-    services.record({
-      ...base,
-      outcome: "rejected",
-      reply: Reply.Succeeded,
-      reason: `client gone before the answer: ${errorText(error)}`,
-    });
+  if (!await replySucceeded(session, services, answer, { record: base, before: "the answer" })) {
     return;
   }
   // torsocks may have sent bytes beyond the request; a plain close would reset the reply.
@@ -111,12 +103,11 @@ async function resolveName(
     );
   }
   const subject = ruleSubjectsOf(session, "resolve");
-  const { addresses } = await candidateAddresses(
-    target,
-    services.resolver,
-    services.config.resolver.prefer,
+  const { addresses } = await candidateAddresses(target, {
+    resolver: services.resolver,
+    prefer: services.config.resolver.prefer,
     signal,
-  );
+  });
   const allowed = addresses.filter((address) => services.rules.evaluate(subject(address)).allow);
   if (allowed.length === 0) {
     throw denied(target.address.family === "name" ? `"${target.address.name}"` : "the address");

@@ -20,7 +20,8 @@
  *   announce a data channel): judged by the data connection's *own* address and port, never the
  *   control connection's port, so a rule that denies a port of the server holds for a passive
  *   reply naming it. Toward the server, the rules are evaluated as a CONNECT from the same
- *   client and user to the server's address and name with the data port; toward the client
+ *   client and user to the server's address and name with the data port (an address other than
+ *   the server's, an IRC DCC peer's, is judged without the name); toward the client
  *   (active mode), the address must be the client's own and the rules are evaluated as a BIND
  *   (RFC 1928 names FTP as BIND's reason) for the server's address with the client's data
  *   port. A denial is REP 2 for an expected CONNECT and a 425 for the FTP client; a refusal
@@ -36,15 +37,16 @@
  */
 
 import {
-  endpointFromNetAddr,
   formatEndpoint,
   type IpAddress,
   type IpEndpoint,
+  peerEndpoint,
   sameIp,
   toHostname,
 } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
+import { connectFrom } from "../../net/node_tcp.ts";
 import { normalizeName } from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
@@ -64,48 +66,44 @@ import { logger } from "../observe/log.ts";
 import { relay, transferComplete } from "../relay/relay.ts";
 import type { AccessRules, RuleSubject } from "../access/rules.ts";
 import type { Handshaken, TranslationService } from "../session_types.ts";
-import type { Router } from "../upstream/router.ts";
 
 /** The gateway pieces {@linkcode createTranslationService} builds data channels from. */
 export interface TranslationServiceOptions {
   /** The compiled access rules, applied to data dials (see the module doc). */
   readonly rules: AccessRules;
-  /** Picks the route of a CONNECT: translation runs on direct routes only. */
-  readonly route: Router;
   /** Aborted when the gateway stops draining: translated sessions and data relays close. */
   readonly shutdown: AbortSignal;
   /** Receives one record per data relay. */
   readonly record: (record: ConnectionRecord) => void;
   /** Opens data listeners (tests). @default Deno.listen */
   readonly listen?: BrokerDeps["listen"];
-  /** Opens data connections (tests). @default Deno.connect */
-  readonly connect?: (endpoint: IpEndpoint, signal: AbortSignal) => Promise<Deno.Conn>;
+  /**
+   * Opens data connections (tests), from `source` when given. @default Deno.connect, or
+   * connectFrom (node:net) with a source
+   */
+  readonly connect?: (
+    endpoint: IpEndpoint,
+    signal: AbortSignal,
+    source?: IpAddress,
+  ) => Promise<Deno.Conn>;
 }
 
 const log = logger("translate");
 let nextId = 0;
 
-function remoteOf(conn: Deno.Conn): IpEndpoint | null {
-  try {
-    return endpointFromNetAddr(conn.remoteAddr);
-  } catch {
-    return null;
-  }
-}
-
 /**
- * Builds the translation service from the config and the gateway's rules, route, relay and
+ * Builds the translation service from the config and the gateway's rules, relay and
  * shutdown signal. Without `translators:` it is inert (nothing expected, nothing translated).
  *
  * @example
  * ```ts ignore
  * const translation = createTranslationService(config, {
- *   rules, route, shutdown, record,
+ *   rules, shutdown, record,
  * });
  * // In CONNECT, before rules and dial:
  * const expected = translation.takeExpected({ address: client.address, user }, target);
  * // After the success reply:
- * if (!(await translation.translate(session, dialed))) await relay(...);
+ * if ((await translation.translate(session, dialed, route)) === null) await relay(...);
  * ```
  *
  * @throws {TypeError} for a `translators:` entry no plugin provides (the config schema
@@ -121,16 +119,28 @@ export function createTranslationService(
   }
   const expectations = new ExpectationRegistry();
   const connect = options.connect ??
-    ((endpoint: IpEndpoint, signal: AbortSignal) =>
-      Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }));
+    ((endpoint: IpEndpoint, signal: AbortSignal, source?: IpAddress): Promise<Deno.Conn> =>
+      source
+        ? connectFrom(source, endpoint, { signal })
+        : Deno.connect({ hostname: toHostname(endpoint.address), port: endpoint.port, signal }));
 
-  function depsFor(session: Handshaken, ctx: TranslatorContext): BrokerDeps {
+  /**
+   * `egress`: the source the control connection left from (an egress pool's choice); the
+   * server's data connections leave from it too, as FTP servers expect one client address.
+   */
+  function depsFor(
+    session: Handshaken,
+    ctx: TranslatorContext,
+    egress: IpAddress | undefined,
+  ): BrokerDeps {
     const target = session.request.target;
     const name = target.address.family === "name"
       ? normalizeName(target.address.name) ?? undefined
       : undefined;
     // A data connection is judged by its own address and port, never the control port: a
-    // rule that denies a port of the server must hold for a 227 that names it.
+    // rule that denies a port of the server must hold for a 227 that names it. The requested
+    // name belongs to the server's address only: an IRC DCC peer elsewhere is judged by its
+    // address, or a rule allowing the server's name would open every address.
     const subject = (command: "connect" | "bind", address: IpAddress, port: number) => ({
       client: session.client.address,
       clientIsLocal: session.clientIsLocal,
@@ -138,7 +148,7 @@ export function createTranslationService(
       port,
       address,
       ...(session.user !== undefined ? { user: session.user } : {}),
-      ...(name !== undefined ? { name } : {}),
+      ...(name !== undefined && sameIp(address, ctx.server.address) ? { name } : {}),
     } satisfies RuleSubject);
     const check = (endpoint: IpEndpoint, { side }: { readonly side: Side }): string | null => {
       if (side === "client" && !sameIp(endpoint.address, ctx.client.address)) {
@@ -177,7 +187,10 @@ export function createTranslationService(
       if (refusal !== null) {
         return Promise.reject(new SocksReplyError(Reply.NotAllowedByRuleset, refusal));
       }
-      return connect(endpoint, signal);
+      const source = side === "server" && egress?.family === endpoint.address.family
+        ? egress
+        : undefined;
+      return connect(endpoint, signal, source);
     };
     const relayData = async (
       a: Deno.Conn,
@@ -185,12 +198,12 @@ export function createTranslationService(
       relayOptions: DataRelayOptions,
     ): Promise<void> => {
       const startedAt = performance.now();
-      const aRemote = remoteOf(a);
+      const aRemote = peerEndpoint(a);
       // The FTP session relays (accepted, dialed): which one is the client's depends on mode.
       const aIsClient = aRemote !== null && sameIp(aRemote.address, ctx.client.address);
       const [clientConn, serverConn] = aIsClient ? [a, b] : [b, a];
-      const clientEnd = remoteOf(clientConn) ?? ctx.client;
-      const serverEnd = remoteOf(serverConn);
+      const clientEnd = peerEndpoint(clientConn) ?? ctx.client;
+      const serverEnd = peerEndpoint(serverConn);
       const result = await relay(clientConn, serverConn, {
         idleMs: config.timeouts.idleMs,
         signal: AbortSignal.any([relayOptions.signal, options.shutdown]),
@@ -226,10 +239,10 @@ export function createTranslationService(
     takeExpected(principal, target) {
       return expectations.take(principal, target);
     },
-    async translate(session, dialed) {
+    async translate(session, dialed, route) {
       const target = session.request.target;
       try {
-        if (options.route(target).chained) return null;
+        if (route.chained) return null;
         // Bytes the client pipelined after its request (before any server greeting) belong
         // to the plain relay, which delivers them first; line protocols never do this.
         if (session.reader.buffered > 0) return null;
@@ -244,7 +257,7 @@ export function createTranslationService(
         };
         const idleMs = config.timeouts.idleMs;
         return await runTranslation(translators, ctx, session.conn, dialed.conn, {
-          deps: depsFor(session, ctx),
+          deps: depsFor(session, ctx, dialed.egress),
           // The rest of a session handed back: the core relay, like any CONNECT's.
           relay: (client, server, { signal }) => relay(client, server, { idleMs, signal }),
           idleMs,

@@ -15,24 +15,30 @@
  * - Replies carry the header naming the peer that sent them; only peers the client has
  *   written to are relayed back.
  * - The association lives exactly as long as the TCP control connection, ended early by the
- *   idle limit or shutdown; per-association limits on datagram size and on the rate of each
- *   direction.
+ *   idle limit or shutdown; a per-association limit on datagram size, and flood limits on the
+ *   datagram rate of each direction per client and in total ({@linkcode UdpRateBudget}).
  * - A new destination is looked up off the receive loop, holding its first datagrams: at most
  *   {@linkcode MAX_PENDING_LOOKUPS} lookups per association, 4 datagrams per destination, and
  *   {@linkcode heldDatagrams} bytes across associations, an eighth of them per association; beyond, datagrams are dropped
  *   (`pending`). A destination evicted from the table, or the association's end, releases what
  *   it held; the end aborts its lookups.
+ * - Egress (gateway/upstream/egress.ts): a destination's pool is the user's, else that of the
+ *   route it matches when the route has no chain. The outbound socket of a family is bound to
+ *   the source the pool picks for the association's first destination of that family (one
+ *   source per family and association, like one per TCP connection); a destination whose pool
+ *   has no source of any of its families is dropped (`no_egress`), never sent from the host's
+ *   default address.
  *
  * @module
  */
 
 import { formatIp, type IpAddress, type IpEndpoint } from "../../net/address.ts";
-import { errorText } from "../../net/error_text.ts";
-import { candidateAddresses } from "../../resolver/mod.ts";
+import { closeQuietly } from "../../net/io.ts";
 import {
+  lookupCandidates,
   type RecordBase,
   recordBaseOf,
-  rejectRequest,
+  rejectForError,
   replySucceeded,
   ruleSubjectsOf,
   withExtraDescriptors,
@@ -44,18 +50,23 @@ import {
   ClientFilter,
   type Destination,
   DestinationTable,
-  DROP_REASONS,
   type DropReason,
   HeldBudget,
   MAX_REPLY_HEADER,
-  RateLimiter,
   type ResolvedPeer,
   resolvedPeer,
   UdpCounters,
   udpHeaderLength,
 } from "./_udp_association.ts";
+import { clientKey } from "../access/client_key.ts";
+import { UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
 import { logger } from "../observe/log.ts";
-import { replyForError } from "../reply_codes.ts";
+import {
+  egressKeyOf,
+  type EgressPool,
+  egressPoolFor,
+  type EgressSource,
+} from "../upstream/egress.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 
 const log = logger("udp");
@@ -77,6 +88,17 @@ export const MAX_PENDING_LOOKUPS = 8;
 export const heldDatagrams: HeldBudget = new HeldBudget(8 * 1024 * 1024, 1024 * 1024);
 /** How long a name that did not resolve stays unresolved before it is asked again. */
 const UNRESOLVED_RETRY_MS = 5000;
+
+/** The flood limits of this process, made anew when the configured rates change (a reload). */
+let rateBudget: UdpRateBudget | undefined;
+
+function rateBudgetFor(services: SessionServices): UdpRateBudget {
+  const { rate, totalRate } = services.config.udp;
+  if (rateBudget?.rates.perClient !== rate || rateBudget.rates.total !== totalRate) {
+    rateBudget = new UdpRateBudget({ perClient: rate, total: totalRate });
+  }
+  return rateBudget;
+}
 
 /** Handles a UDP ASSOCIATE request after the handshake; never throws. */
 export async function handleUdpAssociate(
@@ -104,13 +126,7 @@ async function associate(
       port: 0,
     });
   } catch (error) {
-    await rejectRequest(
-      session,
-      services,
-      base,
-      replyForError(error),
-      `Cannot open UDP relay socket: ${errorText(error)}`,
-    );
+    await rejectForError(session, services, base, error, "Cannot open UDP relay socket: ");
     return;
   }
   const family = local.address.family;
@@ -131,10 +147,6 @@ async function associate(
   services.metrics?.activeRelays.inc(["udp"]);
   const end = await association.run()
     .finally(() => services.metrics?.activeRelays.dec(["udp"]));
-  const dropped = association.counters.dropped;
-  for (const reason of DROP_REASONS) {
-    if (dropped[reason] > 0) services.metrics?.udpDropped.inc([reason], dropped[reason]);
-  }
   services.record({
     ...base,
     ...(association.lastPeer !== undefined ? { used: association.lastPeer } : {}),
@@ -158,8 +170,7 @@ class Association {
   readonly #services: SessionServices;
   readonly #clientSocket: Deno.DatagramConn;
   readonly #filter: ClientFilter;
-  readonly #rateUp: RateLimiter;
-  readonly #rateDown: RateLimiter;
+  readonly #rates: UdpRateShare;
   readonly #table = new DestinationTable(64, (row) => this.#release(row, true));
   /** Destination lookups in flight (see {@linkcode MAX_PENDING_LOOKUPS}). */
   #pendingLookups = 0;
@@ -168,6 +179,10 @@ class Association {
   readonly #activity = { active: true };
   readonly #maxDatagram: number;
   readonly #outbound: { 4?: Deno.DatagramConn; 6?: Deno.DatagramConn } = {};
+  /** Each pool's pick for this association (keyed by the first destination that asked). */
+  readonly #egress = new Map<EgressPool, EgressSource>();
+  /** The source each family's outbound socket is to be bound to (set before it opens). */
+  readonly #sources: { 4?: IpAddress; 6?: IpAddress } = {};
   readonly #tasks = new Set<Promise<void>>();
   /** Where replies go: the owner's endpoint, once known (see {@linkcode ClientFilter}). */
   #clientAddr: Deno.NetAddr | undefined;
@@ -190,8 +205,9 @@ class Association {
     if (declaredPort !== 0) {
       this.#clientAddr = { transport: "udp", hostname: this.#filter.hostname, port: declaredPort };
     }
-    this.#rateUp = new RateLimiter(services.config.udp.rate);
-    this.#rateDown = new RateLimiter(services.config.udp.rate);
+    this.#rates = rateBudgetFor(services).join(
+      clientKey(session.client.address, services.config.limits.ipv6ClientPrefix),
+    );
     this.#maxDatagram = services.config.udp.maxDatagram;
   }
 
@@ -213,6 +229,7 @@ class Association {
       // Loops end once their sockets are closed; lookups once their signal or answer comes.
       while (this.#tasks.size > 0) await Promise.all([...this.#tasks]);
     } finally {
+      this.#rates.leave();
       sweeper.remove(idle);
       shutdown.removeEventListener("abort", onAbort);
     }
@@ -232,18 +249,16 @@ class Association {
     this.#abort.abort();
     for (const row of this.#table.rows) this.#release(row, true);
     for (const socket of [this.#clientSocket, this.#outbound[4], this.#outbound[6]]) {
-      try {
-        socket?.close();
-      } catch { /* closed */ }
+      closeQuietly(socket);
     }
-    try {
-      this.#session.conn.close();
-    } catch { /* closed */ }
+    closeQuietly(this.#session.conn);
     this.#finished();
   }
 
-  #drop(reason: DropReason): void {
-    this.counters.dropped[reason]++;
+  /** Counts a dropped datagram in the association's record and, at once, in the metrics. */
+  #drop(reason: DropReason, count = 1): void {
+    this.counters.dropped[reason] += count;
+    this.#services.metrics?.udpDropped.inc([reason], count);
   }
 
   /** The association ends with the control connection (RFC 1928 §6). */
@@ -279,8 +294,9 @@ class Association {
           this.#drop("oversize");
           continue;
         }
-        if (!this.#rateUp.allow()) {
-          this.#drop("rate");
+        const refusedUp = this.#rates.admit("up");
+        if (refusedUp !== null) {
+          this.#drop(refusedUp);
           continue;
         }
         const headerLength = udpHeaderLength(buffer, n);
@@ -327,6 +343,9 @@ class Association {
           case "unresolved":
             this.#drop("unresolved");
             break;
+          case "no_egress":
+            this.#drop("no_egress");
+            break;
         }
       }
     } catch (error) {
@@ -359,9 +378,10 @@ class Association {
     if (open !== undefined || this.#closed) return open;
     let socket: Deno.DatagramConn;
     try {
+      const source = this.#sources[family];
       socket = Deno.listenDatagram({
         transport: "udp",
-        hostname: family === 4 ? "0.0.0.0" : "::",
+        hostname: source ? formatIp(source) : family === 4 ? "0.0.0.0" : "::",
         port: 0,
       });
     } catch (error) {
@@ -393,8 +413,9 @@ class Association {
           this.#drop("oversize");
           continue;
         }
-        if (!this.#rateDown.allow()) {
-          this.#drop("rate");
+        const refusedDown = this.#rates.admit("down");
+        if (refusedDown !== null) {
+          this.#drop(refusedDown);
           continue;
         }
         this.#activity.active = true;
@@ -435,7 +456,7 @@ class Association {
         const held = row.held;
         this.#release(row, false);
         if (state.kind !== "ready") {
-          this.counters.dropped[state.kind] += held.length;
+          this.#drop(state.kind, held.length);
           return;
         }
         for (const payload of held) await this.#sendUp(state.peer, payload);
@@ -451,7 +472,7 @@ class Association {
   #release(row: Destination, dropped: boolean): void {
     const count = this.#held.release(row.held);
     row.held = [];
-    if (dropped) this.counters.dropped.pending += count;
+    if (dropped && count > 0) this.#drop("pending", count);
   }
 
   async #lookup(target: SocksTarget): Promise<Destination["state"]> {
@@ -459,15 +480,7 @@ class Association {
     const session = this.#session;
     let candidates: IpAddress[];
     try {
-      ({ addresses: candidates } = await candidateAddresses(
-        target,
-        services.resolver,
-        services.config.resolver.prefer,
-        AbortSignal.any([
-          AbortSignal.timeout(services.config.timeouts.connectMs),
-          this.#abort.signal,
-        ]),
-      ));
+      ({ addresses: candidates } = await lookupCandidates(services, target, this.#abort.signal));
     } catch (error) {
       log.debug("UDP destination {name} did not resolve: {error}", {
         name: target.address.family === "name" ? target.address.name : "-",
@@ -479,8 +492,36 @@ class Association {
       return { kind: "unresolved", retryAt: performance.now() + UNRESOLVED_RETRY_MS };
     }
     const subject = ruleSubjectsOf(session, "udp", target);
-    const permitted = candidates.find((address) => services.rules.evaluate(subject(address)).allow);
-    if (permitted === undefined) return { kind: "denied" };
-    return { kind: "ready", peer: resolvedPeer(permitted, target.port) };
+    const allowed = candidates.filter((address) => services.rules.evaluate(subject(address)).allow);
+    if (allowed.length === 0) return { kind: "denied" };
+    const pool = this.#poolFor(target);
+    if (pool === undefined) return { kind: "ready", peer: resolvedPeer(allowed[0]!, target.port) };
+    let pick = this.#egress.get(pool);
+    if (pick === undefined) {
+      pick = pool.selection(
+        egressKeyOf(target, { user: session.user, client: session.client.address }),
+      );
+      this.#egress.set(pool, pick);
+    }
+    for (const address of allowed) {
+      const family = address.family;
+      const source = pick(family);
+      if (source === null) continue;
+      // The family's socket, once open, keeps the source it was bound to.
+      if (this.#outbound[family] === undefined) this.#sources[family] ??= source;
+      return { kind: "ready", peer: resolvedPeer(address, target.port) };
+    }
+    return { kind: "no_egress" };
+  }
+
+  /** The egress pool of a destination: the user's, else its route's when that has no chain. */
+  #poolFor(target: SocksTarget): EgressPool | undefined {
+    const services = this.#services;
+    const user = this.#session.user;
+    const route = services.route(target);
+    return egressPoolFor(route.chained ? undefined : route.egress, {
+      name: user,
+      pools: services.userEgress,
+    });
   }
 }

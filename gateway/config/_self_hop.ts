@@ -29,8 +29,9 @@ export function selfHopIssues(
 ): SelfHopIssue[] {
   const issues: SelfHopIssue[] = [];
   routes.forEach((route, index) => {
-    // Later hops are dialed by the hop before them: their loopback is not ours.
-    for (const alternative of route.chain[0]?.alternatives ?? []) {
+    // Later hops are dialed by the hop before them: their loopback is not ours. (A route in
+    // error reaches here untransformed: an egress-only one has no chain yet.)
+    for (const alternative of route.chain?.[0]?.alternatives ?? []) {
       const parsed = parseIp(alternative.host);
       if (!parsed) continue;
       const address = unmapIpv4(parsed);

@@ -20,13 +20,13 @@ const DEFAULTS = normalizeConfig(parseConfig(""));
 /**
  * The defaults, with those of the optional parts too (`routes[].chain[].strategy`,
  * `admin.listen`): one route with one `{ any }` hop given only its URL, one FTP translator given
- * only its type, an empty `admin:`.
+ * only its type, an `admin:` with only a token digest (for `admin.auth.users`).
  */
 const SAMPLE = normalizeConfig(parseConfig(`
 rules: [{ action: allow }]
 routes: [{ chain: [{ any: ["socks5://192.0.2.1:1080"] }] }]
 translators: [{ type: ftp }]
-admin:
+admin: { auth: { token_sha256: "${"0".repeat(64)}" } }
 `));
 
 /** The value at a README key (`resolver.timeout`, `routes[].chain[].strategy`). */

@@ -11,6 +11,7 @@ import YAML from "yaml";
 import type { z } from "zod";
 import { formatEndpoint, formatIp } from "../../net/address.ts";
 import { formatCidr } from "../../net/cidr.ts";
+import { errorText } from "../../net/error_text.ts";
 import {
   ConfigError,
   type ConfigProblem,
@@ -21,7 +22,14 @@ import { parsePasswordHash } from "./password.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../access/destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
-import type { AddressPerFamily, Config, HopEndpoint, RouteConfig, RuleConfig } from "./types.ts";
+import type {
+  AddressPerFamily,
+  Config,
+  EgressConfig,
+  HopEndpoint,
+  RouteConfig,
+  RuleConfig,
+} from "./types.ts";
 
 /**
  * The embedded default config: listens on `127.0.0.1:1080` and `[::1]:1080`, no
@@ -56,14 +64,17 @@ udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
   max_datagram: 65507            # bytes, SOCKS header included
-  rate: 2000                     # datagrams per second per association, each way
+  rate: 100000                   # datagrams per second per client (flood limit), each way
+  total_rate: 1000000            # datagrams per second across all associations, each way
 bind:                            # BIND
   external_address: {}           # { v4: IP, v6: IP }: BND.ADDR behind NAT
   wait: 120                      # seconds for the peer to connect
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
-workers: 1                       # isolates (cores) serving clients, sharing the listen ports
+workers: 1                       # isolates (cores) serving clients, sharing the listen ports; or auto
+reload:                          # SIGHUP or POST /reload on the admin listener
+  recheck: false                 # true: close live sessions the reloaded rules refuse
 `;
 
 /**
@@ -179,17 +190,23 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
           proxy_protocol: entry.proxyProtocol,
           ...(entry.trustedProxies && { trusted_proxies: entry.trustedProxies.map(formatCidr) }),
         }
+        : entry.protocol
+        ? { address: formatEndpoint(entry.endpoint), protocol: entry.protocol }
         : formatEndpoint(entry.endpoint)
     ),
     auth: {
       users: config.auth.users.map((user) => {
-        if (user.passwordHash === undefined) return { name: user.name, password: "<redacted>" };
+        const egress = user.egress ? normalizeEgress(user.egress) : {};
+        if (user.passwordHash === undefined) {
+          return { name: user.name, password: "<redacted>", ...egress };
+        }
         const parsed = parsePasswordHash(user.passwordHash).hash;
         return {
           name: user.name,
           password_hash: parsed
             ? `scrypt$${parsed.N}$${parsed.r}$${parsed.p}$<redacted>`
             : "<redacted>",
+          ...egress,
         };
       }),
     },
@@ -222,6 +239,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       idle: seconds(config.udp.idleMs),
       max_datagram: config.udp.maxDatagram,
       rate: config.udp.rate,
+      total_rate: config.udp.totalRate,
     },
     bind: {
       external_address: formatPerFamily(config.bind.externalAddress),
@@ -231,9 +249,23 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ...(config.translators.length > 0 && {
       translators: config.translators.map((entry) => formatTranslatorConfig(entry)),
     }),
-    ...(config.admin && { admin: { listen: formatEndpoint(config.admin.endpoint) } }),
+    ...(config.admin && {
+      admin: {
+        listen: formatEndpoint(config.admin.endpoint),
+        ...(config.admin.auth && {
+          auth: {
+            ...(config.admin.auth.tokenFile !== undefined &&
+              { token_file: config.admin.auth.tokenFile }),
+            ...(config.admin.auth.tokenSha256 !== undefined &&
+              { token_sha256: config.admin.auth.tokenSha256 }),
+            users: config.admin.auth.users,
+          },
+        }),
+      },
+    }),
     log: { level: config.log.level, format: config.log.format },
     workers: config.workers,
+    reload: { recheck: config.reload.recheck },
   };
 }
 
@@ -248,12 +280,23 @@ function normalizeRoute(route: RouteConfig): Record<string, unknown> {
   return {
     to: route.to.map(formatDestinationPattern),
     ...(route.ports && { ports: route.ports.map(formatPortRange) }),
-    chain: route.chain.map((hop) => ({
-      any: hop.alternatives.map(url),
-      strategy: hop.strategy,
-      max_fails: hop.maxFails,
-      fail_timeout: hop.failTimeoutMs / 1000,
-    })),
+    ...(route.chain.length > 0 && {
+      chain: route.chain.map((hop) => ({
+        any: hop.alternatives.map(url),
+        strategy: hop.strategy,
+        max_fails: hop.maxFails,
+        fail_timeout: hop.failTimeoutMs / 1000,
+      })),
+    }),
+    ...(route.egress && normalizeEgress(route.egress)),
+  };
+}
+
+function normalizeEgress(egress: EgressConfig): Record<string, unknown> {
+  return {
+    ...(egress.addresses.length > 0 && { egress: egress.addresses.map(formatIp) }),
+    ...(egress.prefix && { egress_prefix: formatCidr(egress.prefix) }),
+    egress_policy: egress.policy,
   };
 }
 
@@ -293,11 +336,7 @@ async function readConfigText(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (error) {
-    const reason = error instanceof Deno.errors.NotFound
-      ? "no such file"
-      : error instanceof Error
-      ? error.message
-      : String(error);
+    const reason = error instanceof Deno.errors.NotFound ? "no such file" : errorText(error);
     throw new ConfigError("", `Cannot read config file "${path}": ${reason}`, { cause: error });
   }
 }
@@ -327,8 +366,7 @@ function readYaml(text: string): unknown {
   try {
     return document.toJS({ maxAliasCount: 100 });
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new ConfigError("", `Cannot parse YAML: ${reason}`, { cause: error });
+    throw new ConfigError("", `Cannot parse YAML: ${errorText(error)}`, { cause: error });
   }
 }
 

@@ -10,6 +10,7 @@ import {
   normalizeConfig,
   parseConfig,
 } from "./load.ts";
+import { autoWorkerCount } from "./schema.ts";
 import type { Config } from "./types.ts";
 
 /** DESIGN.md's short form, verbatim. */
@@ -477,7 +478,8 @@ Deno.test("parseConfig() reads udp and bind with their defaults", () => {
     publicAddress: {},
     idleMs: 120_000,
     maxDatagram: 65_507,
-    rate: 2000,
+    rate: 100_000,
+    totalRate: 1_000_000,
   });
   assert.deepEqual(defaults.bind, { externalAddress: {}, waitMs: 120_000 });
   const config = parseConfig(`udp:
@@ -485,6 +487,7 @@ Deno.test("parseConfig() reads udp and bind with their defaults", () => {
   idle: 30
   max_datagram: 1500
   rate: 100
+  total_rate: 500
 bind: { external_address: { v6: "2001:db8::6" }, wait: 5 }
 `);
   assert.equal(formatEndpoint({ address: config.udp.publicAddress.v4!, port: 0 }), "203.0.113.5:0");
@@ -492,6 +495,7 @@ bind: { external_address: { v6: "2001:db8::6" }, wait: 5 }
   assert.equal(config.udp.idleMs, 30_000);
   assert.equal(config.udp.maxDatagram, 1500);
   assert.equal(config.udp.rate, 100);
+  assert.equal(config.udp.totalRate, 500);
   assert.equal(config.bind.externalAddress.v4, undefined);
   assert.equal(config.bind.externalAddress.v6?.family, 6);
   assert.equal(config.bind.waitMs, 5000);
@@ -508,6 +512,7 @@ Deno.test("parseConfig() refuses bad udp and bind values with their paths", () =
   assertConfigError("udp: { public_address: { v5: 192.0.2.1 } }", "udp.public_address.v5");
   assertConfigError("udp: { max_datagram: 70000 }", "udp.max_datagram");
   assertConfigError("udp: { rate: 0 }", "udp.rate");
+  assertConfigError("udp: { total_rate: -1 }", "udp.total_rate");
   assertConfigError("bind: { wait: 0 }", "bind.wait");
   assertConfigError("bind: { external_address: { v6: 192.0.2.1 } }", "bind.external_address.v6");
 });
@@ -563,8 +568,18 @@ Deno.test("parseConfig() reads workers, 1 by default", () => {
   assert.equal(parseConfig("").workers, 1);
   assert.equal(parseConfig("workers: 4").workers, 4);
   assertConfigError("workers: 0", "workers", /positive integer/);
+  assertConfigError("workers: many", "workers", /positive integer/);
+});
+
+Deno.test("workers: auto is the cores minus one, at least one", async () => {
+  assert.deepEqual([1, 2, 3, 8, 64].map((cores) => autoWorkerCount(cores)), [1, 1, 2, 7, 63]);
+  assert.equal(
+    parseConfig("workers: auto").workers,
+    autoWorkerCount(navigator.hardwareConcurrency),
+  );
+  assert.equal((await configFromFlags({ workers: "auto" })).workers, autoWorkerCount());
   assertConfigError("workers: 1.5", "workers", /positive integer/);
-  assertConfigError('workers: "2"', "workers", /must be a number/);
+  assertConfigError('workers: "2"', "workers", /positive integer or auto/);
   assert.equal(parseConfig(formatConfigYaml(parseConfig("workers: 3"))).workers, 3);
 });
 
@@ -674,6 +689,25 @@ Deno.test("parseConfig() reads listen[].trusted_proxies, and normalizeConfig() w
   assert.equal(config.listen[1]!.trustedProxies, undefined);
   const again = parseConfig(formatConfigYaml(config));
   assert.deepEqual(again.listen, config.listen);
+});
+
+Deno.test("parseConfig() reads listen[].protocol, and normalizeConfig() writes it back", () => {
+  const config = parseConfig(`listen:
+  - { address: "127.0.0.1:3128", protocol: http }
+  - { address: "127.0.0.1:1080", protocol: mixed }
+  - { address: "127.0.0.1:1081", protocol: socks5 }
+`);
+  assert.deepEqual(config.listen.map((l) => l.protocol), ["http", "mixed", undefined]);
+  assert.deepEqual(parseConfig(formatConfigYaml(config)).listen, config.listen);
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", protocol: https }]',
+    "listen[0].protocol",
+  );
+  assertConfigError(
+    'listen: [{ address: "127.0.0.1:1080", protocol: http, proxy_protocol: v2 }]',
+    "listen[0].proxy_protocol",
+    /only in front of SOCKS/,
+  );
 });
 
 Deno.test("parseConfig() names the path of a bad listen[].trusted_proxies", () => {

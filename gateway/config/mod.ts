@@ -4,7 +4,7 @@
  * {@linkcode ConfigError} naming its path (`rules[0].from[1]: ...`).
  *
  * Top-level keys (all optional): `listen`, `auth`, `resolver`, `rules`, `timeouts`, `limits`,
- * `udp`, `bind`, `routes`, `translators`, `admin`, `log` and `workers`. The schema's
+ * `udp`, `bind`, `routes`, `translators`, `admin`, `log`, `workers` and `reload`. The schema's
  * `.default()`s are the one source of the defaults; {@linkcode DEFAULT_CONFIG_YAML} spells
  * every one out, and `defaults_test.ts` checks it and the README's Configuration reference
  * against the schema. In `rules[].to`, `*.example.com` matches any name ending in
@@ -31,15 +31,7 @@ export {
   formatConfigPath,
   formatConfigProblem,
 } from "./errors.ts";
-export {
-  type ConfigFlags,
-  configFromFlags,
-  DEFAULT_CONFIG_YAML,
-  formatConfigYaml,
-  loadConfigFile,
-  normalizeConfig,
-  parseConfig,
-} from "./load.ts";
+export * from "./load.ts";
 export {
   hashPassword,
   type HashPasswordOptions,
@@ -47,5 +39,5 @@ export {
   type ScryptHash,
   verifyPassword,
 } from "./password.ts";
-export { configSchema, DEFAULT_LISTEN } from "./schema.ts";
+export { autoWorkerCount, configSchema, DEFAULT_LISTEN } from "./schema.ts";
 export { type ConfigWarning, configWarnings, formatConfigWarning } from "./warnings.ts";

@@ -11,8 +11,15 @@
  */
 
 import { z } from "zod";
-import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
-import { type Cidr, parseCidr } from "../../net/cidr.ts";
+import { formatIp, type IpAddress, isUnspecified, parseIp, unmapIpv4 } from "../../net/address.ts";
+import {
+  type Cidr,
+  cidrContains,
+  formatCidr,
+  isLoopback,
+  isMulticastOrBroadcast,
+  parseCidr,
+} from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
 import {
   normalizeName,
@@ -30,10 +37,13 @@ import type {
   AddressPerFamily,
   Config,
   DestinationPattern,
+  EgressConfig,
+  EgressPolicy,
   FamilyPreference,
   HopConfig,
   HopEndpoint,
   ListenConfig,
+  ListenProtocol,
   ProxyProtocolMode,
   RouteConfig,
   RuleCommand,
@@ -87,6 +97,31 @@ function many<T extends z.ZodType>(item: T, options: { empty?: string } = {}) {
   );
 }
 
+/** `admin.auth`: a bearer token (from a file or as its SHA-256) and/or the SOCKS users. */
+const adminAuth = z.strictObject({
+  token_file: z.string().min(1, "must name a file").optional(),
+  token_sha256: z.string().regex(
+    /^[0-9a-fA-F]{64}$/,
+    "must be 64 hex digits (SHA-256 of the token)",
+  )
+    .transform((hex) => hex.toLowerCase()).optional(),
+  users: z.boolean().default(false),
+}).superRefine((value, ctx) => {
+  if (value.token_file !== undefined && value.token_sha256 !== undefined) {
+    ctx.addIssue({
+      code: "custom",
+      message: "give token_file or token_sha256, not both",
+      path: ["token_sha256"],
+    });
+  }
+  if (value.token_file === undefined && value.token_sha256 === undefined && !value.users) {
+    ctx.addIssue({
+      code: "custom",
+      message: "needs token_file, token_sha256 or users: true",
+    });
+  }
+});
+
 /** A strict mapping (unknown keys are errors); an empty (`null`) section means all defaults. */
 function section<T extends Record<string, z.ZodType>>(shape: T) {
   return z.preprocess((value) => value ?? {}, z.strictObject(shape));
@@ -138,6 +173,15 @@ const positiveInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 1,
   "must be a positive integer",
 );
+/**
+ * What `workers: auto` means on a machine of `cores` cores: one fewer than the cores (the main
+ * isolate and the kernel's share of the relaying take most of one), at least one. With one or
+ * two cores that is 1, the single-isolate gateway (bench/RESULTS.md, "Scaling past one core").
+ */
+export function autoWorkerCount(cores: number = navigator.hardwareConcurrency): number {
+  return Math.max(1, Math.floor(cores) - 1);
+}
+
 const nonNegativeInteger = numberWhere(
   (n) => Number.isSafeInteger(n) && n >= 0,
   "must be an integer of 0 or more",
@@ -210,6 +254,114 @@ const portRange = z.union([z.number(), z.string()]).transform((value, ctx) => {
   return { from, to };
 });
 
+const EGRESS_POLICIES = [
+  "per_connection",
+  "sticky_user",
+  "sticky_destination",
+] as const satisfies readonly EgressPolicy[];
+
+const LINK_LOCAL_V6 = parseCidr("fe80::/10");
+const LOOPBACK_V6 = parseIp("::1")!;
+
+/** A source address for outbound connections: a unicast address a socket can bind. */
+const egressAddress = parsedString((raw): Parsed<IpAddress> => {
+  const text = raw.trim();
+  const address = parseIp(text);
+  if (!address) return { ok: false, reason: `"${raw}" is not an IP address` };
+  if (address.family === 6 && unmapIpv4(address).family === 4) {
+    return { ok: false, reason: `"${raw}" is IPv4-mapped: write the IPv4 address` };
+  }
+  if (isUnspecified(address) || isMulticastOrBroadcast(address)) {
+    return { ok: false, reason: `"${raw}" is not a unicast address` };
+  }
+  if (cidrContains(LINK_LOCAL_V6, address)) {
+    return { ok: false, reason: `"${raw}" is link-local (it needs a zone): not a source address` };
+  }
+  return { ok: true, value: address };
+});
+
+/** An IPv6 prefix to draw source addresses from: /16../128, host bits clear, unicast. */
+const egressPrefix = parsedString((raw): Parsed<Cidr> => {
+  const text = raw.trim();
+  let prefix: Cidr;
+  try {
+    prefix = parseCidr(text);
+  } catch (error) {
+    return { ok: false, reason: errorText(error).replace(/^Cannot parse CIDR: /, "") };
+  }
+  if (prefix.network.family !== 6 || !text.includes("/")) {
+    return {
+      ok: false,
+      reason: `"${raw}" must be an IPv6 prefix ADDRESS/LENGTH (use egress for IPv4)`,
+    };
+  }
+  if (prefix.prefixLength < 16) {
+    return { ok: false, reason: `"${raw}": prefix length must be 16..128` };
+  }
+  if (formatIp(parseIp(text.split("/")[0]!)!) !== formatIp(prefix.network)) {
+    return { ok: false, reason: `"${raw}" has host bits set: write ${formatCidr(prefix)}` };
+  }
+  if (
+    isMulticastOrBroadcast(prefix.network) || cidrContains(LINK_LOCAL_V6, prefix.network) ||
+    cidrContains(prefix, LOOPBACK_V6)
+  ) {
+    return { ok: false, reason: `"${raw}" is not a global or unique-local unicast prefix` };
+  }
+  return { ok: true, value: prefix };
+});
+
+/** The egress keys a route or a user takes. */
+const egressFields = {
+  egress: many(egressAddress, {
+    empty: "must list at least one address; omit it to leave from the host's default",
+  }).optional(),
+  egress_prefix: egressPrefix.optional(),
+  egress_policy: z.enum(EGRESS_POLICIES).optional(),
+};
+
+interface EgressFields {
+  egress?: IpAddress[] | undefined;
+  egress_prefix?: Cidr | undefined;
+  egress_policy?: EgressPolicy | undefined;
+}
+
+/** Problems of a combination of egress keys (paths relative to the route or user). */
+function egressIssues(value: EgressFields): { path: (string | number)[]; message: string }[] {
+  const issues: { path: (string | number)[]; message: string }[] = [];
+  const seen = new Set<string>();
+  value.egress?.forEach((address, index) => {
+    const text = formatIp(address);
+    if (seen.has(text)) issues.push({ path: ["egress", index], message: `duplicate ${text}` });
+    seen.add(text);
+    if (value.egress_prefix && address.family === 6) {
+      issues.push({
+        path: ["egress", index],
+        message: `${text}: egress_prefix gives the IPv6 sources; list only IPv4 addresses here`,
+      });
+    }
+  });
+  if (value.egress_policy && !value.egress && !value.egress_prefix) {
+    issues.push({ path: ["egress_policy"], message: "needs egress or egress_prefix" });
+  }
+  return issues;
+}
+
+/** The typed egress configuration, when any egress key is set. */
+function egressConfig(value: EgressFields): EgressConfig | undefined {
+  if (!value.egress && !value.egress_prefix) return undefined;
+  return {
+    addresses: value.egress ?? [],
+    ...(value.egress_prefix && { prefix: value.egress_prefix }),
+    policy: value.egress_policy ?? "per_connection",
+  };
+}
+
+/** True when `egress` has a source address of `family`. */
+function egressHas(egress: EgressConfig, family: 4 | 6): boolean {
+  return egress.addresses.some((a) => a.family === family) ||
+    egress.prefix?.network.family === family;
+}
+
 const user = z
   .strictObject({
     name: rfc1929String,
@@ -221,8 +373,10 @@ const user = z
         if (parsed.error !== null) ctx.addIssue({ code: "custom", message: parsed.error });
       })
       .optional(),
+    ...egressFields,
   })
   .superRefine((value, ctx) => {
+    for (const issue of egressIssues(value)) ctx.addIssue({ code: "custom", ...issue });
     if ((value.password === undefined) === (value.password_hash === undefined)) {
       ctx.addIssue({
         code: "custom",
@@ -232,11 +386,15 @@ const user = z
       });
     }
   })
-  .transform((value): UserConfig =>
-    value.password !== undefined
-      ? { name: value.name, password: value.password }
-      : { name: value.name, passwordHash: value.password_hash! }
-  );
+  .transform((value): UserConfig => {
+    const egress = egressConfig(value);
+    return {
+      ...(value.password !== undefined
+        ? { name: value.name, password: value.password }
+        : { name: value.name, passwordHash: value.password_hash! }),
+      ...(egress && { egress }),
+    };
+  });
 
 const users = many(user).superRefine((list, ctx) => {
   const seen = new Map<string, number>();
@@ -255,6 +413,7 @@ const users = many(user).superRefine((list, ctx) => {
 
 const listenAddress = parsedString(parseListenAddress);
 const PROXY_PROTOCOL_MODES = ["v1", "v2", "any"] as const satisfies readonly ProxyProtocolMode[];
+const LISTEN_PROTOCOLS = ["socks5", "http", "mixed"] as const satisfies readonly ListenProtocol[];
 
 /**
  * A listen entry: `"ADDR:PORT"`, or
@@ -266,7 +425,15 @@ const listenEntry = byForm<ListenConfig>({
     address: listenAddress,
     proxy_protocol: z.enum(PROXY_PROTOCOL_MODES).optional(),
     trusted_proxies: many(cidr, { empty: "must list at least one CIDR" }).optional(),
+    protocol: z.enum(LISTEN_PROTOCOLS).optional(),
   }).superRefine((value, ctx) => {
+    if (value.proxy_protocol && value.protocol !== undefined && value.protocol !== "socks5") {
+      ctx.addIssue({
+        code: "custom",
+        message: "PROXY protocol headers are read only in front of SOCKS (protocol: socks5)",
+        path: ["proxy_protocol"],
+      });
+    }
     if (value.trusted_proxies && !value.proxy_protocol) {
       ctx.addIssue({
         code: "custom",
@@ -278,8 +445,9 @@ const listenEntry = byForm<ListenConfig>({
     endpoint: value.address,
     ...(value.proxy_protocol && { proxyProtocol: value.proxy_protocol }),
     ...(value.trusted_proxies && { trustedProxies: value.trusted_proxies }),
+    ...(value.protocol && value.protocol !== "socks5" && { protocol: value.protocol }),
   })),
-}, 'an "ADDR:PORT" string or { address, proxy_protocol, trusted_proxies }');
+}, 'an "ADDR:PORT" string or { address, protocol, proxy_protocol, trusted_proxies }');
 
 const listen = many(listenEntry, { empty: "must list at least one address" })
   .superRefine((list, ctx) => {
@@ -440,12 +608,48 @@ const route = z.strictObject({
   })
     .default([{ kind: "any" }]),
   ports: many(portRange, { empty: "must not be empty; omit it to match any port" }).optional(),
-  chain: many(hop, { empty: "must list at least one hop" }),
-}).transform((value): RouteConfig => ({
-  to: value.to,
-  chain: value.chain,
-  ...(value.ports && { ports: value.ports }),
-}));
+  chain: many(hop, { empty: "must list at least one hop" }).optional(),
+  ...egressFields,
+}).superRefine((value, ctx) => {
+  for (const issue of egressIssues(value)) ctx.addIssue({ code: "custom", ...issue });
+  const egress = egressConfig(value);
+  if (!value.chain && !egress) {
+    ctx.addIssue({
+      code: "custom",
+      message: "needs chain (gateways to go through) or egress/egress_prefix (source addresses)",
+      path: ["chain"],
+    });
+  }
+  if (!egress) return;
+  // The families this route certainly dials: the first hop's literals, or the CIDRs of `to`.
+  const needs = value.chain
+    ? value.chain[0]!.alternatives.flatMap((endpoint) => {
+      const address = parseIp(endpoint.host);
+      return address ? [{ family: address.family, what: `the first hop ${endpoint.label}` }] : [];
+    })
+    : value.to.flatMap((pattern) =>
+      pattern.kind === "cidr"
+        ? [{ family: pattern.cidr.network.family, what: `destination ${formatCidr(pattern.cidr)}` }]
+        : []
+    );
+  for (const { family, what } of needs) {
+    if (!egressHas(egress, family)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `has no IPv${family} source address for ${what}`,
+        path: [value.egress ? "egress" : "egress_prefix"],
+      });
+    }
+  }
+}).transform((value): RouteConfig => {
+  const egress = egressConfig(value);
+  return {
+    to: value.to,
+    chain: value.chain ?? [],
+    ...(value.ports && { ports: value.ports }),
+    ...(egress && { egress }),
+  };
+});
 
 /** An IP address of one family, parsed once here. */
 function addressOf(family: 4 | 6) {
@@ -513,7 +717,8 @@ export const configSchema: z.ZodType<Config> = z
           (n) => Number.isSafeInteger(n) && n >= 11 && n <= MAX_UDP_PAYLOAD,
           `must be an integer from 11 to ${MAX_UDP_PAYLOAD}`,
         ).default(MAX_UDP_PAYLOAD),
-        rate: positiveInteger.default(2000),
+        rate: positiveInteger.default(100_000),
+        total_rate: positiveInteger.default(1_000_000),
       }),
       bind: section({
         external_address: perFamily,
@@ -527,9 +732,20 @@ export const configSchema: z.ZodType<Config> = z
       translators: many(translatorConfigSchema()).default([]),
       admin: z.preprocess(
         (value) => value ?? {},
-        z.strictObject({ listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN) }),
+        z.strictObject({
+          listen: listenAddress.prefault(DEFAULT_ADMIN_LISTEN),
+          auth: adminAuth.optional(),
+        }),
       ).optional(),
-      workers: positiveInteger.default(1),
+      workers: z.preprocess((value, ctx) => {
+        if (value === "auto") return autoWorkerCount();
+        if (typeof value === "string") {
+          ctx.addIssue({ code: "custom", message: "must be a positive integer or auto" });
+          return z.NEVER;
+        }
+        return value;
+      }, positiveInteger.default(1)),
+      reload: section({ recheck: z.boolean().default(false) }),
     }),
   )
   .superRefine((value, ctx) => {
@@ -550,6 +766,21 @@ export const configSchema: z.ZodType<Config> = z
     }
     for (const issue of selfHopIssues(value.listen, value.routes)) {
       ctx.addIssue({ code: "custom", ...issue });
+    }
+    if (value.admin && !value.admin.auth && !isLoopback(value.admin.listen.address)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${formatIp(value.admin.listen.address)} is not a loopback address: set ` +
+          "admin.auth (a token or the users' credentials) or listen on loopback",
+        path: ["admin", "listen"],
+      });
+    }
+    if (value.admin?.auth?.users && value.auth.users.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        message: "users: true needs users in auth.users",
+        path: ["admin", "auth", "users"],
+      });
     }
     const known = new Set(value.auth.users.map((entry) => entry.name));
     value.rules?.forEach((entry, index) => {
@@ -596,6 +827,7 @@ export const configSchema: z.ZodType<Config> = z
       idleMs: ms(value.udp.idle),
       maxDatagram: value.udp.max_datagram,
       rate: value.udp.rate,
+      totalRate: value.udp.total_rate,
     },
     bind: {
       externalAddress: value.bind.external_address,
@@ -603,7 +835,21 @@ export const configSchema: z.ZodType<Config> = z
     },
     routes: value.routes,
     translators: value.translators,
-    admin: value.admin ? { endpoint: value.admin.listen } : null,
+    admin: value.admin
+      ? {
+        endpoint: value.admin.listen,
+        ...(value.admin.auth && {
+          auth: {
+            ...(value.admin.auth.token_file !== undefined &&
+              { tokenFile: value.admin.auth.token_file }),
+            ...(value.admin.auth.token_sha256 !== undefined &&
+              { tokenSha256: value.admin.auth.token_sha256 }),
+            users: value.admin.auth.users,
+          },
+        }),
+      }
+      : null,
     log: value.log,
     workers: value.workers,
+    reload: { recheck: value.reload.recheck },
   }));

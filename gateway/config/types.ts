@@ -32,7 +32,15 @@ export interface ListenConfig {
    * `proxyProtocol`.
    */
   readonly trustedProxies?: readonly Cidr[];
+  /**
+   * What clients speak: `socks5`, `http` (an HTTP/1.1 proxy: CONNECT and absolute-form
+   * requests), or `mixed` (told apart by the first byte). @default "socks5"
+   */
+  readonly protocol?: ListenProtocol;
 }
+
+/** What a listener speaks (see {@linkcode ListenConfig.protocol}). */
+export type ListenProtocol = "socks5" | "http" | "mixed";
 
 /** An RFC 1929 user. Exactly one of `password` and `passwordHash` is set. */
 export interface UserConfig {
@@ -42,6 +50,21 @@ export interface UserConfig {
   readonly password?: string;
   /** `scrypt$N$r$p$SALT_B64$HASH_B64`, if given so. */
   readonly passwordHash?: string;
+  /** Source addresses of this user's outbound connections; over the route's. */
+  readonly egress?: EgressConfig;
+}
+
+/** How an egress pool picks a source address. */
+export type EgressPolicy = "per_connection" | "sticky_user" | "sticky_destination";
+
+/** Source addresses for outbound connections (`egress`, `egress_prefix`, `egress_policy`). */
+export interface EgressConfig {
+  /** Addresses of either family (no IPv6 one when `prefix` is set); may be empty with a prefix. */
+  readonly addresses: readonly IpAddress[];
+  /** An IPv6 prefix to draw IPv6 sources from. */
+  readonly prefix?: Cidr;
+  /** The policy. @default "per_connection" */
+  readonly policy: EgressPolicy;
 }
 
 /** Authentication: with users present, RFC 1929 is required. */
@@ -125,8 +148,13 @@ export interface UdpConfig {
   readonly idleMs: number;
   /** Largest datagram accepted from the client (header included) or from a peer. @default 65507 */
   readonly maxDatagram: number;
-  /** Datagrams per second per association in each direction. @default 2000 */
+  /**
+   * Datagrams per second per client (all its associations; an IPv4 address or an IPv6
+   * `limits.ipv6ClientPrefix`) in each direction: a flood limit. @default 100000
+   */
   readonly rate: number;
+  /** Datagrams per second across all associations in each direction: a flood limit. @default 1000000 */
+  readonly totalRate: number;
 }
 
 /** BIND: the address announced to the expected peer, and how long to wait for it. */
@@ -183,14 +211,28 @@ export interface RouteConfig {
   readonly to: readonly DestinationPattern[];
   /** Destination ports; absent means any. */
   readonly ports?: readonly { readonly from: number; readonly to: number }[];
-  /** The hops, first to last; the last one resolves names. */
+  /** The hops, first to last; the last one resolves names. Empty: direct (with `egress`). */
   readonly chain: readonly HopConfig[];
+  /** Source addresses of the route's connections (of the first hop's, for a chain). */
+  readonly egress?: EgressConfig;
 }
 
 /** The optional admin listener (metrics and health). */
 export interface AdminConfig {
   /** Where it listens (loopback by default). */
   readonly endpoint: IpEndpoint;
+  /** Credentials required on every path but `/healthz`. @default none (loopback only) */
+  readonly auth?: AdminAuthConfig;
+}
+
+/** `admin.auth`: a bearer token and/or the RFC 1929 users' credentials over HTTP Basic. */
+export interface AdminAuthConfig {
+  /** A file holding the token (read at start; one trailing newline dropped). */
+  readonly tokenFile?: string;
+  /** The token's SHA-256, lower-case hex. */
+  readonly tokenSha256?: string;
+  /** The users of `auth.users` may log in with HTTP Basic. */
+  readonly users: boolean;
 }
 
 /** Logging. */
@@ -199,6 +241,15 @@ export interface LogConfig {
   readonly level: "debug" | "info" | "warning" | "error";
   /** Line format. @default "text" */
   readonly format: "text" | "json";
+}
+
+/** What a config reload (SIGHUP, `POST /reload`) does to live sessions. */
+export interface ReloadConfig {
+  /**
+   * Close live sessions that the reloaded rules would refuse (else only sessions whose user
+   * was removed or whose password changed are closed). @default false
+   */
+  readonly recheck: boolean;
 }
 
 /** The whole validated configuration. */
@@ -233,4 +284,6 @@ export interface Config {
    * @default 1
    */
   readonly workers: number;
+  /** Config reload. */
+  readonly reload: ReloadConfig;
 }

@@ -23,7 +23,8 @@ export interface ConfigWarning {
  * - a non-loopback listener without `auth` and without `rules` is an open proxy;
  * - a plain-text `password` (rather than `password_hash`) while a listener is not on loopback:
  *   the config file holds a secret that works from the network;
- * - an `admin` listener on a non-loopback address: metrics and health for anyone who reaches it;
+ * - an `admin` listener on a non-loopback address (allowed only with `admin.auth`): its
+ *   credentials and figures travel as plain HTTP;
  * - a non-loopback listener that takes PROXY headers without `trusted_proxies`: it accepts them
  *   only from loopback, so a balancer on another host is refused;
  * - a route whose first hop has an alternative on this host (a loopback or "this host" literal,
@@ -39,7 +40,10 @@ export interface ConfigWarning {
  * import { parseConfig } from "./load.ts";
  * import { configWarnings } from "./warnings.ts";
  *
- * const config = parseConfig('listen: ["127.0.0.1:1080"]\nadmin: { listen: "0.0.0.0:9090" }');
+ * const config = parseConfig(
+ *   'listen: ["127.0.0.1:1080"]\nadmin: { listen: "0.0.0.0:9090", auth: { token_sha256: "' +
+ *     "0".repeat(64) + '" } }',
+ * );
  * const [warning] = configWarnings(config);
  * if (warning?.path !== "admin.listen") throw new Error();
  * ```
@@ -74,7 +78,7 @@ export function configWarnings(config: Config): ConfigWarning[] {
       path: "admin.listen",
       message: `${
         formatEndpoint(config.admin.endpoint)
-      } is not a loopback address: /metrics and /healthz are open to anyone who reaches it`,
+      } is not a loopback address: admin credentials and figures travel as plain HTTP (keep it on a trusted network or behind TLS)`,
     });
   }
   config.listen.forEach((entry, i) => {

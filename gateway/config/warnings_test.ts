@@ -42,9 +42,12 @@ auth:
 });
 
 Deno.test("configWarnings() names an admin listener off loopback and an open proxy", () => {
-  assert.deepEqual(paths(`admin: { listen: "0.0.0.0:9090" }`), ["admin.listen"]);
+  const auth = `auth: { token_sha256: "${"ab".repeat(32)}" }`;
+  assert.deepEqual(paths(`admin: { listen: "0.0.0.0:9090", ${auth} }`), ["admin.listen"]);
   assert.match(
-    formatConfigWarning(configWarnings(parseConfig(`admin: { listen: "[::]:9090" }`))[0]!),
+    formatConfigWarning(
+      configWarnings(parseConfig(`admin: { listen: "[::]:9090", ${auth} }`))[0]!,
+    ),
     /^admin\.listen: \[::\]:9090 is not a loopback address/,
   );
   assert.deepEqual(paths(`listen: ["192.0.2.10:1080", "127.0.0.1:1080", "[::]:1080"]`), [

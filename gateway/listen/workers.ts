@@ -23,9 +23,41 @@ import { type AdminServer, startAdminServer } from "../observe/admin.ts";
 import type { Config } from "../config/types.ts";
 import { logConfigWarnings } from "../gateway.ts";
 import { listenOn } from "./listener.ts";
-import { logger } from "../observe/log.ts";
-import { mergeSnapshots, type MetricSnapshot, renderSnapshot } from "../observe/metrics.ts";
+import { logger, setupLogging, type SetupLoggingOptions } from "../observe/log.ts";
+import {
+  GatewayMetrics,
+  mergeSnapshots,
+  type MetricSnapshot,
+  renderSnapshot,
+} from "../observe/metrics.ts";
+import { createReloader, type ReloadOutcome } from "../reload.ts";
 import type { FromWorker, ToWorker } from "./_worker.ts";
+import { type AdminAuth, loadAdminAuth } from "../observe/admin_auth.ts";
+import { AuthFailureLimiter } from "../limits/auth_limiter.ts";
+import { checkLogin, type LoginGate } from "../access/login_gate.ts";
+import { clientKey } from "../access/client_key.ts";
+import { type LiveStatus, StatusBoard } from "../observe/status.ts";
+import { PasswordVerifier } from "../access/password_verifier.ts";
+
+/**
+ * The admin listener's own login checks, with their own failed-login limiter (the workers'
+ * verifiers and limiters live in their isolates): guessing over HTTP is bounded as over SOCKS.
+ */
+function adminUsers(config: Config): NonNullable<AdminAuth["checkUser"]> {
+  const verifier = new PasswordVerifier(config.auth.users);
+  const gate: LoginGate = {
+    limiter: new AuthFailureLimiter(config.limits.authFailuresPerMinute),
+    check: (user, password, key) => verifier.check(user, password, key),
+  };
+  return (user, password, client, signal) =>
+    checkLogin(
+      gate,
+      clientKey(client.address, config.limits.ipv6ClientPrefix),
+      user,
+      password,
+      signal,
+    );
+}
 
 /** Options of {@linkcode startWorkers}. */
 export interface StartWorkersOptions {
@@ -33,6 +65,15 @@ export interface StartWorkersOptions {
   snapshotTimeoutMs?: number;
   /** How long past the drain timeout `stop` waits before terminating a worker, in ms. @default 5000 */
   stopGraceMs?: number;
+  /** Reads the config again: enables {@linkcode WorkerPool.reload}. @default none: refused */
+  loadConfig?: () => Promise<Config>;
+  /** How long a reload waits for each worker's answer, in ms. @default 10000 */
+  reloadTimeoutMs?: number;
+  /**
+   * Set: a reload sets this isolate's logging up again with the new `log` section (the workers
+   * do theirs). @default logging is left alone
+   */
+  logging?: SetupLoggingOptions;
 }
 
 /** A worker that ended without being told to. */
@@ -55,6 +96,15 @@ export interface WorkerPool extends AsyncDisposable {
   readonly failed: Promise<WorkerFailure>;
   /** Every worker's metrics, summed, in the exposition format (what `/metrics` serves). */
   metrics(): Promise<string>;
+  /** The config generation the pool last put in force. */
+  readonly generation: number;
+  /** Each worker's config generation, by index (what `/healthz` shows). */
+  readonly generations: readonly number[];
+  /**
+   * Re-reads the config with `loadConfig`, validates it here and has every worker apply it;
+   * never rejects. A worker that cannot apply it keeps its generation (`failed`).
+   */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Tells every worker to stop accepting and drain for up to `drainMs` (default: the
    * configured drain timeout), waits for them, then closes the admin listener.
@@ -63,6 +113,9 @@ export interface WorkerPool extends AsyncDisposable {
 }
 
 const log = logger("workers");
+
+/** Families the pool reports itself instead of summing the workers'. */
+const POOL_FAMILIES = new Set(["dualgate_config_generation", "dualgate_reloads_total"]);
 
 /**
  * The config one of `count` workers runs: the connection limits divided among them (rounded
@@ -86,24 +139,63 @@ export function workerConfig(config: Config, count: number): Config {
  * same one (each would get its own otherwise). The probe listener is closed at once: one
  * that never accepts must not share the port with the workers.
  */
-export function fixListenPorts(config: Config): Config {
+export function fixListenPorts(config: Config, before?: FixedPorts): Config {
   if (config.listen.every((entry) => entry.endpoint.port !== 0)) return config;
+  const earlier = new Map<string, IpEndpoint>();
+  if (before) {
+    const keys = portZeroKeys(before.config);
+    before.config.listen.forEach((_entry, index) => {
+      const key = keys[index];
+      const fixed = before.fixed.listen[index];
+      if (key !== undefined && fixed) earlier.set(key, fixed.endpoint);
+    });
+  }
+  const keys = portZeroKeys(config);
   return {
     ...config,
-    listen: config.listen.map((entry) => {
+    listen: config.listen.map((entry, index) => {
       if (entry.endpoint.port !== 0) return entry;
+      const kept = earlier.get(keys[index]!);
+      if (kept) return { ...entry, endpoint: kept };
       using probe = listenOn(entry.endpoint, { reusePort: true });
       return { ...entry, endpoint: endpointFromNetAddr(probe.addr) };
     }),
   };
 }
 
+/** A config as given and as {@linkcode fixListenPorts} fixed it: a reload keeps its ports. */
+export interface FixedPorts {
+  /** The config as given (port 0 where the kernel picks). */
+  readonly config: Config;
+  /** The same with the ports picked. */
+  readonly fixed: Config;
+}
+
+/** The listen entries' addresses as written, numbered when one repeats. */
+function portZeroKeys(config: Config): string[] {
+  const seen = new Map<string, number>();
+  return config.listen.map((entry) => {
+    const address = formatEndpoint(entry.endpoint);
+    const n = seen.get(address) ?? 0;
+    seen.set(address, n + 1);
+    return `${address}#${n}`;
+  });
+}
+
+/** A worker's answer to a snapshot request. */
+interface WorkerAnswer {
+  readonly metrics: MetricSnapshot[];
+  readonly live: LiveStatus;
+}
+
 interface Member {
   readonly index: number;
   readonly worker: Worker;
   alive: boolean;
+  generation: number;
+  readonly reloads: Map<number, (answer: FromWorker | null) => void>;
   readonly stopped: PromiseWithResolvers<void>;
-  readonly snapshots: Map<number, (metrics: MetricSnapshot[] | null) => void>;
+  readonly snapshots: Map<number, (answer: WorkerAnswer | null) => void>;
 }
 
 /** Per-worker connection totals, so that the spread over workers shows in `/metrics`. */
@@ -156,7 +248,8 @@ export async function startWorkers(
   const count = config.workers;
   const snapshotTimeoutMs = options.snapshotTimeoutMs ?? 2000;
   const stopGraceMs = options.stopGraceMs ?? 5000;
-  const fixed = fixListenPorts(config);
+  let running: FixedPorts = { config, fixed: fixListenPorts(config) };
+  const fixed = running.fixed;
   const perWorker = workerConfig(fixed, count);
   const failure = Promise.withResolvers<WorkerFailure>();
   let stopping: Promise<void> | undefined;
@@ -171,6 +264,8 @@ export async function startWorkers(
       index,
       worker,
       alive: true,
+      generation: 1,
+      reloads: new Map(),
       stopped: Promise.withResolvers<void>(),
       snapshots: new Map(),
     };
@@ -179,6 +274,7 @@ export async function startWorkers(
       member.alive = false;
       member.stopped.resolve();
       for (const answer of member.snapshots.values()) answer(null);
+      for (const answer of member.reloads.values()) answer(null);
       started.reject(new Error(`Cannot start worker ${index}: ${message}`));
       if (!stopping) {
         log.error("worker {index} died: {message}", { index, message });
@@ -197,7 +293,14 @@ export async function startWorkers(
           started.reject(new Error(`Cannot start worker ${index}: ${message.message}`));
           break;
         case "snapshot":
-          member.snapshots.get(message.id)?.(message.metrics);
+          member.snapshots.get(message.id)?.({ metrics: message.metrics, live: message.live });
+          break;
+        case "reloaded":
+          member.generation = message.generation;
+          member.reloads.get(message.generation)?.(message);
+          break;
+        case "reload-failed":
+          member.reloads.get(message.generation)?.(message);
           break;
         case "stopped":
           member.alive = false;
@@ -219,22 +322,33 @@ export async function startWorkers(
 
   let endpoints: readonly IpEndpoint[];
   let admin: AdminServer | null = null;
+  let board: StatusBoard | null = null;
   try {
     const all = await Promise.all(starts);
     endpoints = all[0] ?? [];
     if (config.admin) {
+      const auth = config.admin.auth && loadAdminAuth(config.admin.auth, adminUsers(config));
+      board = new StatusBoard({ gather: () => gather(), workers: count });
+      const status = board.status.bind(board);
       admin = startAdminServer(config.admin.endpoint, {
         metrics: () => metrics(),
         healthy: () => !stopping && members.every((m) => m.alive),
+        details: () =>
+          `generation ${generation}\n` +
+          members.map((m) => `worker ${m.index} generation ${m.generation}\n`).join(""),
+        reload: () => reload(),
+        status,
+        ...(auth && { auth }),
       });
-      log.info("admin endpoint on {endpoint} serves /metrics and /healthz of {count} workers", {
-        endpoint: formatEndpoint(admin.endpoint),
-        count,
-      });
+      log.info(
+        "admin endpoint on {endpoint} serves /, /api/status, /metrics and /healthz of {count} workers",
+        { endpoint: formatEndpoint(admin.endpoint), count },
+      );
     }
   } catch (error) {
     stopping = Promise.resolve();
     for (const member of members) member.worker.terminate();
+    board?.close();
     await admin?.close();
     throw error;
   }
@@ -244,10 +358,17 @@ export async function startWorkers(
   });
   logConfigWarnings(config);
 
-  const snapshotOf = (member: Member): Promise<MetricSnapshot[] | null> => {
+  let generation = 1;
+  let lastNumber = 1;
+  const poolOwn = new GatewayMetrics();
+  const poolMetrics = {
+    snapshot: () => poolOwn.snapshot().filter((family) => POOL_FAMILIES.has(family.name)),
+  };
+
+  const snapshotOf = (member: Member): Promise<WorkerAnswer | null> => {
     if (!member.alive) return Promise.resolve(null);
     const id = nextId++;
-    const { promise, resolve } = Promise.withResolvers<MetricSnapshot[] | null>();
+    const { promise, resolve } = Promise.withResolvers<WorkerAnswer | null>();
     const timer = setTimeout(() => resolve(null), snapshotTimeoutMs);
     member.snapshots.set(id, resolve);
     member.worker.postMessage({ type: "snapshot", id } satisfies ToWorker);
@@ -257,13 +378,76 @@ export async function startWorkers(
     });
   };
 
-  async function metrics(): Promise<string> {
+  async function gather(): Promise<{ metrics: MetricSnapshot[]; live: LiveStatus[] }> {
     const answers = (await Promise.all(
-      members.map(async (member) => ({ index: member.index, metrics: await snapshotOf(member) })),
-    )).filter((a): a is { index: number; metrics: MetricSnapshot[] } => a.metrics !== null);
-    const merged = mergeSnapshots(answers.map((a) => a.metrics));
-    return renderSnapshot([...merged, ...workerFamilies(count, answers)]);
+      members.map(async (member) => ({ index: member.index, answer: await snapshotOf(member) })),
+    )).flatMap(({ index, answer }) =>
+      answer ? [{ index, metrics: answer.metrics, live: answer.live }] : []
+    );
+    // The generation and the reload count are the pool's, not a sum over the workers.
+    const merged = mergeSnapshots(answers.map((a) => a.metrics))
+      .filter((family) => !POOL_FAMILIES.has(family.name));
+    return {
+      metrics: [...merged, ...workerFamilies(count, answers), ...poolMetrics.snapshot()],
+      live: answers.map((a) => a.live),
+    };
   }
+
+  async function metrics(): Promise<string> {
+    return renderSnapshot((await gather()).metrics);
+  }
+
+  const reloadTimeoutMs = options.reloadTimeoutMs ?? 10_000;
+  const applyTo = (member: Member, config: Config, number: number): Promise<FromWorker | null> => {
+    if (!member.alive) return Promise.resolve(null);
+    const { promise, resolve } = Promise.withResolvers<FromWorker | null>();
+    const timer = setTimeout(() => resolve(null), reloadTimeoutMs);
+    member.reloads.set(number, resolve);
+    member.worker.postMessage({ type: "reload", generation: number, config } satisfies ToWorker);
+    return promise.finally(() => {
+      clearTimeout(timer);
+      member.reloads.delete(number);
+    });
+  };
+  const reload = createReloader({
+    load: options.loadConfig ??
+      (() => Promise.reject(new Error("Cannot reload: this gateway has no config file"))),
+    apply: async (next) => {
+      if (stopping) throw new Error("Cannot reload: the gateway is stopping");
+      if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) {
+        log.warn("reload: admin changed; the admin listener keeps its address until a restart");
+      }
+      if (next.workers !== count) {
+        log.warn("reload: workers changed; {count} stay until a restart", { count });
+      }
+      const fixedNext = fixListenPorts(next, running);
+      const number = ++lastNumber;
+      const perNext = workerConfig({ ...fixedNext, workers: count }, count);
+      const answers = await Promise.all(members.map((m) => applyTo(m, perNext, number)));
+      const logBefore = running.config.log;
+      running = { config: next, fixed: fixedNext };
+      if (options.logging && JSON.stringify(logBefore) !== JSON.stringify(next.log)) {
+        await setupLogging(next.log, options.logging);
+      }
+      const failures = answers.flatMap((answer, index) =>
+        answer?.type === "reloaded"
+          ? []
+          : [`worker ${index}: ${answer?.type === "reload-failed" ? answer.message : "no answer"}`]
+      );
+      if (failures.length === answers.length) throw new Error(failures.join("; "));
+      generation = number;
+      poolOwn.configGeneration = number;
+      if (failures.length > 0) {
+        throw new Error(`generation ${number} not in force everywhere: ${failures.join("; ")}`);
+      }
+      return {
+        generation: number,
+        closed: answers.reduce((sum, a) => sum + (a?.type === "reloaded" ? a.closed : 0), 0),
+      };
+    },
+    generation: () => generation,
+    count: (result) => poolOwn.reloads.inc([result]),
+  });
 
   const stop = (drainMs = config.timeouts.drainMs): Promise<void> => {
     stopping ??= (async () => {
@@ -282,6 +466,7 @@ export async function startWorkers(
         log.warn("workers did not stop within {ms} ms; terminated", { ms: drainMs + stopGraceMs });
       }
       for (const member of members) member.worker.terminate();
+      board?.close();
       await admin?.close();
     })();
     return stopping;
@@ -293,6 +478,13 @@ export async function startWorkers(
     count,
     failed: failure.promise,
     metrics,
+    get generation() {
+      return generation;
+    },
+    get generations() {
+      return members.map((m) => m.generation);
+    },
+    reload,
     stop,
     [Symbol.asyncDispose]: () => stop(0),
   };

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { formatIp, parseIp } from "../../net/address.ts";
 import { httpGet } from "../../tests/helpers/http_get.ts";
 import { startAdminServer } from "./admin.ts";
+import { buildStatus } from "./status.ts";
 
 const LOOPBACK = { address: parseIp("127.0.0.1")!, port: 0 };
 
@@ -64,4 +65,73 @@ Deno.test("startAdminServer() throws when the address is taken", () => {
     () => startAdminServer({ ...LOOPBACK, port: taken.addr.port }, { metrics: () => "" }),
     Deno.errors.AddrInUse,
   );
+});
+
+Deno.test("startAdminServer() serves the self-contained page at / and the JSON at /api/status", async () => {
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => "",
+    status: () =>
+      Promise.resolve(buildStatus({ metrics: [], live: [], history: [], workers: 1, now: 0 })),
+  });
+  const at = { hostname: formatIp(admin.endpoint.address), port: admin.endpoint.port };
+  const page = await httpGet(at, "/");
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+  const csp = page.headers.get("content-security-policy") ?? "";
+  assert.match(csp, /default-src 'none'/);
+  const nonce = /script-src 'nonce-([^']+)'/.exec(csp)?.[1];
+  assert.ok(nonce && page.body.includes(`<script nonce="${nonce}">`));
+  // No external asset: nothing is loaded from anywhere but the page's own origin.
+  assert.doesNotMatch(
+    page.body,
+    /\b(src|href)=|@import|url\(|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+  );
+  const json = await httpGet(at, "/api/status");
+  assert.equal(json.status, 200);
+  assert.match(json.headers.get("content-type") ?? "", /^application\/json/);
+  assert.deepEqual(JSON.parse(json.body).connections.activeByFamilies, {
+    "v4-v4": 0,
+    "v4-v6": 0,
+    "v6-v4": 0,
+    "v6-v6": 0,
+  });
+});
+
+Deno.test("startAdminServer() runs POST /reload and shows the generation in /healthz", async () => {
+  const results = ["refused", "accepted", "failed"] as const;
+  let runs = 0;
+  await using admin = startAdminServer(LOOPBACK, {
+    metrics: () => "",
+    details: () => `generation ${runs}\n`,
+    reload: () => {
+      const result = results[runs++]!;
+      return Promise.resolve({ result, generation: runs, closed: 0, message: `run ${runs}` });
+    },
+  });
+  const base = `http://${formatIp(admin.endpoint.address)}:${admin.endpoint.port}`;
+  const client = Deno.createHttpClient({});
+  try {
+    const answers = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${base}/reload`, { method: "POST", client });
+      answers.push([response.status, await response.text()]);
+    }
+    assert.deepEqual(answers, [
+      [400, "refused: run 1\n"],
+      [200, "accepted: run 2\n"],
+      [500, "failed: run 3\n"],
+    ]);
+    const get = await fetch(`${base}/reload`, { client });
+    await get.body?.cancel();
+    assert.equal(get.status, 405, "a GET never reloads");
+    assert.equal(runs, 3);
+    const health = await fetch(`${base}/healthz`, { client });
+    assert.equal(await health.text(), "ok\ngeneration 3\n");
+  } finally {
+    client.close();
+  }
+  // Without a reload function there is no /reload.
+  await using plain = startAdminServer(LOOPBACK, { metrics: () => "" });
+  const at = { hostname: "127.0.0.1", port: plain.endpoint.port };
+  assert.equal((await httpGet(at, "/reload")).status, 404);
 });

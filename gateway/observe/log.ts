@@ -14,8 +14,20 @@ import {
   reset,
 } from "@logtape/logtape";
 import type { LogConfig } from "../config/types.ts";
+import { LineBatch, writeAllStderr } from "./line_batch.ts";
 
-const encoder = new TextEncoder();
+/** This isolate's stderr lines, written in batches (see {@linkcode LineBatch}). */
+const stderrLines = new LineBatch(writeAllStderr);
+// Whatever way the isolate ends (Deno.exit after SIGTERM, the end of main, an uncaught error),
+// queued lines go out first. (Only SIGKILL loses them: at most 25 ms of lines.)
+for (const event of ["unload", "error", "unhandledrejection"]) {
+  globalThis.addEventListener(event, () => stderrLines.flush());
+}
+
+/** Writes every queued log line now (before exit, or before reading the log in a test). */
+export function flushLogs(): void {
+  stderrLines.flush();
+}
 
 /** Root category of every dualgate logger. */
 export const LOG_ROOT = "dualgate";
@@ -78,6 +90,9 @@ export function escapeLogText(text: string): string {
 
 /** Renders an interpolated value of a text line: strings as they are, the rest inspected. */
 function renderValue(value: unknown): string {
+  // Numbers are most of a connection line's values (bytes, duration, reply code): they need
+  // neither inspecting nor escaping.
+  if (typeof value === "number") return String(value);
   return escapeLogText(
     typeof value === "string" ? value : Deno.inspect(value, { compact: true, colors: false }),
   );
@@ -99,7 +114,8 @@ export function lineFormatter(format: LogConfig["format"]): (record: LogRecord) 
 
 /**
  * Configures the sinks once per isolate: text (values interpolated into the message) or JSON
- * lines, written to stderr so that stdout stays for command output.
+ * lines, written to stderr so that stdout stays for command output; info and debug lines in
+ * batches (one write per many lines, at most 25 ms late), warnings and errors at once.
  */
 export async function setupLogging(
   config: LogConfig,
@@ -107,17 +123,22 @@ export async function setupLogging(
 ): Promise<void> {
   const formatter = lineFormatter(config.format);
   const worker = options.worker;
+  // Debug and info lines are batched; a warning or an error is written at once, after them.
+  const urgent = (record: LogRecord) => record.level !== "debug" && record.level !== "info";
   await configure({
     reset: true,
     sinks: {
       stderr: worker === undefined
-        ? (record) => Deno.stderr.writeSync(encoder.encode(formatter(record)))
+        ? (record) => stderrLines.push(formatter(record), urgent(record))
         : (record) =>
-          Deno.stderr.writeSync(encoder.encode(formatter({
-            ...record,
-            category: [...record.category, `worker-${worker}`],
-            properties: { ...record.properties, worker },
-          }))),
+          stderrLines.push(
+            formatter({
+              ...record,
+              category: [...record.category, `worker-${worker}`],
+              properties: { ...record.properties, worker },
+            }),
+            urgent(record),
+          ),
     },
     loggers: [
       { category: [LOG_ROOT], lowestLevel: config.level, sinks: ["stderr"] },
@@ -126,7 +147,8 @@ export async function setupLogging(
   });
 }
 
-/** Removes the sinks (tests, shutdown). */
+/** Writes what is queued and removes the sinks (tests, shutdown). */
 export async function teardownLogging(): Promise<void> {
+  stderrLines.flush();
   await reset();
 }

@@ -118,6 +118,24 @@ interface Series {
   value: number;
 }
 
+/**
+ * The key of a series in its family's map.
+ *
+ * @throws {RangeError} `Cannot <action>` when `values` do not match the family's label names.
+ */
+function seriesKey(
+  action: string,
+  labelNames: readonly string[],
+  values: readonly string[],
+): string {
+  if (values.length !== labelNames.length) {
+    throw new RangeError(
+      `Cannot ${action}: expected ${labelNames.length} label values, got ${values.length}`,
+    );
+  }
+  return values.join("\u0000");
+}
+
 abstract class LabelledFamily implements Rendered {
   readonly #series = new Map<string, Series>();
 
@@ -128,12 +146,7 @@ abstract class LabelledFamily implements Rendered {
   ) {}
 
   protected series(values: readonly string[]): Series {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot update ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`update ${this.name}`, this.labelNames, values);
     let found = this.#series.get(key);
     if (!found) {
       found = { labels: labelText(this.labelNames, values), values: [...values], value: 0 };
@@ -222,12 +235,7 @@ export class Histogram implements Rendered {
 
   /** Records one observation. */
   observe(values: readonly string[], value: number): void {
-    if (values.length !== this.labelNames.length) {
-      throw new RangeError(
-        `Cannot observe ${this.name}: expected ${this.labelNames.length} label values, got ${values.length}`,
-      );
-    }
-    const key = values.join("\u0000");
+    const key = seriesKey(`observe ${this.name}`, this.labelNames, values);
     let series = this.#series.get(key);
     if (!series) {
       series = {
@@ -476,20 +484,81 @@ const LIMIT_NAMES = [
 /** What the gateway's metrics read at scrape time. */
 export interface GatewayMetricsOptions {
   /** Resolver counters (`Resolver.stats`). @default none: the resolver metrics are left out */
-  resolverStats?: { readonly hits: number; readonly misses: number; readonly queries: number };
+  resolverStats?: ResolverStats;
   /** Client connections being served. @default none: the gauge is left out */
   activeConnections?: () => number;
-  /** The effective connection limit. @default none: the gauge is left out */
-  maxConnections?: number;
+  /** The effective connection limit (read at scrape time when a function). @default none: the gauge is left out */
+  maxConnections?: number | (() => number);
   /** scrypt password checks (`PasswordVerifier`). @default none: the metrics are left out */
-  passwordStats?: { readonly hashes: number; readonly peak: number; readonly slots: number };
+  passwordStats?: PasswordStats;
+}
+
+/** The resolver's counts, read at scrape time. */
+export interface ResolverStats {
+  /** Lookups answered from the cache. */
+  readonly hits: number;
+  /** Lookups not in the cache. */
+  readonly misses: number;
+  /** DNS queries sent. */
+  readonly queries: number;
+}
+
+/** The scrypt queue's counts, read at scrape time. */
+export interface PasswordStats {
+  /** Checks run. */
+  readonly hashes: number;
+  /** Most checks that ran at once. */
+  readonly peak: number;
+  /** Checks allowed at once. */
+  readonly slots: number;
+}
+
+/** A figure read at scrape time from a stats object: name, help, type (counter unless given). */
+type ScrapedFigure = readonly [name: string, help: string, type?: "gauge"];
+
+/** The resolver's cache and query counts, by field of `resolverStats`. */
+const RESOLVER_FIGURES: Record<keyof ResolverStats, ScrapedFigure> = {
+  hits: ["dualgate_resolver_cache_hits_total", "Resolver lookups answered from the cache."],
+  misses: ["dualgate_resolver_cache_misses_total", "Resolver lookups not in the cache."],
+  queries: ["dualgate_resolver_queries_total", "DNS queries sent by the resolver."],
+};
+
+/** The scrypt queue's figures, by field of `passwordStats`. */
+const PASSWORD_FIGURES: Record<keyof PasswordStats, ScrapedFigure> = {
+  hashes: [
+    "dualgate_password_hashes_total",
+    "scrypt password checks run (an unknown user's check against the dummy included).",
+  ],
+  peak: ["dualgate_password_hashes_peak", "Most scrypt password checks that ran at once.", "gauge"],
+  slots: ["dualgate_password_hash_slots", "scrypt password checks allowed at once.", "gauge"],
+};
+
+/** Registers one figure per field of `stats`, read at scrape time, in `figures`' order. */
+function collectFields<K extends string>(
+  r: Registry,
+  stats: Readonly<Record<K, number>>,
+  figures: Record<K, ScrapedFigure>,
+): void {
+  for (const field of Object.keys(figures) as K[]) {
+    const [name, help, type = "counter"] = figures[field];
+    r.collect(name, help, type, () => stats[field]);
+  }
 }
 
 /** The `v4-v6` family pair label of a record (`none` for a destination never reached). */
 export function familiesLabel(record: ConnectionRecord): string {
-  return `v${record.client.address.family}-${
-    record.used ? `v${record.used.address.family}` : "none"
-  }`;
+  return familyPair(record.client, record.used);
+}
+
+/**
+ * The `v4-v6` family pair of a client and the destination it reached (`v4-none` when it reached
+ * none).
+ */
+export function familyPair(
+  client: { readonly address: { readonly family: 4 | 6 } },
+  used: { readonly address: { readonly family: 4 | 6 } } | undefined,
+): string {
+  return `v${client.address.family}-${used ? `v${used.address.family}` : "none"}`;
 }
 
 /**
@@ -517,6 +586,8 @@ export class GatewayMetrics {
   readonly connections: Counter;
   /** Relays (CONNECT, BIND) and UDP associations in progress, by command. */
   readonly activeRelays: Gauge;
+  /** Relays in progress by command and family pair (`v4-v6`: IPv4 client, IPv6 destination). */
+  readonly activeFamilies: Gauge;
   /** Bytes relayed, `up` (client to destination) and `down`. */
   readonly bytes: Counter;
   /** Replies sent, by REP code. */
@@ -538,6 +609,12 @@ export class GatewayMetrics {
   readonly acceptErrors: Counter;
   /** UDP datagrams not relayed, by reason (`foreign`: not from the association's owner). */
   readonly udpDropped: Counter;
+  /** The config generation in force: 1 at start, one more per accepted reload. */
+  configGeneration = 1;
+  /** Config reloads by result (`accepted`, `refused`: invalid config, `failed`: not applied). */
+  readonly reloads: Counter;
+  /** Live sessions a reload closed, by reason (`user_removed`, `password_changed`, `recheck`). */
+  readonly reloadClosed: Counter;
 
   /** Creates the metric set; `options` add the figures read at scrape time. */
   constructor(options: GatewayMetricsOptions = {}) {
@@ -561,13 +638,18 @@ export class GatewayMetrics {
         "dualgate_max_connections",
         "Effective limit of simultaneous client connections.",
         "gauge",
-        () => max,
+        typeof max === "function" ? max : () => max,
       );
     }
     this.activeRelays = r.gauge(
       "dualgate_active_relays",
       "Core relays (CONNECT, BIND) and UDP associations in progress, by command.",
       ["command"],
+    );
+    this.activeFamilies = r.gauge(
+      "dualgate_active_families",
+      "CONNECT and BIND relays in progress, by command and family pair (client-destination).",
+      ["command", "families"],
     );
     this.bytes = r.counter(
       "dualgate_bytes_total",
@@ -589,27 +671,7 @@ export class GatewayMetrics {
       ["result"],
       LATENCY_BUCKETS,
     );
-    const stats = options.resolverStats;
-    if (stats) {
-      r.collect(
-        "dualgate_resolver_cache_hits_total",
-        "Resolver lookups answered from the cache.",
-        "counter",
-        () => stats.hits,
-      );
-      r.collect(
-        "dualgate_resolver_cache_misses_total",
-        "Resolver lookups not in the cache.",
-        "counter",
-        () => stats.misses,
-      );
-      r.collect(
-        "dualgate_resolver_queries_total",
-        "DNS queries sent by the resolver.",
-        "counter",
-        () => stats.queries,
-      );
-    }
+    if (options.resolverStats) collectFields(r, options.resolverStats, RESOLVER_FIGURES);
     this.translatorSessions = r.counter(
       "dualgate_translator_sessions_total",
       "Sessions handled by a protocol translator.",
@@ -624,27 +686,7 @@ export class GatewayMetrics {
       this.limitRejections.inc([limit], 0);
     }
     this.authFailures = r.counter("dualgate_auth_failures_total", "Failed RFC 1929 logins.");
-    const passwords = options.passwordStats;
-    if (passwords) {
-      r.collect(
-        "dualgate_password_hashes_total",
-        "scrypt password checks run (an unknown user's check against the dummy included).",
-        "counter",
-        () => passwords.hashes,
-      );
-      r.collect(
-        "dualgate_password_hashes_peak",
-        "Most scrypt password checks that ran at once.",
-        "gauge",
-        () => passwords.peak,
-      );
-      r.collect(
-        "dualgate_password_hash_slots",
-        "scrypt password checks allowed at once.",
-        "gauge",
-        () => passwords.slots,
-      );
-    }
+    if (options.passwordStats) collectFields(r, options.passwordStats, PASSWORD_FIGURES);
     this.acceptErrors = r.counter(
       "dualgate_accept_errors_total",
       "Failed accept calls (the listener backs off and retries).",
@@ -654,6 +696,26 @@ export class GatewayMetrics {
       "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
       ["reason"],
     );
+    r.collect(
+      "dualgate_config_generation",
+      "Config generation in force: 1 at start, one more per accepted reload.",
+      "gauge",
+      () => this.configGeneration,
+    );
+    this.reloads = r.counter(
+      "dualgate_reloads_total",
+      "Config reloads (SIGHUP, POST /reload) by result: accepted, refused (invalid), failed.",
+      ["result"],
+    );
+    for (const result of ["accepted", "refused", "failed"]) this.reloads.inc([result], 0);
+    this.reloadClosed = r.counter(
+      "dualgate_reload_closed_total",
+      "Live sessions a reload closed, by reason: user_removed, password_changed, recheck.",
+      ["reason"],
+    );
+    for (const reason of ["user_removed", "password_changed", "recheck"]) {
+      this.reloadClosed.inc([reason], 0);
+    }
   }
 
   /** Counts one finished connection from its record. */

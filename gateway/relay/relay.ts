@@ -11,6 +11,7 @@
  */
 
 import { IdleSweeper } from "./idle_sweeper.ts";
+import { closeQuietly } from "../../net/io.ts";
 
 /** A stream the relay can drive: a TCP connection or anything shaped like one. */
 export interface RelayConn {
@@ -105,6 +106,7 @@ async function pump(
   from: RelayConn,
   to: RelayConn,
   state: Direction,
+  other: Direction,
   activity: { active: boolean },
 ): Promise<void> {
   const small = new Uint8Array(SMALL_BUFFER);
@@ -133,10 +135,31 @@ async function pump(
       }
     }
     state.done = true;
-    await to.closeWrite().catch(() => {});
+    // Pass the end of stream on as a half-close, unless the other direction has ended too: then
+    // both sockets are closed next, and close sends the FIN (a shutdown would be an op for
+    // nothing, on every connection).
+    if (!other.done) await to.closeWrite().catch(() => {});
   } finally {
     if (buffer !== small) giveLarge(buffer);
   }
+}
+
+/** The byte counts of the relays running in this isolate (one entry per relay, not per chunk). */
+const running = new Set<{ readonly up: Direction; readonly down: Direction }>();
+
+/**
+ * Bytes moved so far by the relays still running in this isolate, `up` client to server (a
+ * relay's bytes are counted in the metrics only when it ends: this is the rest, for the status
+ * page's throughput).
+ */
+export function runningRelayBytes(): { up: number; down: number } {
+  let up = 0;
+  let down = 0;
+  for (const relay of running) {
+    up += relay.up.bytes;
+    down += relay.down.bytes;
+  }
+  return { up, down };
 }
 
 /**
@@ -151,6 +174,8 @@ export async function relay(
 ): Promise<RelayResult> {
   const up = new Direction();
   const down = new Direction();
+  const counted = { up, down };
+  running.add(counted);
   const activity = { active: true };
   let end: RelayEnd = "closed";
   let firstError: unknown;
@@ -160,18 +185,16 @@ export async function relay(
     closed = true;
     if (end === "closed") end = why;
     for (const conn of [client, server]) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      closeQuietly(conn);
     }
   };
   const onAbort = () => closeBoth("aborted");
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const idleEntry = sweeper.add(activity, options.idleMs ?? 300_000, () => closeBoth("idle"));
-  const run = async (from: RelayConn, to: RelayConn, state: Direction) => {
+  const run = async (from: RelayConn, to: RelayConn, state: Direction, other: Direction) => {
     try {
-      await pump(from, to, state, activity);
+      await pump(from, to, state, other, activity);
     } catch (error) {
       if (!closed) {
         firstError ??= error;
@@ -193,9 +216,10 @@ export async function relay(
         closeBoth("error");
       }
     }
-    await Promise.all([run(client, server, up), run(server, client, down)]);
+    await Promise.all([run(client, server, up, down), run(server, client, down, up)]);
   } finally {
     sweeper.remove(idleEntry);
+    running.delete(counted);
     options.signal?.removeEventListener("abort", onAbort);
     closeBoth("closed");
   }

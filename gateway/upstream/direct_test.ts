@@ -1,24 +1,10 @@
 import assert from "node:assert/strict";
-import { formatIp, type IpAddress } from "../../net/address.ts";
+import { testResolverConfig as config } from "../../tests/helpers/resolver_config.ts";
+import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
 import { type DnsQuery, type DnsRecordType, Resolver } from "../../resolver/mod.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
 import { Reply } from "../../socks5/types.ts";
-import type { ResolverConfig } from "../config/types.ts";
 import { DirectDialer } from "./direct.ts";
-
-function config(overrides: Partial<ResolverConfig> = {}): ResolverConfig {
-  return {
-    prefer: "happy-eyeballs",
-    hosts: {},
-    hostsFile: "",
-    servers: [],
-    timeoutMs: 2_000,
-    cacheSize: 100,
-    maxTtlSeconds: 300,
-    negativeTtlSeconds: 30,
-    ...overrides,
-  };
-}
 
 /** How a fake DNS answers one record type. */
 type Answer =
@@ -202,4 +188,59 @@ Deno.test("DirectDialer.dial() applies the rules to late addresses too", async (
   assert.ok(error instanceof SocksReplyError);
   assert.equal(error.reply, Reply.NotAllowedByRuleset);
   assert.equal(attempts.length, 1);
+});
+
+Deno.test("DirectDialer.dial() with egress: dials from the source, skips a family without one", async () => {
+  await using server = listeners(true);
+  const resolver = new Resolver(config({ hosts: { [NAME]: ["127.0.0.1", "::1"] } }));
+  const { connect, attempts } = recordingConnect();
+  const from: string[] = [];
+  const dialer = new DirectDialer(resolver, "happy-eyeballs", {
+    connect,
+    connectFrom: (local, remote, options) => {
+      from.push(`${formatIp(local)} -> ${formatIp(remote.address)}`);
+      return Deno.connect({ hostname: formatIp(remote.address), port: remote.port, ...options });
+    },
+  });
+  // Only IPv4 has a source: the IPv6 address is never dialed, even though it would be first.
+  const egress = (family: 4 | 6) => (family === 4 ? parseIp("127.0.0.2") : null);
+  const dialed = await dialer.dial({ ...request(server.port), egress });
+  dialed.conn.close();
+  assert.deepEqual(from, ["127.0.0.2 -> 127.0.0.1"]);
+  assert.deepEqual(attempts, []);
+});
+
+Deno.test("DirectDialer.dial() with egress of no family the destination has: REP 3, says why", async () => {
+  const resolver = new Resolver(config({ hosts: { [NAME]: ["127.0.0.1"] } }));
+  const { connect, attempts } = recordingConnect();
+  const dialer = new DirectDialer(resolver, "happy-eyeballs", {
+    connect,
+    connectFrom: () => Promise.reject(new Error("must not be called")),
+  });
+  const egress = (family: 4 | 6) => (family === 6 ? parseIp("2001:db8:5::1") : null);
+  await assert.rejects(
+    dialer.dial({ ...request(1), egress }),
+    (error: unknown) =>
+      error instanceof SocksReplyError && error.reply === Reply.NetworkUnreachable &&
+      /no IPv4 egress address/.test(error.message),
+  );
+  assert.deepEqual(attempts, []);
+});
+
+Deno.test("DirectDialer.dial() with egress: the real node:net dial leaves from the address", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const resolver = new Resolver(config());
+  const dialer = new DirectDialer(resolver, "happy-eyeballs");
+  const dialed = await dialer.dial({
+    target: { address: parseIp("127.0.0.1")!, port: listener.addr.port },
+    signal: new AbortController().signal,
+    permit: allow,
+    egress: () => parseIp("127.0.0.5"),
+  });
+  const server = await accepted;
+  assert.equal((server.remoteAddr as Deno.NetAddr).hostname, "127.0.0.5");
+  assert.equal(formatIp(dialed.local.address), "127.0.0.5");
+  server.close();
+  dialed.conn.close();
 });

@@ -37,7 +37,7 @@
 import { type IpAddress, type IpEndpoint, parseIp } from "../../net/address.ts";
 import { isLoopback } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { writeAll } from "../../net/io.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 import { isLocalhostName, literalAddress, normalizeName } from "../../resolver/mod.ts";
 import { socksHandshake } from "../../socks5/client.ts";
 import { SocksReplyError } from "../../socks5/errors.ts";
@@ -49,7 +49,7 @@ import { replyForError } from "../reply_codes.ts";
 import {
   AlternativesFailedError,
   AlternativeUnreachableError,
-  NEGOTIATION_TIMEOUT_MS,
+  attemptHandshakeOptions,
   tryAlternatives,
 } from "../../client/alternatives.ts";
 import { HopSelector, type HopSelectorOptions } from "../../client/selector.ts";
@@ -95,6 +95,16 @@ export interface SameHostGuard {
 type SameHostCheck =
   | { readonly refused: string; readonly reply: ReplyCode }
   | { readonly refused?: undefined; readonly address?: IpAddress };
+
+/** One alternative of a hop as the status page shows it. */
+export interface AlternativeState {
+  /** The alternative's label (its URL without user info). */
+  readonly label: string;
+  /** True while marked down. */
+  readonly down: boolean;
+  /** Milliseconds in this state, or `null` for one up and never marked. */
+  readonly forMs: number | null;
+}
 
 /** Options of {@linkcode SocksHopDialer}. */
 export interface SocksHopDialerOptions extends Pick<HopSelectorOptions, "now" | "random"> {
@@ -155,6 +165,14 @@ export class SocksHopDialer implements Dialer {
     this.#targets = hop.alternatives.map(hopTarget);
   }
 
+  /** Each alternative's label and state (up or marked, and for how long), in config order. */
+  alternativeStates(): AlternativeState[] {
+    return this.#hop.alternatives.map((alternative, index) => ({
+      label: alternative.label,
+      ...this.#selector.state(index),
+    }));
+  }
+
   /** The selector (its marks are shared by every connection through this hop). */
   get selector(): HopSelector {
     return this.#selector;
@@ -188,6 +206,7 @@ export class SocksHopDialer implements Dialer {
           permit: () => true,
           destination,
           ...(request.client ? { client: request.client } : {}),
+          ...(request.egress ? { egress: request.egress } : {}),
         }).catch((error) => {
           // Not reaching the alternative is its failure, even as a REP from a lower hop.
           throw error instanceof HopUnavailableError
@@ -233,18 +252,12 @@ export class SocksHopDialer implements Dialer {
           const { bound } = await socksHandshake(
             below.conn,
             { command: Command.Connect, target: hopRequest },
-            {
-              signal,
-              negotiationTimeoutMs: NEGOTIATION_TIMEOUT_MS,
-              ...(endpoint.credentials ? { credentials: endpoint.credentials } : {}),
-            },
+            attemptHandshakeOptions(endpoint, signal),
           );
           const local = boundEndpoint(bound) ?? below.local;
           return { conn: below.conn, remote: below.remote, local, resolvedBy: endpoint.label };
         } catch (error) {
-          try {
-            below.conn.close();
-          } catch { /* closed */ }
+          closeQuietly(below.conn);
           throw error;
         }
       }, {
@@ -338,10 +351,25 @@ export function foldChain(
   direct: Dialer,
   options: SocksHopDialerOptions = {},
 ): Dialer {
+  return foldChainHops(chain, direct, options).dialer;
+}
+
+/** {@linkcode foldChain}, also returning the hop dialers, first to last (for their states). */
+export function foldChainHops(
+  chain: readonly HopConfig[],
+  direct: Dialer,
+  options: SocksHopDialerOptions = {},
+): { readonly dialer: Dialer; readonly hops: readonly SocksHopDialer[] } {
   const { sameHost, ...rest } = options;
+  const hops: SocksHopDialer[] = [];
   // Only the first hop is dialed from this host: later hops' loopback is another host's.
-  return chain.reduce<Dialer>(
-    (below, hop, index) => new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest),
+  const dialer = chain.reduce<Dialer>(
+    (below, hop, index) => {
+      const dialer = new SocksHopDialer(hop, below, index === 0 && sameHost ? options : rest);
+      hops.push(dialer);
+      return dialer;
+    },
     direct,
   );
+  return { dialer, hops };
 }

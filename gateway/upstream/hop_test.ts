@@ -367,3 +367,16 @@ Deno.test("SocksHopDialer.dial() forwards the checked address, not the name, to 
   assert.equal(denied.reply, Reply.NotAllowedByRuleset);
   assert.equal(server.seen.filter((s) => s.target).length, 1);
 });
+
+Deno.test("SocksHopDialer.dial() passes the egress pick down to the dial of the hop", async () => {
+  const seen: (DialRequest["egress"] | undefined)[] = [];
+  const below: Dialer = {
+    dial(request) {
+      seen.push(request.egress);
+      return Promise.reject(new SocksReplyError(Reply.ConnectionRefused, "refused"));
+    },
+  };
+  const egress = (family: 4 | 6) => (family === 4 ? parseIp("192.0.2.9") : null);
+  await new SocksHopDialer(hop("192.0.2.1"), below).dial({ ...request(), egress }).catch(() => {});
+  assert.deepEqual(seen, [egress]);
+});

@@ -19,8 +19,9 @@ import {
   formatDestinationPattern,
 } from "../access/destination_pattern.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
-import { foldChain, type SocksHopDialerOptions } from "./hop.ts";
+import { type AlternativeState, foldChainHops, type SocksHopDialerOptions } from "./hop.ts";
 import type { Dialer } from "./types.ts";
+import { EgressPool } from "./egress.ts";
 
 /** The dialer chosen for one destination. */
 export interface RouteChoice {
@@ -30,10 +31,33 @@ export interface RouteChoice {
   readonly chained: boolean;
   /** `direct`, or the matching route's index and first hop, for logs. */
   readonly label: string;
+  /** The route's source addresses (of its first hop's connection, for a chain). */
+  readonly egress?: EgressPool;
 }
 
 /** Picks the dialer for a destination. */
 export type Router = (target: SocksTarget) => RouteChoice;
+
+/** One hop of one route, with its alternatives' states (what the status page lists). */
+export interface HopStatus {
+  /** The route's index in `routes`. */
+  readonly route: number;
+  /** The hop's index in the route's chain. */
+  readonly hop: number;
+  /** Its alternatives, in config order. */
+  readonly alternatives: readonly AlternativeState[];
+}
+
+/** A {@linkcode Router} that also reports its hops' alternative states. */
+export type StatusRouter = Router & {
+  /** Every hop of every route, route by route, first hop first. */
+  readonly hopStates: () => HopStatus[];
+};
+
+/** The hop states of a router from {@linkcode createRouter} (none for another router). */
+export function hopStatesOf(router: Router): HopStatus[] {
+  return "hopStates" in router ? (router as StatusRouter).hopStates() : [];
+}
 
 /** Options of {@linkcode createRouter}. */
 export interface CreateRouterOptions extends SocksHopDialerOptions {
@@ -66,28 +90,39 @@ export function createRouter(
   routes: readonly RouteConfig[],
   direct: Dialer,
   options: CreateRouterOptions = {},
-): Router {
+): StatusRouter {
   const directChoice: RouteChoice = { dialer: direct, chained: false, label: "direct" };
   const compiled = routes.map((route, index) => {
     const to = route.to.map(compileDestinationPattern);
     const ports = route.ports;
-    const first = route.chain[0]!.alternatives.map((a) => a.label).join("|");
+    const first = route.chain[0]?.alternatives.map((a) => a.label).join("|") ?? "direct";
+    const egress = route.egress ? { egress: new EgressPool(route.egress) } : {};
+    const chained = route.chain.length > 0;
+    const folded = chained
+      ? foldChainHops(route.chain, options.hopBase ?? direct, options)
+      : { dialer: direct, hops: [] };
     const choice: RouteChoice = {
-      dialer: foldChain(route.chain, options.hopBase ?? direct, options),
-      chained: true,
-      label:
-        `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) via ${first}` +
+      dialer: folded.dialer,
+      chained,
+      label: `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) ` +
+        (chained ? `via ${first}` : "direct") +
         (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
+      ...egress,
     };
     return {
       matches: (s: Subject | Record<never, never>, port: number) =>
         (ports === undefined || ports.some((r) => port >= r.from && port <= r.to)) &&
         to.some((m) => m(s)),
       choice,
+      hops: folded.hops,
     };
   });
-  if (compiled.length === 0) return () => directChoice;
-  return (target) => {
+  const hopStates = () =>
+    compiled.flatMap(({ hops }, route) =>
+      hops.map((dialer, hop) => ({ route, hop, alternatives: dialer.alternativeStates() }))
+    );
+  if (compiled.length === 0) return Object.assign(() => directChoice, { hopStates });
+  const router: Router = (target) => {
     // An invalid name has nothing for a name or CIDR pattern to match; only `*` takes it.
     const subject = subjectOf(target) ?? {};
     for (const route of compiled) {
@@ -95,4 +130,5 @@ export function createRouter(
     }
     return directChoice;
   };
+  return Object.assign(router, { hopStates });
 }

@@ -109,3 +109,27 @@ Deno.test("createRouter() dials the first hop through hopBase, unrouted targets 
   // The hop gateway itself was asked of hopBase, not of the direct dialer.
   assert.deepEqual(asked.map((t) => JSON.parse(t).port), [1080]);
 });
+
+Deno.test("createRouter(): a route with egress and no chain dials directly with its pool", () => {
+  const route = createRouter(
+    parseConfig(`routes:
+  - to: ["*.six.example"]
+    egress_prefix: 2001:db8:5::/64
+    egress_policy: sticky_destination
+  - to: ["*.hop.example"]
+    chain: ["socks5://198.51.100.20:1080"]
+    egress: ["192.0.2.9"]
+`).routes,
+    direct,
+  );
+  const six = route(byName("a.six.example"));
+  assert.equal(six.dialer, direct);
+  assert.equal(six.chained, false);
+  assert.equal(six.label, "routes[0] (*.six.example) direct");
+  assert.equal(six.egress?.policy, "sticky_destination");
+  assert.equal(six.egress?.has(4), false);
+  const hop = route(byName("a.hop.example"));
+  assert.equal(hop.chained, true);
+  assert.equal(hop.egress?.has(4), true);
+  assert.equal(route(byName("other.example")).egress, undefined);
+});

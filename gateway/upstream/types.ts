@@ -29,6 +29,12 @@ export interface DialRequest {
    * then the next hop): what the first hop checks against a gateway on the same host.
    */
   readonly destination?: SocksTarget;
+  /**
+   * The source address per family (egress pools, gateway/upstream/egress.ts): the connection
+   * leaves from it, and a family it gives `null` for is never dialed. Absent: the host's
+   * default source. A chain's hops pass it down to the dial of the first hop.
+   */
+  readonly egress?: (family: 4 | 6) => IpAddress | null;
 }
 
 /** The client a dial is made for. */
@@ -51,6 +57,11 @@ export interface Dialed {
   readonly local: IpEndpoint;
   /** How the name was resolved, for the log (`literal`, `hosts`, `dns`, ..., or the last hop). */
   readonly resolvedBy?: string;
+  /**
+   * The source address an egress pool chose for this (direct) connection: further connections
+   * of the same session (an FTP data channel) leave from it too.
+   */
+  readonly egress?: IpAddress;
 }
 
 /**

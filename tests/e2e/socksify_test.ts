@@ -14,7 +14,7 @@ import { startDualgate } from "../helpers/dualgate.ts";
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const SOCKSIFY = fileURLToPath(new URL("../../client/socksify.ts", import.meta.url));
 const LOGGING_SERVER = fileURLToPath(
-  new URL("../../client/_test_socks_server.ts", import.meta.url),
+  new URL("../helpers/test_socks_server.ts", import.meta.url),
 );
 const BODY = "hello through dualgate\n";
 

@@ -6,6 +6,7 @@
 
 import { fileURLToPath } from "node:url";
 import type { SpawnedProcess, Topology } from "./netns.ts";
+import { GATEWAY_V8_FLAGS_ARG } from "../../gateway/runtime_flags.ts";
 
 /** Path of main.ts. */
 export const MAIN_TS: string = fileURLToPath(new URL("../../main.ts", import.meta.url));
@@ -60,7 +61,7 @@ export async function startDualgate(
   const process = topo.spawn(
     host,
     Deno.execPath(),
-    ["run", "--allow-all", MAIN_TS, "serve", "--config", config],
+    ["run", "--allow-all", GATEWAY_V8_FLAGS_ARG, MAIN_TS, "serve", "--config", config],
     { cwd: REPO_ROOT, env: { NO_COLOR: "1" } },
   );
   const waits = options.waitFor ??
@@ -107,7 +108,7 @@ export async function spawnLocalGateway(
 ): Promise<LocalGatewayProcess> {
   const config = `${options.dir}/dualgate-local.yaml`;
   await Deno.writeTextFile(config, yaml);
-  const serve = ["run", "--allow-all", MAIN_TS, "serve", "--config", config];
+  const serve = ["run", "--allow-all", GATEWAY_V8_FLAGS_ARG, MAIN_TS, "serve", "--config", config];
   const limit = options.openFilesLimit;
   const child = new Deno.Command(limit === undefined ? Deno.execPath() : "bash", {
     args: limit === undefined

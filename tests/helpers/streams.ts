@@ -4,11 +4,7 @@
  * @module
  */
 
-/** Writes every byte. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
+export { writeAll } from "../../net/io.ts";
 
 /** Reads until EOF. */
 export async function readAll(conn: Deno.Conn): Promise<Uint8Array<ArrayBuffer>> {

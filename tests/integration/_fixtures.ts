@@ -8,6 +8,7 @@
 import { parseConfig } from "../../gateway/config/load.ts";
 import type { Config } from "../../gateway/config/types.ts";
 import { type ConnectionRecord, type Gateway, startGateway } from "../../gateway/mod.ts";
+import type { StartGatewayOptions } from "../../gateway/gateway.ts";
 import { formatIp, type IpEndpoint } from "../../net/address.ts";
 import { Resolver } from "../../resolver/mod.ts";
 import { readReply } from "../../socks5/codec.ts";
@@ -15,6 +16,14 @@ import { ExactReader } from "../../socks5/exact_reader.ts";
 import type { SocksReply } from "../../socks5/types.ts";
 export { randomBytes, readAll, sha256, writeAll } from "../helpers/streams.ts";
 import { writeAll } from "../helpers/streams.ts";
+
+/** A `resolver.hosts` config: `v4.`, `v6.` and `both.test.example` on loopback. */
+export const TEST_HOSTS = `resolver:
+  hosts:
+    v4.test.example: ["127.0.0.1"]
+    v6.test.example: ["::1"]
+    both.test.example: ["127.0.0.1", "::1"]
+`;
 
 /** A gateway started from YAML, with every connection record collected. */
 export interface TestGateway extends AsyncDisposable {
@@ -32,7 +41,10 @@ export interface TestGateway extends AsyncDisposable {
  * Starts a gateway on `127.0.0.1:0` and `[::1]:0` (unless the YAML sets `listen`), with a
  * resolver that never leaves the process: static hosts and an empty DNS answer.
  */
-export function startTestGateway(yaml = ""): TestGateway {
+export function startTestGateway(
+  yaml = "",
+  options: Omit<StartGatewayOptions, "resolver" | "onRecord"> = {},
+): TestGateway {
   const text = /^listen:/m.test(yaml) ? yaml : `listen: ["127.0.0.1:0", "[::1]:0"]\n${yaml}`;
   const config = parseConfig(text);
   const records: ConnectionRecord[] = [];
@@ -40,7 +52,11 @@ export function startTestGateway(yaml = ""): TestGateway {
     query: () => Promise.resolve([]),
     queryPtr: () => Promise.resolve([]),
   });
-  const gateway = startGateway(config, { resolver, onRecord: (r) => records.push(r) });
+  const gateway = startGateway(config, {
+    ...options,
+    resolver,
+    onRecord: (r) => records.push(r),
+  });
   return {
     gateway,
     records,

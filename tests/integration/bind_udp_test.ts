@@ -20,15 +20,12 @@ import {
   readerOf,
   readSocksReply,
   startTestGateway,
+  TEST_HOSTS,
   type TestGateway,
   writeAll,
 } from "./_fixtures.ts";
 
-const HOSTS = `resolver:
-  hosts:
-    v4.test.example: ["127.0.0.1"]
-    v6.test.example: ["::1"]
-`;
+const HOSTS = TEST_HOSTS;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -350,8 +347,50 @@ rules:
   conn.close();
   const record = await recordOf(gw, "udp");
   assert.match(record.reason ?? "", /oversize=1/);
-  assert.match(record.reason ?? "", /rate=\d+/);
+  assert.match(record.reason ?? "", /client_rate=\d+/);
   assert.match(record.reason ?? "", /denied=1/);
+});
+
+Deno.test("UDP ASSOCIATE: a client's associations share its rate, and drops show at once in the metrics", async () => {
+  await using gw = startTestGateway(HOSTS + "udp: { rate: 5 }\n");
+  await using peer = new UdpSocket("127.0.0.1", { echo: true });
+  await using one = new UdpSocket("127.0.0.1");
+  await using two = new UdpSocket("127.0.0.1");
+  // Two associations of the same client host: a flooder that opens more gets no more.
+  const first = await associate(gw, 4, ipTarget("0.0.0.0", one.port));
+  const second = await associate(gw, 4, ipTarget("0.0.0.0", two.port));
+  for (let i = 0; i < 10; i++) {
+    await one.send(datagram(ipTarget("127.0.0.1", peer.port), `a${i}`), first.relay);
+    await two.send(datagram(ipTarget("127.0.0.1", peer.port), `b${i}`), second.relay);
+  }
+  await one.waitFor(10, 500);
+  const echoed = one.received.length + two.received.length;
+  // Five tokens a second for the client, both associations together (plus what refilled).
+  assert.ok(echoed >= 1 && echoed <= 7, `${echoed} echoed through two associations`);
+  // Counted while both associations are still open, not when they end.
+  const dropped = gw.gateway.metrics.udpDropped.value("client_rate");
+  assert.ok(dropped >= 13, `${dropped} counted as client_rate`);
+  assert.equal(gw.records.filter((r) => r.command === "udp").length, 0, "associations still open");
+  first.conn.close();
+  second.conn.close();
+});
+
+Deno.test("UDP ASSOCIATE: udp.total_rate caps all clients together", async () => {
+  await using gw = startTestGateway(HOSTS + "udp: { rate: 1000, total_rate: 4 }\n");
+  await using peer = new UdpSocket("127.0.0.1", { echo: true });
+  await using v4 = new UdpSocket("127.0.0.1");
+  await using v6 = new UdpSocket("::1");
+  const a = await associate(gw, 4, ipTarget("0.0.0.0", v4.port));
+  const b = await associate(gw, 6, ipTarget("::", v6.port));
+  for (let i = 0; i < 6; i++) {
+    await v4.send(datagram(ipTarget("127.0.0.1", peer.port), `a${i}`), a.relay);
+    await v6.send(datagram(ipTarget("127.0.0.1", peer.port), `b${i}`), b.relay);
+  }
+  await v4.waitFor(6, 500);
+  assert.ok(gw.gateway.metrics.udpDropped.value("total_rate") >= 6);
+  assert.equal(gw.gateway.metrics.udpDropped.value("client_rate"), 0);
+  a.conn.close();
+  b.conn.close();
 });
 
 Deno.test("UDP ASSOCIATE: udp.public_address replaces BND.ADDR", async () => {

@@ -21,15 +21,11 @@ import {
   sha256,
   startServer,
   startTestGateway,
+  TEST_HOSTS,
   writeAll,
 } from "./_fixtures.ts";
 
-const HOSTS = `resolver:
-  hosts:
-    v4.test.example: ["127.0.0.1"]
-    v6.test.example: ["::1"]
-    both.test.example: ["127.0.0.1", "::1"]
-`;
+const HOSTS = TEST_HOSTS;
 
 function nameTarget(name: string, port: number): SocksTarget {
   return { address: { family: "name", name }, port };

@@ -111,6 +111,21 @@ Deno.test("serve with workers: 2 spreads connections, sums /metrics and drains o
       encodeRequest({ command: 1, target: { address: parseIp("127.0.0.1")!, port: server.port } }),
     );
     assert.equal((await readSocksReply(reader)).reply, 0);
+    // /api/status merges the workers: the finished connections, each worker's share, the live relay.
+    const apiStatus = async () =>
+      JSON.parse((await httpGet({ hostname: "127.0.0.1", port: admin }, "/api/status")).body);
+    let merged = await apiStatus();
+    await until("the open relay on the status", async () => {
+      merged = await apiStatus();
+      return merged.connections.activeByFamilies["v4-v4"] === 1;
+    });
+    assert.deepEqual(merged.workers, {
+      count: 2,
+      answered: 2,
+      connections: { "0": perWorker[0], "1": perWorker[1] },
+    });
+    assert.equal(merged.connections.finishedByFamilies["v4-v4"], total);
+    assert.equal(merged.connections.activeByCommand["connect"], 1);
     Deno.kill(gateway.pid, "SIGTERM");
     await until(
       "draining logged",

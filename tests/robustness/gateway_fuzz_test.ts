@@ -4,15 +4,8 @@
  * memory returns near its baseline.
  */
 import assert from "node:assert/strict";
-import {
-  encodeGreeting,
-  encodePasswordAuthRequest,
-  encodeRequest,
-  readMethodSelection,
-  readPasswordAuthReply,
-  readReply,
-} from "../../socks5/codec.ts";
-import { ExactReader } from "../../socks5/exact_reader.ts";
+import { socksHandshake } from "../../socks5/client.ts";
+import { encodeGreeting, encodePasswordAuthRequest, encodeRequest } from "../../socks5/codec.ts";
 import { spawnLocalGateway } from "../helpers/dualgate.ts";
 import { echo, readAll, startServer, writeAll } from "../integration/_fixtures.ts";
 import { SeededRandom } from "./_random.ts";
@@ -22,19 +15,11 @@ const CONCURRENCY = 64;
 
 async function validRoundTrip(hostname: string, port: number, echoPort: number): Promise<void> {
   using conn = await Deno.connect({ hostname, port });
-  const reader = new ExactReader(conn);
-  await writeAll(conn, encodeGreeting({ methods: [2] }));
-  assert.equal(await readMethodSelection(reader), 2);
-  await writeAll(conn, encodePasswordAuthRequest({ username: "alice", password: "change-me" }));
-  assert.equal(await readPasswordAuthReply(reader), 0);
-  await writeAll(
-    conn,
-    encodeRequest({
-      command: 1,
-      target: { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port: echoPort },
-    }),
-  );
-  assert.equal((await readReply(reader)).reply, 0);
+  // Throws unless the login and the CONNECT succeed.
+  await socksHandshake(conn, {
+    command: 1,
+    target: { address: { family: 4, bytes: Uint8Array.of(127, 0, 0, 1) }, port: echoPort },
+  }, { credentials: { username: "alice", password: "change-me" } });
   await writeAll(conn, new TextEncoder().encode("ping"));
   await conn.closeWrite();
   assert.equal(new TextDecoder().decode(await readAll(conn)), "ping");

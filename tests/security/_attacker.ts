@@ -1,7 +1,7 @@
 /**
  * An attacking SOCKS client, run inside a client namespace by the security tests
  * (`deno run --allow-net tests/security/_attacker.ts JSON`); prints one JSON line of results.
- * Self-contained (no imports), so that it runs in a namespace without a registry.
+ * Imports only local files (no registry), so that it runs in a namespace without one.
  *
  * Plans:
  * - `{ "plan": "proxy", host, port, header, target: [ip, port] }`: sends `header` (text), a
@@ -14,6 +14,8 @@
  *
  * @module
  */
+
+import { writeAll } from "../../net/io.ts";
 
 interface Plan {
   plan: "proxy" | "logins";
@@ -28,10 +30,6 @@ interface Plan {
 
 const plan = JSON.parse(Deno.args[0] ?? "{}") as Plan;
 const encoder = new TextEncoder();
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) off += await conn.write(bytes.subarray(off));
-}
 
 /** Reads exactly `n` bytes, or fewer when the connection ends (or resets). */
 async function readUpTo(conn: Deno.Conn, n: number): Promise<number[]> {

@@ -186,6 +186,27 @@ export function gateway(
   return startDualgate(topo, yaml, { dir, ...(waitFor ? { waitFor } : {}) });
 }
 
+/**
+ * CONNECTs from `client` to each named target and returns those not refused with REP 2, named
+ * with their outcome (`[]`: every one was refused).
+ */
+export async function notRefused(
+  topo: Topology,
+  client: "client4" | "client6",
+  targets: Iterable<readonly [string, ProbeTarget]>,
+): Promise<string[]> {
+  const through: string[] = [];
+  for (const [what, target] of targets) {
+    const outcome = await probe(topo, client, {
+      mode: "connect",
+      gateway: gatewayFor(topo, client),
+      target,
+    });
+    if (outcome.rep !== 2) through.push(`${what}: ${JSON.stringify(outcome)}`);
+  }
+  return through;
+}
+
 /** Asserts a refusal by the rules: REP 2, and nothing from the destination. */
 export function assertRefused(outcome: ProbeOutcome, what: string): void {
   assert.equal(outcome.rep, 2, `${what}: expected REP 2, got ${JSON.stringify(outcome)}`);

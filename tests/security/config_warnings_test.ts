@@ -16,7 +16,7 @@ e2eTest("`main.ts serve --workers 2` logs each exposure warning once", async () 
       topo,
       `listen: ["${a.gateway.v4}:1080", "[${a.gateway.v6}]:1080"]
 auth: { users: [{ name: alice, password: change-me }] }
-admin: { listen: "${a.gateway.v4}:9090" }
+admin: { listen: "${a.gateway.v4}:9090", auth: { users: true } }
 workers: 2
 `,
       { dir },

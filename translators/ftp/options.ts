@@ -18,14 +18,9 @@
  */
 
 import { z } from "zod";
+import { type PortRange, portRangeSchema } from "../data_channel.ts";
 
-/** An inclusive port range; `{ from: 0, to: 0 }` lets the kernel choose. */
-export interface PortRange {
-  /** First port. */
-  readonly from: number;
-  /** Last port (inclusive). */
-  readonly to: number;
-}
+export type { PortRange } from "../data_channel.ts";
 
 /** The FTP translator's validated options (typed values; the YAML keys are snake_case). */
 export interface FtpOptions {
@@ -45,23 +40,6 @@ export interface FtpOptions {
   /** Answer AUTH with 534 and hide TLS features in FEAT (TLS cannot be translated). @default true */
   readonly refuseTls: boolean;
 }
-
-const port = z.number().int("must be an integer").min(0, "must be 0..65535").max(
-  65535,
-  "must be 0..65535",
-);
-
-const portRange = z.strictObject({ from: port, to: port }).superRefine((range, ctx) => {
-  if (range.from > range.to) {
-    ctx.addIssue({ code: "custom", path: ["from"], message: `must not exceed to (${range.to})` });
-  } else if ((range.from === 0) !== (range.to === 0) || (range.from !== 0 && range.from < 1024)) {
-    ctx.addIssue({
-      code: "custom",
-      path: [range.from === 0 || range.from >= 1024 ? "to" : "from"],
-      message: "ports must be 1024..65535, or { from: 0, to: 0 } for the kernel's choice",
-    });
-  }
-});
 
 const MAX_SECONDS = 600;
 const seconds = z.number().refine(
@@ -85,8 +63,8 @@ const seconds = z.number().refine(
  */
 export const ftpOptionsSchema: z.ZodType<FtpOptions> = z.strictObject({
   same_family: z.enum(["pass", "translate"]).default("pass"),
-  passive_ports: portRange.default({ from: 49152, to: 65535 }),
-  active_ports: portRange.default({ from: 49152, to: 65535 }),
+  passive_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
+  active_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
   data_timeout: seconds.default(60),
   reply_timeout: seconds.default(30),
   refuse_tls: z.boolean().default(true),

@@ -14,6 +14,7 @@ import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../ne
 import { errorText } from "../../net/error_text.ts";
 import { closeQuietly } from "../../net/io.ts";
 import { withTimeout } from "../_timeout.ts";
+import { bridgeDataChannel, TaskSet } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -112,7 +113,9 @@ export class FtpSession implements TranslatorSession {
   #setup = new AbortController();
   /** Running data relays: aborted by ABOR, REIN, QUIT and the session's end. */
   #transfers = new AbortController();
-  readonly #tasks = new Set<Promise<void>>();
+  readonly #tasks = new TaskSet((error) => {
+    logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
+  });
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: FtpOptions) {
@@ -261,7 +264,7 @@ export class FtpSession implements TranslatorSession {
     this.#setup.abort();
     this.#transfers.abort();
     this.#failAsks(new ServerGoneError("the session ended"));
-    await Promise.allSettled([...this.#tasks]);
+    await this.#tasks.settled();
   }
 
   #dispatch(
@@ -434,7 +437,7 @@ export class FtpSession implements TranslatorSession {
         });
       },
     });
-    this.#spawn(async () => {
+    this.#tasks.spawn(async () => {
       let clientConn: Deno.Conn;
       try {
         clientConn = await listener.accept();
@@ -505,7 +508,7 @@ export class FtpSession implements TranslatorSession {
     if (!listener) return;
     const transfers = this.#transfers.signal;
     // Accepting starts now: some servers connect before their 200 (pyftpdlib).
-    this.#spawn(async () => {
+    this.#tasks.spawn(async () => {
       let serverConn: Deno.Conn;
       try {
         serverConn = await listener.accept();
@@ -554,31 +557,9 @@ export class FtpSession implements TranslatorSession {
   }
 
   /** Connects the other leg of a data connection and relays; closes everything on failure. */
-  async #bridge(
-    accepted: Deno.Conn,
-    endpoint: IpEndpoint,
-    side: Side,
-    transfers: AbortSignal,
-  ): Promise<void> {
-    let other: Deno.Conn;
-    try {
-      other = await this.#broker.connect(endpoint, { side, signal: transfers });
-    } catch (error) {
-      closeQuietly(accepted);
-      logger.info("Cannot connect FTP data: {error}", {
-        id: this.#ctx.id,
-        error: errorText(error),
-      });
-      return;
-    }
-    await this.#broker.relay(accepted, other, { label: DATA_LABEL, signal: transfers });
-  }
-
-  #spawn(task: () => Promise<void>): void {
-    const promise = task().catch((error) => {
-      logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-    }).finally(() => this.#tasks.delete(promise));
-    this.#tasks.add(promise);
+  #bridge(accepted: Deno.Conn, endpoint: IpEndpoint, side: Side, transfers: AbortSignal) {
+    const options = { id: this.#ctx.id, side, label: DATA_LABEL, signal: transfers };
+    return bridgeDataChannel(this.#broker, accepted, endpoint, options);
   }
 
   /** Drops the pending data setup (listener, expectation): one per session. */

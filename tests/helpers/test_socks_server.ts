@@ -4,24 +4,18 @@
  * address type (so a test can prove that a NAME, not an address, reached the server), resolves
  * names only from its own static table, and relays CONNECT and BIND. Test code only.
  *
- * Run as a program (for namespaces): `deno run -A client/_test_socks_server.ts PORT NAME=IP...`
+ * Run as a program (for namespaces): `deno run -A tests/helpers/test_socks_server.ts PORT NAME=IP...`
  * prints `listening` and then one JSON line per request.
  *
  * @module
  */
 
-import {
-  encodeMethodSelection,
-  encodePasswordAuthReply,
-  encodeReply,
-  readGreeting,
-  readPasswordAuthRequest,
-  readRequest,
-} from "../socks5/codec.ts";
-import { ExactReader } from "../socks5/exact_reader.ts";
-import { AuthMethod, Command, Reply, type SocksTarget } from "../socks5/types.ts";
-import { formatIp, type IpAddress, parseIp } from "../net/address.ts";
-import { writeAll } from "../net/io.ts";
+import { encodeReply } from "../../socks5/codec.ts";
+import { acceptRequest } from "../../socks5/server.ts";
+import { ExactReader } from "../../socks5/exact_reader.ts";
+import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
+import { formatIp, type IpAddress, parseIp } from "../../net/address.ts";
+import { closeQuietly, writeAll } from "../../net/io.ts";
 
 /** One request as the server saw it. */
 export interface LoggedRequest {
@@ -107,32 +101,13 @@ export function startTestSocksServer(options: TestSocksServerOptions = {}): Test
 
   const track = <T extends Deno.Conn | Deno.Listener>(c: T): T => (open.add(c), c);
   const drop = (c: Deno.Conn | Deno.Listener) => {
-    if (open.delete(c)) {
-      try {
-        c.close();
-      } catch {
-        // already closed
-      }
-    }
+    if (open.delete(c)) closeQuietly(c);
   };
 
   async function session(conn: Deno.Conn): Promise<void> {
     const reader = new ExactReader(conn);
-    const greeting = await readGreeting(reader);
-    const wanted = options.credentials ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-    if (!greeting.methods.includes(wanted)) {
-      await writeAll(conn, encodeMethodSelection(AuthMethod.NoAcceptableMethods));
-      return;
-    }
-    await writeAll(conn, encodeMethodSelection(wanted));
-    if (options.credentials) {
-      const auth = await readPasswordAuthRequest(reader);
-      const ok = auth.username === options.credentials.username &&
-        auth.password === options.credentials.password;
-      await writeAll(conn, encodePasswordAuthReply(ok ? 0 : 1));
-      if (!ok) return;
-    }
-    const request = await readRequest(reader);
+    const request = await acceptRequest(conn, reader, { credentials: options.credentials });
+    if (request === null) return;
     const logged: LoggedRequest = {
       command: request.command,
       ...describe(request.target),

@@ -1,0 +1,43 @@
+/**
+ * The IRC DCC translator: `DCC SEND/CHAT/RESUME/ACCEPT` offers inside IRC PRIVMSGs carry the
+ * offerer's address (IPv4 as a 32-bit integer, IPv6 as text) and port; across families the
+ * gateway stands in for the offerer, so each peer reaches the other with an address of its
+ * own family.
+ *
+ * @module
+ */
+
+import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
+import { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
+import { IrcDccSession } from "./session.ts";
+
+export { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
+export { DCC_LABEL, IrcDccSession } from "./session.ts";
+
+/** Creates a configured IRC DCC translator (what the registry does with a `type: irc-dcc`). */
+export function createIrcDccTranslator(
+  options: IrcDccOptions & TranslatorCommonOptions,
+): Translator {
+  const ports = new Set(options.ports);
+  return {
+    type: "irc-dcc",
+    match(ctx) {
+      if (!ports.has(ctx.target.port)) return "decline";
+      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
+      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
+    },
+    startSession(ctx, broker) {
+      return new IrcDccSession(ctx, broker, options);
+    },
+  };
+}
+
+/** The IRC DCC plugin, as listed in `translators/registry.ts`. */
+export const ircDccTranslatorFactory: TranslatorFactory<IrcDccOptions> = {
+  type: "irc-dcc",
+  description: "IRC DCC across IPv4 and IPv6: SEND/CHAT/RESUME/ACCEPT offers rewritten",
+  defaultPorts: [6667],
+  optionsSchema: ircDccOptionsSchema,
+  formatOptions: formatIrcDccOptions,
+  create: createIrcDccTranslator,
+};
