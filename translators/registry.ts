@@ -51,7 +51,7 @@ function commonSchema(factory: RegisteredTranslatorFactory) {
     ).min(1, "must list at least one port").default([...factory.defaultPorts]),
     max_line_bytes: z.number().int("must be an integer")
       .min(512, "must be 512..65536").max(65536, "must be 512..65536")
-      .default(DEFAULT_MAX_LINE_BYTES),
+      .default(factory.defaultMaxLineBytes ?? DEFAULT_MAX_LINE_BYTES),
   });
 }
 

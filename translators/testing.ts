@@ -24,6 +24,7 @@ import { closeQuietly } from "../net/io.ts";
 import type {
   DataChannelBroker,
   DataListener,
+  DataListenOptions,
   ExpectOptions,
   Line,
   LineIo,
@@ -97,26 +98,53 @@ export interface RecordingBroker {
   readonly broker: DataChannelBroker;
   /** Every call, as `method side endpoint-or-label` strings, in order. */
   readonly calls: string[];
+  /** The options of every `listen` call, in order. */
+  readonly listens: DataListenOptions[];
   /** Expectations registered and not disposed. */
   readonly expected: ExpectOptions[];
 }
 
+/** Options of {@linkcode recordingBroker}. */
+export interface RecordingBrokerOptions {
+  /**
+   * Where `listen` pretends to listen: given, it resolves with a listener at that endpoint
+   * whose `accept` never sees a peer (it rejects when the listen's `signal` aborts); without
+   * it, `listen` rejects.
+   */
+  readonly listenAt?: (options: DataListenOptions) => IpEndpoint;
+}
+
 /**
  * A {@linkcode DataChannelBroker} that records calls: `permits` answers `permit(endpoint)`
- * (default: allowed), `listen` and `connect` reject (no sockets), `relay` resolves at once,
- * `expect` keeps the options.
+ * (default: allowed), `listen` rejects unless `options.listenAt` is given, `connect` rejects
+ * (no sockets), `relay` resolves at once, `expect` keeps the options.
  */
 export function recordingBroker(
   permit: (endpoint: IpEndpoint) => boolean = () => true,
+  options: RecordingBrokerOptions = {},
 ): RecordingBroker {
   const calls: string[] = [];
+  const listens: DataListenOptions[] = [];
   const expected: ExpectOptions[] = [];
   const at = formatEndpoint;
   return {
     broker: {
-      listen(options): Promise<DataListener> {
-        calls.push(`listen ${options.side}`);
-        return Promise.reject(new Error("Cannot listen: recordingBroker has no sockets"));
+      listen(listen): Promise<DataListener> {
+        calls.push(`listen ${listen.side}`);
+        listens.push(listen);
+        if (!options.listenAt) {
+          return Promise.reject(new Error("Cannot listen: recordingBroker has no sockets"));
+        }
+        return Promise.resolve({
+          endpoint: options.listenAt(listen),
+          accept: () =>
+            new Promise<Deno.Conn>((_, reject) => {
+              const fail = () => reject(new Error("Cannot accept: the listener closed"));
+              if (listen.signal.aborted) fail();
+              else listen.signal.addEventListener("abort", fail, { once: true });
+            }),
+          [Symbol.dispose]() {},
+        });
       },
       connect(endpoint, options): Promise<Deno.Conn> {
         calls.push(`connect ${options.side} ${at(endpoint)}`);
@@ -145,6 +173,7 @@ export function recordingBroker(
       },
     },
     calls,
+    listens,
     expected,
   };
 }

@@ -197,7 +197,10 @@ export interface ConfiguredTranslator {
 export interface TranslatorCommonOptions {
   /** Destination ports this translator applies to (applied by the framework, not the plugin). */
   readonly ports: readonly number[];
-  /** Longest control line accepted, in bytes (terminator included). @default 4096 */
+  /**
+   * Longest control line accepted, in bytes (terminator included). @default the factory's
+   * `defaultMaxLineBytes`, else 4096
+   */
   readonly maxLineBytes: number;
 }
 
@@ -209,6 +212,11 @@ export interface TranslatorFactory<Options = Record<string, unknown>> {
   readonly description: string;
   /** Ports used when the entry has no `ports:`. */
   readonly defaultPorts: readonly number[];
+  /**
+   * `max_line_bytes` when the entry has none: the protocol's own longest line (terminator
+   * included), if the framework's default (4096) is too short for it. @default 4096
+   */
+  readonly defaultMaxLineBytes?: number;
   /**
    * The plugin's own options (without `type`, `ports` and `max_line_bytes`) in their YAML
    * form: snake_case keys, durations in seconds, unknown keys rejected (`z.strictObject`),
