@@ -5,6 +5,7 @@
  * @module
  */
 
+import { matchAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatFtpOptions, type FtpOptions, ftpOptionsSchema } from "./options.ts";
 import { FtpSession } from "./session.ts";
@@ -16,10 +17,7 @@ export { type FtpReply, FtpSession } from "./session.ts";
 export function createFtpTranslator(options: FtpOptions & TranslatorCommonOptions): Translator {
   return {
     type: "ftp",
-    match(ctx) {
-      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
-      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
-    },
+    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
     startSession(ctx, broker) {
       return new FtpSession(ctx, broker, options);
     },

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { matchAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
 import { IrcDccSession } from "./session.ts";
@@ -26,10 +27,7 @@ export function createIrcDccTranslator(
 ): Translator {
   return {
     type: "irc-dcc",
-    match(ctx) {
-      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
-      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
-    },
+    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
     startSession(ctx, broker) {
       return new IrcDccSession(ctx, broker, options);
     },
