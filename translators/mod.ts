@@ -60,8 +60,19 @@ export {
   type BridgeOptions,
   type PortRange,
   portRangeSchema,
+  serveDataListener,
+  type ServeDataListenerOptions,
   TaskSet,
 } from "./data_channel.ts";
+export {
+  matchAcrossFamilies,
+  type SameFamily,
+  sameFamilySchema,
+  type YamlKey,
+  type YamlKeys,
+  type YamlMapping,
+  yamlMapping,
+} from "./plugin_options.ts";
 export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
 export { HandBackStream, type PendingRead } from "./hand_back.ts";
 export {
