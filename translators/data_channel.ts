@@ -96,19 +96,30 @@ export async function bridgeDataChannel(
   await broker.relay(accepted, other, { label: options.label, signal: options.signal });
 }
 
-/** Background tasks of a session (listeners, relays): `settled()` waits for them all. */
+/**
+ * Background tasks of a session (listeners, relays): `settled()` waits for them all. A task
+ * that throws is logged (a session never lets one escape).
+ */
 export class TaskSet {
   readonly #tasks = new Set<Promise<void>>();
-  readonly #onError: (error: unknown) => void;
+  readonly #label: string;
+  readonly #id: string;
 
-  /** `onError` reports a task that threw (a session never lets one escape). */
-  constructor(onError: (error: unknown) => void) {
-    this.#onError = onError;
+  /** `label` names the session's data channels in the log (`"ftp-data"`); `id` the session. */
+  constructor(label: string, id: string) {
+    this.#label = label;
+    this.#id = id;
   }
 
   /** Runs `task` in the background. */
   spawn(task: () => Promise<void>): void {
-    const promise = task().catch(this.#onError).finally(() => this.#tasks.delete(promise));
+    const promise = task().catch((error) => {
+      logger.warn("{label} task failed: {error}", {
+        id: this.#id,
+        label: this.#label,
+        error: errorText(error),
+      });
+    }).finally(() => this.#tasks.delete(promise));
     this.#tasks.add(promise);
   }
 

@@ -112,15 +112,14 @@ export class FtpSession implements TranslatorSession {
   #setup = new AbortController();
   /** Running data relays: aborted by ABOR, REIN, QUIT and the session's end. */
   #transfers = new AbortController();
-  readonly #tasks = new TaskSet((error) => {
-    logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-  });
+  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: FtpOptions) {
     this.#ctx = ctx;
     this.#broker = broker;
     this.#options = options;
+    this.#tasks = new TaskSet(DATA_LABEL, ctx.id);
   }
 
   /** Handles one client command. */

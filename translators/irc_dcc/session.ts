@@ -84,15 +84,14 @@ export class IrcDccSession implements TranslatorSession {
   readonly #options: IrcDccOptions;
   readonly #offers = new Set<OpenOffer>();
   readonly #closed = new AbortController();
-  readonly #tasks = new TaskSet((error) => {
-    logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-  });
+  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: IrcDccOptions) {
     this.#ctx = ctx;
     this.#broker = broker;
     this.#options = options;
+    this.#tasks = new TaskSet(DCC_LABEL, ctx.id);
   }
 
   /** A line from the client: its DCC requests are translated toward the server. */
