@@ -32,6 +32,7 @@ import {
   targetsTable,
 } from "./_report.ts";
 import { bulk, connectionRate, type Direction, heldConnections } from "./_scenarios.ts";
+import { capAccuracy } from "./_cap.ts";
 import { udpRate, udpRoundTrips } from "./_udp.ts";
 
 const MiB = 1024 * 1024;
@@ -62,6 +63,8 @@ const USAGE = `Usage: deno task bench [options]
   --udp-count N           UDP round trips at one client per run (default 2000; quick 500)
   --held LIST             held-connection counts (default 1000,10000 capped by RLIMIT_NOFILE;
                           quick 1000); "0" skips the memory figures
+  --cap MiB               per-user cap accuracy: measured vs configured rate at this many
+                          MiB/s each way, 3 s a way (default 8; quick 2 s); "0" skips it
   --json FILE             also write every raw sample as JSON
   --help                  this text
 `;
@@ -79,6 +82,7 @@ interface Options {
   udpCount: number;
   json: string | undefined;
   quick: boolean;
+  cap: number;
 }
 
 function hardFdLimit(): number {
@@ -104,6 +108,7 @@ function parseOptions(args: string[]): Options | null {
       "udp-seconds": { type: "string" },
       "udp-count": { type: "string" },
       json: { type: "string" },
+      cap: { type: "string" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -147,6 +152,7 @@ function parseOptions(args: string[]): Options | null {
     udpCount: Math.max(1, num(values["udp-count"], quick ? 500 : 2000, "udp-count")),
     json: values.json,
     quick,
+    cap: num(values.cap, 8, "cap") * MiB,
   };
 }
 
@@ -593,6 +599,28 @@ async function main(): Promise<number> {
     print();
     print(targetsTable(targets(figures, heldFigures, { memIdle, memAfter })));
     print();
+    if (options.cap > 0) {
+      // In this process, after the peers' figures: a cap's accuracy, not a speed.
+      const cap = await attempt(
+        notes,
+        "cap accuracy",
+        () => capAccuracy(options.cap, options.quick ? 2 : 3),
+      );
+      if (cap) {
+        const line = (what: string, measured: number) =>
+          `| ${what} | ${(cap.configured / MiB).toFixed(2)} | ${(measured / MiB).toFixed(3)} | ${
+            (measured / cap.configured).toFixed(3)
+          }× |`;
+        print("## Per-user cap accuracy (one user capped each way, one stream)");
+        print();
+        print("| direction | configured MiB/s | measured MiB/s | measured/configured |");
+        print("| --- | ---: | ---: | ---: |");
+        print(line("up", cap.up));
+        print(line("down", cap.down));
+        print();
+        raw.push({ figure: "cap", ...cap });
+      }
+    }
     if (notes.length > 0) {
       print("Notes:");
       for (const note of notes) print(`- ${note}`);

@@ -32,6 +32,7 @@ import { hopStatesOf } from "./upstream/router.ts";
 import { loadAdminAuth } from "./observe/admin_auth.ts";
 import { runningRelayBytes } from "./relay/relay.ts";
 import { type LiveStatus, StatusBoard } from "./observe/status.ts";
+import { AuditLog } from "./observe/audit_log.ts";
 
 /** Options of {@linkcode startGateway}. */
 export interface StartGatewayOptions {
@@ -178,7 +179,28 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
         return current.passwords.slots;
       },
     },
+    users: config.auth.users.map((user) => user.name),
   });
+  // Opened before the listeners: a gateway that cannot write its audit log does not start. A
+  // reload that names another file opens it before the swap (a failure refuses the reload).
+  let audit = config.log.auditFile === undefined ? null : new AuditLog(config.log.auditFile);
+  let reopenListening = false;
+  const reopenAudit = () => {
+    const file = audit;
+    void file?.reopen().then(() => log.info("audit log {path} reopened", { path: file.path }));
+  };
+  const listenForReopen = () => {
+    if (audit === null || reopenListening) return;
+    Deno.addSignalListener("SIGUSR1", reopenAudit);
+    reopenListening = true;
+  };
+  /** Writes the audit log's last lines and closes it (stop, or a start that failed). */
+  const closeAudit = (): Promise<void> => {
+    if (reopenListening) Deno.removeSignalListener("SIGUSR1", reopenAudit);
+    reopenListening = false;
+    return audit?.close() ?? Promise.resolve();
+  };
+  listenForReopen();
   const admission: Admission = new Admission({
     metrics,
     budget,
@@ -206,6 +228,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     record: (record) => {
       logConnection(record);
       metrics.recordConnection(record);
+      audit?.write(record);
       options.onRecord?.(record);
     },
     noteSession: (conn, info) => live.note(conn, info),
@@ -296,6 +319,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
   } catch (error) {
     opening.abandon();
     board?.close();
+    void closeAudit();
     throw error;
   }
   void opening.commit(); // nothing to close: its promise is already settled
@@ -319,7 +343,11 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     warnFixedChanges(current.config, next);
     const change = listeners.change(next.listen);
     let wired: Generation;
+    let nextAudit = audit;
     try {
+      if (next.log.auditFile !== audit?.path) {
+        nextAudit = next.log.auditFile === undefined ? null : new AuditLog(next.log.auditFile);
+      }
       wired = wireServices(next, core, {
         number,
         previous: current,
@@ -327,6 +355,7 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       });
     } catch (error) {
       change.abandon();
+      if (nextAudit !== audit) void nextAudit?.close();
       throw error;
     }
     // From here to the swap nothing awaits: no connection sees half of the change.
@@ -342,6 +371,17 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
     if (wired.passwords !== before.passwords) retired.hashes += before.passwords.hashes;
     current = wired;
     metrics.configGeneration = number;
+    metrics.seedUsers(next.auth.users.map((user) => user.name));
+    if (nextAudit !== audit) {
+      const before = audit;
+      if (reopenListening && nextAudit === null) {
+        Deno.removeSignalListener("SIGUSR1", reopenAudit);
+        reopenListening = false;
+      }
+      audit = nextAudit;
+      listenForReopen();
+      void before?.close(); // its pending lines first
+    }
     for (const endpoint of change.added) {
       log.info("listening on {endpoint}", { endpoint: formatEndpoint(endpoint) });
     }
@@ -376,6 +416,8 @@ export function startGateway(config: Config, options: StartGatewayOptions = {}):
       }, drainMs);
       board?.close();
       await admin?.close();
+      // Every session has written its record: the last lines reach the file before exit.
+      await closeAudit();
     })();
     return stopping;
   };

@@ -196,6 +196,25 @@ export async function runSession(
     });
     return;
   }
+  // Per-user limits: refused with REP 2 (a policy refusal, like the rules'), else the user's
+  // place is held until the session ends, on every path.
+  const admission = services.admitUser?.(outcome.user);
+  if (typeof admission === "string") {
+    await failAndClose(conn, Reply.NotAllowedByRuleset);
+    services.record({
+      ...base,
+      ...(outcome.user !== undefined ? { user: outcome.user } : {}),
+      target: outcome.request.target,
+      outcome: "rejected",
+      reply: Reply.NotAllowedByRuleset,
+      refusal: admission,
+      reason: admission === "quota"
+        ? "user quota spent for this period"
+        : "user connection limit reached",
+    });
+    return;
+  }
+  using _admitted = { [Symbol.dispose]: () => admission?.release() };
   const session: Handshaken = {
     conn,
     reader,
@@ -209,6 +228,7 @@ export async function runSession(
     startedAt,
     handshakeMs: performance.now() - startedAt,
     ...(outcome.user !== undefined ? { user: outcome.user } : {}),
+    ...(admission?.throttle ? { throttle: admission.throttle } : {}),
   };
   switch (outcome.request.command) {
     case Command.Connect:

@@ -19,6 +19,7 @@ import type { AccessRules, RuleSubject } from "./access/rules.ts";
 import type { StandIns } from "./commands/stand_ins.ts";
 import type { RouteChoice, Router } from "./upstream/router.ts";
 import type { Dialed, Dialer } from "./upstream/types.ts";
+import type { UserAdmission, UserRefusal } from "./limits/user_limits.ts";
 import type { EgressPool } from "./upstream/egress.ts";
 
 /** What every session shares: configuration and the gateway's services. */
@@ -71,6 +72,11 @@ export interface SessionServices {
    */
   readonly refuseAuth?: (client: IpEndpoint) => boolean;
   /**
+   * Admits a session of `user` (`undefined`: anonymous) under its per-user limits, or says why
+   * not (REP 2). @default every session admitted, unthrottled
+   */
+  readonly admitUser?: (user: string | undefined) => UserAdmission | UserRefusal;
+  /**
    * Tells the gateway what a live session is (its user once authenticated, the rule subject
    * its relay was allowed under), so that a config reload can close it when its user goes or
    * the new rules refuse it. @default not tracked
@@ -117,6 +123,8 @@ export interface Handshaken {
   readonly startedAt: number;
   /** Accept to complete request, in ms. */
   readonly handshakeMs?: number;
+  /** The user's rate caps and quota, for the session's relay. */
+  readonly throttle?: UserAdmission["throttle"];
 }
 
 /** What sessions use of the translators. */

@@ -7,7 +7,7 @@
  * What outlives a generation (metrics, the shutdown signal, the descriptor budget, the record
  * sink) comes in as {@linkcode GatewayCore}. A reload keeps the previous generation's resolver
  * (and its cache), password checks, failed-login limiter and stand-in table when the sections
- * they come from are unchanged.
+ * they come from are unchanged, and each user's limiter state when its limits are.
  *
  * @module
  */
@@ -25,6 +25,7 @@ import { createTranslationService } from "./commands/translate.ts";
 import { declaredAddresses } from "./config/own_addresses.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import { AuthFailureLimiter } from "./limits/auth_limiter.ts";
+import { UserLimiter } from "./limits/user_limits.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
 import type { LiveSessionInfo, SessionServices } from "./session_types.ts";
@@ -67,6 +68,8 @@ export interface Generation {
   readonly translationUses: { services: SessionServices | undefined };
   /** The per-client key of a client: an IPv4 address, or the configured IPv6 prefix. */
   readonly clientKeyOf: (client: IpEndpoint) => string;
+  /** The per-user limits (connections, buckets, quotas) of this config's users. */
+  readonly userLimiter: UserLimiter;
 }
 
 /** Options of {@linkcode wireServices}. */
@@ -122,6 +125,11 @@ export function wireServices(
       previous.config.limits.authFailuresPerMinute === config.limits.authFailuresPerMinute
     ? previous.authFailures
     : new AuthFailureLimiter(config.limits.authFailuresPerMinute);
+  // A user whose limits a reload leaves as they were keeps its state (open connections,
+  // buckets, quota spent); a user with new limits starts afresh under them.
+  const userLimiter = new UserLimiter(config.auth.users, config.limits.perUser, {
+    ...(previous && { previous: previous.userLimiter }),
+  });
   const { metrics } = core;
   // One client for the per-client limits: an IPv4 address, or an IPv6 /64 (configurable).
   const clientKeyOf = (client: IpEndpoint) =>
@@ -176,6 +184,7 @@ export function wireServices(
     metrics,
     authenticate: (client, username, password, signal) =>
       checkLogin(loginGate, clientKeyOf(client), username, password, signal),
+    admitUser: (user) => userLimiter.admit(user),
     refuseAuth: (client) => {
       const refused = authFailures.isBlocked(clientKeyOf(client));
       if (refused) metrics.limitRejections.inc(["auth_failures"]);
@@ -194,5 +203,6 @@ export function wireServices(
     passwords,
     authFailures,
     clientKeyOf,
+    userLimiter,
   };
 }

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { REPO_ROOT } from "./helpers/dualgate.ts";
 import { PRELOAD_BUNDLES } from "../client/_build_node_preload.ts";
+import { GATEWAY_V8_FLAGS_ARG } from "../gateway/runtime_flags.ts";
 
 const read = (path: string) => Deno.readTextFile(`${REPO_ROOT}/${path}`);
 
@@ -89,3 +90,11 @@ async function trackedFiles(): Promise<string[]> {
   assert.ok(out.success, "git ls-files");
   return new TextDecoder().decode(out.stdout).split("\0").filter((path) => path !== "");
 }
+
+Deno.test("the gateway runs with its V8 flags wherever this repository starts it", async () => {
+  // deno task start, deno task compile, the tests' and the bench's gateways.
+  assert.match(denoJson.tasks.start ?? "", new RegExp(`^deno run ${GATEWAY_V8_FLAGS_ARG} `));
+  for (const path of ["scripts/compile.ts", "tests/helpers/dualgate.ts", "bench/_peers.ts"]) {
+    assert.match(await read(path), /GATEWAY_V8_FLAGS_ARG,/, path);
+  }
+});

@@ -202,6 +202,7 @@ export async function relayCounted(
       idleMs: services.config.timeouts.idleMs,
       signal: services.shutdown,
       clientPrelude: session.reader.takeBuffered(),
+      ...(session.throttle && { throttle: session.throttle }),
     });
   } finally {
     services.metrics?.activeRelays.dec([command]);

@@ -112,7 +112,12 @@ export async function handleConnect(
     );
     return;
   }
-  const connected = { ...base, connectMs: performance.now() - dialStartedAt };
+  const connected = {
+    ...base,
+    connectMs: performance.now() - dialStartedAt,
+    route: route.label,
+    ...(route.hops && { hops: route.hops }),
+  };
 
   const answered = await replySucceeded(
     session,

@@ -19,6 +19,7 @@ import {
   formatConfigProblem,
 } from "./errors.ts";
 import { parsePasswordHash } from "./password.ts";
+import { formatUserLimits } from "./_user_limits.ts";
 import { configSchema } from "./schema.ts";
 import { formatDestinationPattern } from "../access/destination_pattern.ts";
 import { formatTranslatorConfig } from "../../translators/registry.ts";
@@ -60,6 +61,12 @@ limits:
   max_connections_per_client: 512
   auth_failures_per_minute: 10   # failed RFC 1929 logins per client address
   ipv6_client_prefix: 64         # an IPv6 client is its /64 for the per-client limits
+  per_user:                      # each RFC 1929 user's, unless auth.users[].limits say otherwise
+    max_connections: unlimited   # or N: simultaneous connections of one user
+    bandwidth:                   # bytes per second, all the user's relays together
+      up: unlimited              # or a rate: 1MiB, 500KB/s, 1048576
+      down: unlimited
+    quota: unlimited             # or { bytes: 10GiB, period: hour | day | week | month }
 udp:                             # UDP ASSOCIATE
   public_address: {}             # { v4: IP, v6: IP }: BND.ADDR behind NAT
   idle: 120                      # seconds
@@ -72,6 +79,7 @@ bind:                            # BIND
 log:
   level: info                    # or debug | warning | error
   format: text                   # or json
+  # audit: { file: PATH }       # one JSON line per finished connection; reopened on SIGUSR1
 workers: 1                       # isolates (cores) serving clients, sharing the listen ports; or auto
 reload:                          # SIGHUP or POST /reload on the admin listener
   recheck: false                 # true: close live sessions the reloaded rules refuse
@@ -196,9 +204,10 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
     ),
     auth: {
       users: config.auth.users.map((user) => {
+        const limits = user.limits && { limits: formatUserLimits(user.limits) };
         const egress = user.egress ? normalizeEgress(user.egress) : {};
         if (user.passwordHash === undefined) {
-          return { name: user.name, password: "<redacted>", ...egress };
+          return { name: user.name, password: "<redacted>", ...limits, ...egress };
         }
         const parsed = parsePasswordHash(user.passwordHash).hash;
         return {
@@ -206,6 +215,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
           password_hash: parsed
             ? `scrypt$${parsed.N}$${parsed.r}$${parsed.p}$<redacted>`
             : "<redacted>",
+          ...limits,
           ...egress,
         };
       }),
@@ -233,6 +243,7 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
       max_connections_per_client: config.limits.maxConnectionsPerClient,
       auth_failures_per_minute: config.limits.authFailuresPerMinute,
       ipv6_client_prefix: config.limits.ipv6ClientPrefix,
+      per_user: formatUserLimits(config.limits.perUser),
     },
     udp: {
       public_address: formatPerFamily(config.udp.publicAddress),
@@ -263,7 +274,11 @@ export function normalizeConfig(config: Config): Record<string, unknown> {
         }),
       },
     }),
-    log: { level: config.log.level, format: config.log.format },
+    log: {
+      level: config.log.level,
+      format: config.log.format,
+      ...(config.log.auditFile !== undefined && { audit: { file: config.log.auditFile } }),
+    },
     workers: config.workers,
     reload: { recheck: config.reload.recheck },
   };

@@ -99,6 +99,7 @@ Deno.test("parseConfig() gives every default for an empty document", () => {
       maxConnectionsPerClient: 512,
       authFailuresPerMinute: 10,
       ipv6ClientPrefix: 64,
+      perUser: { maxConnections: null, up: null, down: null, quota: null },
     });
     assert.deepEqual(config.log, { level: "info", format: "text" });
   }
@@ -184,6 +185,7 @@ log: { level: debug, format: json }
     maxConnectionsPerClient: 2,
     authFailuresPerMinute: 10,
     ipv6ClientPrefix: 64,
+    perUser: { maxConnections: null, up: null, down: null, quota: null },
   });
   assert.deepEqual(config.log, { level: "debug", format: "json" });
 });

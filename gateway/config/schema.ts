@@ -30,6 +30,7 @@ import {
 } from "./_parse.ts";
 import { parsePasswordHash } from "./password.ts";
 import { selfHopIssues } from "./_self_hop.ts";
+import { isUnlimited, mergeUserLimits, userLimitsSchema } from "./_user_limits.ts";
 import { parseGatewayUrl } from "../../client/gateway_url.ts";
 import { HOP_STRATEGIES } from "../../client/selector.ts";
 import { translatorConfigSchema } from "../../translators/registry.ts";
@@ -373,6 +374,7 @@ const user = z
         if (parsed.error !== null) ctx.addIssue({ code: "custom", message: parsed.error });
       })
       .optional(),
+    limits: userLimitsSchema.optional(),
     ...egressFields,
   })
   .superRefine((value, ctx) => {
@@ -386,13 +388,15 @@ const user = z
       });
     }
   })
-  .transform((value): UserConfig => {
+  // `limits` stays as written here: the config's transform merges it over `limits.per_user`.
+  .transform((value) => {
     const egress = egressConfig(value);
     return {
       ...(value.password !== undefined
         ? { name: value.name, password: value.password }
         : { name: value.name, passwordHash: value.password_hash! }),
       ...(egress && { egress }),
+      ...(value.limits !== undefined && { written: value.limits }),
     };
   });
 
@@ -709,6 +713,7 @@ export const configSchema: z.ZodType<Config> = z
           (n) => Number.isSafeInteger(n) && n >= 48 && n <= 128,
           "must be an integer from 48 to 128",
         ).default(64),
+        per_user: userLimitsSchema,
       }),
       udp: section({
         public_address: perFamily,
@@ -727,6 +732,9 @@ export const configSchema: z.ZodType<Config> = z
       log: section({
         level: z.enum(["debug", "info", "warning", "error"]).default("info"),
         format: z.enum(["text", "json"]).default("text"),
+        audit: z.strictObject({
+          file: z.string().min(1, "must be a file path"),
+        }).optional(),
       }),
       routes: many(route).default([]),
       translators: many(translatorConfigSchema()).default([]),
@@ -764,6 +772,32 @@ export const configSchema: z.ZodType<Config> = z
         path: ["workers"],
       });
     }
+    // Per-user limits and the audit file live in one isolate: refused, not divided.
+    if (value.workers > 1 && !isUnlimited(mergeUserLimits(value.limits.per_user))) {
+      ctx.addIssue({
+        code: "custom",
+        message: "per-user limits need workers: 1 — a user's connections, buckets and quota " +
+          "live in one isolate",
+        path: ["limits", "per_user"],
+      });
+    }
+    value.auth.users.forEach((entry, index) => {
+      if (value.workers > 1 && entry.written !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: "per-user limits need workers: 1 — a user's connections, buckets and " +
+            "quota live in one isolate",
+          path: ["auth", "users", index, "limits"],
+        });
+      }
+    });
+    if (value.workers > 1 && value.log.audit !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: "the audit log needs workers: 1 — one isolate writes and reopens the file",
+        path: ["log", "audit", "file"],
+      });
+    }
     for (const issue of selfHopIssues(value.listen, value.routes)) {
       ctx.addIssue({ code: "custom", ...issue });
     }
@@ -797,7 +831,14 @@ export const configSchema: z.ZodType<Config> = z
   })
   .transform((value): Config => ({
     listen: value.listen,
-    auth: { users: value.auth.users },
+    auth: {
+      users: value.auth.users.map(({ written, ...entry }): UserConfig => ({
+        ...entry,
+        ...(written !== undefined && {
+          limits: mergeUserLimits(written, mergeUserLimits(value.limits.per_user)),
+        }),
+      })),
+    },
     resolver: {
       prefer: value.resolver.prefer,
       hosts: value.resolver.hosts,
@@ -821,6 +862,7 @@ export const configSchema: z.ZodType<Config> = z
       maxConnectionsPerClient: value.limits.max_connections_per_client,
       authFailuresPerMinute: value.limits.auth_failures_per_minute,
       ipv6ClientPrefix: value.limits.ipv6_client_prefix,
+      perUser: mergeUserLimits(value.limits.per_user),
     },
     udp: {
       publicAddress: value.udp.public_address,
@@ -849,7 +891,11 @@ export const configSchema: z.ZodType<Config> = z
         }),
       }
       : null,
-    log: value.log,
+    log: {
+      level: value.log.level,
+      format: value.log.format,
+      ...(value.log.audit && { auditFile: value.log.audit.file }),
+    },
     workers: value.workers,
     reload: { recheck: value.reload.recheck },
   }));

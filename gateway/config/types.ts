@@ -50,8 +50,36 @@ export interface UserConfig {
   readonly password?: string;
   /** `scrypt$N$r$p$SALT_B64$HASH_B64`, if given so. */
   readonly passwordHash?: string;
+  /**
+   * The user's limits: its `limits` over `limits.per_user`, key by key. Absent: those of
+   * `limits.per_user`.
+   */
+  readonly limits?: UserLimitsConfig;
   /** Source addresses of this user's outbound connections; over the route's. */
   readonly egress?: EgressConfig;
+}
+
+/** Periods a byte quota can have; each starts at its UTC boundary (hour, midnight, Monday, 1st). */
+export type QuotaPeriod = "hour" | "day" | "week" | "month";
+
+/** A byte quota: bytes both ways together per period. */
+export interface QuotaConfig {
+  /** Bytes allowed per period, both directions together. */
+  readonly bytes: number;
+  /** The period. */
+  readonly period: QuotaPeriod;
+}
+
+/** Per-user limits; `null` means unlimited. */
+export interface UserLimitsConfig {
+  /** Simultaneous connections (sessions past authentication) of the user. @default null */
+  readonly maxConnections: number | null;
+  /** Bytes per second client to destination, all the user's relays together. @default null */
+  readonly up: number | null;
+  /** Bytes per second destination to client, all the user's relays together. @default null */
+  readonly down: number | null;
+  /** Byte quota per period. @default null */
+  readonly quota: QuotaConfig | null;
 }
 
 /** How an egress pool picks a source address. */
@@ -127,6 +155,8 @@ export interface LimitsConfig {
    * length (48..128) holding the address. @default 64
    */
   readonly ipv6ClientPrefix: number;
+  /** Limits of each RFC 1929 user, unless its own `limits` say otherwise. @default unlimited */
+  readonly perUser: UserLimitsConfig;
 }
 
 /** A gateway address per family; either may be absent. */
@@ -241,6 +271,11 @@ export interface LogConfig {
   readonly level: "debug" | "info" | "warning" | "error";
   /** Line format. @default "text" */
   readonly format: "text" | "json";
+  /**
+   * A file that gets one JSON line per finished connection (the audit log), beside the log
+   * lines on stderr; reopened on SIGUSR1. @default none
+   */
+  readonly auditFile?: string;
 }
 
 /** What a config reload (SIGHUP, `POST /reload`) does to live sessions. */

@@ -19,6 +19,7 @@ import type { ConnectionRecord } from "../observe/connection_log.ts";
 import { familyPair, formatTarget } from "../observe/connection_log.ts";
 import { relay } from "../relay/relay.ts";
 import { lingerAndClose } from "../replies.ts";
+import type { UserAdmission } from "../limits/user_limits.ts";
 import type { SessionServices } from "../session_types.ts";
 import type { Dialed } from "../upstream/types.ts";
 import { HttpLogin, LoginError } from "./auth.ts";
@@ -149,6 +150,11 @@ export async function runHttpSession(
   const login = new HttpLogin();
   const { handshakeMs, idleMs } = services.config.timeouts;
   let upstream: Upstream | null = null;
+  // The per-user limits hold one place per client connection, as a SOCKS session does: taken
+  // at the first authorised request, given back when the connection ends (or taken anew when a
+  // later request logs in as another user).
+  let admitted: { readonly user: string | undefined; readonly admission: UserAdmission } | null =
+    null;
   let first = true;
   let connStart = performance.now();
   try {
@@ -223,10 +229,28 @@ export async function runHttpSession(
       const withUser: RequestRecord = who.user !== undefined
         ? { ...request, user: who.user }
         : request;
+      if (services.admitUser && (admitted === null || admitted.user !== who.user)) {
+        admitted?.admission.release();
+        admitted = null;
+        const admission = services.admitUser(who.user);
+        if (typeof admission === "string") {
+          const reason = admission === "quota"
+            ? "user quota spent for this period"
+            : "user connection limit reached";
+          await refuse(
+            conn,
+            services,
+            { ...withUser, refusal: admission },
+            new HttpError(403, reason),
+          );
+          return;
+        }
+        admitted = { user: who.user, admission };
+      }
       if (head.method === "CONNECT") {
         closeUpstream(upstream);
         upstream = null;
-        await tunnel(conn, reader, services, who, head, withUser);
+        await tunnel(conn, reader, services, who, head, withUser, admitted?.admission.throttle);
         return;
       }
       const kept = await forward(conn, reader, services, who, head, withUser, upstream);
@@ -246,6 +270,7 @@ export async function runHttpSession(
     closeQuietly(conn);
   } finally {
     closeUpstream(upstream);
+    admitted?.admission.release();
   }
 }
 
@@ -271,7 +296,10 @@ async function refuse(
   });
 }
 
-/** `CONNECT host:port`: dial, answer 200, then the core relay until either side ends. */
+/**
+ * `CONNECT host:port`: dial, answer 200, then the core relay until either side ends, under the
+ * user's throttles (bandwidth caps, quota) when it has any.
+ */
 async function tunnel(
   conn: Deno.TcpConn,
   reader: HttpReader,
@@ -279,6 +307,7 @@ async function tunnel(
   who: HttpPrincipal,
   head: RequestHead,
   record: RequestRecord,
+  throttle: UserAdmission["throttle"],
 ): Promise<void> {
   let target: SocksTarget;
   try {
@@ -322,6 +351,7 @@ async function tunnel(
     idleMs: services.config.timeouts.idleMs,
     signal: services.shutdown,
     clientPrelude: reader.takeBuffered(),
+    ...(throttle && { throttle }),
   }).finally(() => {
     services.metrics?.activeRelays.dec(["connect"]);
     services.metrics?.activeFamilies.dec(["connect", families]);

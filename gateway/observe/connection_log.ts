@@ -47,6 +47,12 @@ export interface ConnectionRecord {
   readonly connectMs?: number;
   /** The type of the protocol translator that handled the session (`ftp`), if one did. */
   readonly translator?: string;
+  /** The per-user limit that refused the session (REP 2), if one did. */
+  readonly refusal?: "max_connections" | "quota";
+  /** The route of a CONNECT: `direct`, or the matching route's label. */
+  readonly route?: string;
+  /** The hops of a chained route, first to last (alternatives joined by `|`). */
+  readonly hops?: readonly string[];
 }
 
 /** Formats a SOCKS target as requested (`name:port`, `addr:port`, `[v6]:port`). */

@@ -5,7 +5,8 @@
  * Lines are formatted by the caller when they are logged (so a value changed later never shows
  * in an earlier line) and queued; the queue is written when it holds
  * {@linkcode LineBatchOptions.maxBytes}, after {@linkcode LineBatchOptions.delayMs} at the
- * latest, at once for an urgent line (a warning or an error, with everything queued before it, in
+ * latest (1 ms by default: the lines of one burst of events share a write, and a quiet gateway's
+ * line is still written at once, for whoever tails the log), at once for an urgent line (a warning or an error, with everything queued before it, in
  * order), and by {@linkcode LineBatch.flush} (shutdown, `unload`): nothing queued is lost when the
  * process exits through `Deno.exit` or returns from its main module.
  *
@@ -18,7 +19,7 @@ const encoder = new TextEncoder();
 export interface LineBatchOptions {
   /** Queued UTF-16 code units that trigger a write. @default 65536 */
   readonly maxBytes?: number;
-  /** The longest a line waits (ms). @default 25 */
+  /** The longest a line waits (ms). @default 1 */
   readonly delayMs?: number;
 }
 
@@ -35,7 +36,7 @@ export class LineBatch {
   constructor(write: (bytes: Uint8Array) => void, options: LineBatchOptions = {}) {
     this.#write = write;
     this.#maxBytes = options.maxBytes ?? 65536;
-    this.#delayMs = options.delayMs ?? 25;
+    this.#delayMs = options.delayMs ?? 1;
   }
 
   /** Queues `line` (with its newline); `urgent` writes it, and all before it, now. */

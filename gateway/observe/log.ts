@@ -19,7 +19,7 @@ import { LineBatch, writeAllStderr } from "./line_batch.ts";
 /** This isolate's stderr lines, written in batches (see {@linkcode LineBatch}). */
 const stderrLines = new LineBatch(writeAllStderr);
 // Whatever way the isolate ends (Deno.exit after SIGTERM, the end of main, an uncaught error),
-// queued lines go out first. (Only SIGKILL loses them: at most 25 ms of lines.)
+// queued lines go out first. (Only SIGKILL loses them: at most a millisecond of lines.)
 for (const event of ["unload", "error", "unhandledrejection"]) {
   globalThis.addEventListener(event, () => stderrLines.flush());
 }
@@ -115,7 +115,7 @@ export function lineFormatter(format: LogConfig["format"]): (record: LogRecord) 
 /**
  * Configures the sinks once per isolate: text (values interpolated into the message) or JSON
  * lines, written to stderr so that stdout stays for command output; info and debug lines in
- * batches (one write per many lines, at most 25 ms late), warnings and errors at once.
+ * batches (one write per burst of lines, at most 1 ms late), warnings and errors at once.
  */
 export async function setupLogging(
   config: LogConfig,

@@ -491,6 +491,32 @@ export interface GatewayMetricsOptions {
   maxConnections?: number | (() => number);
   /** scrypt password checks (`PasswordVerifier`). @default none: the metrics are left out */
   passwordStats?: PasswordStats;
+  /**
+   * The configured users: the per-user series start at 0 for each, plus the anonymous `-`.
+   * @default none (series appear as records arrive)
+   */
+  users?: readonly string[];
+}
+
+/** The `user` label of records without an authenticated user. */
+export const ANONYMOUS_USER_LABEL = "-";
+
+/** Why a user's connection was refused, as the `reason` label says. */
+const USER_REFUSALS = ["max_connections", "quota", "rules", "login"] as const;
+
+/**
+ * The per-user refusal reason of a record, or `undefined`: a per-user limit (`refusal`), a
+ * failed login of a configured user (`login`), or a REP 2 from the rules (`rules`).
+ */
+export function userRefusalOf(
+  record: ConnectionRecord,
+): (typeof USER_REFUSALS)[number] | undefined {
+  if (record.refusal !== undefined) return record.refusal;
+  if (record.outcome !== "rejected") return undefined;
+  if (record.user !== undefined && record.command === undefined && record.target === undefined) {
+    return "login";
+  }
+  return record.reply === 2 ? "rules" : undefined;
 }
 
 /** The resolver's counts, read at scrape time. */
@@ -609,6 +635,12 @@ export class GatewayMetrics {
   readonly acceptErrors: Counter;
   /** UDP datagrams not relayed, by reason (`foreign`: not from the association's owner). */
   readonly udpDropped: Counter;
+  /** Bytes relayed per user (`-`: anonymous) and direction. */
+  readonly userBytes: Counter;
+  /** Sessions past the handshake per user. */
+  readonly userConnections: Counter;
+  /** Refusals per user and reason (`max_connections`, `quota`, `rules`, `login`). */
+  readonly userRefusals: Counter;
   /** The config generation in force: 1 at start, one more per accepted reload. */
   configGeneration = 1;
   /** Config reloads by result (`accepted`, `refused`: invalid config, `failed`: not applied). */
@@ -696,6 +728,23 @@ export class GatewayMetrics {
       "UDP ASSOCIATE datagrams not relayed, by reason (foreign: not from the association's owner).",
       ["reason"],
     );
+    this.userBytes = r.counter(
+      "dualgate_user_bytes_total",
+      "Bytes relayed per RFC 1929 user (- for anonymous clients): up is client to destination.",
+      ["user", "direction"],
+    );
+    this.userConnections = r.counter(
+      "dualgate_user_connections_total",
+      "Finished sessions per RFC 1929 user (- for anonymous clients) whose request was read.",
+      ["user"],
+    );
+    this.userRefusals = r.counter(
+      "dualgate_user_refusals_total",
+      "Refusals per RFC 1929 user by reason: max_connections and quota (per-user limits, " +
+        "REP 2), rules (REP 2), login (a failed login).",
+      ["user", "reason"],
+    );
+    this.seedUsers(options.users ?? []);
     r.collect(
       "dualgate_config_generation",
       "Config generation in force: 1 at start, one more per accepted reload.",
@@ -718,6 +767,18 @@ export class GatewayMetrics {
     }
   }
 
+  /**
+   * Starts the per-user series of `users` and of the anonymous `-` at 0 (at start, and for the
+   * users a reload adds; series already there keep their counts). Bounded by the configured users.
+   */
+  seedUsers(users: readonly string[]): void {
+    for (const user of [...users, ANONYMOUS_USER_LABEL]) {
+      this.userBytes.inc([user, "up"], 0);
+      this.userBytes.inc([user, "down"], 0);
+      this.userConnections.inc([user], 0);
+    }
+  }
+
   /** Counts one finished connection from its record. */
   recordConnection(record: ConnectionRecord): void {
     this.connections.inc([record.command ?? "none", familiesLabel(record), record.outcome]);
@@ -734,6 +795,14 @@ export class GatewayMetrics {
       );
     }
     if (record.translator !== undefined) this.translatorSessions.inc();
+    const user = record.user ?? ANONYMOUS_USER_LABEL;
+    if (record.bytesUp) this.userBytes.inc([user, "up"], record.bytesUp);
+    if (record.bytesDown) this.userBytes.inc([user, "down"], record.bytesDown);
+    if (record.command !== undefined || record.target !== undefined) {
+      this.userConnections.inc([user]);
+    }
+    const refusal = userRefusalOf(record);
+    if (refusal !== undefined) this.userRefusals.inc([user, refusal]);
   }
 
   /** Renders the exposition text. */

@@ -33,10 +33,36 @@ export interface RelayOptions {
   signal?: AbortSignal;
   /** Bytes the client sent after its request, to be delivered to the server first. */
   clientPrelude?: Uint8Array;
+  /**
+   * Rate caps and quotas per direction (`up`: client to server). A throttled direction reads
+   * no more than its allowance and waits as told before its next read: it slows down, never
+   * drops or reorders bytes. @default none (the unthrottled loop)
+   */
+  throttle?: { readonly up?: RelayThrottle; readonly down?: RelayThrottle };
 }
 
-/** Why a relay ended. */
-export type RelayEnd = "closed" | "idle" | "aborted" | "error";
+/**
+ * What slows one direction of a relay down: a user's token bucket and quota. Synchronous and
+ * allocation-free, so that a throttled chunk costs two calls and, when over the rate, a timer.
+ */
+export interface RelayThrottle {
+  /**
+   * How long (ms) to wait before the next read: 0 while the bucket holds tokens, else the time
+   * to pay back its debt. Asked before every read, and again after each wait, so that relays
+   * of one user woken together do not all read at once.
+   */
+  delay(): number;
+  /**
+   * The most bytes the next read may take, up to `max`, taken from the bucket now (so that the
+   * next relay to ask sees them gone); 0 when the quota is spent.
+   */
+  allowance(max: number): number;
+  /** Counts `bytes` relayed by a read that was allowed `allowed`; the rest goes back. */
+  consumed(bytes: number, allowed: number): void;
+}
+
+/** Why a relay ended (`quota`: a throttle's quota was spent). */
+export type RelayEnd = "closed" | "idle" | "aborted" | "error" | "quota";
 
 /** Outcome of {@linkcode relay}. */
 export interface RelayResult {
@@ -100,7 +126,35 @@ const sweeper = new IdleSweeper();
 class Direction {
   bytes = 0;
   done = false;
+  /** A throttled direction's pending wait: the relay's close ends it at once. */
+  timer: ReturnType<typeof setTimeout> | undefined;
+  wake: (() => void) | undefined;
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.wake = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+
+  /** Set by the relay's close: a throttled direction stops waiting. */
+  cancelled = false;
+
+  cancelSleep(): void {
+    this.cancelled = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.wake?.();
+    this.wake = undefined;
+  }
 }
+
+/** Thrown by a throttled direction whose quota is spent: the relay ends with `quota`. */
+class QuotaSpent extends Error {}
 
 async function pump(
   from: RelayConn,
@@ -108,13 +162,27 @@ async function pump(
   state: Direction,
   other: Direction,
   activity: { active: boolean },
+  throttle: RelayThrottle | undefined,
 ): Promise<void> {
   const small = new Uint8Array(SMALL_BUFFER);
   let buffer: Uint8Array = small;
   try {
     while (true) {
-      const n = await from.read(buffer);
-      if (n === null) break;
+      // Throttled: wait out the bucket's debt, then read no more than the allowance (the
+      // bucket's burst, the quota left).
+      // A wait ended early by the relay's close: the read below then fails, as closed.
+      if (throttle) {
+        for (let wait = throttle.delay(); wait > 0 && !state.cancelled; wait = throttle.delay()) {
+          await state.sleep(wait);
+        }
+      }
+      const limit = throttle ? throttle.allowance(buffer.length) : buffer.length;
+      if (limit <= 0) throw new QuotaSpent();
+      const n = await from.read(limit === buffer.length ? buffer : buffer.subarray(0, limit));
+      if (n === null) {
+        throttle?.consumed(0, limit);
+        break;
+      }
       activity.active = true;
       state.bytes += n;
       let written = 0;
@@ -123,7 +191,8 @@ async function pump(
           written === 0 && n === buffer.length ? buffer : buffer.subarray(written, n),
         );
       }
-      if (n === buffer.length) {
+      throttle?.consumed(n, limit);
+      if (n === limit) {
         // Reads keep filling the buffer: a bulk stream, give it the large one.
         if (buffer === small) buffer = takeLarge();
       } else if (buffer !== small) {
@@ -184,6 +253,8 @@ export async function relay(
     if (closed) return;
     closed = true;
     if (end === "closed") end = why;
+    up.cancelSleep();
+    down.cancelSleep();
     for (const conn of [client, server]) {
       closeQuietly(conn);
     }
@@ -192,11 +263,19 @@ export async function relay(
   options.signal?.addEventListener("abort", onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   const idleEntry = sweeper.add(activity, options.idleMs ?? 300_000, () => closeBoth("idle"));
-  const run = async (from: RelayConn, to: RelayConn, state: Direction, other: Direction) => {
+  const run = async (
+    from: RelayConn,
+    to: RelayConn,
+    state: Direction,
+    other: Direction,
+    throttle: RelayThrottle | undefined,
+  ) => {
     try {
-      await pump(from, to, state, other, activity);
+      await pump(from, to, state, other, activity, throttle);
     } catch (error) {
-      if (!closed) {
+      if (error instanceof QuotaSpent) {
+        closeBoth("quota");
+      } else if (!closed) {
         firstError ??= error;
         end = "error";
         closeBoth("error");
@@ -210,13 +289,18 @@ export async function relay(
       try {
         while (written < prelude.length) written += await server.write(prelude.subarray(written));
         up.bytes += prelude.length;
+        options.throttle?.up?.consumed(prelude.length, 0);
       } catch (error) {
         firstError = error;
         end = "error";
         closeBoth("error");
       }
     }
-    await Promise.all([run(client, server, up, down), run(server, client, down, up)]);
+    const throttle = options.throttle;
+    await Promise.all([
+      run(client, server, up, down, throttle?.up),
+      run(server, client, down, up, throttle?.down),
+    ]);
   } finally {
     sweeper.remove(idleEntry);
     running.delete(counted);

@@ -31,6 +31,8 @@ export interface RouteChoice {
   readonly chained: boolean;
   /** `direct`, or the matching route's index and first hop, for logs. */
   readonly label: string;
+  /** The hops of a chained route, first to last, alternatives joined by `|` (audit log). */
+  readonly hops?: readonly string[];
   /** The route's source addresses (of its first hop's connection, for a chain). */
   readonly egress?: EgressPool;
 }
@@ -107,6 +109,9 @@ export function createRouter(
       label: `routes[${index}] (${route.to.map(formatDestinationPattern).join(", ")}) ` +
         (chained ? `via ${first}` : "direct") +
         (route.chain.length > 1 ? ` +${route.chain.length - 1}` : ""),
+      ...(chained && {
+        hops: route.chain.map((hop) => hop.alternatives.map((a) => a.label).join("|")),
+      }),
       ...egress,
     };
     return {

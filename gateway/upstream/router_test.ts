@@ -110,6 +110,15 @@ Deno.test("createRouter() dials the first hop through hopBase, unrouted targets 
   assert.deepEqual(asked.map((t) => JSON.parse(t).port), [1080]);
 });
 
+Deno.test("createRouter() lists a chained route's hops for the audit log", () => {
+  const route = createRouter(routes, direct);
+  assert.deepEqual(route(byName("w.example", 443)).hops, [
+    "socks5://[2001:db8:200::20]:1080|socks5://g.example:1081",
+    "socks5://198.51.100.30:1080",
+  ]);
+  assert.equal(route(byName("elsewhere.test")).hops, undefined);
+});
+
 Deno.test("createRouter(): a route with egress and no chain dials directly with its pool", () => {
   const route = createRouter(
     parseConfig(`routes:
