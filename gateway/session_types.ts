@@ -10,7 +10,8 @@ import type { IpEndpoint } from "../net/address.ts";
 import type { Resolver } from "../resolver/mod.ts";
 import type { ExactReader } from "../socks5/exact_reader.ts";
 import type { SocksRequest, SocksTarget } from "../socks5/types.ts";
-import type { ExpectationPrincipal } from "../translators/types.ts";
+import type { TranslationResult } from "../translators/run.ts";
+import type { ExpectationPrincipal, ExpectedConnection } from "../translators/types.ts";
 import type { Config, UserConfig } from "./config/types.ts";
 import type { ConnectionRecord } from "./observe/connection_log.ts";
 import type { GatewayMetrics } from "./observe/metrics.ts";
@@ -126,33 +127,25 @@ export interface Handshaken {
   readonly throttle?: UserAdmission["throttle"];
 }
 
-/** A connection the gateway opens instead of dialing, because a translator expects it. */
-export interface ExpectedOpen {
-  /**
-   * Opens the connection to relay the CONNECT to. Errors carry their REP meaning
-   * (`SocksReplyError`, connect errors), as a dial's do.
-   */
-  open(signal: AbortSignal): Promise<Deno.Conn>;
-  /** Aborted when the translator wants the relay torn down (ABOR, end of its session). */
-  readonly signal: AbortSignal;
-}
-
 /** What sessions use of the translators. */
 export interface TranslationService {
   /**
    * A CONNECT a translator announced (a data connection) to the same principal (client address
    * and user, `null` without authentication), or `undefined`.
    */
-  takeExpected(principal: ExpectationPrincipal, target: SocksTarget): ExpectedOpen | undefined;
+  takeExpected(
+    principal: ExpectationPrincipal,
+    target: SocksTarget,
+  ): ExpectedConnection | undefined;
   /**
-   * Runs a translator on a CONNECT that succeeded and was answered; `true` when one handled
-   * the session (both connections are closed then), `false` to relay as usual. `route` is the
-   * route the CONNECT was dialed on (looked up once, by the CONNECT): translation runs on direct
-   * routes only. Never rejects.
+   * Runs a translator on a CONNECT that succeeded and was answered: how the session ended
+   * when one took it (both connections are closed then, bytes counted, the relay idle timeout
+   * applied), `null` to relay as usual. `route` is the route the CONNECT was dialed on (looked
+   * up once, by the CONNECT): translation runs on direct routes only. Never rejects.
    */
   translate(
     session: Handshaken,
     dialed: Dialed,
     route: Pick<RouteChoice, "chained">,
-  ): Promise<boolean>;
+  ): Promise<TranslationResult | null>;
 }

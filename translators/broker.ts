@@ -167,8 +167,8 @@ export function createDataChannelBroker(
     refuse(endpoint: IpEndpoint, options: DataRefuseOptions): void {
       deps.refused(endpoint, options);
     },
-    relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void> {
-      return deps.relay(a, b, options);
+    async relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void> {
+      await deps.relay(a, b, options);
     },
     expect(options: ExpectOptions): Disposable {
       return deps.expectations.register({ address: ctx.client.address, user: ctx.user }, options);

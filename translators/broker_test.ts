@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { endpointFromNetAddr, parseIp, toHostname } from "../net/address.ts";
-import { standInRelay, tcpPair } from "./_test_helpers.ts";
+import { standInRelay, tcpPair } from "./testing.ts";
 import { createDataChannelBroker } from "./broker.ts";
 import { ExpectationRegistry } from "./expectations.ts";
 import type { BrokerDeps, TranslatorContext } from "./types.ts";

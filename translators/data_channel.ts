@@ -1,6 +1,7 @@
 /**
  * Pieces every translator with data channels needs, written once: the port-range option of
- * its listeners, the bridge from an accepted connection to the other leg, and the set of
+ * its listeners, the bridge from an accepted connection to the other leg, a listener served
+ * together with the SOCKS CONNECT the gateway expects instead (first one wins), and the set of
  * background tasks that `close()` awaits.
  *
  * @module
@@ -11,7 +12,8 @@ import { z } from "zod";
 import type { IpEndpoint } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
 import { closeQuietly } from "../net/io.ts";
-import type { DataChannelBroker, Side } from "./types.ts";
+import type { SocksTarget } from "../socks5/types.ts";
+import type { DataChannelBroker, DataListener, Side } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
 
@@ -94,19 +96,30 @@ export async function bridgeDataChannel(
   await broker.relay(accepted, other, { label: options.label, signal: options.signal });
 }
 
-/** Background tasks of a session (listeners, relays): `settled()` waits for them all. */
+/**
+ * Background tasks of a session (listeners, relays): `settled()` waits for them all. A task
+ * that throws is logged (a session never lets one escape).
+ */
 export class TaskSet {
   readonly #tasks = new Set<Promise<void>>();
-  readonly #onError: (error: unknown) => void;
+  readonly #label: string;
+  readonly #id: string;
 
-  /** `onError` reports a task that threw (a session never lets one escape). */
-  constructor(onError: (error: unknown) => void) {
-    this.#onError = onError;
+  /** `label` names the session's data channels in the log (`"ftp-data"`); `id` the session. */
+  constructor(label: string, id: string) {
+    this.#label = label;
+    this.#id = id;
   }
 
   /** Runs `task` in the background. */
   spawn(task: () => Promise<void>): void {
-    const promise = task().catch(this.#onError).finally(() => this.#tasks.delete(promise));
+    const promise = task().catch((error) => {
+      logger.warn("{label} task failed: {error}", {
+        id: this.#id,
+        label: this.#label,
+        error: errorText(error),
+      });
+    }).finally(() => this.#tasks.delete(promise));
     this.#tasks.add(promise);
   }
 
@@ -114,4 +127,74 @@ export class TaskSet {
   async settled(): Promise<void> {
     await Promise.allSettled([...this.#tasks]);
   }
+}
+
+/** Options of {@linkcode serveDataListener}. */
+export interface ServeDataListenerOptions extends BridgeOptions {
+  /** The other leg: where the connection taken is bridged to (on `side`). */
+  readonly target: IpEndpoint;
+  /**
+   * Where a SOCKS client may CONNECT instead of reaching the listener directly (the gateway
+   * expects those CONNECTs from this session's client); empty: no expectation.
+   */
+  readonly expectTargets: readonly SocksTarget[];
+  /** How long the expectation lives. */
+  readonly ttlMs: number;
+  /** Aborting drops the expectation (a new setup, the session's end); not a running relay. */
+  readonly setupSignal: AbortSignal;
+  /** Called once, when the channel is taken either way or the listener ended without a peer. */
+  readonly settled?: () => void;
+}
+
+/**
+ * Serves one data channel offered on `listener`: the first of a connection to the listener and
+ * an expected SOCKS CONNECT to one of `expectTargets` takes it (the other is closed, or no
+ * longer expected), and is bridged to `target` through the gateway's relay until `signal`
+ * aborts. The accept runs in `tasks`.
+ */
+export function serveDataListener(
+  broker: DataChannelBroker,
+  tasks: TaskSet,
+  listener: DataListener,
+  options: ServeDataListenerOptions,
+): void {
+  const { target, side, signal } = options;
+  let claimed = false;
+  let settled = false;
+  const settle = () => {
+    if (!settled) options.settled?.();
+    settled = true;
+  };
+  const claim = (): boolean => {
+    if (claimed) return false;
+    claimed = true;
+    settle();
+    return true;
+  };
+  const expectation = options.expectTargets.length === 0 ? null : broker.expect({
+    targets: options.expectTargets,
+    ttlMs: options.ttlMs,
+    signal: options.setupSignal,
+    relaySignal: signal,
+    open: (opening) => {
+      if (!claim()) return Promise.reject(new Error(`Cannot open ${options.label} channel: taken`));
+      listener[Symbol.dispose]();
+      return broker.connect(target, { side, signal: AbortSignal.any([opening, signal]) });
+    },
+  });
+  tasks.spawn(async () => {
+    let accepted: Deno.Conn;
+    try {
+      accepted = await listener.accept();
+    } catch {
+      settle();
+      return; // Timed out, replaced, closed, or the SOCKS path claimed it.
+    }
+    if (!claim()) {
+      closeQuietly(accepted);
+      return;
+    }
+    expectation?.[Symbol.dispose]();
+    await bridgeDataChannel(broker, accepted, target, options);
+  });
 }

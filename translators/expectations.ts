@@ -126,7 +126,16 @@ export class ExpectationRegistry implements ExpectationTable, ExpectationRegistr
     const entry = entries.find((candidate) => candidate.keys.includes(key));
     if (!entry) return undefined;
     this.#remove(clientKey, entry);
-    return { open: (signal) => entry.options.open(signal), signal: entry.options.relaySignal };
+    let ended = false;
+    return {
+      open: (signal) => entry.options.open(signal),
+      signal: entry.options.relaySignal,
+      ended: () => {
+        if (ended) return;
+        ended = true;
+        entry.options.ended?.();
+      },
+    };
   }
 
   #purge(clientKey: string): Entry[] {

@@ -9,6 +9,7 @@
 import { errorText } from "../net/error_text.ts";
 import { closeQuietly, writeAll } from "../net/io.ts";
 import { getLogger } from "@logtape/logtape";
+import { HandBackStream, type PendingRead } from "./hand_back.ts";
 import type { Line, LineIo, Side, TranslatorSession } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
@@ -27,13 +28,27 @@ export interface LineSessionOptions {
    * A read already started on the server connection (a sniffed greeting): its bytes are
    * processed first, before the loop reads the server again.
    */
-  readonly serverPending?: { readonly buffer: Uint8Array; readonly read: Promise<number | null> };
+  readonly serverPending?: PendingRead;
   /** A session id for logs. @default "" */
   readonly id?: string;
+  /**
+   * Ends the session (`"idle"`) after this long with no bytes from either side while `busy`
+   * is false: the relay idle timeout. @default no timeout
+   */
+  readonly idleMs?: number;
+  /** True while the session has traffic elsewhere (its data channels): idleness waits. */
+  readonly busy?: () => boolean;
 }
 
-/** Why a line session ended. */
-export type LineSessionEnd = "eof" | "closed" | "aborted" | "line-too-long" | "error";
+/** Why a line session ended (`"detached"`: handed back, see `handBack`). */
+export type LineSessionEnd =
+  | "eof"
+  | "closed"
+  | "aborted"
+  | "line-too-long"
+  | "error"
+  | "idle"
+  | "detached";
 
 /** The outcome of {@linkcode runLineSession}; it never rejects. */
 export interface LineSessionResult {
@@ -41,6 +56,15 @@ export interface LineSessionResult {
   readonly end: LineSessionEnd;
   /** The error, for `"error"`. */
   readonly error?: unknown;
+  /** Bytes read from the client and handled by the loop (not those handed back). */
+  readonly bytesUp: number;
+  /** Bytes read from the server and handled by the loop (not those handed back). */
+  readonly bytesDown: number;
+  /**
+   * For `"detached"`: both connections, still open, for the core relay; their reads return
+   * what the loop had received and not handled first. Otherwise both are closed.
+   */
+  readonly handBack?: { readonly client: HandBackStream; readonly server: HandBackStream };
 }
 
 /** Decodes bytes as Latin-1 (each byte one UTF-16 unit), so text round-trips to the bytes. */
@@ -85,6 +109,11 @@ class SerialWriter {
     this.#tail = next.catch(() => {});
     return next;
   }
+
+  /** Resolves when every write queued so far has settled. */
+  drain(): Promise<void> {
+    return this.#tail;
+  }
 }
 
 class LineTooLongError extends Error {
@@ -95,15 +124,28 @@ class LineTooLongError extends Error {
   }
 }
 
+/** What one direction's pump left when it stopped for a hand-back. */
+interface Leftover {
+  /** Bytes received and not handled, in order. */
+  readonly received: Uint8Array[];
+  /** A read still in flight. */
+  pending?: PendingRead;
+}
+
+const DETACHED = Symbol("detached");
+
 /**
- * Runs one translated session until both sides have ended, the session closes itself, or
- * `options.signal` aborts. Takes ownership of both connections: they are closed on return.
- * Never rejects; hook errors end the session and are logged.
+ * Runs one translated session until both sides have ended, the session closes itself or
+ * hands the connections back (`io.detach()`, a `"passthrough"` verdict), it is idle for
+ * `idleMs`, or `options.signal` aborts. Takes ownership of both connections: they are closed
+ * on return, except those handed back. Never rejects; hook errors end the session and are
+ * logged.
  *
  * @example
  * ```ts ignore
  * const session = translator.startSession(ctx, broker);
  * const result = await runLineSession(session, clientConn, serverConn, { signal });
+ * if (result.handBack) await relay(result.handBack.client, result.handBack.server);
  * ```
  */
 export async function runLineSession(
@@ -131,10 +173,30 @@ export async function runLineSession(
   if (options.signal.aborted) onOuterAbort();
   else options.signal.addEventListener("abort", onOuterAbort, { once: true });
 
+  let detached = false;
+  let onDetach!: (value: typeof DETACHED) => void;
+  const detachRequested = new Promise<typeof DETACHED>((resolve) => onDetach = resolve);
+  const detach = () => {
+    if (detached || controller.signal.aborted) return;
+    detached = true;
+    onDetach(DETACHED);
+  };
+  const leftovers: Record<Side, Leftover> = {
+    client: { received: [] },
+    server: { received: [] },
+  };
+  const bytes = { client: 0, server: 0 };
+  let active = false;
+  const idleTimer = options.idleMs === undefined ? undefined : setInterval(() => {
+    if (active || options.busy?.()) active = false;
+    else stop("idle");
+  }, options.idleMs);
+
   const io: LineIo = {
     sendToServer: (text) => toServer.write(latin1Encode(text + "\r\n")),
     sendToClient: (text) => toClient.write(latin1Encode(text + "\r\n")),
     close: () => stop("closed"),
+    detach,
     signal: controller.signal,
   };
 
@@ -142,6 +204,7 @@ export async function runLineSession(
     const from = side === "client" ? client : server;
     const to = side === "client" ? toServer : toClient;
     const hook = side === "client" ? session.onClientLine : session.onServerLine;
+    const leftover = leftovers[side];
     const chunk = new Uint8Array(CHUNK_BYTES);
     const pending = new Uint8Array(maxLineBytes);
     let pendingLength = 0;
@@ -152,8 +215,17 @@ export async function runLineSession(
       const text = latin1Decode(raw.subarray(0, raw.length - terminator));
       const line: Line = { text, raw };
       const verdict = await hook!.call(session, line, io);
+      // Before the line goes out, so that the other side's answer to it is never a line.
+      if (verdict === "passthrough") detach();
       // Awaited so that `raw` (a view of a reused buffer) is written before the next read.
-      if (verdict === "forward" && !controller.signal.aborted) await to.write(raw);
+      if (verdict !== "consumed" && !controller.signal.aborted) await to.write(raw);
+    };
+
+    /** Keeps what is not handled yet for the core relay: the partial line, then `rest`. */
+    const handBack = (rest: Uint8Array) => {
+      if (pendingLength > 0) leftover.received.push(pending.slice(0, pendingLength));
+      if (rest.length > 0) leftover.received.push(rest.slice());
+      pendingLength = 0;
     };
 
     const consume = async (bytes: Uint8Array) => {
@@ -163,6 +235,7 @@ export async function runLineSession(
       }
       let start = 0;
       for (let i = 0; i < bytes.length && !controller.signal.aborted; i++) {
+        if (detached) break;
         if (bytes[i] !== 0x0a) continue;
         const length = i + 1 - start;
         if (pendingLength + length > maxLineBytes) throw new LineTooLongError(side, maxLineBytes);
@@ -176,8 +249,13 @@ export async function runLineSession(
         }
         start = i + 1;
       }
+      if (controller.signal.aborted) return;
+      if (detached) {
+        handBack(bytes.subarray(start));
+        return;
+      }
       const rest = bytes.length - start;
-      if (rest > 0 && !controller.signal.aborted) {
+      if (rest > 0) {
         if (pendingLength + rest > maxLineBytes) throw new LineTooLongError(side, maxLineBytes);
         pending.set(bytes.subarray(start), pendingLength);
         pendingLength += rest;
@@ -186,19 +264,32 @@ export async function runLineSession(
 
     try {
       let first = side === "server" ? options.serverPending : undefined;
-      while (!controller.signal.aborted) {
-        let n: number | null;
+      while (!controller.signal.aborted && !detached) {
+        const reading: PendingRead = first ?? { buffer: chunk, read: from.read(chunk) };
+        first = undefined;
+        reading.read.catch(() => {}); // observed below, or by the hand-back stream
+        let n: number | null | typeof DETACHED;
         try {
-          n = await (first ? first.read : from.read(chunk));
+          n = await Promise.race([reading.read, detachRequested]);
         } catch (error) {
           if (controller.signal.aborted) return;
           throw error;
         }
+        if (n === DETACHED) {
+          handBack(new Uint8Array(0));
+          leftover.pending = reading;
+          return;
+        }
+        active = true;
         if (n === null) break;
-        await consume((first ? first.buffer : chunk).subarray(0, n));
-        first = undefined;
+        bytes[side] += n;
+        await consume(reading.buffer.subarray(0, n));
       }
       if (controller.signal.aborted) return;
+      if (detached) {
+        handBack(new Uint8Array(0));
+        return;
+      }
       // A last line without a terminator goes to the hook like any line (its `raw` has no
       // terminator): relaying it unseen would let bytes past the hook at the end of a stream.
       if (pendingLength > 0) {
@@ -224,13 +315,23 @@ export async function runLineSession(
     }
   };
 
+  let handedBack = false;
   try {
     await Promise.all([pump("client"), pump("server")]);
+    if (detached && !controller.signal.aborted) {
+      // Lines and replies already queued go out before any byte the core relay copies.
+      await Promise.all([toClient.drain(), toServer.drain()]);
+      handedBack = !controller.signal.aborted;
+    }
   } finally {
+    clearInterval(idleTimer);
     options.signal.removeEventListener("abort", onOuterAbort);
+    if (handedBack) end = "detached";
     if (!controller.signal.aborted) controller.abort();
-    closeQuietly(client);
-    closeQuietly(server);
+    if (!handedBack) {
+      closeQuietly(client);
+      closeQuietly(server);
+    }
     try {
       await session.close?.call(session);
     } catch (error) {
@@ -240,5 +341,20 @@ export async function runLineSession(
   if (end === "error") {
     logger.info("Translator session ended: {error}", { id: options.id, error: errorText(failure) });
   }
-  return failure === undefined ? { end } : { end, error: failure };
+  const unhandled = (side: Side) =>
+    leftovers[side].received.reduce((total, chunk) => total + chunk.length, 0);
+  const counts = {
+    bytesUp: bytes.client - (handedBack ? unhandled("client") : 0),
+    bytesDown: bytes.server - (handedBack ? unhandled("server") : 0),
+  };
+  if (handedBack) {
+    const stream = (conn: Deno.Conn, side: Side) =>
+      new HandBackStream(conn, leftovers[side].received, leftovers[side].pending);
+    return {
+      end,
+      ...counts,
+      handBack: { client: stream(client, "client"), server: stream(server, "server") },
+    };
+  }
+  return failure === undefined ? { end, ...counts } : { end, error: failure, ...counts };
 }

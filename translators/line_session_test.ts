@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { LineReader, tcpPair, writeText } from "./_test_helpers.ts";
+import { LineReader, tcpPair, writeText } from "./testing.ts";
 import { latin1Decode, latin1Encode, runLineSession } from "./line_session.ts";
 import type { LineVerdict, TranslatorSession } from "./types.ts";
 
@@ -64,7 +64,8 @@ Deno.test("runLineSession() forwards untouched bytes and rewrites, swallows, ans
   assert.equal(await h.serverLines.line(), null);
   h.server.closeWrite();
   assert.equal(await h.clientLines.line(), null);
-  assert.deepEqual(await h.finish(), { end: "eof" });
+  // Bytes as read from each side, whatever the hooks made of them.
+  assert.deepEqual(await h.finish(), { end: "eof", bytesUp: 40, bytesDown: 11 });
   assert.deepEqual(closed, ["closed"]);
 });
 
@@ -182,4 +183,26 @@ Deno.test("runLineSession() hands a last line cut short by EOF to the hook, neve
   h2.server.close();
   await h.finish();
   await h2.finish();
+});
+
+Deno.test("runLineSession() ends a session idle for idleMs, not while its data channels are busy", async () => {
+  const [client, gatewayClient] = await tcpPair();
+  const [gatewayServer, server] = await tcpPair();
+  // Busy for two idle periods, then not: had busy been ignored, the first idle period would
+  // have ended the session and busy() would never have been asked again.
+  let asked = 0;
+  const done = runLineSession({ onClientLine: () => "forward" }, gatewayClient, gatewayServer, {
+    signal: new AbortController().signal,
+    idleMs: 20,
+    busy: () => ++asked < 3,
+  });
+  const result = await done;
+  assert.equal(result.end, "idle");
+  assert.equal(asked, 3, "a busy session outlives idle periods");
+  const clientLines = new LineReader(client);
+  const serverLines = new LineReader(server);
+  assert.equal(await clientLines.line(), null, "the client connection is closed");
+  assert.equal(await serverLines.line(), null, "the server connection is closed");
+  await clientLines.close();
+  await serverLines.close();
 });

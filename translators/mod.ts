@@ -10,7 +10,14 @@
  *    client's address and RFC 1929 user, `null` without authentication); if it returns
  *    an {@linkcode ExpectedConnection}, use `open(signal)` instead of the dial and relay with
  *    its `signal`.
- * 4. after a CONNECT succeeds: `if (!await runTranslation(...)) relay(...)`.
+ * 4. after a CONNECT succeeds: `const result = await runTranslation(translators, ctx, client,
+ *    server, { deps, relay, idleMs, signal })`; `null`: no translator took it, relay as usual;
+ *    otherwise the session is over and `result` ({@linkcode TranslationResult}) has its bytes,
+ *    its end and the translator's type for the connection record. `relay` is the gateway's
+ *    core relay, used for a session a translator hands back (`io.detach()`, `"passthrough"`).
+ *
+ * Plugin authors: `types.ts` is the contract, `README.md` the guide, `testing.ts` the test
+ * doubles (context, io, broker, a stand-in relay, loopback pairs, a line reader).
  *
  * @example Writing a translator
  * ```ts
@@ -26,7 +33,7 @@
  *   optionsSchema: z.strictObject({ prefix: z.string().default("") }),
  *   create: (options) => ({
  *     type: "upper-banner",
- *     match: (ctx) => (options.ports.includes(ctx.target.port) ? "claim" : "decline"),
+ *     match: () => "claim", // only asked on the configured ports
  *     startSession: () => ({
  *       async onServerLine(line, io): Promise<LineVerdict> {
  *         await io.sendToClient(options.prefix + line.text.toUpperCase());
@@ -39,7 +46,8 @@
  * const factories = [registerTranslator(upperBanner)];
  * const configs = translatorConfigSchema(factories).array().parse([{ type: "upper-banner" }]);
  * const [translator] = createTranslators(configs, factories);
- * assert.equal(translator?.type, "upper-banner");
+ * assert.equal(translator?.translator.type, "upper-banner");
+assert.deepEqual([...translator!.ports], [25]);
  * ```
  *
  * @module
@@ -52,9 +60,21 @@ export {
   type BridgeOptions,
   type PortRange,
   portRangeSchema,
+  serveDataListener,
+  type ServeDataListenerOptions,
   TaskSet,
 } from "./data_channel.ts";
+export {
+  matchAcrossFamilies,
+  type SameFamily,
+  sameFamilySchema,
+  type YamlKey,
+  type YamlKeys,
+  type YamlMapping,
+  yamlMapping,
+} from "./plugin_options.ts";
 export { ExpectationRegistry, type ExpectationRegistryOptions } from "./expectations.ts";
+export { HandBackStream, type PendingRead } from "./hand_back.ts";
 export {
   DEFAULT_MAX_LINE_BYTES,
   type LineSessionEnd,
@@ -70,4 +90,4 @@ export {
   TRANSLATOR_FACTORIES,
   translatorConfigSchema,
 } from "./registry.ts";
-export { runTranslation, type RunTranslationOptions } from "./run.ts";
+export { runTranslation, type RunTranslationOptions, type TranslationResult } from "./run.ts";

@@ -7,11 +7,15 @@
  */
 
 import { z } from "zod";
-import { echoAddrTranslatorFactory } from "./example/mod.ts";
 import { ftpTranslatorFactory } from "./ftp/mod.ts";
 import { ircDccTranslatorFactory } from "./irc_dcc/mod.ts";
 import { DEFAULT_MAX_LINE_BYTES } from "./line_session.ts";
-import type { Translator, TranslatorConfig, TranslatorFactory } from "./types.ts";
+import type {
+  ConfiguredTranslator,
+  Translator,
+  TranslatorConfig,
+  TranslatorFactory,
+} from "./types.ts";
 
 /** A factory with its option type erased, as held in the registry. */
 export type RegisteredTranslatorFactory = Omit<TranslatorFactory, "create"> & {
@@ -26,11 +30,13 @@ export function registerTranslator<Options>(
   return factory as unknown as RegisteredTranslatorFactory;
 }
 
-/** Every translator plugin, in one list. Add a new plugin here (static import above). */
+/**
+ * Every production translator plugin, in one list. Add a new plugin here (static import
+ * above). The example plugin (`example/`) is not listed: tests pass it in `factories`.
+ */
 export const TRANSLATOR_FACTORIES: readonly RegisteredTranslatorFactory[] = [
   registerTranslator(ftpTranslatorFactory),
   registerTranslator(ircDccTranslatorFactory),
-  registerTranslator(echoAddrTranslatorFactory),
 ];
 
 const COMMON_KEYS = new Set(["type", "ports", "max_line_bytes"]);
@@ -45,7 +51,7 @@ function commonSchema(factory: RegisteredTranslatorFactory) {
     ).min(1, "must list at least one port").default([...factory.defaultPorts]),
     max_line_bytes: z.number().int("must be an integer")
       .min(512, "must be 512..65536").max(65536, "must be 512..65536")
-      .default(DEFAULT_MAX_LINE_BYTES),
+      .default(factory.defaultMaxLineBytes ?? DEFAULT_MAX_LINE_BYTES),
   });
 }
 
@@ -152,7 +158,8 @@ export function formatTranslatorConfig(
 }
 
 /**
- * Creates the configured translators, in config order (first match wins at run time).
+ * Creates the configured translators, in config order (first match wins at run time), each
+ * with the common options the framework applies (`ports`, `maxLineBytes`).
  *
  * @example
  * ```ts
@@ -161,7 +168,8 @@ export function formatTranslatorConfig(
  *
  * const configs = translatorConfigSchema().array().parse([{ type: "ftp", ports: [21] }]);
  * const [ftp] = createTranslators(configs);
- * assert.equal(ftp?.type, "ftp");
+ * assert.equal(ftp?.translator.type, "ftp");
+ * assert.ok(ftp?.ports.has(21));
  * ```
  *
  * @throws {TypeError} for an entry whose type no factory has.
@@ -169,7 +177,7 @@ export function formatTranslatorConfig(
 export function createTranslators(
   configs: readonly TranslatorConfig[],
   factories: readonly RegisteredTranslatorFactory[] = TRANSLATOR_FACTORIES,
-): Translator[] {
+): ConfiguredTranslator[] {
   return configs.map((config, index) => {
     const factory = factories.find((candidate) => candidate.type === config.type);
     if (!factory) {
@@ -177,6 +185,10 @@ export function createTranslators(
         `Cannot create translator: translators[${index}].type ${config.type} is unknown`,
       );
     }
-    return factory.create(config);
+    return {
+      translator: factory.create(config),
+      ports: new Set(config.ports),
+      maxLineBytes: config.maxLineBytes,
+    };
   });
 }

@@ -1,18 +1,23 @@
 import assert from "node:assert/strict";
 import { endpointFromNetAddr } from "../net/address.ts";
-import { LineReader, standInRelay, tcpPair, writeText } from "./_test_helpers.ts";
+import { LineReader, standInRelay, tcpPair, writeText } from "./testing.ts";
 import { ExpectationRegistry } from "./expectations.ts";
+import { echoAddrTranslatorFactory } from "./example/mod.ts";
 import {
   createTranslators,
   formatTranslatorConfig,
+  registerTranslator,
   TRANSLATOR_FACTORIES,
   translatorConfigSchema,
 } from "./registry.ts";
-import { runTranslation } from "./run.ts";
-import type { Translator, TranslatorContext } from "./types.ts";
 
-Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a bad option", () => {
-  const schema = translatorConfigSchema().array();
+/** The production plugins and the example, which only tests register. */
+const FACTORIES = [...TRANSLATOR_FACTORIES, registerTranslator(echoAddrTranslatorFactory)];
+import { runTranslation } from "./run.ts";
+import type { ConfiguredTranslator, TranslatorContext } from "./types.ts";
+
+Deno.test("translatorConfigSchema(FACTORIES) fills defaults and names the YAML path of a bad option", () => {
+  const schema = translatorConfigSchema(FACTORIES).array();
   const [ftp, echo] = schema.parse([{ type: "ftp" }, { type: "echo-addr", ports: [7] }]);
   assert.deepEqual(ftp?.ports, [21]);
   assert.equal(ftp?.maxLineBytes, 4096);
@@ -51,8 +56,8 @@ Deno.test("translatorConfigSchema() fills defaults and names the YAML path of a 
   assert.match(unknownType.message, /unknown translator type \(known: ftp, irc-dcc, echo-addr\)/);
 });
 
-Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed options", () => {
-  const [ftp] = translatorConfigSchema().array().parse([{
+Deno.test("translatorConfigSchema(FACTORIES) reads snake_case keys and seconds into typed options", () => {
+  const [ftp] = translatorConfigSchema(FACTORIES).array().parse([{
     type: "ftp",
     ports: [21, 2121],
     max_line_bytes: 2048,
@@ -77,21 +82,26 @@ Deno.test("translatorConfigSchema() reads snake_case keys and seconds into typed
 });
 
 Deno.test("formatTranslatorConfig() gives the YAML form, which parses back to the same entry", () => {
-  const schema = translatorConfigSchema();
+  const schema = translatorConfigSchema(FACTORIES);
   for (
     const yaml of [{ type: "ftp", data_timeout: 2.5, refuse_tls: false }, { type: "echo-addr" }]
   ) {
     const entry = schema.parse(yaml);
-    const formatted = formatTranslatorConfig(entry);
+    const formatted = formatTranslatorConfig(entry, FACTORIES);
     assert.ok(Object.keys(formatted).every((key) => !/[A-Z]/.test(key)), "snake_case keys");
     assert.deepEqual(schema.parse(formatted), entry);
   }
-  assert.equal(formatTranslatorConfig(schema.parse({ type: "ftp" })).data_timeout, 60);
+  assert.equal(formatTranslatorConfig(schema.parse({ type: "ftp" }), FACTORIES).data_timeout, 60);
 });
 
 Deno.test("createTranslators() builds translators in config order; duplicates are refused", () => {
-  const configs = translatorConfigSchema().array().parse([{ type: "echo-addr" }, { type: "ftp" }]);
-  assert.deepEqual(createTranslators(configs).map((t) => t.type), ["echo-addr", "ftp"]);
+  const configs = translatorConfigSchema(FACTORIES).array().parse([{ type: "echo-addr" }, {
+    type: "ftp",
+  }]);
+  assert.deepEqual(createTranslators(configs, FACTORIES).map((t) => t.translator.type), [
+    "echo-addr",
+    "ftp",
+  ]);
   assert.throws(
     () => translatorConfigSchema([...TRANSLATOR_FACTORIES, TRANSLATOR_FACTORIES[0]!]),
     /listed twice/,
@@ -120,18 +130,18 @@ const deps = {
   relay: standInRelay,
   expectations: new ExpectationRegistry(),
 };
+const runOptions = { deps, relay: standInRelay, idleMs: 60_000, signal: AbortSignal.any([]) };
 
-Deno.test("runTranslation() returns false without reading when nothing claims the port", async () => {
+Deno.test("runTranslation() returns null without reading when nothing claims the port", async () => {
   const c = await connections();
   const translators = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "ftp", ports: [2121] }]),
+    translatorConfigSchema(FACTORIES).array().parse([{ type: "ftp", ports: [2121] }]),
   );
   assert.equal(
     await runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
-      deps,
-      signal: AbortSignal.any([]),
+      ...runOptions,
     }),
-    false,
+    null,
   );
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
 });
@@ -139,11 +149,15 @@ Deno.test("runTranslation() returns false without reading when nothing claims th
 Deno.test("runTranslation() runs the claiming translator: the echo-addr example answers locally", async () => {
   const c = await connections();
   const translators = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "echo-addr", ports: [21], command: "WHOAMI" }]),
+    translatorConfigSchema(FACTORIES).array().parse([{
+      type: "echo-addr",
+      ports: [21],
+      command: "WHOAMI",
+    }]),
+    FACTORIES,
   );
   const done = runTranslation(translators, c.ctx, c.gatewayClient, c.gatewayServer, {
-    deps,
-    signal: AbortSignal.any([]),
+    ...runOptions,
   });
   const fromGateway = new LineReader(c.client);
   const atServer = new LineReader(c.server);
@@ -152,50 +166,81 @@ Deno.test("runTranslation() runs the claiming translator: the echo-addr example 
   assert.match((await fromGateway.line())!, /^client=127\.0\.0\.1:\d+ server=\[::1\]:\d+$/);
   await fromGateway.close();
   await atServer.close();
-  assert.equal(await done, true);
+  assert.equal((await done)?.translator, "echo-addr");
 });
 
 Deno.test("runTranslation() sniffs the server greeting and relays it either way", async () => {
   for (const claim of [true, false]) {
     const c = await connections();
     const seen: string[] = [];
-    const sniffer: Translator = {
-      type: "sniffer",
-      match: () => "sniff",
-      sniff: (bytes) => (seen.push(new TextDecoder().decode(bytes)), claim),
-      startSession: () => ({
-        onServerLine: async (
-          line,
-          io,
-        ) => (await io.sendToClient(line.text.toUpperCase()), "consumed" as const),
-      }),
+    const sniffer: ConfiguredTranslator = {
+      ports: new Set([21]),
+      maxLineBytes: 4096,
+      translator: {
+        type: "sniffer",
+        match: () => "sniff",
+        sniff: (bytes) => (seen.push(new TextDecoder().decode(bytes)), claim),
+        startSession: () => ({
+          onServerLine: async (
+            line,
+            io,
+          ) => (await io.sendToClient(line.text.toUpperCase()), "consumed" as const),
+        }),
+      },
     };
     await writeText(c.server, "220 banner\r\n");
     const done = runTranslation([sniffer], c.ctx, c.gatewayClient, c.gatewayServer, {
-      deps,
-      signal: AbortSignal.any([]),
+      ...runOptions,
     });
     const fromGateway = new LineReader(c.client);
     assert.equal(await fromGateway.line(), claim ? "220 BANNER" : "220 banner");
     assert.deepEqual(seen, ["220 banner\r\n"]);
     await fromGateway.close();
     c.server.close();
-    assert.equal(await done, true);
+    assert.equal((await done)?.translator, claim ? "sniffer" : null);
   }
 });
 
-Deno.test("FTP translator match() claims cross-family sessions on its ports only", async () => {
+Deno.test("FTP translator match() claims cross-family sessions; its ports are the configured ones", async () => {
   const c = await connections();
   const [pass, translate] = createTranslators(
-    translatorConfigSchema().array().parse([{ type: "ftp" }, {
+    translatorConfigSchema(FACTORIES).array().parse([{ type: "ftp" }, {
       type: "ftp",
       same_family: "translate",
     }]),
   );
-  assert.equal(pass!.match(c.ctx), "claim");
+  assert.equal(pass!.translator.match(c.ctx), "claim");
   const sameFamily = { ...c.ctx, server: c.ctx.client };
-  assert.equal(pass!.match(sameFamily), "decline");
-  assert.equal(translate!.match(sameFamily), "claim");
-  assert.equal(pass!.match({ ...c.ctx, target: { ...c.ctx.target, port: 2121 } }), "decline");
+  assert.equal(pass!.translator.match(sameFamily), "decline");
+  assert.equal(translate!.translator.match(sameFamily), "claim");
+  assert.deepEqual([...pass!.ports], [21]);
   for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
+
+Deno.test("runTranslation() applies ports: a translator without a port check is not run on other ports", async () => {
+  const c = await connections();
+  let asked = 0;
+  const claimsAll: ConfiguredTranslator = {
+    ports: new Set([2121]),
+    maxLineBytes: 4096,
+    translator: {
+      type: "claims-all",
+      match: () => (asked++, "claim"),
+      startSession: () => ({}),
+    },
+  };
+  const other = { ...c.ctx, target: { ...c.ctx.target, port: 21 } };
+  assert.equal(
+    await runTranslation([claimsAll], other, c.gatewayClient, c.gatewayServer, {
+      ...runOptions,
+    }),
+    null,
+  );
+  assert.equal(asked, 0, "match() is not asked for a port outside `ports`");
+  for (const conn of [c.client, c.gatewayClient, c.gatewayServer, c.server]) conn.close();
+});
+
+Deno.test("the example plugin is not registered in production", () => {
+  assert.deepEqual(TRANSLATOR_FACTORIES.map((factory) => factory.type), ["ftp", "irc-dcc"]);
+  assert.ok(!translatorConfigSchema().safeParse({ type: "echo-addr" }).success);
 });

@@ -7,11 +7,15 @@
  * 1. At config load, each `translators:` entry is validated by its factory's `optionsSchema`
  *    and becomes a {@linkcode Translator} (see `registry.ts`).
  * 2. The gateway builds a {@linkcode TranslatorContext} and a {@linkcode DataChannelBroker}
- *    (`createDataChannelBroker` in `broker.ts`) and calls `runTranslation` (`run.ts`): the
- *    first translator whose {@linkcode Translator.match} claims the session runs it; when none
- *    does, the gateway relays as usual.
+ *    (`createDataChannelBroker` in `broker.ts`) and calls `runTranslation` (`run.ts`): among
+ *    the translators whose configured `ports` include the destination port
+ *    ({@linkcode ConfiguredTranslator}), the first whose {@linkcode Translator.match} claims the
+ *    session runs it; when none does, the gateway relays as usual.
  * 3. The session's line hooks see complete lines from either side; data connections are lent
  *    by the gateway through the broker, so rules, limits, logging and metrics apply to them.
+ *    A hook can hand the rest of the session back to the gateway's core relay
+ *    (`"passthrough"`, {@linkcode LineIo.detach}). The relay idle timeout and byte counts apply
+ *    to the whole session.
  * 4. Before dialing any CONNECT, the gateway asks the {@linkcode ExpectationTable} whether a
  *    translator expects that connection (SOCKS-mode FTP passive data).
  *
@@ -62,7 +66,13 @@ export type LineVerdict =
   /** Pass the line's raw bytes on to the other side, untouched. */
   | "forward"
   /** The hook handled it (rewrote, answered locally, swallowed): send nothing more. */
-  | "consumed";
+  | "consumed"
+  /**
+   * Pass the line on, then hand the rest of the session back to the gateway's core relay:
+   * `io.detach()` and `"forward"` in one (a protocol switching to opaque data after this line:
+   * STARTTLS's `220`, a CONNECT-style upgrade's `101`/`200`).
+   */
+  | "passthrough";
 
 /** What a line hook can do. Writes to one side are serialised; each is a whole line. */
 export interface LineIo {
@@ -72,6 +82,16 @@ export interface LineIo {
   sendToClient(text: string): Promise<void>;
   /** Ends the session: both connections are closed and `close` hooks run. */
   close(): void;
+  /**
+   * Hands the rest of the session back to the gateway's core relay (its idle timeout, byte
+   * counts and speed): no line of either side reaches a hook any more, from the one being
+   * read now on. Bytes the framework already holds (after the current line, a partial line,
+   * a read in flight) are relayed first, in order, none lost; writes already queued by `io`
+   * go out before them. The hook that calls it finishes normally (its verdict applies); then
+   * `signal` aborts and `close` runs, and the session costs nothing more. Call it last: a hook
+   * that waits for a later line after detaching waits forever.
+   */
+  detach(): void;
   /** Aborted when the session ends, for the session's own timers and tasks. */
   readonly signal: AbortSignal;
 }
@@ -109,9 +129,11 @@ export type MatchResult =
 export interface Translator {
   /** The factory type (`"ftp"`). */
   readonly type: string;
-  /** Longest line accepted by the line loop, terminator included. @default 4096 */
-  readonly maxLineBytes?: number;
-  /** Cheap decision from the session facts alone (destination port, families). */
+  /**
+   * Cheap decision from the session facts alone (families, the destination's name). Called
+   * only for sessions to one of the translator's configured `ports`: the framework applies
+   * them (see {@linkcode ConfiguredTranslator}), so a plugin need not check the port.
+   */
   match(ctx: TranslatorContext): MatchResult;
   /**
    * For `"sniff"`: decides from the server's first bytes (up to `sniffBytes`, within
@@ -122,11 +144,63 @@ export interface Translator {
   startSession(ctx: TranslatorContext, broker: DataChannelBroker): TranslatorSession;
 }
 
+/** A byte stream as the gateway's core relay drives it (a `Deno.Conn` is one). */
+export interface RelayStream {
+  /** Reads into the buffer; `null` at end of stream. */
+  read(buffer: Uint8Array): Promise<number | null>;
+  /** Writes some of the bytes; returns how many. */
+  write(bytes: Uint8Array): Promise<number>;
+  /** Shuts down the write side (sends FIN). */
+  closeWrite(): Promise<void>;
+  /** Closes both sides and releases the resource. */
+  close(): void;
+}
+
+/** What the gateway's core relay reports (its `RelayResult`). */
+export interface RelayCounts {
+  /** Bytes copied from the client to the server. */
+  readonly clientToServer: number;
+  /** Bytes copied from the server to the client. */
+  readonly serverToClient: number;
+  /** How it ended (`"closed"`, `"idle"`, `"aborted"`, `"error"`). */
+  readonly end: string;
+  /** The first error, when `end` is `"error"`. */
+  readonly error?: unknown;
+}
+
+/**
+ * The gateway's core relay for a whole session (not a data channel): relays `client` and
+ * `server` with the relay idle timeout until both ended or `signal` aborts, closes both.
+ */
+export type SessionRelay = (
+  client: RelayStream,
+  server: RelayStream,
+  options: { readonly signal: AbortSignal },
+) => Promise<RelayCounts>;
+
+/**
+ * A translator with the common options of its `translators:` entry, which the framework
+ * applies (`createTranslators` in `registry.ts` builds these; `runTranslation` runs them):
+ * `match` is asked only for sessions to one of `ports`, and the line loop caps lines at
+ * `maxLineBytes`.
+ */
+export interface ConfiguredTranslator {
+  /** The plugin's translator. */
+  readonly translator: Translator;
+  /** Destination ports it applies to. */
+  readonly ports: ReadonlySet<number>;
+  /** Longest line accepted by the line loop, terminator included. */
+  readonly maxLineBytes: number;
+}
+
 /** Options common to every `translators:` entry (besides the plugin's own). */
 export interface TranslatorCommonOptions {
-  /** Destination ports this translator applies to. */
+  /** Destination ports this translator applies to (applied by the framework, not the plugin). */
   readonly ports: readonly number[];
-  /** Longest control line accepted, in bytes (terminator included). @default 4096 */
+  /**
+   * Longest control line accepted, in bytes (terminator included). @default the factory's
+   * `defaultMaxLineBytes`, else 4096
+   */
   readonly maxLineBytes: number;
 }
 
@@ -138,6 +212,11 @@ export interface TranslatorFactory<Options = Record<string, unknown>> {
   readonly description: string;
   /** Ports used when the entry has no `ports:`. */
   readonly defaultPorts: readonly number[];
+  /**
+   * `max_line_bytes` when the entry has none: the protocol's own longest line (terminator
+   * included), if the framework's default (4096) is too short for it. @default 4096
+   */
+  readonly defaultMaxLineBytes?: number;
   /**
    * The plugin's own options (without `type`, `ports` and `max_line_bytes`) in their YAML
    * form: snake_case keys, durations in seconds, unknown keys rejected (`z.strictObject`),
@@ -242,6 +321,8 @@ export interface ExpectOptions {
   readonly signal: AbortSignal;
   /** Aborting tears down the relay started for the expected CONNECT (ABOR, session end). */
   readonly relaySignal: AbortSignal;
+  /** Called once when the relay of the expected CONNECT has ended (or `open` failed). */
+  ended?(): void;
 }
 
 /** A CONNECT that a translator expected: what the gateway does instead of dialing. */
@@ -253,6 +334,8 @@ export interface ExpectedConnection {
   open(signal: AbortSignal): Promise<Deno.Conn>;
   /** Aborted when the translator wants the relay torn down (ABOR, session end). */
   readonly signal: AbortSignal;
+  /** The gateway calls it once its relay of this connection ended (or `open` failed). */
+  ended(): void;
 }
 
 /**
@@ -324,7 +407,7 @@ export interface BrokerDeps {
     options: { readonly side: Side; readonly reason: string; readonly label: string },
   ): void;
   /** The gateway's core relay; must close both connections when done or aborted. */
-  relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<void>;
+  relay(a: Deno.Conn, b: Deno.Conn, options: DataRelayOptions): Promise<unknown>;
   /** Opens a TCP listener. @default Deno.listen */
   listen?(options: { readonly hostname: string; readonly port: number }): Deno.TcpListener;
   /** The gateway-wide expectation table (an `ExpectationRegistry` from `expectations.ts`). */

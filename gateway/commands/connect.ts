@@ -25,7 +25,8 @@ import {
 } from "./_request_context.ts";
 import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
-import type { ExpectedOpen, Handshaken, SessionServices } from "../session_types.ts";
+import type { Handshaken, SessionServices } from "../session_types.ts";
+import type { ExpectedConnection } from "../../translators/types.ts";
 import type { ConnectionRecord } from "../observe/connection_log.ts";
 import type { Dialed } from "../upstream/types.ts";
 import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
@@ -129,13 +130,18 @@ export async function handleConnect(
   if (!answered) return;
   services.noteSession?.(conn, { subject: allowed ?? subject() });
 
-  if (await services.translation.translate(session, dialed, route)) {
+  const translated = await services.translation.translate(session, dialed, route);
+  if (translated) {
     services.record({
       ...connected,
       used: dialed.remote,
       outcome: "relayed",
       reply: Reply.Succeeded,
-      reason: "translated",
+      bytesUp: translated.bytesUp,
+      bytesDown: translated.bytesDown,
+      reason: via +
+        (translated.end === "error" ? `error: ${errorText(translated.error)}` : translated.end),
+      ...(translated.translator !== null && { translator: translated.translator }),
     });
     return;
   }
@@ -165,7 +171,7 @@ export async function handleConnect(
 async function connectExpected(
   session: Handshaken,
   services: SessionServices,
-  expected: ExpectedOpen,
+  expected: ExpectedConnection,
   base: Omit<ConnectionRecord, "outcome">,
 ): Promise<void> {
   const { conn } = session;
@@ -180,6 +186,7 @@ async function connectExpected(
       ]),
     );
   } catch (error) {
+    expected.ended();
     await rejectForError(session, services, base, error, `${why}: `);
     return;
   }
@@ -190,12 +197,15 @@ async function connectExpected(
     context: `${why}: `,
     release: () => opened.close(),
   });
-  if (!answered) return;
+  if (!answered) {
+    expected.ended();
+    return;
+  }
   const result = await relay(conn, opened, {
     idleMs: services.config.timeouts.idleMs,
     signal: AbortSignal.any([services.shutdown, expected.signal]),
     clientPrelude: session.reader.takeBuffered(),
-  });
+  }).finally(() => expected.ended());
   services.record({
     ...base,
     used,

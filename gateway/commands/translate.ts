@@ -55,9 +55,9 @@ import { createTranslators } from "../../translators/registry.ts";
 import { runTranslation } from "../../translators/run.ts";
 import type {
   BrokerDeps,
+  ConfiguredTranslator,
   DataRelayOptions,
   Side,
-  Translator,
   TranslatorContext,
 } from "../../translators/types.ts";
 import type { Config } from "../config/types.ts";
@@ -103,7 +103,7 @@ let nextId = 0;
  * // In CONNECT, before rules and dial:
  * const expected = translation.takeExpected({ address: client.address, user }, target);
  * // After the success reply:
- * if (!(await translation.translate(session, dialed, route))) await relay(...);
+ * if ((await translation.translate(session, dialed, route)) === null) await relay(...);
  * ```
  *
  * @throws {TypeError} for a `translators:` entry no plugin provides (the config schema
@@ -113,9 +113,9 @@ export function createTranslationService(
   config: Config,
   options: TranslationServiceOptions,
 ): TranslationService {
-  const translators: readonly Translator[] = createTranslators(config.translators);
+  const translators: readonly ConfiguredTranslator[] = createTranslators(config.translators);
   if (translators.length === 0) {
-    return { takeExpected: () => undefined, translate: () => Promise.resolve(false) };
+    return { takeExpected: () => undefined, translate: () => Promise.resolve(null) };
   }
   const expectations = new ExpectationRegistry();
   const connect = options.connect ??
@@ -242,10 +242,10 @@ export function createTranslationService(
     async translate(session, dialed, route) {
       const target = session.request.target;
       try {
-        if (route.chained) return false;
+        if (route.chained) return null;
         // Bytes the client pipelined after its request (before any server greeting) belong
         // to the plain relay, which delivers them first; line protocols never do this.
-        if (session.reader.buffered > 0) return false;
+        if (session.reader.buffered > 0) return null;
         const ctx: TranslatorContext = {
           id: (nextId++ % 0x100000).toString(36),
           client: session.client,
@@ -255,8 +255,12 @@ export function createTranslationService(
           target,
           user: session.user ?? null,
         };
+        const idleMs = config.timeouts.idleMs;
         return await runTranslation(translators, ctx, session.conn, dialed.conn, {
           deps: depsFor(session, ctx, dialed.egress),
+          // The rest of a session handed back: the core relay, like any CONNECT's.
+          relay: (client, server, { signal }) => relay(client, server, { idleMs, signal }),
+          idleMs,
           signal: options.shutdown,
         });
       } catch (error) {
@@ -264,7 +268,14 @@ export function createTranslationService(
         log.error("translator failed: {error}", { error: errorText(error) });
         closeQuietly(session.conn);
         closeQuietly(dialed.conn);
-        return true;
+        return {
+          translator: null,
+          bytesUp: 0,
+          bytesDown: 0,
+          handedBack: false,
+          end: "error",
+          error,
+        };
       }
     },
   };

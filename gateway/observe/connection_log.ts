@@ -45,6 +45,8 @@ export interface ConnectionRecord {
   readonly handshakeMs?: number;
   /** Outbound dial time in ms (CONNECT), whether it succeeded or not. */
   readonly connectMs?: number;
+  /** The type of the protocol translator that handled the session (`ftp`), if one did. */
+  readonly translator?: string;
   /** The per-user limit that refused the session (REP 2), if one did. */
   readonly refusal?: "max_connections" | "quota";
   /** The route of a CONNECT: `direct`, or the matching route's label. */
@@ -84,8 +86,11 @@ export function logConnection(record: ConnectionRecord): void {
     outcome: record.outcome,
   };
   if (record.reason) fields.reason = record.reason;
+  if (record.translator) fields.translator = record.translator;
   const message = "{outcome} {client} user={user} {command} {dest} via {used} {families} " +
-    "up={up} down={down} {durationMs}ms rep={rep}" + (record.reason ? " ({reason})" : "");
+    "up={up} down={down} {durationMs}ms rep={rep}" +
+    (record.translator ? " translator={translator}" : "") +
+    (record.reason ? " ({reason})" : "");
   if (connectionLogLevel(record) === "info") connLogger.info(message, fields);
   else connLogger.warn(message, fields);
 }

@@ -623,8 +623,8 @@ export class GatewayMetrics {
   /** Outbound dial time of CONNECTs, by result (`succeeded`, `failed`). */
   readonly connectSeconds: Histogram;
   /**
-   * Sessions handled by a protocol translator. Counted from connection records whose `reason`
-   * is `translated` (what `connect.ts` writes); translators need not increment it themselves.
+   * Sessions handled by a protocol translator. Counted from connection records that name a
+   * `translator` (what `connect.ts` writes); translators need not increment it themselves.
    */
   readonly translatorSessions: Counter;
   /** Clients closed right after accept by a limit. */
@@ -794,7 +794,7 @@ export class GatewayMetrics {
         record.connectMs / 1000,
       );
     }
-    if (record.reason === "translated") this.translatorSessions.inc();
+    if (record.translator !== undefined) this.translatorSessions.inc();
     const user = record.user ?? ANONYMOUS_USER_LABEL;
     if (record.bytesUp) this.userBytes.inc([user, "up"], record.bytesUp);
     if (record.bytesDown) this.userBytes.inc([user, "down"], record.bytesDown);

@@ -136,7 +136,13 @@ Deno.test("GatewayMetrics.recordConnection() counts connections, replies, bytes 
     reason: "authentication failed",
     startedAt: 0,
   });
-  metrics.recordConnection({ ...relayed, reason: "translated", bytesUp: 0, bytesDown: 0 });
+  metrics.recordConnection({
+    ...relayed,
+    translator: "ftp",
+    reason: "eof",
+    bytesUp: 0,
+    bytesDown: 0,
+  });
   stats.hits = 4;
   stats.queries = 2;
 

@@ -16,7 +16,7 @@ import {
 } from "../../socks5/codec.ts";
 import type { ExactReader } from "../../socks5/exact_reader.ts";
 import { Reply, type SocksTarget } from "../../socks5/types.ts";
-import { LineReader, writeText } from "../../translators/_test_helpers.ts";
+import { LineReader, writeText } from "../../translators/testing.ts";
 import {
   connectTo,
   randomBytes,
@@ -393,6 +393,35 @@ Deno.test("`createTranslationService()` records complete transfers as closed whe
     undefined,
     false,
   );
+});
+
+Deno.test("`createTranslationService()` closes an idle translated session after the relay idle timeout and records its bytes", async () => {
+  await using server = startScriptedServer("::1");
+  await using gateway = startTestGateway(`resolver:
+  hosts: { ${NAME}: ["::1"] }
+timeouts: { idle: 0.2 }
+rules:
+  - { action: allow, ports: [${server.port}] }
+translators:
+  - { type: ftp, ports: [${server.port}] }
+`);
+  const { conn, reply } = await socksConnect(gateway, name(server.port));
+  assert.equal(reply, Reply.Succeeded);
+  const control = new LineReader(conn);
+  try {
+    const greeting = await control.line();
+    assert.equal(greeting, "220 scripted FTP");
+    await writeText(conn, "NOOP\r\n");
+    const noop = await control.line();
+    // Then silence: the gateway ends the session like an idle relay.
+    assert.equal(await control.line(10_000), null);
+    const record = await recordOf(gateway, (r) => r.translator === "ftp");
+    assert.equal(record.reason, "idle");
+    assert.equal(record.bytesUp, "NOOP\r\n".length);
+    assert.equal(record.bytesDown, `${greeting}\r\n${noop}\r\n`.length);
+  } finally {
+    await control.close();
+  }
 });
 
 Deno.test("`createTranslationService()` never gives one user's data channel to another user of the same address", async () => {

@@ -22,7 +22,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { encodeGreeting, encodeRequest, readMethodSelection } from "../../socks5/codec.ts";
-import { LineReader, writeText } from "../../translators/_test_helpers.ts";
+import { LineReader, writeText } from "../../translators/testing.ts";
 import { formatEndpoint, parseIp } from "../../net/address.ts";
 import {
   connectTo,
@@ -234,10 +234,21 @@ Deno.test("a flood of offers opens at most max_offers listeners", async () => {
 });
 
 Deno.test("an over-long line ends the session and nothing of it reaches the client", async () => {
-  const long = `:m PRIVMSG victim :${"A".repeat(5000)}\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`;
+  // Longer than irc-dcc's default cap (8703 bytes: IRCv3 message tags and a message).
+  const long = `:m PRIVMSG victim :${"A".repeat(9000)}\x01DCC SEND f.bin ${LOOPBACK_V4} 6379 1\x01`;
   const outcome = await session(["001 victim :welcome", long, offer(LOOPBACK_V4, 6379)]);
   assert.equal(outcome.reachedEnd, false);
   assert.deepEqual(outcome.toClient, ["001 victim :welcome"]);
+});
+
+Deno.test("a line with IRCv3 message tags longer than 4096 bytes is relayed (irc-dcc's default cap)", async () => {
+  const tagged = `@+example/blob=${"a".repeat(6000)} :bob!b@h PRIVMSG victim :hello`;
+  const outcome = await session(["001 victim :welcome", tagged]);
+  assert.equal(outcome.reachedEnd, true);
+  assert.deepEqual(outcome.toClient, ["001 victim :welcome", tagged]);
+  // The session's record names its translator (a typed field).
+  const control = outcome.gateway.records.find((r) => r.command === "connect");
+  assert.equal(control?.translator, "irc-dcc");
 });
 
 Deno.test("a client's offer naming another host or a privileged port never reaches the server", async () => {

@@ -57,10 +57,10 @@ export const echoAddrTranslatorFactory: TranslatorFactory<EchoAddrOptions> = {
   defaultPorts: [7007],
   optionsSchema: echoAddrOptionsSchema,
   create(options: EchoAddrOptions & TranslatorCommonOptions) {
-    const ports = new Set(options.ports);
     return {
       type: "echo-addr",
-      match: (ctx) => (ports.has(ctx.target.port) ? "claim" : "decline"),
+      // The framework applies `ports`: match() is only asked for sessions to one of them.
+      match: () => "claim",
       startSession: (ctx) => new EchoAddrSession(ctx, options.command),
     };
   },

@@ -1,21 +1,12 @@
 import assert from "node:assert/strict";
 import { parseIp } from "../../net/address.ts";
-import type { Line, LineIo, TranslatorContext } from "../types.ts";
+import { lineOf, recordingBroker, recordingIo, testContext } from "../testing.ts";
 import { echoAddrOptionsSchema, echoAddrTranslatorFactory } from "./mod.ts";
 
-const ctx: TranslatorContext = {
-  id: "e",
-  client: { address: parseIp("192.0.2.1")!, port: 40000 },
-  clientSideLocal: { address: parseIp("192.0.2.10")!, port: 1080 },
+const ctx = testContext({
   server: { address: parseIp("2001:db8::20")!, port: 7007 },
-  serverSideLocal: { address: parseIp("2001:db8::10")!, port: 50000 },
   target: { address: { family: "name", name: "echo.example" }, port: 7007 },
-  user: null,
-};
-
-function line(text: string): Line {
-  return { text, raw: new TextEncoder().encode(text + "\r\n") };
-}
+});
 
 Deno.test("echo-addr answers its command locally and forwards other lines", async () => {
   const translator = echoAddrTranslatorFactory.create({
@@ -24,18 +15,12 @@ Deno.test("echo-addr answers its command locally and forwards other lines", asyn
     maxLineBytes: 4096,
   });
   assert.equal(translator.match(ctx), "claim");
-  assert.equal(translator.match({ ...ctx, target: { ...ctx.target, port: 7 } }), "decline");
-  const sent: string[] = [];
-  const io: LineIo = {
-    sendToClient: (text) => (sent.push(text), Promise.resolve()),
-    sendToServer: () => Promise.reject(new Error("unexpected")),
-    close: () => {},
-    signal: new AbortController().signal,
-  };
-  const session = translator.startSession(ctx, {} as never);
-  assert.equal(await session.onClientLine!(line("hello"), io), "forward");
-  assert.equal(await session.onClientLine!(line("WHOAMI"), io), "consumed");
-  assert.deepEqual(sent, ["client=192.0.2.1:40000 server=[2001:db8::20]:7007"]);
+  const { io, toClient, toServer } = recordingIo();
+  const session = translator.startSession(ctx, recordingBroker().broker);
+  assert.equal(await session.onClientLine!(lineOf("hello"), io), "forward");
+  assert.equal(await session.onClientLine!(lineOf("WHOAMI"), io), "consumed");
+  assert.deepEqual(toClient, ["client=192.0.2.1:40000 server=[2001:db8::20]:7007"]);
+  assert.deepEqual(toServer, []);
 });
 
 Deno.test("echo-addr options refuse an invalid command name", () => {

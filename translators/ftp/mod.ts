@@ -5,6 +5,7 @@
  * @module
  */
 
+import { matchAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatFtpOptions, type FtpOptions, ftpOptionsSchema } from "./options.ts";
 import { FtpSession } from "./session.ts";
@@ -14,14 +15,9 @@ export { type FtpReply, FtpSession } from "./session.ts";
 
 /** Creates a configured FTP translator (what the registry does with a `type: ftp` entry). */
 export function createFtpTranslator(options: FtpOptions & TranslatorCommonOptions): Translator {
-  const ports = new Set(options.ports);
   return {
     type: "ftp",
-    match(ctx) {
-      if (!ports.has(ctx.target.port)) return "decline";
-      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
-      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
-    },
+    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
     startSession(ctx, broker) {
       return new FtpSession(ctx, broker, options);
     },

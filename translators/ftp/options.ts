@@ -19,6 +19,7 @@
 
 import { z } from "zod";
 import { type PortRange, portRangeSchema } from "../data_channel.ts";
+import { type SameFamily, sameFamilySchema, yamlMapping } from "../plugin_options.ts";
 
 export type { PortRange } from "../data_channel.ts";
 
@@ -28,7 +29,7 @@ export interface FtpOptions {
    * `pass` leaves IPv4→IPv4 and IPv6→IPv6 sessions untouched; `translate` handles them too.
    * @default "pass"
    */
-  readonly sameFamily: "pass" | "translate";
+  readonly sameFamily: SameFamily;
   /** Ports for listeners facing the client (passive mode). @default {from: 49152, to: 65535} */
   readonly passivePorts: PortRange;
   /** Ports for listeners facing the server (active mode). @default {from: 49152, to: 65535} */
@@ -40,6 +41,16 @@ export interface FtpOptions {
   /** Answer AUTH with 534 and hide TLS features in FEAT (TLS cannot be translated). @default true */
   readonly refuseTls: boolean;
 }
+
+/** The YAML key of each option, for both directions. */
+const FTP_YAML = yamlMapping<FtpOptions>({
+  sameFamily: "same_family",
+  passivePorts: "passive_ports",
+  activePorts: "active_ports",
+  dataTimeoutMs: { seconds: "data_timeout" },
+  replyTimeoutMs: { seconds: "reply_timeout" },
+  refuseTls: "refuse_tls",
+});
 
 const MAX_SECONDS = 600;
 const seconds = z.number().refine(
@@ -62,29 +73,15 @@ const seconds = z.number().refine(
  * ```
  */
 export const ftpOptionsSchema: z.ZodType<FtpOptions> = z.strictObject({
-  same_family: z.enum(["pass", "translate"]).default("pass"),
+  same_family: sameFamilySchema,
   passive_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
   active_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
   data_timeout: seconds.default(60),
   reply_timeout: seconds.default(30),
   refuse_tls: z.boolean().default(true),
-}).transform((yaml): FtpOptions => ({
-  sameFamily: yaml.same_family,
-  passivePorts: yaml.passive_ports,
-  activePorts: yaml.active_ports,
-  dataTimeoutMs: Math.round(yaml.data_timeout * 1000),
-  replyTimeoutMs: Math.round(yaml.reply_timeout * 1000),
-  refuseTls: yaml.refuse_tls,
-}));
+}).transform((yaml) => FTP_YAML.fromYaml(yaml));
 
 /** The YAML form of validated options (for `main.ts check`): parses back to the same values. */
 export function formatFtpOptions(options: FtpOptions): Record<string, unknown> {
-  return {
-    same_family: options.sameFamily,
-    passive_ports: { from: options.passivePorts.from, to: options.passivePorts.to },
-    active_ports: { from: options.activePorts.from, to: options.activePorts.to },
-    data_timeout: options.dataTimeoutMs / 1000,
-    reply_timeout: options.replyTimeoutMs / 1000,
-    refuse_tls: options.refuseTls,
-  };
+  return FTP_YAML.toYaml(options);
 }

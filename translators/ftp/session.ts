@@ -1,7 +1,7 @@
 /**
  * One translated FTP control session: the state machine of the translation table (described in
- * README.md, "FTP across families": passive, active, EPSV ALL, policy and data-channel checks;
- * the wire forms are RFC 959, RFC 1639 and RFC 2428).
+ * `translators/README.md`, section "FTP across families": passive, active, EPSV ALL, policy and
+ * data-channel checks; the wire forms are RFC 959, RFC 1639 and RFC 2428).
  *
  * Client commands are handled one at a time (the line loop waits for each hook); server
  * replies are correlated in order with a queue of what the gateway forwarded or asked.
@@ -12,9 +12,8 @@
 import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
-import { closeQuietly } from "../../net/io.ts";
 import { withTimeout } from "../_timeout.ts";
-import { bridgeDataChannel, TaskSet } from "../data_channel.ts";
+import { serveDataListener, TaskSet } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -113,15 +112,14 @@ export class FtpSession implements TranslatorSession {
   #setup = new AbortController();
   /** Running data relays: aborted by ABOR, REIN, QUIT and the session's end. */
   #transfers = new AbortController();
-  readonly #tasks = new TaskSet((error) => {
-    logger.warn("FTP data task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-  });
+  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: FtpOptions) {
     this.#ctx = ctx;
     this.#broker = broker;
     this.#options = options;
+    this.#tasks = new TaskSet(DATA_LABEL, ctx.id);
   }
 
   /** Handles one client command. */
@@ -412,45 +410,18 @@ export class FtpSession implements TranslatorSession {
     const pasvAddress = verb === "PASV" && advertised.address.family === 6
       ? pasvStandIn(this.#ctx.server.address)
       : advertised.address;
-    let claimed = false;
-    const transfers = this.#transfers.signal;
     // SOCKS clients CONNECT to the original destination (curl's skip-pasv-ip) or to the 227
     // address; clients without SOCKS connect to the listener itself. First one wins.
-    const expectation = this.#broker.expect({
-      targets: [
+    serveDataListener(this.#broker, this.#tasks, listener, {
+      ...this.#dataChannel("server", serverData),
+      expectTargets: [
         { address: this.#ctx.target.address, port: advertised.port },
         { address: advertised.address, port: advertised.port },
         ...(pasvAddress === advertised.address
           ? []
           : [{ address: pasvAddress, port: advertised.port }]),
       ],
-      ttlMs: this.#options.dataTimeoutMs,
-      signal: setup,
-      relaySignal: transfers,
-      open: (signal) => {
-        if (claimed) return Promise.reject(new Error("Cannot open data connection: taken"));
-        claimed = true;
-        listener[Symbol.dispose]();
-        return this.#broker.connect(serverData, {
-          side: "server",
-          signal: AbortSignal.any([signal, transfers]),
-        });
-      },
-    });
-    this.#tasks.spawn(async () => {
-      let clientConn: Deno.Conn;
-      try {
-        clientConn = await listener.accept();
-      } catch {
-        return; // Timed out, replaced, or the SOCKS path claimed it.
-      }
-      if (claimed) {
-        closeQuietly(clientConn);
-        return;
-      }
-      claimed = true;
-      expectation[Symbol.dispose]();
-      await this.#bridge(clientConn, serverData, "server", transfers);
+      setupSignal: setup,
     });
     const gateway: IpEndpoint = { address: advertised.address, port: advertised.port };
     if (verb === "PASV") await io.sendToClient(format227({ ...gateway, address: pasvAddress }));
@@ -506,16 +477,11 @@ export class FtpSession implements TranslatorSession {
     const setup = this.#setup.signal;
     const listener = await this.#listenForData("server", setup, io);
     if (!listener) return;
-    const transfers = this.#transfers.signal;
     // Accepting starts now: some servers connect before their 200 (pyftpdlib).
-    this.#tasks.spawn(async () => {
-      let serverConn: Deno.Conn;
-      try {
-        serverConn = await listener.accept();
-      } catch {
-        return;
-      }
-      await this.#bridge(serverConn, clientData, "client", transfers);
+    serveDataListener(this.#broker, this.#tasks, listener, {
+      ...this.#dataChannel("client", clientData),
+      expectTargets: [],
+      setupSignal: setup,
     });
     const local = listener.endpoint;
     const commands = serverFamily === 6
@@ -556,10 +522,10 @@ export class FtpSession implements TranslatorSession {
     return null;
   }
 
-  /** Connects the other leg of a data connection and relays; closes everything on failure. */
-  #bridge(accepted: Deno.Conn, endpoint: IpEndpoint, side: Side, transfers: AbortSignal) {
-    const options = { id: this.#ctx.id, side, label: DATA_LABEL, signal: transfers };
-    return bridgeDataChannel(this.#broker, accepted, endpoint, options);
+  /** A data channel's other leg (`target` on `side`), relayed until ABOR, REIN, QUIT or the end. */
+  #dataChannel(side: Side, target: IpEndpoint) {
+    const common = { id: this.#ctx.id, label: DATA_LABEL, ttlMs: this.#options.dataTimeoutMs };
+    return { ...common, side, target, signal: this.#transfers.signal };
   }
 
   /** Drops the pending data setup (listener, expectation): one per session. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { endpointFromNetAddr, type IpEndpoint, parseIp, toHostname } from "../../net/address.ts";
 import type { SocksTarget } from "../../socks5/types.ts";
-import { LineReader, standInRelay, tcpPair, writeText } from "../_test_helpers.ts";
+import { LineReader, standInRelay, tcpPair, writeText } from "../testing.ts";
 import { createDataChannelBroker } from "../broker.ts";
 import { ExpectationRegistry } from "../expectations.ts";
 import { runLineSession } from "../line_session.ts";

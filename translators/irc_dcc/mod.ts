@@ -7,6 +7,7 @@
  * @module
  */
 
+import { matchAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
 import { IrcDccSession } from "./session.ts";
@@ -14,18 +15,19 @@ import { IrcDccSession } from "./session.ts";
 export { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
 export { DCC_LABEL, IrcDccSession } from "./session.ts";
 
+/**
+ * The longest IRC line with IRCv3 message tags, CRLF included: 8191 bytes of tags (with the
+ * leading `@` and the trailing space) and 512 of message. Plain IRC lines are 512 at most.
+ */
+export const IRC_MAX_LINE_BYTES = 8191 + 512;
+
 /** Creates a configured IRC DCC translator (what the registry does with a `type: irc-dcc`). */
 export function createIrcDccTranslator(
   options: IrcDccOptions & TranslatorCommonOptions,
 ): Translator {
-  const ports = new Set(options.ports);
   return {
     type: "irc-dcc",
-    match(ctx) {
-      if (!ports.has(ctx.target.port)) return "decline";
-      const crossFamily = ctx.client.address.family !== ctx.server.address.family;
-      return crossFamily || options.sameFamily === "translate" ? "claim" : "decline";
-    },
+    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
     startSession(ctx, broker) {
       return new IrcDccSession(ctx, broker, options);
     },
@@ -37,6 +39,7 @@ export const ircDccTranslatorFactory: TranslatorFactory<IrcDccOptions> = {
   type: "irc-dcc",
   description: "IRC DCC across IPv4 and IPv6: SEND/CHAT/RESUME/ACCEPT offers rewritten",
   defaultPorts: [6667],
+  defaultMaxLineBytes: IRC_MAX_LINE_BYTES,
   optionsSchema: ircDccOptionsSchema,
   formatOptions: formatIrcDccOptions,
   create: createIrcDccTranslator,

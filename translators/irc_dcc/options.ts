@@ -17,11 +17,12 @@
 
 import { z } from "zod";
 import { type PortRange, portRangeSchema } from "../data_channel.ts";
+import { type SameFamily, sameFamilySchema, yamlMapping } from "../plugin_options.ts";
 
 /** The IRC DCC translator's validated options. */
 export interface IrcDccOptions {
   /** `pass` leaves same-family sessions untouched; `translate` handles them too. @default "pass" */
-  readonly sameFamily: "pass" | "translate";
+  readonly sameFamily: SameFamily;
   /** Ports of the gateway's listeners for offers. @default {from: 49152, to: 65535} */
   readonly listenPorts: PortRange;
   /** How long an offer's listener waits for its peer. @default 120000 */
@@ -29,6 +30,14 @@ export interface IrcDccOptions {
   /** Listeners open at once per IRC session; further offers are refused. @default 8 */
   readonly maxOffers: number;
 }
+
+/** The YAML key of each option, for both directions. */
+const IRC_DCC_YAML = yamlMapping<IrcDccOptions>({
+  sameFamily: "same_family",
+  listenPorts: "listen_ports",
+  offerTimeoutMs: { seconds: "offer_timeout" },
+  maxOffers: "max_offers",
+});
 
 const MAX_SECONDS = 3600;
 
@@ -47,7 +56,7 @@ const MAX_SECONDS = 3600;
  * ```
  */
 export const ircDccOptionsSchema: z.ZodType<IrcDccOptions> = z.strictObject({
-  same_family: z.enum(["pass", "translate"]).default("pass"),
+  same_family: sameFamilySchema,
   listen_ports: portRangeSchema.default({ from: 49152, to: 65535 }),
   offer_timeout: z.number().refine(
     (n) => Number.isFinite(n) && n >= 1 && n <= MAX_SECONDS,
@@ -57,19 +66,9 @@ export const ircDccOptionsSchema: z.ZodType<IrcDccOptions> = z.strictObject({
     64,
     "must be 1..64",
   ).default(8),
-}).transform((yaml): IrcDccOptions => ({
-  sameFamily: yaml.same_family,
-  listenPorts: yaml.listen_ports,
-  offerTimeoutMs: Math.round(yaml.offer_timeout * 1000),
-  maxOffers: yaml.max_offers,
-}));
+}).transform((yaml) => IRC_DCC_YAML.fromYaml(yaml));
 
 /** The YAML form of validated options (for `main.ts check`): parses back to the same values. */
 export function formatIrcDccOptions(options: IrcDccOptions): Record<string, unknown> {
-  return {
-    same_family: options.sameFamily,
-    listen_ports: { from: options.listenPorts.from, to: options.listenPorts.to },
-    offer_timeout: options.offerTimeoutMs / 1000,
-    max_offers: options.maxOffers,
-  };
+  return IRC_DCC_YAML.toYaml(options);
 }

@@ -26,8 +26,7 @@ import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { isHostLocal, isMulticastOrBroadcast } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { closeQuietly } from "../../net/io.ts";
-import { bridgeDataChannel, TaskSet } from "../data_channel.ts";
+import { serveDataListener, TaskSet } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -85,15 +84,14 @@ export class IrcDccSession implements TranslatorSession {
   readonly #options: IrcDccOptions;
   readonly #offers = new Set<OpenOffer>();
   readonly #closed = new AbortController();
-  readonly #tasks = new TaskSet((error) => {
-    logger.warn("DCC task failed: {error}", { id: this.#ctx.id, error: errorText(error) });
-  });
+  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: IrcDccOptions) {
     this.#ctx = ctx;
     this.#broker = broker;
     this.#options = options;
+    this.#tasks = new TaskSet(DCC_LABEL, ctx.id);
   }
 
   /** A line from the client: its DCC requests are translated toward the server. */
@@ -297,43 +295,19 @@ export class IrcDccSession implements TranslatorSession {
       setup: listener.setup,
     };
     this.#offers.add(open);
-    let claimed = false;
-    const relaySignal = this.#closed.signal;
-    const expectation = targetSide === "server"
-      ? this.#broker.expect({
-        targets: [{ address: listener.endpoint.address, port: listener.endpoint.port }],
-        ttlMs: this.#options.offerTimeoutMs,
-        signal: AbortSignal.any([listener.setup.signal, relaySignal]),
-        relaySignal,
-        open: (signal) => {
-          if (claimed) return Promise.reject(new Error("Cannot open DCC channel: taken"));
-          claimed = true;
-          this.#offers.delete(open);
-          listener[Symbol.dispose]();
-          return this.#broker.connect(target, {
-            side: "server",
-            signal: AbortSignal.any([signal, relaySignal]),
-          });
-        },
-      })
-      : null;
-    this.#tasks.spawn(async () => {
-      let accepted: Deno.Conn;
-      try {
-        accepted = await listener.accept();
-      } catch {
-        return; // Timed out, closed, or the SOCKS path claimed it.
-      } finally {
-        if (!claimed) this.#offers.delete(open);
-      }
-      if (claimed) {
-        closeQuietly(accepted);
-        return;
-      }
-      claimed = true;
-      expectation?.[Symbol.dispose]();
-      const options = { id: this.#ctx.id, side: targetSide, label: DCC_LABEL, signal: relaySignal };
-      await bridgeDataChannel(this.#broker, accepted, target, options);
+    serveDataListener(this.#broker, this.#tasks, listener, {
+      id: this.#ctx.id,
+      side: targetSide,
+      label: DCC_LABEL,
+      target,
+      // A peer's offer reaches the client, which may CONNECT to it through SOCKS.
+      expectTargets: targetSide === "server"
+        ? [{ address: listener.endpoint.address, port: listener.endpoint.port }]
+        : [],
+      ttlMs: this.#options.offerTimeoutMs,
+      setupSignal: AbortSignal.any([listener.setup.signal, this.#closed.signal]),
+      signal: this.#closed.signal,
+      settled: () => this.#offers.delete(open),
     });
   }
 }

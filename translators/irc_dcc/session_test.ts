@@ -1,106 +1,82 @@
 import assert from "node:assert/strict";
-import { formatEndpoint, type IpEndpoint, parseIp } from "../../net/address.ts";
-import type {
-  DataChannelBroker,
-  DataListenOptions,
-  ExpectOptions,
-  Line,
-  LineIo,
-  TranslatorContext,
-} from "../types.ts";
-import { formatIrcDccOptions, ircDccOptionsSchema, ircDccTranslatorFactory } from "./mod.ts";
+import { type IpEndpoint, parseIp } from "../../net/address.ts";
+import { ftpTranslatorFactory } from "../ftp/mod.ts";
+import { createTranslators, registerTranslator, translatorConfigSchema } from "../registry.ts";
+import { lineOf, recordingBroker, recordingIo, testContext } from "../testing.ts";
+import {
+  formatIrcDccOptions,
+  IRC_MAX_LINE_BYTES,
+  ircDccOptionsSchema,
+  ircDccTranslatorFactory,
+} from "./mod.ts";
 
 const ip = (text: string) => parseIp(text)!;
 
 /** An IPv4 client reaching an IPv6 IRC server. */
-const ctx: TranslatorContext = {
+const ctx = testContext({
   id: "d",
   client: { address: ip("192.0.2.2"), port: 40000 },
   clientSideLocal: { address: ip("192.0.2.1"), port: 1080 },
   server: { address: ip("2001:db8:2::2"), port: 6667 },
   serverSideLocal: { address: ip("2001:db8:2::1"), port: 50001 },
   target: { address: { family: "name", name: "irc.example" }, port: 6667 },
-  user: null,
-};
-
-/** A broker double: listeners that never see a peer, rules that deny one port. */
-function fakeBroker(deniedPort = 2222) {
-  const listens: DataListenOptions[] = [];
-  const refusals: string[] = [];
-  const expects: ExpectOptions[] = [];
-  let nextPort = 50000;
-  const broker: DataChannelBroker = {
-    listen(options) {
-      listens.push(options);
-      const local = options.side === "client" ? ctx.clientSideLocal : ctx.serverSideLocal;
-      return Promise.resolve({
-        endpoint: { address: local.address, port: nextPort++ },
-        accept: () =>
-          new Promise<Deno.Conn>((_, reject) => {
-            const fail = () => reject(new Error("closed"));
-            if (options.signal.aborted) fail();
-            options.signal.addEventListener("abort", fail, { once: true });
-          }),
-        [Symbol.dispose]() {},
-      });
-    },
-    connect: () => Promise.reject(new Error("no dial in this test")),
-    permits(endpoint: IpEndpoint, options) {
-      if (endpoint.port !== deniedPort) return true;
-      refusals.push(`${options.side} ${formatEndpoint(endpoint)} rules`);
-      return false;
-    },
-    refuse(endpoint, options) {
-      refusals.push(`${options.side} ${formatEndpoint(endpoint)} ${options.reason}`);
-    },
-    relay: () => Promise.resolve(),
-    expect(options) {
-      expects.push(options);
-      return { [Symbol.dispose]() {} };
-    },
-  };
-  return { broker, listens, refusals, expects };
-}
-
-function line(text: string): Line {
-  return { text, raw: new TextEncoder().encode(text + "\r\n") };
-}
+});
 
 function start(overrides: Record<string, unknown> = {}) {
   const translator = ircDccTranslatorFactory.create({
     ...ircDccOptionsSchema.parse(overrides),
     ports: [6667],
-    maxLineBytes: 4096,
+    maxLineBytes: IRC_MAX_LINE_BYTES,
   });
-  const fake = fakeBroker();
-  const session = translator.startSession(ctx, fake.broker);
-  const toServer: string[] = [];
-  const toClient: string[] = [];
-  const io: LineIo = {
-    sendToServer: (text) => (toServer.push(text), Promise.resolve()),
-    sendToClient: (text) => (toClient.push(text), Promise.resolve()),
-    close: () => {},
-    signal: new AbortController().signal,
-  };
+  // Listeners at the gateway's address of their side, ports from 50000, that never see a peer.
+  let nextPort = 50000;
+  const recording = recordingBroker(() => true, {
+    listenAt: ({ side }) => ({
+      address: (side === "client" ? ctx.clientSideLocal : ctx.serverSideLocal).address,
+      port: nextPort++,
+    }),
+  });
+  const session = translator.startSession(ctx, recording.broker);
+  const { io, toServer, toClient } = recordingIo();
   return {
-    ...fake,
     translator,
+    listens: recording.listens,
+    expects: recording.expected,
+    refusals: recording.calls.filter((call) => call.startsWith("refuse ")),
     toServer,
     toClient,
-    client: (text: string) => session.onClientLine!(line(text), io),
-    server: (text: string) => session.onServerLine!(line(text), io),
+    client: (text: string) => session.onClientLine!(lineOf(text), io),
+    server: (text: string) => session.onServerLine!(lineOf(text), io),
     close: () => session.close!(),
   };
 }
 
-Deno.test("irc-dcc claims cross-family sessions on its ports only", () => {
+Deno.test("irc-dcc claims cross-family sessions; the framework applies its ports", () => {
   const { translator, close } = start();
   assert.equal(translator.match(ctx), "claim");
-  assert.equal(translator.match({ ...ctx, target: { ...ctx.target, port: 6697 } }), "decline");
   const same = { ...ctx, server: { address: ip("198.51.100.2"), port: 6667 } };
   assert.equal(translator.match(same), "decline");
   assert.equal(start({ same_family: "translate" }).translator.match(same), "claim");
   return close();
+});
+
+Deno.test("an irc-dcc entry gets port 6667 and a line cap that fits IRCv3 message tags", () => {
+  const schema = translatorConfigSchema([
+    registerTranslator(ircDccTranslatorFactory),
+    registerTranslator(ftpTranslatorFactory),
+  ]);
+  const [irc, ftp, small] = createTranslators(
+    schema.array().parse([{ type: "irc-dcc" }, { type: "ftp" }, {
+      type: "irc-dcc",
+      max_line_bytes: 1024,
+    }]),
+    [registerTranslator(ircDccTranslatorFactory), registerTranslator(ftpTranslatorFactory)],
+  );
+  assert.deepEqual([...irc!.ports], [6667]);
+  // 8191 bytes of tags and a 512-byte message; other plugins keep the framework's 4096.
+  assert.equal(irc!.maxLineBytes, 8703);
+  assert.equal(ftp!.maxLineBytes, 4096);
+  assert.equal(small!.maxLineBytes, 1024);
 });
 
 Deno.test("a client's DCC SEND names the gateway's listener facing the server", async () => {
