@@ -185,10 +185,13 @@ export async function udpRate(
   const start = performance.now();
   let sent = 0;
   while (performance.now() - start < durationMs) {
+    // This window's echoes are awaited, not every echo so far: a datagram lost earlier (a proxy
+    // drops the first ones to a name while it resolves) must not make every later window wait.
+    const expected = path.received() + window;
     for (let i = 0; i < window; i++) await path.send(payload);
     sent += window;
     // Wait for this window's echoes, or 100 ms without one.
-    while (path.received() < sent) {
+    while (path.received() < expected) {
       const before = path.received();
       await path.next(100);
       if (path.received() === before) break;
