@@ -56,6 +56,15 @@ interface Upstream {
 /** Record fields of one request, filled as it goes. */
 type RequestRecord = Omit<ConnectionRecord, "outcome">;
 
+/** One client connection of the front: what serving any of its requests needs. */
+interface ClientConnection {
+  readonly conn: Deno.TcpConn;
+  readonly reader: HttpReader;
+  readonly services: SessionServices;
+  /** Who asks (its user changes when a later request logs in as another). */
+  readonly who: HttpPrincipal;
+}
+
 /** Why a wait for the client ended early. */
 class TimedOut extends Error {}
 
@@ -147,6 +156,7 @@ export async function runHttpSession(
     clientIsLocal: services.isLocalAddress(client),
   };
   const reader = new HttpReader(conn, options.prelude);
+  const connection: ClientConnection = { conn, reader, services, who };
   const login = new HttpLogin();
   const { handshakeMs, idleMs } = services.config.timeouts;
   let upstream: Upstream | null = null;
@@ -250,10 +260,10 @@ export async function runHttpSession(
       if (head.method === "CONNECT") {
         closeUpstream(upstream);
         upstream = null;
-        await tunnel(conn, reader, services, who, head, withUser, admitted?.admission.throttle);
+        await tunnel(connection, head, withUser, admitted?.admission.throttle);
         return;
       }
-      const kept = await forward(conn, reader, services, who, head, withUser, upstream);
+      const kept = await forward(connection, head, withUser, upstream);
       upstream = kept.upstream;
       if (!kept.keepClient) break;
     }
@@ -301,14 +311,12 @@ async function refuse(
  * user's throttles (bandwidth caps, quota) when it has any.
  */
 async function tunnel(
-  conn: Deno.TcpConn,
-  reader: HttpReader,
-  services: SessionServices,
-  who: HttpPrincipal,
+  connection: ClientConnection,
   head: RequestHead,
   record: RequestRecord,
   throttle: UserAdmission["throttle"],
 ): Promise<void> {
+  const { conn, reader, services, who } = connection;
   let target: SocksTarget;
   try {
     target = parseConnectTarget(head.target);
@@ -403,14 +411,12 @@ interface Exchange {
  * request without a body (nothing of the client's was consumed).
  */
 async function forward(
-  conn: Deno.TcpConn,
-  reader: HttpReader,
-  services: SessionServices,
-  who: HttpPrincipal,
+  connection: ClientConnection,
   head: RequestHead,
   record: RequestRecord,
   kept: Upstream | null,
 ): Promise<Forwarded> {
+  const { conn, reader, services, who } = connection;
   let upstream = kept;
   const drop = (): Forwarded => {
     closeUpstream(upstream);
