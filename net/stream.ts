@@ -17,3 +17,16 @@ export interface DuplexStream {
   /** Closes both sides and releases the resource. */
   close(): void;
 }
+
+/**
+ * Moves bytes from the front of `queue` (not empty) into `buffer`: as many as the first chunk
+ * holds and `buffer` takes, dropping the chunk once it is all read. Returns how many.
+ */
+export function readQueued(queue: Uint8Array[], buffer: Uint8Array): number {
+  const head = queue[0]!;
+  const n = Math.min(head.length, buffer.length);
+  buffer.set(head.subarray(0, n));
+  if (n === head.length) queue.shift();
+  else queue[0] = head.subarray(n);
+  return n;
+}
