@@ -133,6 +133,26 @@ function spawnLimited(argv: string[], log: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/**
+ * Spawns `argv` as {@linkcode spawnLimited} does and waits up to `ms` for it to listen on
+ * `port`; stops it when it does not.
+ */
+async function spawnListening(
+  argv: string[],
+  log: string,
+  port: number,
+  ms: number,
+): Promise<Deno.ChildProcess> {
+  const child = spawnLimited(argv, log);
+  try {
+    await waitForPort(port, child, ms, log);
+  } catch (error) {
+    await stopTree(child);
+    throw error;
+  }
+  return child;
+}
+
 async function stopTree(child: Deno.ChildProcess): Promise<void> {
   try {
     child.kill("SIGTERM");
@@ -262,7 +282,7 @@ async function startDualgate(
   // Extra `deno run` flags, e.g. an import map that swaps in a relay variant, or
   // --cpu-prof: see README "A/B of relay variants".
   const extra = (Deno.env.get("BENCH_DUALGATE_FLAGS") ?? "").split(/\s+/).filter(Boolean);
-  const child = spawnLimited(
+  const child = await spawnListening(
     [
       Deno.execPath(),
       "run",
@@ -277,13 +297,9 @@ async function startDualgate(
       config,
     ],
     log,
+    port,
+    60_000,
   );
-  try {
-    await waitForPort(port, child, 60_000, log);
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   if (protocol === "http") return httpPeer(child, { hostname: "127.0.0.1", port }, options.target);
   return proxyPeer(
     name,
@@ -343,16 +359,12 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     ].join("\n"),
   );
   const log = `${options.workDir}/danted.log`;
-  const child = spawnLimited(
+  const child = await spawnListening(
     ["danted", "-f", config, "-N", String(navigator.hardwareConcurrency)],
     log,
+    port,
+    15_000,
   );
-  try {
-    await waitForPort(port, child, 15_000, log);
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   return proxyPeer(
     "dante",
     child,
@@ -369,16 +381,12 @@ async function startMicrosocks(options: StartPeerOptions): Promise<Peer> {
   const port = freePort();
   // microsocks 1.0.3 logs every connection to stderr and has no quiet flag: discard it, as
   // dualgate's own logging is set to warnings only.
-  const child = spawnLimited(
+  const child = await spawnListening(
     ["microsocks", "-i", "127.0.0.1", "-p", String(port)],
     "/dev/null",
+    port,
+    15_000,
   );
-  try {
-    await waitForPort(port, child, 15_000, "/dev/null");
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   return proxyPeer(
     "microsocks",
     child,
