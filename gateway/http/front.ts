@@ -24,7 +24,7 @@ import type { SessionServices } from "../session_types.ts";
 import type { Dialed } from "../upstream/types.ts";
 import { HttpLogin, LoginError } from "./auth.ts";
 import { copyBody } from "./body.ts";
-import { dialTarget, type HttpPrincipal } from "./dial.ts";
+import { dialTarget, type HttpDial, type HttpPrincipal } from "./dial.ts";
 import { HttpError } from "./errors.ts";
 import { endToEndFields, serializeHead, wantsKeepAlive, withVia } from "./headers.ts";
 import {
@@ -307,6 +307,30 @@ async function refuse(
 }
 
 /**
+ * Dials `target` for a request of `connection` and notes the session's rule subject; when the
+ * dial fails, refuses the request with the dial's status (403, 502, 504) and returns `null`.
+ */
+async function dialOrRefuse(
+  connection: ClientConnection,
+  base: RequestRecord,
+  target: SocksTarget,
+): Promise<Extract<HttpDial, { ok: true }> | null> {
+  const { conn, services, who } = connection;
+  const dial = await dialTarget(services, { ...who, target });
+  if (!dial.ok) {
+    await refuse(
+      conn,
+      services,
+      { ...base, connectMs: dial.connectMs },
+      new HttpError(dial.status, dial.reason),
+    );
+    return null;
+  }
+  services.noteSession?.(conn, { subject: dial.subject });
+  return dial;
+}
+
+/**
  * `CONNECT host:port`: dial, answer 200, then the core relay until either side ends, under the
  * user's throttles (bandwidth caps, quota) when it has any.
  */
@@ -326,18 +350,9 @@ async function tunnel(
     return;
   }
   const base: RequestRecord = { ...record, command: "http-connect", target };
-  const dial = await dialTarget(services, { ...who, target });
-  if (!dial.ok) {
-    await refuse(
-      conn,
-      services,
-      { ...base, connectMs: dial.connectMs },
-      new HttpError(dial.status, dial.reason),
-    );
-    return;
-  }
+  const dial = await dialOrRefuse(connection, base, target);
+  if (dial === null) return;
   const { dialed } = dial;
-  services.noteSession?.(conn, { subject: dial.subject });
   const connected: RequestRecord = { ...base, connectMs: dial.connectMs, used: dialed.remote };
   try {
     await writeAll(conn, CONNECT_ESTABLISHED);
@@ -444,18 +459,9 @@ async function forward(
   for (let attempt = 0; attempt < 2; attempt++) {
     const reused = upstream !== null;
     if (upstream === null) {
-      const dial = await dialTarget(services, { ...who, target: absolute.target });
-      if (!dial.ok) {
-        await refuse(
-          conn,
-          services,
-          { ...base, connectMs: dial.connectMs },
-          new HttpError(dial.status, dial.reason),
-        );
-        return drop();
-      }
+      const dial = await dialOrRefuse(connection, base, absolute.target);
+      if (dial === null) return drop();
       connectMs = dial.connectMs;
-      services.noteSession?.(conn, { subject: dial.subject });
       upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
     result = await exchange(conn, reader, services, head, absolute, framing, upstream);
