@@ -133,6 +133,17 @@ function spawnLimited(argv: string[], log: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Writes `header` on `conn` and returns it; closes it when the write fails. */
+async function sentOrClosed(conn: Deno.TcpConn, header: Uint8Array): Promise<Deno.TcpConn> {
+  try {
+    await writeAll(conn, header);
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  }
+  return conn;
+}
+
 /**
  * Spawns `argv` as {@linkcode spawnLimited} does and waits up to `ms` for it to listen on
  * `port`; stops it when it does not.
@@ -191,13 +202,7 @@ function proxyPeer(
     v6Note,
     async open(family, header) {
       const conn = await socksConnect(proxy, family === 4 ? v4Request : v6Request);
-      try {
-        await writeAll(conn, header);
-      } catch (error) {
-        closeQuietly(conn);
-        throw error;
-      }
-      return conn;
+      return await sentOrClosed(conn, header);
     },
     ...(udpV6Target !== undefined && {
       udp: (family: 4 | 6) =>
@@ -323,13 +328,7 @@ function httpPeer(child: Deno.ChildProcess, proxy: Endpoint, target: TargetPorts
         proxy,
         family === 4 ? `127.0.0.1:${target.v4}` : `${V6_NAME}:${target.v6}`,
       );
-      try {
-        await writeAll(conn, header);
-      } catch (error) {
-        closeQuietly(conn);
-        throw error;
-      }
-      return conn;
+      return await sentOrClosed(conn, header);
     },
     [Symbol.asyncDispose]: () => stopTree(child),
   };
