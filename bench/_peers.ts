@@ -133,6 +133,37 @@ function spawnLimited(argv: string[], log: string): Deno.ChildProcess {
   }).spawn();
 }
 
+/** Writes `header` on `conn` and returns it; closes it when the write fails. */
+async function sentOrClosed(conn: Deno.TcpConn, header: Uint8Array): Promise<Deno.TcpConn> {
+  try {
+    await writeAll(conn, header);
+  } catch (error) {
+    closeQuietly(conn);
+    throw error;
+  }
+  return conn;
+}
+
+/**
+ * Spawns `argv` as {@linkcode spawnLimited} does and waits up to `ms` for it to listen on
+ * `port`; stops it when it does not.
+ */
+async function spawnListening(
+  argv: string[],
+  log: string,
+  port: number,
+  ms: number,
+): Promise<Deno.ChildProcess> {
+  const child = spawnLimited(argv, log);
+  try {
+    await waitForPort(port, child, ms, log);
+  } catch (error) {
+    await stopTree(child);
+    throw error;
+  }
+  return child;
+}
+
 async function stopTree(child: Deno.ChildProcess): Promise<void> {
   try {
     child.kill("SIGTERM");
@@ -171,13 +202,7 @@ function proxyPeer(
     v6Note,
     async open(family, header) {
       const conn = await socksConnect(proxy, family === 4 ? v4Request : v6Request);
-      try {
-        await writeAll(conn, header);
-      } catch (error) {
-        closeQuietly(conn);
-        throw error;
-      }
-      return conn;
+      return await sentOrClosed(conn, header);
     },
     ...(udpV6Target !== undefined && {
       udp: (family: 4 | 6) =>
@@ -262,7 +287,7 @@ async function startDualgate(
   // Extra `deno run` flags, e.g. an import map that swaps in a relay variant, or
   // --cpu-prof: see README "A/B of relay variants".
   const extra = (Deno.env.get("BENCH_DUALGATE_FLAGS") ?? "").split(/\s+/).filter(Boolean);
-  const child = spawnLimited(
+  const child = await spawnListening(
     [
       Deno.execPath(),
       "run",
@@ -277,13 +302,9 @@ async function startDualgate(
       config,
     ],
     log,
+    port,
+    60_000,
   );
-  try {
-    await waitForPort(port, child, 60_000, log);
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   if (protocol === "http") return httpPeer(child, { hostname: "127.0.0.1", port }, options.target);
   return proxyPeer(
     name,
@@ -307,13 +328,7 @@ function httpPeer(child: Deno.ChildProcess, proxy: Endpoint, target: TargetPorts
         proxy,
         family === 4 ? `127.0.0.1:${target.v4}` : `${V6_NAME}:${target.v6}`,
       );
-      try {
-        await writeAll(conn, header);
-      } catch (error) {
-        closeQuietly(conn);
-        throw error;
-      }
-      return conn;
+      return await sentOrClosed(conn, header);
     },
     [Symbol.asyncDispose]: () => stopTree(child),
   };
@@ -343,16 +358,12 @@ async function startDante(options: StartPeerOptions): Promise<Peer> {
     ].join("\n"),
   );
   const log = `${options.workDir}/danted.log`;
-  const child = spawnLimited(
+  const child = await spawnListening(
     ["danted", "-f", config, "-N", String(navigator.hardwareConcurrency)],
     log,
+    port,
+    15_000,
   );
-  try {
-    await waitForPort(port, child, 15_000, log);
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   return proxyPeer(
     "dante",
     child,
@@ -369,16 +380,12 @@ async function startMicrosocks(options: StartPeerOptions): Promise<Peer> {
   const port = freePort();
   // microsocks 1.0.3 logs every connection to stderr and has no quiet flag: discard it, as
   // dualgate's own logging is set to warnings only.
-  const child = spawnLimited(
+  const child = await spawnListening(
     ["microsocks", "-i", "127.0.0.1", "-p", String(port)],
     "/dev/null",
+    port,
+    15_000,
   );
-  try {
-    await waitForPort(port, child, 15_000, "/dev/null");
-  } catch (error) {
-    await stopTree(child);
-    throw error;
-  }
   return proxyPeer(
     "microsocks",
     child,

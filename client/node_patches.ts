@@ -28,6 +28,7 @@ import net from "node:net";
 import process from "node:process";
 import { formatIp } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
+import { readQueued } from "../net/stream.ts";
 import { socksHandshake } from "../socks5/client.ts";
 import { SocksReplyError } from "../socks5/errors.ts";
 import type { SocksTarget } from "../socks5/types.ts";
@@ -92,12 +93,7 @@ class SocketSource {
       await new Promise<void>((resolve) => this.#wake = resolve);
       this.#wake = undefined;
     }
-    const chunk = this.#chunks[0]!;
-    const n = Math.min(buffer.length, chunk.length);
-    buffer.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    return n;
+    return readQueued(this.#chunks, buffer);
   }
 
   write(data: Uint8Array): Promise<number> {

@@ -110,6 +110,16 @@ function errorText(error) {
   return error instanceof Error ? error.message : String(error);
 }
 
+// net/stream.ts
+function readQueued(queue, buffer) {
+  const head = queue[0];
+  const n = Math.min(head.length, buffer.length);
+  buffer.set(head.subarray(0, n));
+  if (n === head.length) queue.shift();
+  else queue[0] = head.subarray(n);
+  return n;
+}
+
 // net/io.ts
 async function writeAll(sink, bytes) {
   let written = 0;
@@ -815,12 +825,7 @@ var SocketSource = class {
       await new Promise((resolve) => this.#wake = resolve);
       this.#wake = void 0;
     }
-    const chunk = this.#chunks[0];
-    const n = Math.min(buffer.length, chunk.length);
-    buffer.set(chunk.subarray(0, n));
-    if (n === chunk.length) this.#chunks.shift();
-    else this.#chunks[0] = chunk.subarray(n);
-    return n;
+    return readQueued(this.#chunks, buffer);
   }
   write(data) {
     return new Promise((resolve, reject) => {

@@ -28,6 +28,7 @@ import { handleBind } from "./commands/bind.ts";
 import type { ProxyProtocolMode } from "./config/types.ts";
 import { handleConnect } from "./commands/connect.ts";
 import { readProxyHeader } from "./listen/proxy_protocol.ts";
+import type { ConnectionRecord } from "./observe/connection_log.ts";
 import { failAndClose, lingerAndClose } from "./replies.ts";
 import { handleResolve } from "./commands/resolve.ts";
 import type { Handshaken, LoginVerdict, SessionServices } from "./session_types.ts";
@@ -196,16 +197,25 @@ export async function runSession(
     });
     return;
   }
+  const { request, user } = outcome;
+  // Refuses the handshaken request: the failure reply, then the record (its fields in order).
+  const refuse = async (
+    fields: Pick<ConnectionRecord, "refusal" | "reason"> & { readonly reply: ReplyCode },
+  ): Promise<void> => {
+    await failAndClose(conn, fields.reply);
+    services.record({
+      ...base,
+      ...(user !== undefined ? { user } : {}),
+      target: request.target,
+      outcome: "rejected",
+      ...fields,
+    });
+  };
   // Per-user limits: refused with REP 2 (a policy refusal, like the rules'), else the user's
   // place is held until the session ends, on every path.
   const admission = services.admitUser?.(outcome.user);
   if (typeof admission === "string") {
-    await failAndClose(conn, Reply.NotAllowedByRuleset);
-    services.record({
-      ...base,
-      ...(outcome.user !== undefined ? { user: outcome.user } : {}),
-      target: outcome.request.target,
-      outcome: "rejected",
+    await refuse({
       reply: Reply.NotAllowedByRuleset,
       refusal: admission,
       reason: admission === "quota"
@@ -251,12 +261,7 @@ export async function runSession(
   }
   const known = outcome.request.command === Command.Bind ||
     outcome.request.command === Command.UdpAssociate;
-  await failAndClose(conn, Reply.CommandNotSupported);
-  services.record({
-    ...base,
-    ...(session.user !== undefined ? { user: session.user } : {}),
-    target: outcome.request.target,
-    outcome: "rejected",
+  await refuse({
     reason: known
       ? `command ${outcome.request.command} not supported on a chained route`
       : `command ${outcome.request.command} not supported`,

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { readQueued } from "../net/stream.ts";
 import type { RelayStream } from "./types.ts";
 
 /** A read started on a connection and not yet consumed: its buffer and its result. */
@@ -38,13 +39,8 @@ export class HandBackStream implements RelayStream {
       if (n === null) return null;
       this.#queue.push(pending.buffer.subarray(0, n));
     }
-    const head = this.#queue[0];
-    if (!head) return this.#conn.read(buffer);
-    const n = Math.min(head.length, buffer.length);
-    buffer.set(head.subarray(0, n));
-    if (n === head.length) this.#queue.shift();
-    else this.#queue[0] = head.subarray(n);
-    return n;
+    if (this.#queue.length === 0) return this.#conn.read(buffer);
+    return readQueued(this.#queue, buffer);
   }
 
   /** Writes to the connection. */

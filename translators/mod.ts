@@ -68,6 +68,7 @@ export {
   matchAcrossFamilies,
   type SameFamily,
   sameFamilySchema,
+  translatorAcrossFamilies,
   type YamlKey,
   type YamlKeys,
   type YamlMapping,

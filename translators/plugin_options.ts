@@ -22,7 +22,7 @@
  */
 
 import { z } from "zod";
-import type { MatchResult, TranslatorContext } from "./types.ts";
+import type { MatchResult, Translator, TranslatorContext } from "./types.ts";
 
 /** What a translator does with sessions whose client and server are of the same family. */
 export type SameFamily = "pass" | "translate";
@@ -37,6 +37,18 @@ export const sameFamilySchema = z.enum(["pass", "translate"]).default("pass");
 export function matchAcrossFamilies(ctx: TranslatorContext, sameFamily: SameFamily): MatchResult {
   const crossFamily = ctx.client.address.family !== ctx.server.address.family;
   return crossFamily || sameFamily === "translate" ? "claim" : "decline";
+}
+
+/**
+ * A translator of `type` across IP families: claims sessions as {@linkcode matchAcrossFamilies}
+ * decides with `sameFamily`, and starts each claimed one with `startSession`.
+ */
+export function translatorAcrossFamilies(
+  type: string,
+  sameFamily: SameFamily,
+  startSession: Translator["startSession"],
+): Translator {
+  return { type, match: (ctx) => matchAcrossFamilies(ctx, sameFamily), startSession };
 }
 
 /** A typed option's YAML key; `{ seconds: key }` for a duration typed in milliseconds. */

@@ -24,6 +24,7 @@
 
 import type { z } from "zod";
 import type { IpAddress, IpEndpoint } from "../net/address.ts";
+import type { DuplexStream } from "../net/stream.ts";
 import type { SocksTarget } from "../socks5/types.ts";
 
 /** Which connection of a relayed session: the SOCKS client's or the destination server's. */
@@ -145,16 +146,7 @@ export interface Translator {
 }
 
 /** A byte stream as the gateway's core relay drives it (a `Deno.Conn` is one). */
-export interface RelayStream {
-  /** Reads into the buffer; `null` at end of stream. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes some of the bytes; returns how many. */
-  write(bytes: Uint8Array): Promise<number>;
-  /** Shuts down the write side (sends FIN). */
-  closeWrite(): Promise<void>;
-  /** Closes both sides and releases the resource. */
-  close(): void;
-}
+export type RelayStream = DuplexStream;
 
 /** What the gateway's core relay reports (its `RelayResult`). */
 export interface RelayCounts {

@@ -98,6 +98,37 @@ export function denialText(verdict: RuleVerdict, rulesConfigured: boolean): stri
     : "denied by the safe defaults: destination is host-local";
 }
 
+/**
+ * A dial's `permit` that judges every address tried by the rules, and what it judged: the last
+ * denying verdict (so that a refusal says which rule, or default, refused) and the subject the
+ * dial was last allowed under (a reload with `recheck` judges the relay by it).
+ */
+export interface RulePermit {
+  /** Evaluates the rules on `subject(address)`; true when they allow it. */
+  readonly permit: (address?: IpAddress) => boolean;
+  /** The last denying verdict, if any. */
+  denial?: RuleVerdict;
+  /** The last subject the rules allowed, if any. */
+  allowed?: RuleSubject;
+}
+
+/** A {@linkcode RulePermit} that judges `subject(address)` by `services.rules`. */
+export function rulePermit(
+  services: Pick<SessionServices, "rules">,
+  subject: (address?: IpAddress) => RuleSubject,
+): RulePermit {
+  const judged: RulePermit = {
+    permit: (address) => {
+      const asked = subject(address);
+      const verdict = services.rules.evaluate(asked);
+      if (!verdict.allow) judged.denial = verdict;
+      else judged.allowed = asked;
+      return verdict.allow;
+    },
+  };
+  return judged;
+}
+
 /** Sends a failure reply to `session`'s request, closes shortly after, and records why. */
 export async function rejectRequest(
   session: Handshaken,

@@ -21,9 +21,9 @@ import {
   rejectRequest,
   relayCounted,
   replySucceeded,
+  rulePermit,
   ruleSubjectsOf,
 } from "./_request_context.ts";
-import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
 import { standInBound, type StandInLookup } from "./stand_ins.ts";
 import type { Handshaken, SessionServices } from "../session_types.ts";
 import type { ExpectedConnection } from "../../translators/types.ts";
@@ -72,10 +72,8 @@ export async function handleConnect(
   const egress = egressPoolFor(route.egress, { name: session.user, pools: services.userEgress })
     ?.selection(egressKeyOf(target, { user: session.user, client: client.address }));
   let dialed: Dialed;
-  // The last denying verdict, so that a REP 2 record says which rule (or default) refused.
-  let denial: RuleVerdict | undefined;
-  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
-  let allowed: RuleSubject | undefined;
+  // The last denial (for the REP 2 record) and the subject the dial was allowed under.
+  const judged = rulePermit(services, subject);
   const dialStartedAt = performance.now();
   try {
     dialed = await route.dialer.dial({
@@ -89,13 +87,7 @@ export async function handleConnect(
         client: { source: client, destination: session.local, isLocal: session.clientIsLocal },
       }),
       ...(egress && { egress }),
-      permit: (address) => {
-        const asked = subject(address);
-        const verdict = services.rules.evaluate(asked);
-        if (!verdict.allow) denial = verdict;
-        else allowed = asked;
-        return verdict.allow;
-      },
+      permit: judged.permit,
     });
   } catch (error) {
     const connectMs = performance.now() - dialStartedAt;
@@ -106,8 +98,8 @@ export async function handleConnect(
       { ...base, connectMs },
       reply,
       via +
-        (reply === Reply.NotAllowedByRuleset && denial !== undefined
-          ? `Cannot connect: ${denialText(denial, services.config.rules !== null)}`
+        (reply === Reply.NotAllowedByRuleset && judged.denial !== undefined
+          ? `Cannot connect: ${denialText(judged.denial, services.config.rules !== null)}`
           : errorText(error)),
     );
     return;
@@ -128,7 +120,7 @@ export async function handleConnect(
     { record: { ...connected, used: dialed.remote }, release: () => dialed.conn.close() },
   );
   if (!answered) return;
-  services.noteSession?.(conn, { subject: allowed ?? subject() });
+  services.noteSession?.(conn, { subject: judged.allowed ?? subject() });
 
   const translated = await services.translation.translate(session, dialed, route);
   if (translated) {

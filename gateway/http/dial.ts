@@ -10,9 +10,9 @@
 import type { IpEndpoint } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { Command, Reply, type SocksTarget } from "../../socks5/types.ts";
-import type { RuleSubject, RuleVerdict } from "../access/rules.ts";
+import type { RuleSubject } from "../access/rules.ts";
 import { egressKeyOf, egressPoolFor } from "../upstream/egress.ts";
-import { denialText, ruleSubjectsOf } from "../commands/_request_context.ts";
+import { denialText, rulePermit, ruleSubjectsOf } from "../commands/_request_context.ts";
 import { replyForError } from "../reply_codes.ts";
 import type { SessionServices } from "../session_types.ts";
 import type { Dialed } from "../upstream/types.ts";
@@ -62,9 +62,8 @@ export async function dialTarget(
     "connect",
     target,
   );
-  let denial: RuleVerdict | undefined;
-  // The subject the dial was allowed under: a reload with `recheck` judges the relay by it.
-  let allowed: RuleSubject | undefined;
+  // The last denial and the subject the dial was allowed under.
+  const judged = rulePermit(services, subject);
   const timeout = AbortSignal.timeout(services.config.timeouts.connectMs);
   const route = services.route(target);
   // The same egress choice as a SOCKS CONNECT (per user, else the route's pool).
@@ -77,27 +76,21 @@ export async function dialTarget(
       signal: AbortSignal.any([timeout, services.shutdown]),
       client: { source: who.client, destination: who.local, isLocal: who.clientIsLocal },
       ...(egress && { egress }),
-      permit: (address) => {
-        const asked = subject(address);
-        const verdict = services.rules.evaluate(asked);
-        if (!verdict.allow) denial = verdict;
-        else allowed = asked;
-        return verdict.allow;
-      },
+      permit: judged.permit,
     });
     return {
       ok: true,
       dialed,
       connectMs: performance.now() - startedAt,
-      subject: allowed ?? subject(),
+      subject: judged.allowed ?? subject(),
     };
   } catch (error) {
     const connectMs = performance.now() - startedAt;
-    if (replyForError(error) === Reply.NotAllowedByRuleset && denial !== undefined) {
+    if (replyForError(error) === Reply.NotAllowedByRuleset && judged.denial !== undefined) {
       return {
         ok: false,
         status: 403,
-        reason: `Cannot connect: ${denialText(denial, services.config.rules !== null)}`,
+        reason: `Cannot connect: ${denialText(judged.denial, services.config.rules !== null)}`,
         connectMs,
       };
     }

@@ -24,7 +24,7 @@ import type { SessionServices } from "../session_types.ts";
 import type { Dialed } from "../upstream/types.ts";
 import { HttpLogin, LoginError } from "./auth.ts";
 import { copyBody } from "./body.ts";
-import { dialTarget, type HttpPrincipal } from "./dial.ts";
+import { dialTarget, type HttpDial, type HttpPrincipal } from "./dial.ts";
 import { HttpError } from "./errors.ts";
 import { endToEndFields, serializeHead, wantsKeepAlive, withVia } from "./headers.ts";
 import {
@@ -55,6 +55,15 @@ interface Upstream {
 
 /** Record fields of one request, filled as it goes. */
 type RequestRecord = Omit<ConnectionRecord, "outcome">;
+
+/** One client connection of the front: what serving any of its requests needs. */
+interface ClientConnection {
+  readonly conn: Deno.TcpConn;
+  readonly reader: HttpReader;
+  readonly services: SessionServices;
+  /** Who asks (its user changes when a later request logs in as another). */
+  readonly who: HttpPrincipal;
+}
 
 /** Why a wait for the client ended early. */
 class TimedOut extends Error {}
@@ -147,6 +156,7 @@ export async function runHttpSession(
     clientIsLocal: services.isLocalAddress(client),
   };
   const reader = new HttpReader(conn, options.prelude);
+  const connection: ClientConnection = { conn, reader, services, who };
   const login = new HttpLogin();
   const { handshakeMs, idleMs } = services.config.timeouts;
   let upstream: Upstream | null = null;
@@ -250,10 +260,10 @@ export async function runHttpSession(
       if (head.method === "CONNECT") {
         closeUpstream(upstream);
         upstream = null;
-        await tunnel(conn, reader, services, who, head, withUser, admitted?.admission.throttle);
+        await tunnel(connection, head, withUser, admitted?.admission.throttle);
         return;
       }
-      const kept = await forward(conn, reader, services, who, head, withUser, upstream);
+      const kept = await forward(connection, head, withUser, upstream);
       upstream = kept.upstream;
       if (!kept.keepClient) break;
     }
@@ -297,18 +307,40 @@ async function refuse(
 }
 
 /**
+ * Dials `target` for a request of `connection` and notes the session's rule subject; when the
+ * dial fails, refuses the request with the dial's status (403, 502, 504) and returns `null`.
+ */
+async function dialOrRefuse(
+  connection: ClientConnection,
+  base: RequestRecord,
+  target: SocksTarget,
+): Promise<Extract<HttpDial, { ok: true }> | null> {
+  const { conn, services, who } = connection;
+  const dial = await dialTarget(services, { ...who, target });
+  if (!dial.ok) {
+    await refuse(
+      conn,
+      services,
+      { ...base, connectMs: dial.connectMs },
+      new HttpError(dial.status, dial.reason),
+    );
+    return null;
+  }
+  services.noteSession?.(conn, { subject: dial.subject });
+  return dial;
+}
+
+/**
  * `CONNECT host:port`: dial, answer 200, then the core relay until either side ends, under the
  * user's throttles (bandwidth caps, quota) when it has any.
  */
 async function tunnel(
-  conn: Deno.TcpConn,
-  reader: HttpReader,
-  services: SessionServices,
-  who: HttpPrincipal,
+  connection: ClientConnection,
   head: RequestHead,
   record: RequestRecord,
   throttle: UserAdmission["throttle"],
 ): Promise<void> {
+  const { conn, reader, services, who } = connection;
   let target: SocksTarget;
   try {
     target = parseConnectTarget(head.target);
@@ -318,18 +350,9 @@ async function tunnel(
     return;
   }
   const base: RequestRecord = { ...record, command: "http-connect", target };
-  const dial = await dialTarget(services, { ...who, target });
-  if (!dial.ok) {
-    await refuse(
-      conn,
-      services,
-      { ...base, connectMs: dial.connectMs },
-      new HttpError(dial.status, dial.reason),
-    );
-    return;
-  }
+  const dial = await dialOrRefuse(connection, base, target);
+  if (dial === null) return;
   const { dialed } = dial;
-  services.noteSession?.(conn, { subject: dial.subject });
   const connected: RequestRecord = { ...base, connectMs: dial.connectMs, used: dialed.remote };
   try {
     await writeAll(conn, CONNECT_ESTABLISHED);
@@ -403,14 +426,12 @@ interface Exchange {
  * request without a body (nothing of the client's was consumed).
  */
 async function forward(
-  conn: Deno.TcpConn,
-  reader: HttpReader,
-  services: SessionServices,
-  who: HttpPrincipal,
+  connection: ClientConnection,
   head: RequestHead,
   record: RequestRecord,
   kept: Upstream | null,
 ): Promise<Forwarded> {
+  const { conn, reader, services, who } = connection;
   let upstream = kept;
   const drop = (): Forwarded => {
     closeUpstream(upstream);
@@ -438,18 +459,9 @@ async function forward(
   for (let attempt = 0; attempt < 2; attempt++) {
     const reused = upstream !== null;
     if (upstream === null) {
-      const dial = await dialTarget(services, { ...who, target: absolute.target });
-      if (!dial.ok) {
-        await refuse(
-          conn,
-          services,
-          { ...base, connectMs: dial.connectMs },
-          new HttpError(dial.status, dial.reason),
-        );
-        return drop();
-      }
+      const dial = await dialOrRefuse(connection, base, absolute.target);
+      if (dial === null) return drop();
       connectMs = dial.connectMs;
-      services.noteSession?.(conn, { subject: dial.subject });
       upstream = { key, dialed: dial.dialed, reader: new HttpReader(dial.dialed.conn) };
     }
     result = await exchange(conn, reader, services, head, absolute, framing, upstream);

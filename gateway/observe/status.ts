@@ -9,6 +9,7 @@
  * @module
  */
 
+import { Reply, REPLY_NAMES as SOCKS_REPLY_NAMES } from "../../socks5/types.ts";
 import type { MetricSnapshot } from "./metrics.ts";
 
 /** One alternative of a hop, as one isolate sees it. */
@@ -189,17 +190,11 @@ export interface StatusSources {
   readonly now: number;
 }
 
-/** RFC 1928 reply names. */
+/** RFC 1928 reply names as the page shows them: SOCKS5's, the two longest shortened. */
 const REPLY_NAMES: Readonly<Record<number, string>> = {
-  0: "succeeded",
-  1: "general failure",
-  2: "not allowed by ruleset",
-  3: "network unreachable",
-  4: "host unreachable",
-  5: "connection refused",
-  6: "TTL expired",
-  7: "command not supported",
-  8: "address type not supported",
+  ...SOCKS_REPLY_NAMES,
+  [Reply.GeneralFailure]: "general failure",
+  [Reply.NotAllowedByRuleset]: "not allowed by ruleset",
 };
 
 /** The four family pairs, always shown. */

@@ -12,18 +12,10 @@
 
 import { IdleSweeper } from "./idle_sweeper.ts";
 import { closeQuietly } from "../../net/io.ts";
+import type { DuplexStream } from "../../net/stream.ts";
 
 /** A stream the relay can drive: a TCP connection or anything shaped like one. */
-export interface RelayConn {
-  /** Reads into the buffer; `null` at end of stream. */
-  read(buffer: Uint8Array): Promise<number | null>;
-  /** Writes some of the bytes; returns how many. */
-  write(bytes: Uint8Array): Promise<number>;
-  /** Shuts down the write side (sends FIN). */
-  closeWrite(): Promise<void>;
-  /** Closes both sides and releases the resource. */
-  close(): void;
-}
+export type RelayConn = DuplexStream;
 
 /** Options of {@linkcode relay}. */
 export interface RelayOptions {

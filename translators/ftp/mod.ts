@@ -5,7 +5,7 @@
  * @module
  */
 
-import { matchAcrossFamilies } from "../plugin_options.ts";
+import { translatorAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatFtpOptions, type FtpOptions, ftpOptionsSchema } from "./options.ts";
 import { FtpSession } from "./session.ts";
@@ -15,13 +15,11 @@ export { type FtpReply, FtpSession } from "./session.ts";
 
 /** Creates a configured FTP translator (what the registry does with a `type: ftp` entry). */
 export function createFtpTranslator(options: FtpOptions & TranslatorCommonOptions): Translator {
-  return {
-    type: "ftp",
-    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
-    startSession(ctx, broker) {
-      return new FtpSession(ctx, broker, options);
-    },
-  };
+  return translatorAcrossFamilies(
+    "ftp",
+    options.sameFamily,
+    (ctx, broker) => new FtpSession(ctx, broker, options),
+  );
 }
 
 /** The FTP plugin, as listed in `translators/registry.ts`. */

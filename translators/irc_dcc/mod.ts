@@ -7,7 +7,7 @@
  * @module
  */
 
-import { matchAcrossFamilies } from "../plugin_options.ts";
+import { translatorAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
 import { IrcDccSession } from "./session.ts";
@@ -25,13 +25,11 @@ export const IRC_MAX_LINE_BYTES = 8191 + 512;
 export function createIrcDccTranslator(
   options: IrcDccOptions & TranslatorCommonOptions,
 ): Translator {
-  return {
-    type: "irc-dcc",
-    match: (ctx) => matchAcrossFamilies(ctx, options.sameFamily),
-    startSession(ctx, broker) {
-      return new IrcDccSession(ctx, broker, options);
-    },
-  };
+  return translatorAcrossFamilies(
+    "irc-dcc",
+    options.sameFamily,
+    (ctx, broker) => new IrcDccSession(ctx, broker, options),
+  );
 }
 
 /** The IRC DCC plugin, as listed in `translators/registry.ts`. */
