@@ -13,7 +13,7 @@ import type { IpEndpoint } from "../net/address.ts";
 import { errorText } from "../net/error_text.ts";
 import { closeQuietly } from "../net/io.ts";
 import type { SocksTarget } from "../socks5/types.ts";
-import type { DataChannelBroker, DataListener, Side } from "./types.ts";
+import type { DataChannelBroker, DataListener, Side, TranslatorContext } from "./types.ts";
 
 const logger = getLogger(["dualgate", "translators"]);
 
@@ -126,6 +126,29 @@ export class TaskSet {
   /** Resolves when every task spawned so far has ended. */
   async settled(): Promise<void> {
     await Promise.allSettled([...this.#tasks]);
+  }
+}
+
+/**
+ * What every translator session that opens data channels holds (FTP, IRC DCC): its context, the
+ * broker that opens the channels, its options, and the background tasks its end waits for.
+ */
+export abstract class DataChannelSession<Options> {
+  /** The session's context: ids, endpoints, the rules' view. */
+  protected readonly ctx: TranslatorContext;
+  /** Opens listeners and dials for the data channels. */
+  protected readonly broker: DataChannelBroker;
+  /** The plugin's options. */
+  protected readonly options: Options;
+  /** The data channels' background tasks, logged under `label`. */
+  protected readonly tasks: TaskSet;
+
+  /** `label` names the session's data channels in the log (`"ftp-data"`, `"irc-dcc"`). */
+  constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: Options, label: string) {
+    this.ctx = ctx;
+    this.broker = broker;
+    this.options = options;
+    this.tasks = new TaskSet(label, ctx.id);
   }
 }
 

@@ -58,6 +58,7 @@ export { createDataChannelBroker, DEFAULT_CONNECT_TIMEOUT_MS } from "./broker.ts
 export {
   bridgeDataChannel,
   type BridgeOptions,
+  DataChannelSession,
   type PortRange,
   portRangeSchema,
   serveDataListener,
@@ -65,6 +66,7 @@ export {
   TaskSet,
 } from "./data_channel.ts";
 export {
+  factoryAcrossFamilies,
   matchAcrossFamilies,
   type SameFamily,
   sameFamilySchema,

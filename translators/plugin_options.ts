@@ -22,7 +22,15 @@
  */
 
 import { z } from "zod";
-import type { MatchResult, Translator, TranslatorContext } from "./types.ts";
+import type {
+  DataChannelBroker,
+  MatchResult,
+  Translator,
+  TranslatorCommonOptions,
+  TranslatorContext,
+  TranslatorFactory,
+  TranslatorSession,
+} from "./types.ts";
 
 /** What a translator does with sessions whose client and server are of the same family. */
 export type SameFamily = "pass" | "translate";
@@ -49,6 +57,30 @@ export function translatorAcrossFamilies(
   startSession: Translator["startSession"],
 ): Translator {
   return { type, match: (ctx) => matchAcrossFamilies(ctx, sameFamily), startSession };
+}
+
+/**
+ * The factory of a plugin across IP families: `create` makes a translator that claims sessions
+ * as {@linkcode matchAcrossFamilies} decides with the entry's `same_family`, and starts each
+ * claimed one with `session` (the plugin's hooks for that session, with the entry's options).
+ */
+export function factoryAcrossFamilies<Options extends { readonly sameFamily: SameFamily }>(
+  plugin: Omit<TranslatorFactory<Options>, "create">,
+  session: (
+    ctx: TranslatorContext,
+    broker: DataChannelBroker,
+    options: Options & TranslatorCommonOptions,
+  ) => TranslatorSession,
+): TranslatorFactory<Options> {
+  return {
+    ...plugin,
+    create: (options) =>
+      translatorAcrossFamilies(
+        plugin.type,
+        options.sameFamily,
+        (ctx, broker) => session(ctx, broker, options),
+      ),
+  };
 }
 
 /** A typed option's YAML key; `{ seconds: key }` for a duration typed in milliseconds. */

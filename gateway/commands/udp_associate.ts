@@ -59,7 +59,7 @@ import {
   udpHeaderLength,
 } from "./_udp_association.ts";
 import { clientKey } from "../access/client_key.ts";
-import { UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
+import { type UdpDirection, UdpRateBudget, type UdpRateShare } from "../limits/udp_rate.ts";
 import { logger } from "../observe/log.ts";
 import {
   egressKeyOf,
@@ -255,6 +255,15 @@ class Association {
     this.#finished();
   }
 
+  /**
+   * Why a datagram of `size` bytes (the SOCKS header included) may not pass in `direction`:
+   * over `udp.max_datagram`, or over the client's or the total flood limit; null when it may.
+   * Oversized datagrams are judged first and take no token.
+   */
+  #refusal(size: number, direction: UdpDirection): DropReason | null {
+    return size > this.#maxDatagram ? "oversize" : this.#rates.admit(direction);
+  }
+
   /** Counts a dropped datagram in the association's record and, at once, in the metrics. */
   #drop(reason: DropReason, count = 1): void {
     this.counters.dropped[reason] += count;
@@ -290,11 +299,7 @@ class Association {
           hostname: this.#filter.hostname,
           port: source.port,
         };
-        if (n > this.#maxDatagram) {
-          this.#drop("oversize");
-          continue;
-        }
-        const refusedUp = this.#rates.admit("up");
+        const refusedUp = this.#refusal(n, "up");
         if (refusedUp !== null) {
           this.#drop(refusedUp);
           continue;
@@ -409,11 +414,7 @@ class Association {
           continue;
         }
         const header = peer.replyHeader;
-        if (n + header.length > this.#maxDatagram) {
-          this.#drop("oversize");
-          continue;
-        }
-        const refusedDown = this.#rates.admit("down");
+        const refusedDown = this.#refusal(n + header.length, "down");
         if (refusedDown !== null) {
           this.#drop(refusedDown);
           continue;

@@ -13,7 +13,7 @@ import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { errorText } from "../../net/error_text.ts";
 import { withTimeout } from "../_timeout.ts";
-import { serveDataListener, TaskSet } from "../data_channel.ts";
+import { DataChannelSession, serveDataListener } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -100,10 +100,7 @@ class ServerGoneError extends Error {
 }
 
 /** The FTP session hooks; see the module doc. */
-export class FtpSession implements TranslatorSession {
-  readonly #ctx: TranslatorContext;
-  readonly #broker: DataChannelBroker;
-  readonly #options: FtpOptions;
+export class FtpSession extends DataChannelSession<FtpOptions> implements TranslatorSession {
   readonly #queue: Disposition[] = [];
   #current: { code: number; disposition: Disposition } | null = null;
   #epsvAll = false;
@@ -112,14 +109,10 @@ export class FtpSession implements TranslatorSession {
   #setup = new AbortController();
   /** Running data relays: aborted by ABOR, REIN, QUIT and the session's end. */
   #transfers = new AbortController();
-  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: FtpOptions) {
-    this.#ctx = ctx;
-    this.#broker = broker;
-    this.#options = options;
-    this.#tasks = new TaskSet(DATA_LABEL, ctx.id);
+    super(ctx, broker, options, DATA_LABEL);
   }
 
   /** Handles one client command. */
@@ -127,7 +120,7 @@ export class FtpSession implements TranslatorSession {
     const parsed = parseCommand(line.text);
     if (!parsed.ok) {
       logger.info("Refused FTP command line: {reason}", {
-        id: this.#ctx.id,
+        id: this.ctx.id,
         reason: parsed.reason,
       });
       await io.sendToClient(`500 ${parsed.reason}`);
@@ -160,11 +153,11 @@ export class FtpSession implements TranslatorSession {
         await this.#active(io, verb, command.argument.trim());
         return "consumed";
       }
-      if (this.#options.refuseTls && verb === "AUTH") {
+      if (this.options.refuseTls && verb === "AUTH") {
         await io.sendToClient("534 TLS cannot be used through this translating gateway");
         return "consumed";
       }
-      if (this.#options.refuseTls && TLS_VERBS.has(verb)) {
+      if (this.options.refuseTls && TLS_VERBS.has(verb)) {
         await io.sendToClient("503 No security exchange through this translating gateway");
         return "consumed";
       }
@@ -174,7 +167,7 @@ export class FtpSession implements TranslatorSession {
       }
       this.#queue.push({
         kind: "forward",
-        filterFeat: verb === "FEAT" && this.#options.refuseTls,
+        filterFeat: verb === "FEAT" && this.options.refuseTls,
       });
       // The one normal form reaches the server (upper-case verb), or the exact bytes when
       // they already are that form.
@@ -217,7 +210,7 @@ export class FtpSession implements TranslatorSession {
     const reply = parseReplyLine(text);
     if (!reply) {
       // Not a reply: a client might still read one into it (`227\t(…)`), so it is dropped.
-      logger.debug("Dropped FTP server line outside a reply", { id: this.#ctx.id });
+      logger.debug("Dropped FTP server line outside a reply", { id: this.ctx.id });
       return null;
     }
     let disposition: Disposition;
@@ -232,7 +225,7 @@ export class FtpSession implements TranslatorSession {
     if (disposition.kind === "forward" && PASSIVE_REPLY_CODES.has(reply.code)) {
       // Passive commands never reach the server as they are, so this answers something else.
       logger.warn("Refused a passive reply the gateway did not ask for: {code}", {
-        id: this.#ctx.id,
+        id: this.ctx.id,
         code: reply.code,
       });
       disposition = { kind: "refuse" };
@@ -262,7 +255,7 @@ export class FtpSession implements TranslatorSession {
     this.#setup.abort();
     this.#transfers.abort();
     this.#failAsks(new ServerGoneError("the session ended"));
-    await this.#tasks.settled();
+    await this.tasks.settled();
   }
 
   #dispatch(
@@ -307,7 +300,7 @@ export class FtpSession implements TranslatorSession {
   /** Sends a command of the gateway's own and waits for its whole final reply. */
   #ask(io: LineIo, command: string): Promise<FtpReply> {
     return withTimeout(
-      this.#options.replyTimeoutMs,
+      this.options.replyTimeoutMs,
       this.#closed.signal,
       (signal) =>
         new Promise<FtpReply>((resolve, reject) => {
@@ -369,8 +362,8 @@ export class FtpSession implements TranslatorSession {
   }
 
   async #passive(io: LineIo, verb: string, argument: string): Promise<void> {
-    const clientFamily = this.#ctx.client.address.family;
-    const serverFamily = this.#ctx.server.address.family;
+    const clientFamily = this.ctx.client.address.family;
+    const serverFamily = this.ctx.server.address.family;
     if (verb !== "EPSV" && argument !== "") {
       await io.sendToClient(`501 Syntax error: ${verb} takes no argument`);
       return;
@@ -397,7 +390,7 @@ export class FtpSession implements TranslatorSession {
       return;
     }
     // Never the address of a 227/228: the control connection's peer.
-    const serverData: IpEndpoint = { address: this.#ctx.server.address, port: serverPort };
+    const serverData: IpEndpoint = { address: this.ctx.server.address, port: serverPort };
     const refusal = this.#refuseServerPort(serverData);
     if (refusal !== null) {
       await io.sendToClient(`425 Cannot open data connection: ${refusal}`);
@@ -408,14 +401,14 @@ export class FtpSession implements TranslatorSession {
     const advertised = listener.endpoint;
     // A 227 holds IPv4 only: an IPv6-connected client gets a stand-in it reaches through SOCKS.
     const pasvAddress = verb === "PASV" && advertised.address.family === 6
-      ? pasvStandIn(this.#ctx.server.address)
+      ? pasvStandIn(this.ctx.server.address)
       : advertised.address;
     // SOCKS clients CONNECT to the original destination (curl's skip-pasv-ip) or to the 227
     // address; clients without SOCKS connect to the listener itself. First one wins.
-    serveDataListener(this.#broker, this.#tasks, listener, {
+    serveDataListener(this.broker, this.tasks, listener, {
       ...this.#dataChannel("server", serverData),
       expectTargets: [
-        { address: this.#ctx.target.address, port: advertised.port },
+        { address: this.ctx.target.address, port: advertised.port },
         { address: advertised.address, port: advertised.port },
         ...(pasvAddress === advertised.address
           ? []
@@ -430,8 +423,8 @@ export class FtpSession implements TranslatorSession {
   }
 
   async #active(io: LineIo, verb: string, argument: string): Promise<void> {
-    const clientFamily = this.#ctx.client.address.family;
-    const serverFamily = this.#ctx.server.address.family;
+    const clientFamily = this.ctx.client.address.family;
+    const serverFamily = this.ctx.server.address.family;
     let parsed: ActiveParse | null;
     if (verb === "PORT") {
       const endpoint = parsePort(argument);
@@ -460,7 +453,7 @@ export class FtpSession implements TranslatorSession {
     const requested = parsed.endpoint;
     // RFC 2577: only the client's own control address (the unspecified one means the same),
     // never a port below 1024; a refused command never reaches the server.
-    if (!isUnspecified(requested.address) && !sameIp(requested.address, this.#ctx.client.address)) {
+    if (!isUnspecified(requested.address) && !sameIp(requested.address, this.ctx.client.address)) {
       await io.sendToClient(`501 Rejected data connection to a foreign address`);
       return;
     }
@@ -468,8 +461,8 @@ export class FtpSession implements TranslatorSession {
       await io.sendToClient(`504 Rejected data connection to a port below 1024`);
       return;
     }
-    const clientData: IpEndpoint = { address: this.#ctx.client.address, port: requested.port };
-    if (!this.#broker.permits(clientData, { side: "client", label: DATA_LABEL })) {
+    const clientData: IpEndpoint = { address: this.ctx.client.address, port: requested.port };
+    if (!this.broker.permits(clientData, { side: "client", label: DATA_LABEL })) {
       await io.sendToClient("425 Cannot open data connection: refused by the gateway's rules");
       return;
     }
@@ -478,7 +471,7 @@ export class FtpSession implements TranslatorSession {
     const listener = await this.#listenForData("server", setup, io);
     if (!listener) return;
     // Accepting starts now: some servers connect before their 200 (pyftpdlib).
-    serveDataListener(this.#broker, this.#tasks, listener, {
+    serveDataListener(this.broker, this.tasks, listener, {
       ...this.#dataChannel("client", clientData),
       expectTargets: [],
       setupSignal: setup,
@@ -507,16 +500,16 @@ export class FtpSession implements TranslatorSession {
    * logged and recorded by the broker.
    */
   #refuseServerPort(serverData: IpEndpoint): string | null {
-    if (serverData.port < 1024 && serverData.port !== this.#ctx.server.port) {
+    if (serverData.port < 1024 && serverData.port !== this.ctx.server.port) {
       const reason = `the server's passive port ${serverData.port} is below 1024`;
-      this.#broker.refuse(serverData, {
+      this.broker.refuse(serverData, {
         side: "server",
         label: DATA_LABEL,
         reason: `Cannot connect data channel: ${reason}`,
       });
       return reason;
     }
-    if (!this.#broker.permits(serverData, { side: "server", label: DATA_LABEL })) {
+    if (!this.broker.permits(serverData, { side: "server", label: DATA_LABEL })) {
       return `the gateway's rules refuse the server's passive port ${serverData.port}`;
     }
     return null;
@@ -524,7 +517,7 @@ export class FtpSession implements TranslatorSession {
 
   /** A data channel's other leg (`target` on `side`), relayed until ABOR, REIN, QUIT or the end. */
   #dataChannel(side: Side, target: IpEndpoint) {
-    const common = { id: this.#ctx.id, label: DATA_LABEL, ttlMs: this.#options.dataTimeoutMs };
+    const common = { id: this.ctx.id, label: DATA_LABEL, ttlMs: this.options.dataTimeoutMs };
     return { ...common, side, target, signal: this.#transfers.signal };
   }
 
@@ -535,16 +528,16 @@ export class FtpSession implements TranslatorSession {
    */
   async #listenForData(side: Side, signal: AbortSignal, io: LineIo): Promise<DataListener | null> {
     try {
-      return await this.#broker.listen({
+      return await this.broker.listen({
         side,
-        peer: side === "client" ? this.#ctx.client.address : this.#ctx.server.address,
-        ports: side === "client" ? this.#options.passivePorts : this.#options.activePorts,
-        timeoutMs: this.#options.dataTimeoutMs,
+        peer: side === "client" ? this.ctx.client.address : this.ctx.server.address,
+        ports: side === "client" ? this.options.passivePorts : this.options.activePorts,
+        timeoutMs: this.options.dataTimeoutMs,
         signal,
       });
     } catch (error) {
       logger.warn("Cannot listen for FTP data: {error}", {
-        id: this.#ctx.id,
+        id: this.ctx.id,
         error: errorText(error),
       });
       await io.sendToClient("425 Cannot open data connection");

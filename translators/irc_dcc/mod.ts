@@ -7,7 +7,7 @@
  * @module
  */
 
-import { translatorAcrossFamilies } from "../plugin_options.ts";
+import { factoryAcrossFamilies } from "../plugin_options.ts";
 import type { Translator, TranslatorCommonOptions, TranslatorFactory } from "../types.ts";
 import { formatIrcDccOptions, type IrcDccOptions, ircDccOptionsSchema } from "./options.ts";
 import { IrcDccSession } from "./session.ts";
@@ -21,24 +21,17 @@ export { DCC_LABEL, IrcDccSession } from "./session.ts";
  */
 export const IRC_MAX_LINE_BYTES = 8191 + 512;
 
-/** Creates a configured IRC DCC translator (what the registry does with a `type: irc-dcc`). */
-export function createIrcDccTranslator(
-  options: IrcDccOptions & TranslatorCommonOptions,
-): Translator {
-  return translatorAcrossFamilies(
-    "irc-dcc",
-    options.sameFamily,
-    (ctx, broker) => new IrcDccSession(ctx, broker, options),
-  );
-}
-
 /** The IRC DCC plugin, as listed in `translators/registry.ts`. */
-export const ircDccTranslatorFactory: TranslatorFactory<IrcDccOptions> = {
+export const ircDccTranslatorFactory: TranslatorFactory<IrcDccOptions> = factoryAcrossFamilies({
   type: "irc-dcc",
   description: "IRC DCC across IPv4 and IPv6: SEND/CHAT/RESUME/ACCEPT offers rewritten",
   defaultPorts: [6667],
   defaultMaxLineBytes: IRC_MAX_LINE_BYTES,
   optionsSchema: ircDccOptionsSchema,
   formatOptions: formatIrcDccOptions,
-  create: createIrcDccTranslator,
-};
+}, (ctx, broker, options) => new IrcDccSession(ctx, broker, options));
+
+/** Creates a configured IRC DCC translator (what the registry does with a `type: irc-dcc`). */
+export const createIrcDccTranslator: (
+  options: IrcDccOptions & TranslatorCommonOptions,
+) => Translator = ircDccTranslatorFactory.create;

@@ -26,7 +26,7 @@ import { getLogger } from "@logtape/logtape";
 import { type IpAddress, type IpEndpoint, isUnspecified, sameIp } from "../../net/address.ts";
 import { isHostLocal, isMulticastOrBroadcast } from "../../net/cidr.ts";
 import { errorText } from "../../net/error_text.ts";
-import { serveDataListener, TaskSet } from "../data_channel.ts";
+import { DataChannelSession, serveDataListener } from "../data_channel.ts";
 import type {
   DataChannelBroker,
   DataListener,
@@ -78,20 +78,13 @@ type Translation = { readonly ok: true; readonly request: DccRequest } | {
 };
 
 /** The IRC DCC session hooks; see the module doc. */
-export class IrcDccSession implements TranslatorSession {
-  readonly #ctx: TranslatorContext;
-  readonly #broker: DataChannelBroker;
-  readonly #options: IrcDccOptions;
+export class IrcDccSession extends DataChannelSession<IrcDccOptions> implements TranslatorSession {
   readonly #offers = new Set<OpenOffer>();
   readonly #closed = new AbortController();
-  readonly #tasks: TaskSet;
 
   /** Creates the hooks for one session. */
   constructor(ctx: TranslatorContext, broker: DataChannelBroker, options: IrcDccOptions) {
-    this.#ctx = ctx;
-    this.#broker = broker;
-    this.#options = options;
-    this.#tasks = new TaskSet(DCC_LABEL, ctx.id);
+    super(ctx, broker, options, DCC_LABEL);
   }
 
   /** A line from the client: its DCC requests are translated toward the server. */
@@ -107,14 +100,14 @@ export class IrcDccSession implements TranslatorSession {
   /** Closes every listener and DCC relay, and waits for their tasks. */
   async close(): Promise<void> {
     this.#closed.abort();
-    await this.#tasks.settled();
+    await this.tasks.settled();
   }
 
   async #line(line: Line, io: LineIo, from: Side): Promise<LineVerdict> {
     if (!mentionsDcc(line.text)) return "forward";
     const refuse = (reason: string): LineVerdict => {
       logger.info("Dropped a DCC line from the {from}: {reason}", {
-        id: this.#ctx.id,
+        id: this.ctx.id,
         from,
         reason,
       });
@@ -162,7 +155,7 @@ export class IrcDccSession implements TranslatorSession {
     if (request.port === 0) {
       // Passive DCC: the receiver answers with its own listener; this address is not used to
       // connect, but it must not name the other side's family or the client's own address.
-      const local = from === "client" ? this.#ctx.serverSideLocal : this.#ctx.clientSideLocal;
+      const local = from === "client" ? this.ctx.serverSideLocal : this.ctx.clientSideLocal;
       return { ok: true, request: { ...request, address: local.address } };
     }
     return from === "client" ? this.#clientOffer(request) : this.#peerOffer(request);
@@ -170,7 +163,7 @@ export class IrcDccSession implements TranslatorSession {
 
   /** The client offers: the gateway listens facing the server, for any peer the rules allow. */
   async #clientOffer(offer: DccOffer): Promise<Translation> {
-    const client = this.#ctx.client.address;
+    const client = this.ctx.client.address;
     const clientData: IpEndpoint = { address: client, port: offer.port };
     if (!isUnspecified(offer.address) && !sameIp(offer.address, client)) {
       return this.#refused(
@@ -180,14 +173,14 @@ export class IrcDccSession implements TranslatorSession {
       );
     }
     if (offer.port < 1024) return this.#refused(clientData, "client", "a port below 1024");
-    if (this.#offers.size >= this.#options.maxOffers) {
+    if (this.#offers.size >= this.options.maxOffers) {
       return this.#refused(
         clientData,
         "client",
-        `more than ${this.#options.maxOffers} open offers`,
+        `more than ${this.options.maxOffers} open offers`,
       );
     }
-    if (!this.#broker.permits(clientData, { side: "client", label: DCC_LABEL })) {
+    if (!this.broker.permits(clientData, { side: "client", label: DCC_LABEL })) {
       return { ok: false, reason: "the gateway's rules refuse the client's port" };
     }
     let advertisedPort = 0;
@@ -195,7 +188,7 @@ export class IrcDccSession implements TranslatorSession {
     let stop = () => {};
     const listener = await this.#listen(offer, "server", (peer) => {
       const permitted = this.#acceptablePeer(peer.address) &&
-        this.#broker.permits(
+        this.broker.permits(
           { address: peer.address, port: advertisedPort },
           { side: "server", label: DCC_LABEL },
         );
@@ -225,13 +218,13 @@ export class IrcDccSession implements TranslatorSession {
       );
     }
     if (offer.port < 1024) return this.#refused(peerData, "server", "a port below 1024");
-    if (this.#offers.size >= this.#options.maxOffers) {
-      return this.#refused(peerData, "server", `more than ${this.#options.maxOffers} open offers`);
+    if (this.#offers.size >= this.options.maxOffers) {
+      return this.#refused(peerData, "server", `more than ${this.options.maxOffers} open offers`);
     }
-    if (!this.#broker.permits(peerData, { side: "server", label: DCC_LABEL })) {
+    if (!this.broker.permits(peerData, { side: "server", label: DCC_LABEL })) {
       return { ok: false, reason: "the gateway's rules refuse the offerer's address or port" };
     }
-    const listener = await this.#listen(offer, "client", this.#ctx.client.address);
+    const listener = await this.#listen(offer, "client", this.ctx.client.address);
     if (!listener) return { ok: false, reason: "cannot listen for the offer" };
     this.#serve(listener, offer, peerData, "server");
     return {
@@ -243,13 +236,13 @@ export class IrcDccSession implements TranslatorSession {
   /** Not the gateway's own address, loopback, unspecified, multicast or broadcast. */
   #acceptablePeer(address: IpAddress): boolean {
     return !isHostLocal(address) && !isUnspecified(address) && !isMulticastOrBroadcast(address) &&
-      !sameIp(address, this.#ctx.clientSideLocal.address) &&
-      !sameIp(address, this.#ctx.serverSideLocal.address);
+      !sameIp(address, this.ctx.clientSideLocal.address) &&
+      !sameIp(address, this.ctx.serverSideLocal.address);
   }
 
   #refused(endpoint: IpEndpoint, side: Side, why: string): Translation {
     const reason = `Cannot open DCC channel: ${why}`;
-    this.#broker.refuse(endpoint, { side, label: DCC_LABEL, reason });
+    this.broker.refuse(endpoint, { side, label: DCC_LABEL, reason });
     return { ok: false, reason };
   }
 
@@ -260,17 +253,17 @@ export class IrcDccSession implements TranslatorSession {
   ): Promise<(DataListener & { readonly setup: AbortController }) | null> {
     const setup = new AbortController();
     try {
-      const listener = await this.#broker.listen({
+      const listener = await this.broker.listen({
         side,
         peer,
-        ports: this.#options.listenPorts,
-        timeoutMs: this.#options.offerTimeoutMs,
+        ports: this.options.listenPorts,
+        timeoutMs: this.options.offerTimeoutMs,
         signal: AbortSignal.any([setup.signal, this.#closed.signal]),
       });
       return Object.assign(listener, { setup });
     } catch (error) {
       logger.warn("Cannot listen for a DCC {type}: {error}", {
-        id: this.#ctx.id,
+        id: this.ctx.id,
         type: offer.type,
         error: errorText(error),
       });
@@ -295,8 +288,8 @@ export class IrcDccSession implements TranslatorSession {
       setup: listener.setup,
     };
     this.#offers.add(open);
-    serveDataListener(this.#broker, this.#tasks, listener, {
-      id: this.#ctx.id,
+    serveDataListener(this.broker, this.tasks, listener, {
+      id: this.ctx.id,
       side: targetSide,
       label: DCC_LABEL,
       target,
@@ -304,7 +297,7 @@ export class IrcDccSession implements TranslatorSession {
       expectTargets: targetSide === "server"
         ? [{ address: listener.endpoint.address, port: listener.endpoint.port }]
         : [],
-      ttlMs: this.#options.offerTimeoutMs,
+      ttlMs: this.options.offerTimeoutMs,
       setupSignal: AbortSignal.any([listener.setup.signal, this.#closed.signal]),
       signal: this.#closed.signal,
       settled: () => this.#offers.delete(open),
