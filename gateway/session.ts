@@ -16,14 +16,7 @@ import {
 } from "../socks5/codec.ts";
 import { SocksProtocolError, TruncatedMessageError } from "../socks5/errors.ts";
 import { ExactReader } from "../socks5/exact_reader.ts";
-import {
-  AuthMethod,
-  type ByteSource,
-  Command,
-  Reply,
-  type ReplyCode,
-  type SocksRequest,
-} from "../socks5/types.ts";
+import { AuthMethod, Command, Reply, type ReplyCode, type SocksRequest } from "../socks5/types.ts";
 import { handleBind } from "./commands/bind.ts";
 import type { ProxyProtocolMode } from "./config/types.ts";
 import { handleConnect } from "./commands/connect.ts";
@@ -121,20 +114,6 @@ export interface RunSessionOptions {
   readonly prelude?: Uint8Array;
 }
 
-/** `conn` read after `prelude`. */
-function prefixed(conn: Deno.TcpConn, prelude: Uint8Array): ByteSource {
-  let rest: Uint8Array | null = prelude;
-  return {
-    read(buffer) {
-      if (rest === null || rest.length === 0) return conn.read(buffer);
-      const n = Math.min(buffer.length, rest.length);
-      buffer.set(rest.subarray(0, n));
-      rest = rest.subarray(n);
-      return Promise.resolve(n);
-    },
-  };
-}
-
 /**
  * Runs one client from accept to close. Never throws: every failure becomes a reply code (when
  * a reply is still possible), a close, and a log record.
@@ -150,7 +129,9 @@ export async function runSession(
   // A PROXY header that names no client (LOCAL, UNKNOWN, UDP/UNIX): whoever it is, not local.
   let clientUnknown = false;
   const local = endpointFromNetAddr(conn.localAddr);
-  const reader = new ExactReader(options.prelude ? prefixed(conn, options.prelude) : conn);
+  const reader = options.prelude
+    ? ExactReader.withPrelude(conn, options.prelude)
+    : new ExactReader(conn);
   const timeoutMs = services.config.timeouts.handshakeMs;
   const handshakeOver = new AbortController();
   const timer = setTimeout(() => {

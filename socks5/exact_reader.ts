@@ -29,6 +29,18 @@ export class ExactReader {
     this.#buffer = new Uint8Array(this.#capacity);
   }
 
+  /**
+   * A reader whose first bytes are `prelude` (already read from `source`, e.g. a first segment
+   * sniffed to choose the protocol), then `source`. All of `prelude` is held at once, however
+   * long, so none of it is lost to a later {@linkcode ExactReader.takeBuffered}.
+   */
+  static withPrelude(source: ByteSource, prelude: Uint8Array, capacity = 1024): ExactReader {
+    const reader = new ExactReader(source, Math.max(capacity, prelude.length));
+    reader.#buffer.set(prelude);
+    reader.#end = prelude.length;
+    return reader;
+  }
+
   /** Number of bytes read from the source but not yet consumed. */
   get buffered(): number {
     return this.#end - this.#start;

@@ -149,3 +149,12 @@ Deno.test("ExactReader reads from a real loopback TCP connection", async () => {
   await assert.rejects(reader.readByte(), TruncatedMessageError);
   await writing;
 });
+
+Deno.test("ExactReader.withPrelude() reads the prelude first and keeps all of it, however long", async () => {
+  const prelude = sequence(3000);
+  const reader = ExactReader.withPrelude(new ChunkSource(sequence(5, 200)), prelude);
+  assert.deepEqual(await reader.readExact(3), prelude.subarray(0, 3));
+  // A relay takes the rest after the handshake: the whole prelude is there, then the source.
+  assert.deepEqual(reader.takeBuffered(), prelude.subarray(3));
+  assert.equal(reader.buffered, 0);
+});

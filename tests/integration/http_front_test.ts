@@ -157,6 +157,36 @@ Deno.test("http: a mixed listener serves SOCKS5 and HTTP on one port", async () 
   http.close();
 });
 
+Deno.test("http: a mixed listener relays data a SOCKS client pipelined in a long first segment", async () => {
+  await using server = startServer("127.0.0.1", echo);
+  await using gw = startTestGateway(gatewayYaml("mixed"));
+  const conn = await connectTo(gw.endpoint(4));
+  // Greeting, CONNECT and 2 KiB of data in one write: the sniffed first segment is longer than
+  // the handshake reader's usual read-ahead, and none of it may be lost.
+  const data = Uint8Array.from({ length: 2048 }, (_, i) => i % 251);
+  const head = [5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, server.port >> 8, server.port & 255];
+  await writeAll(conn, Uint8Array.from([...head, ...data]));
+  const expected = 12 + data.length;
+  const got = new Uint8Array(expected);
+  let n = 0;
+  // Lost bytes would leave the echo waiting forever: give up after 5 s, and fail.
+  const deadline = setTimeout(() => conn.close(), 5000);
+  try {
+    while (n < expected) {
+      const read = await conn.read(got.subarray(n));
+      if (read === null) break;
+      n += read;
+    }
+  } catch { /* closed at the deadline */ }
+  clearTimeout(deadline);
+  try {
+    conn.close();
+  } catch { /* closed at the deadline */ }
+  assert.equal(n, expected, "reply and every pipelined byte came back");
+  assert.deepEqual([...got.subarray(0, 4)], [5, 0, 5, 0]);
+  assert.deepEqual(got.subarray(12), data);
+});
+
 Deno.test("http: errors are 400, 403, 502 with a one-line body and a close", async () => {
   await using gw = startTestGateway(
     gatewayYaml(
