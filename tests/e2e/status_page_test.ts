@@ -25,17 +25,11 @@ import {
   startTestGateway,
   writeAll,
 } from "../integration/_fixtures.ts";
+import { e2eIgnore, requireE2e } from "../helpers/netns.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const TOKEN = "browser-test-token";
 const ARTIFACTS = fileURLToPath(new URL("../artifacts/status_page/", import.meta.url));
-const hasChromium = (() => {
-  try {
-    return Deno.statSync(CHROMIUM).isFile;
-  } catch {
-    return false;
-  }
-})();
 
 function target(text: string, port: number): SocksTarget {
   return { address: parseIp(text)!, port };
@@ -171,11 +165,15 @@ function rowsOf(cdp: Cdp, id: string): Promise<string[][]> {
   );
 }
 
+const STATUS_PAGE_TEST =
+  "status page in headless Chromium shows live v4→v6 and v6→v4 relays, hops, charts";
+
 Deno.test({
-  name: "status page in headless Chromium shows live v4→v6 and v6→v4 relays, hops, charts" +
-    (hasChromium ? "" : ` (skipped: ${CHROMIUM} is not installed)`),
-  ignore: !hasChromium,
+  name: STATUS_PAGE_TEST,
+  // Skipped with a printed reason outside CI when Chromium is missing; in CI it runs and fails.
+  ignore: e2eIgnore(STATUS_PAGE_TEST, { programs: ["chromium"] }),
   async fn() {
+    requireE2e({ programs: ["chromium"] });
     const digest = Array.from(tokenDigest(TOKEN), (b) => b.toString(16).padStart(2, "0")).join("");
     using closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const deadPort = closed.addr.port;
