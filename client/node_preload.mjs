@@ -351,7 +351,7 @@ var ZERO_TARGET = {
 
 // socks5/exact_reader.ts
 var EMPTY = new Uint8Array(0);
-var ExactReader = class {
+var ExactReader = class _ExactReader {
   #source;
   #buffer;
   #capacity;
@@ -362,6 +362,17 @@ var ExactReader = class {
     this.#source = source;
     this.#capacity = Math.max(capacity, 600);
     this.#buffer = new Uint8Array(this.#capacity);
+  }
+  /**
+   * A reader whose first bytes are `prelude` (already read from `source`, e.g. a first segment
+   * sniffed to choose the protocol), then `source`. All of `prelude` is held at once, however
+   * long, so none of it is lost to a later {@linkcode ExactReader.takeBuffered}.
+   */
+  static withPrelude(source, prelude, capacity = 1024) {
+    const reader = new _ExactReader(source, Math.max(capacity, prelude.length));
+    reader.#buffer.set(prelude);
+    reader.#end = prelude.length;
+    return reader;
   }
   /** Number of bytes read from the source but not yet consumed. */
   get buffered() {
